@@ -1,0 +1,64 @@
+"""Settings: every KERMA_* environment variable, read in one place.
+
+The table in README.md lists the same variables; `tests/test_config.py` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a Kerma process needs to know about its site and its neighbours."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    http_threads: int = 8
+    data_dir: Path = Path("kerma-data")
+    # "" = embedded SQLite under data_dir; "mongodb://..." = MongoDB.
+    store: str = ""
+    redis_url: str = ""
+    dicom_port: int = 11112
+    hl7_port: int = 2575
+    ae_title: str = "KERMA"
+    # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
+    # Empty = derived from each request's Host header.
+    base_url: str = ""
+    max_body_bytes: int = 20 * 1024 * 1024
+    page_size_default: int = 50
+    page_size_max: int = 1000
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from KERMA_<FIELD> variables; unknown KERMA_ names are an error."""
+        environ = os.environ if environ is None else environ
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, object] = {}
+        for key, raw in environ.items():
+            if not key.startswith("KERMA_") or key.startswith("KERMA_TEST_"):
+                continue
+            name = key.removeprefix("KERMA_").lower()
+            if name not in fields:
+                raise ValueError(f"unknown setting {key}; see the configuration table in README.md")
+            values[name] = _convert(fields[name].type, raw, key)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "kerma.sqlite3"
+
+
+def _convert(type_name: object, raw: str, key: str) -> object:
+    if type_name in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{key} must be an integer, got {raw!r}") from None
+    if type_name in ("Path", Path):
+        return Path(raw)
+    return raw

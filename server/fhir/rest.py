@@ -1,0 +1,301 @@
+"""The FHIR REST door (Flask blueprint at /fhir): HTTP in, service call, HTTP out.
+
+Authentication, role checks and the audit trail happen here, around the service calls; the
+query logic lives in `service` (shared with GraphQL). Every error leaves as an
+OperationOutcome (see `init_app`'s handlers).
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from server.auth import audit
+from server.auth.roles import Action, Role, role
+from server.auth.users import authenticate
+from server.fhir import bundles, transaction
+from server.fhir.capability import capability_statement
+from server.fhir.errors import FhirError, outcome
+from server.fhir.service import FhirService, check_type
+from server.fhir.values import instant
+from server.store.port import Stored, User
+from server.store.query import ReferenceClause
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+_JSON_TYPES = ("application/fhir+json", "application/json")
+_PUBLIC_ENDPOINTS = ("fhir.metadata",)
+
+bp = Blueprint("fhir", __name__)
+
+
+def init_app(app: Flask, service: FhirService) -> None:
+    app.extensions["kerma.fhir"] = service
+    app.register_blueprint(bp, url_prefix="/fhir")
+
+
+def _service() -> FhirService:
+    return current_app.extensions["kerma.fhir"]  # type: ignore[no-any-return]
+
+
+def base_url() -> str:
+    configured = current_app.config.get("KERMA_BASE_URL")
+    return str(configured).rstrip("/") if configured else request.host_url.rstrip("/") + "/fhir"
+
+
+# -- authentication and authorisation ---------------------------------------------------------
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint in _PUBLIC_ENDPOINTS:
+        return
+    user = authenticate(_service().store, request.headers.get("Authorization"))
+    if user is None:
+        raise FhirError.of(
+            401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
+        )
+    g.user = user
+    g.role = role(user.role)
+
+
+def _require(action: Action, rtype: str) -> None:
+    current: Role = g.role
+    if not current.can(action, rtype):
+        raise FhirError.of(403, "forbidden", f"role {current.name} may not {action} {rtype}")
+
+
+def _device_restriction(rtype: str) -> tuple[ReferenceClause, ...]:
+    """A radiographer sees the Observations of their own devices only."""
+    user: User = g.user
+    if g.role.own_devices_only and rtype == "Observation":
+        return (ReferenceClause("device", user.devices or ("Device/-none-",)),)
+    return ()
+
+
+def _visible(stored: Stored) -> bool:
+    if not g.role.can("read", stored.rtype):
+        return False
+    if not (g.role.own_devices_only and stored.rtype == "Observation" and stored.body):
+        return True
+    device = orjson.loads(stored.body).get("device", {}).get("reference")
+    return device in g.user.devices
+
+
+def _audit(interaction: str, disclosed: list[Stored]) -> None:
+    patients = audit.patients_in(disclosed)
+    if not patients:
+        return
+    event = audit.audit_event(
+        g.user,
+        interaction,
+        patients,
+        request.method,
+        request.path,
+        request.query_string.decode(errors="replace"),
+        request.remote_addr,
+        time.time(),
+    )
+    _service().create_internal(event)
+
+
+# -- interactions -----------------------------------------------------------------------------
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    return _json(capability_statement(base_url(), instant(time.time())[:10]))
+
+
+@bp.post("")
+@bp.post("/")
+def batch_or_transaction() -> Response:
+    bundle = _body()
+    for entry in bundle.get("entry") or [] if isinstance(bundle, dict) else []:
+        method = (entry.get("request") or {}).get("method") if isinstance(entry, dict) else None
+        url = str((entry.get("request") or {}).get("url", "")) if isinstance(entry, dict) else ""
+        rtype = url.removeprefix(base_url()).lstrip("/").split("/")[0].split("?")[0]
+        action: Action = {"GET": "read", "DELETE": "delete"}.get(str(method), "write")  # type: ignore[assignment]
+        if rtype:
+            _require(action, rtype)
+    result = transaction.process(
+        _service(), bundle, base_url(), representation=_prefer("return") != "minimal"
+    )
+    return _json(result)
+
+
+@bp.get("/_history")
+def history_system() -> Response:
+    return _history(None, None)
+
+
+@bp.get("/<rtype>")
+def search(rtype: str) -> Response:
+    return _search(rtype, list(request.args.items(multi=True)))
+
+
+@bp.post("/<rtype>/_search")
+def search_post(rtype: str) -> Response:
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise FhirError.of(
+            415, "not-supported", "POST _search takes application/x-www-form-urlencoded"
+        )
+    return _search(rtype, [*request.args.items(multi=True), *request.form.items(multi=True)])
+
+
+@bp.post("/<rtype>")
+def create(rtype: str) -> Response:
+    check_type(rtype)
+    _require("write", rtype)
+    saved = _service().create(rtype, _body(), request.headers.get("If-None-Exist"))
+    return _saved_response(saved.stored, 201 if saved.created else 200)
+
+
+@bp.get("/<rtype>/_history")
+def history_type(rtype: str) -> Response:
+    return _history(rtype, None)
+
+
+@bp.get("/<rtype>/<rid>")
+def read(rtype: str, rid: str) -> Response:
+    check_type(rtype)
+    _require("read", rtype)
+    stored = _service().read(rtype, rid)
+    if not _visible(stored):
+        raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
+    etag = f'W/"{stored.version}"'
+    if request.headers.get("If-None-Match") == etag:
+        return Response(status=304, headers={"ETag": etag})
+    _audit("read", [stored])
+    return _resource_response(stored, 200)
+
+
+@bp.put("/<rtype>/<rid>")
+def update(rtype: str, rid: str) -> Response:
+    check_type(rtype)
+    _require("write", rtype)
+    saved = _service().update(rtype, rid, _body(), request.headers.get("If-Match"))
+    return _saved_response(saved.stored, 201 if saved.created else 200)
+
+
+@bp.delete("/<rtype>/<rid>")
+def delete(rtype: str, rid: str) -> Response:
+    check_type(rtype)
+    _require("delete", rtype)
+    deleted = _service().delete(rtype, rid)
+    headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
+    return Response(status=204, headers=headers)
+
+
+@bp.get("/<rtype>/<rid>/_history")
+def history_instance(rtype: str, rid: str) -> Response:
+    return _history(rtype, rid)
+
+
+@bp.get("/<rtype>/<rid>/_history/<vid>")
+def vread(rtype: str, rid: str, vid: str) -> Response:
+    check_type(rtype)
+    _require("read", rtype)
+    stored = _service().vread(rtype, rid, vid)
+    if not _visible(stored):
+        raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
+    _audit("vread", [stored])
+    return _resource_response(stored, 200)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _search(rtype: str, pairs: list[tuple[str, str]]) -> Response:
+    check_type(rtype)
+    _require("read", rtype)
+    strict = _prefer("handling") != "lenient"
+    result = _service().search(rtype, pairs, strict=strict, restrict=_device_restriction(rtype))
+    visible_included = [s for s in result.included if _visible(s)]
+    if len(visible_included) != len(result.included):
+        result = type(result)(result.request, result.matches, visible_included, result.total)
+    _audit("search-type", [*result.matches, *result.included])
+    return Response(
+        bundles.searchset(result, base_url(), rtype, time.time()), 200, content_type=FHIR_JSON
+    )
+
+
+def _history(rtype: str | None, rid: str | None) -> Response:
+    if rtype is not None:
+        check_type(rtype)
+        _require("read", rtype)
+    elif "*" not in g.role.read:
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not read the whole history")
+    versions, total, count, offset = _service().history(
+        rtype, rid, list(request.args.items(multi=True))
+    )
+    versions = [v for v in versions if v.body is None or _visible(v)]
+    _audit("history-instance" if rid else "history-type" if rtype else "history-system", versions)
+    url = base_url() + request.path.removeprefix("/fhir")
+    body = bundles.history(versions, total, base_url(), url, count, offset, time.time())
+    return Response(body, 200, content_type=FHIR_JSON)
+
+
+def _body() -> Any:
+    if request.mimetype not in _JSON_TYPES:
+        raise FhirError.of(
+            415,
+            "not-supported",
+            f"send {_JSON_TYPES[0]}, not {request.mimetype or 'no content type'}",
+        )
+    try:
+        return orjson.loads(request.get_data())
+    except orjson.JSONDecodeError as e:
+        raise FhirError.of(400, "structure", f"the body is not valid JSON: {e}") from None
+
+
+def _prefer(key: str) -> str | None:
+    for part in request.headers.get("Prefer", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.strip() == key:
+            return value.strip().strip('"')
+    return None
+
+
+def _headers(stored: Stored) -> dict[str, str]:
+    return {
+        "ETag": f'W/"{stored.version}"',
+        "Last-Modified": formatdate(stored.last_updated, usegmt=True),
+        "Location": f"{base_url()}/{stored.rtype}/{stored.rid}/_history/{stored.version}",
+    }
+
+
+def _resource_response(stored: Stored, status: int) -> Response:
+    summary, elements = request.args.get("_summary"), request.args.get("_elements")
+    body: bytes = stored.body or b"{}"
+    if summary not in (None, "false") or elements:
+        shaped = bundles.subset(orjson.loads(body), summary, tuple((elements or "").split(",")))
+        body = orjson.dumps(shaped)
+    headers = _headers(stored)
+    del headers["Location"]
+    return Response(body, status, headers=headers, content_type=FHIR_JSON)
+
+
+def _saved_response(stored: Stored, status: int) -> Response:
+    prefer = _prefer("return")
+    headers = _headers(stored)
+    if prefer == "minimal":
+        return Response(status=status, headers=headers)
+    if prefer == "OperationOutcome":
+        info = outcome([])
+        info["issue"] = [
+            {
+                "severity": "information",
+                "code": "informational",
+                "diagnostics": f"{stored.rtype}/{stored.rid} saved as version {stored.version}",
+            }
+        ]
+        return Response(orjson.dumps(info), status, headers=headers, content_type=FHIR_JSON)
+    return Response(stored.body, status, headers=headers, content_type=FHIR_JSON)
+
+
+def _json(data: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(data), 200, content_type=FHIR_JSON)

@@ -1,0 +1,327 @@
+"""FHIR interactions as service functions: the REST and GraphQL doors both call these.
+
+Each write validates the resource, stamps `meta.versionId`/`meta.lastUpdated`, extracts its
+search values and commits body and index in one store transaction.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from server.fhir import registry
+from server.fhir.errors import FhirError, Issue
+from server.fhir.indexing import Indexer
+from server.fhir.search import SearchError, SearchRequest, parse
+from server.fhir.validation import validate
+from server.fhir.values import date_range, instant
+from server.store.port import Reader, Store, Stored, Transaction, VersionConflict, Write
+from server.store.query import Clause
+
+_MAX_INCLUDE_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class Saved:
+    stored: Stored
+    created: bool
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    request: SearchRequest
+    matches: list[Stored]
+    included: list[Stored]
+    total: int | None
+
+
+class FhirService:
+    def __init__(
+        self,
+        store: Store,
+        indexer: Indexer,
+        *,
+        page_size_default: int = 50,
+        page_size_max: int = 1000,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.store = store
+        self._indexer = indexer
+        self._page_default = page_size_default
+        self._page_max = page_size_max
+        self._clock = clock
+        self.new_id = new_id
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, rtype: str, rid: str) -> Stored:
+        check_type(rtype)
+        return _current(self.store.read(rtype, rid), rtype, rid)
+
+    def vread(self, rtype: str, rid: str, version: str) -> Stored:
+        check_type(rtype)
+        stored = self.store.vread(rtype, rid, int(version)) if version.isdigit() else None
+        if stored is None:
+            raise FhirError.of(404, "not-found", f"{rtype}/{rid} has no version {version}")
+        if stored.deleted:
+            raise FhirError.of(410, "deleted", f"{rtype}/{rid} was deleted in version {version}")
+        return stored
+
+    def search(
+        self,
+        rtype: str,
+        pairs: list[tuple[str, str]],
+        *,
+        strict: bool = True,
+        restrict: tuple[Clause, ...] = (),
+    ) -> SearchResult:
+        """Run a search; `restrict` adds clauses the caller may not lift (e.g. a role's devices)."""
+        check_type(rtype)
+        request = self.parse_search(rtype, pairs, strict=strict)
+        if restrict:
+            query = request.query
+            request = replace(request, query=replace(query, clauses=query.clauses + restrict))
+        return self._run_search(self.store, request)
+
+    def parse_search(
+        self, rtype: str, pairs: list[tuple[str, str]], *, strict: bool = True
+    ) -> SearchRequest:
+        try:
+            return parse(
+                rtype,
+                pairs,
+                strict=strict,
+                default_count=self._page_default,
+                max_count=self._page_max,
+            )
+        except SearchError as e:
+            raise FhirError.of(400, "invalid", str(e)) from None
+
+    def _run_search(self, reader: Reader, request: SearchRequest) -> SearchResult:
+        matches, total = reader.search(request.query)
+        included = self._includes(matches, request)
+        return SearchResult(request, matches, included, total)
+
+    def _includes(self, matches: list[Stored], request: SearchRequest) -> list[Stored]:
+        seen = {(s.rtype, s.rid) for s in matches}
+        found: list[Stored] = []
+        frontier = matches
+        for depth in range(_MAX_INCLUDE_DEPTH):
+            new: list[Stored] = []
+            for inc in request.includes:
+                if depth == 0 or inc.iterate:
+                    sources = [s for s in frontier if s.rtype == inc.source_type]
+                    new.extend(self.store.included(sources, inc.param, inc.target_type))
+            for inc in request.revincludes:
+                if depth == 0 or inc.iterate:
+                    new.extend(self.store.revincluded(frontier, inc.source_type, inc.param))
+            frontier = [s for s in new if (s.rtype, s.rid) not in seen]
+            seen.update((s.rtype, s.rid) for s in frontier)
+            found.extend(frontier)
+            if not frontier:
+                break
+        return found
+
+    def history(
+        self, rtype: str | None, rid: str | None, pairs: list[tuple[str, str]]
+    ) -> tuple[list[Stored], int, int, int]:
+        """(versions, total, count, offset) of `_history` with `_since`, `_count`, `_offset`."""
+        if rtype is not None:
+            check_type(rtype)
+        args = dict(pairs)
+        unknown = set(args) - {"_since", "_count", "_offset", "_format", "_pretty"}
+        if unknown:
+            raise FhirError.of(
+                400, "invalid", f"unknown history parameter(s): {', '.join(sorted(unknown))}"
+            )
+        since = None
+        if "_since" in args:
+            since = self._date_arg("_since", args["_since"])
+        count = min(_int_arg("_count", args.get("_count"), self._page_default), self._page_max)
+        offset = _int_arg("_offset", args.get("_offset"), 0)
+        if rid is not None and self.store.read(rtype or "", rid) is None:
+            raise FhirError.of(404, "not-found", f"{rtype}/{rid} does not exist")
+        versions, total = self.store.history(rtype, rid, since, count, offset)
+        return versions, total, count, offset
+
+    def _date_arg(self, name: str, value: str) -> float:
+        try:
+            return date_range(value)[0]
+        except ValueError as e:
+            raise FhirError.of(400, "invalid", f"{name}: {e}") from None
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create(self, rtype: str, body: Any, if_none_exist: str | None = None) -> Saved:
+        with self.store.transaction() as tx:
+            return self.create_in(tx, rtype, body, if_none_exist)
+
+    def update(self, rtype: str, rid: str, body: Any, if_match: str | None = None) -> Saved:
+        with self.store.transaction() as tx:
+            return self.update_in(tx, rtype, rid, body, if_match)
+
+    def delete(self, rtype: str, rid: str) -> Stored | None:
+        with self.store.transaction() as tx:
+            return self.delete_in(tx, rtype, rid)
+
+    def create_in(
+        self,
+        tx: Transaction,
+        rtype: str,
+        body: Any,
+        if_none_exist: str | None = None,
+        rid: str | None = None,
+    ) -> Saved:
+        check_type(rtype)
+        _check_body(rtype, body)
+        if if_none_exist:
+            existing = self.find_in(tx, rtype, if_none_exist, "If-None-Exist")
+            if existing:
+                return Saved(existing, created=False)
+        return Saved(self._write(tx, rtype, rid or self.new_id(), body, 1, "POST"), created=True)
+
+    def update_in(
+        self, tx: Transaction, rtype: str, rid: str, body: Any, if_match: str | None = None
+    ) -> Saved:
+        check_type(rtype)
+        _check_body(rtype, body)
+        if body.get("id") != rid:
+            raise FhirError.of(
+                400,
+                "invalid",
+                f"resource id {body.get('id')!r} does not match URL id {rid!r}",
+                f"{rtype}.id",
+            )
+        current = tx.read(rtype, rid)
+        if if_match is not None:
+            wanted = _etag_version(if_match)
+            if current is None or current.deleted or current.version != wanted:
+                have = "none" if current is None or current.deleted else str(current.version)
+                raise FhirError.of(
+                    412, "conflict", f"If-Match {if_match} but current version is {have}"
+                )
+        version = current.version + 1 if current else 1
+        stored = self._write(tx, rtype, rid, body, version, "PUT")
+        return Saved(stored, created=current is None or current.deleted)
+
+    def delete_in(self, tx: Transaction, rtype: str, rid: str) -> Stored | None:
+        """Delete; returns the deleted version, or None when it was already deleted."""
+        check_type(rtype)
+        current = tx.read(rtype, rid)
+        if current is None:
+            raise FhirError.of(404, "not-found", f"{rtype}/{rid} does not exist")
+        if current.deleted:
+            return None
+        write = Write(rtype, rid, current.version + 1, self._clock(), "DELETE", None, None)
+        self._commit_write(tx, write)
+        return Stored(rtype, rid, write.version, write.last_updated, None, "DELETE")
+
+    def create_internal(self, body: dict[str, Any]) -> Stored:
+        """Store a resource Kerma built itself (e.g. an AuditEvent): no client validation."""
+        with self.store.transaction() as tx:
+            return self._write(
+                tx, body["resourceType"], self.new_id(), body, 1, "POST", validated=True
+            )
+
+    def find_in(self, reader: Reader, rtype: str, query_string: str, what: str) -> Stored | None:
+        """The one resource a conditional request names; 412 when several match."""
+        pairs = parse_qsl(query_string.split("?", 1)[-1], keep_blank_values=True)
+        if not pairs:
+            raise FhirError.of(400, "invalid", f"{what}: empty search")
+        request = self.parse_search(rtype, pairs)
+        request = replace(request, query=replace(request.query, count=2, with_total=False))
+        matches, _ = reader.search(request.query)
+        if len(matches) > 1:
+            raise FhirError.of(
+                412, "multiple-matches", f"{what} {query_string!r} matches more than one {rtype}"
+            )
+        return matches[0] if matches else None
+
+    def _write(
+        self,
+        tx: Transaction,
+        rtype: str,
+        rid: str,
+        body: dict[str, Any],
+        version: int,
+        method: str,
+        validated: bool = False,
+    ) -> Stored:
+        now = self._clock()
+        resource = dict(body)
+        resource["id"] = rid
+        meta = {
+            k: v
+            for k, v in (body.get("meta") or {}).items()
+            if k in ("profile", "tag", "security", "source")
+        }
+        resource["meta"] = {"versionId": str(version), "lastUpdated": instant(now), **meta}
+        if not validated:
+            issues = validate(resource)
+            if issues:
+                raise FhirError(422, issues)
+        data = orjson.dumps(resource)
+        write = Write(rtype, rid, version, now, method, data, self._indexer.index(resource))  # type: ignore[arg-type]
+        self._commit_write(tx, write)
+        return Stored(rtype, rid, version, now, data, method)
+
+    @staticmethod
+    def _commit_write(tx: Transaction, write: Write) -> None:
+        try:
+            tx.write(write)
+        except VersionConflict as e:
+            raise FhirError.of(409, "conflict", f"concurrent update: {e}") from None
+
+
+def check_type(rtype: str) -> None:
+    if rtype not in registry.resource_types():
+        raise FhirError.of(404, "not-supported", f"resource type {rtype!r} is not supported")
+
+
+def _check_body(rtype: str, body: Any) -> None:
+    if not isinstance(body, dict):
+        raise FhirError.of(400, "structure", "the body must be a JSON object")
+    if body.get("resourceType") != rtype:
+        raise FhirError.of(
+            400,
+            "invalid",
+            f"resourceType {body.get('resourceType')!r} does not match the URL ({rtype})",
+            "resourceType",
+        )
+
+
+def _current(stored: Stored | None, rtype: str, rid: str) -> Stored:
+    if stored is None:
+        raise FhirError.of(404, "not-found", f"{rtype}/{rid} does not exist")
+    if stored.deleted:
+        raise FhirError.of(410, "deleted", f"{rtype}/{rid} was deleted")
+    return stored
+
+
+def _etag_version(etag: str) -> int:
+    text = etag.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError.of(400, "invalid", f'If-Match must be an ETag like W/"3", got {etag!r}')
+    return int(text)
+
+
+def _int_arg(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise FhirError.of(400, "invalid", f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def body_of(stored: Stored) -> dict[str, Any]:
+    return orjson.loads(stored.body) if stored.body else {}
+
+
+__all__ = ["FhirService", "Issue", "Saved", "SearchResult", "body_of", "check_type"]

@@ -1,0 +1,31 @@
+"""Loaders for the data tables in `mappings/` (installed as the package `kerma_mappings`)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from server.dose.units import Unit, UnitTable
+
+
+def read_text(name: str) -> str:
+    """A file of the mappings package by its relative path, e.g. 'fhir/search_parameters.yaml'."""
+    return resources.files("kerma_mappings").joinpath(name).read_text(encoding="utf-8")
+
+
+def read_yaml(name: str) -> Any:
+    return yaml.safe_load(read_text(name))
+
+
+@functools.cache
+def unit_table() -> UnitTable:
+    rows = csv.DictReader(io.StringIO(read_text("units.csv")))
+    return UnitTable(
+        Unit(r["ucum_code"], r["quantity"], float(r["factor_to_canonical"]), r["canonical_code"])
+        for r in rows
+    )

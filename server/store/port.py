@@ -1,0 +1,133 @@
+"""The persistence port: what the FHIR service needs from any store, and nothing more.
+
+Adapters (`sqlite.py`, `mongodb.py`) implement `Store`; `tests/store/test_contract.py` runs the
+same contract on each. The store does not know FHIR rules: it keeps versions of JSON bodies,
+the index values the FHIR layer extracted from them, and executes `query.Query` clauses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from server.store.query import Query
+
+TokenRow = tuple[str, str, str]  # (param, system or "", code)
+StringRow = tuple[str, str, str]  # (param, folded text, exact text)
+DateRow = tuple[str, float, float]  # (param, low, high) epoch seconds, closed
+# (param, value, unit system, unit code, canonical value, canonical unit code)
+QuantityRow = tuple[str, float, str, str, float, str]
+ReferenceRow = tuple[str, str]  # (param, "Type/id")
+# (param, token system, token code, value, unit system, unit code, canonical value, canonical code)
+CompositeRow = tuple[str, str, str, float, str, str, float, str]
+
+
+@dataclass(frozen=True)
+class Index:
+    """Search values of one resource version, ready to store."""
+
+    tokens: tuple[TokenRow, ...] = ()
+    strings: tuple[StringRow, ...] = ()
+    dates: tuple[DateRow, ...] = ()
+    quantities: tuple[QuantityRow, ...] = ()
+    references: tuple[ReferenceRow, ...] = ()
+    composites: tuple[CompositeRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One version of one resource as kept; `body` is JSON bytes, None when deleted."""
+
+    rtype: str
+    rid: str
+    version: int
+    last_updated: float  # epoch seconds
+    body: bytes | None
+    method: str = "PUT"
+
+    @property
+    def deleted(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True)
+class Write:
+    """A new version to commit. `body` None (and `index` None) deletes the resource."""
+
+    rtype: str
+    rid: str
+    version: int
+    last_updated: float
+    method: Literal["POST", "PUT", "DELETE"]
+    body: bytes | None
+    index: Index | None
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    token_hash: str
+    created: float
+    devices: tuple[str, ...] = field(default_factory=tuple)  # "Device/id" a radiographer works on
+    active: bool = True
+
+
+class StoreError(Exception):
+    """Base class of what a store tells its caller."""
+
+
+class VersionConflict(StoreError):
+    """Another writer committed a version of this resource first."""
+
+
+class Duplicate(StoreError):
+    """The key (resource id or user name) exists already."""
+
+
+class Reader(Protocol):
+    def read(self, rtype: str, rid: str) -> Stored | None:
+        """The current version (body None if deleted), or None if the id was never used."""
+
+    def search(self, query: Query) -> tuple[list[Stored], int | None]:
+        """One page of current, non-deleted resources and the total (None if not asked)."""
+
+
+class Transaction(Reader, Protocol):
+    def write(self, write: Write) -> None:
+        """Stage a version; it becomes visible to others when the transaction commits."""
+
+
+class Store(Reader, Protocol):
+    name: str
+
+    def vread(self, rtype: str, rid: str, version: int) -> Stored | None: ...
+
+    def history(
+        self, rtype: str | None, rid: str | None, since: float | None, count: int, offset: int
+    ) -> tuple[list[Stored], int]:
+        """Versions, newest first, of one resource, one type (rid None) or everything."""
+
+    def included(self, sources: list[Stored], param: str, target_type: str | None) -> list[Stored]:
+        """Current resources that `param` references of `sources` point at (_include)."""
+
+    def revincluded(self, targets: list[Stored], rtype: str, param: str) -> list[Stored]:
+        """Current `rtype` resources whose `param` reference points at `targets` (_revinclude)."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """All writes staged inside commit together, or none do (on any exception)."""
+
+    def add_user(self, user: User) -> None: ...
+
+    def user_by_token(self, token_hash: str) -> User | None: ...
+
+    def users(self) -> Iterator[User]: ...
+
+    def set_user_active(self, name: str, active: bool) -> bool: ...
+
+    def ping(self) -> None:
+        """Raise if the store cannot answer."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,461 @@
+"""The embedded store: one SQLite file (stdlib sqlite3, WAL) under KERMA_DATA_DIR.
+
+One connection per thread; writers take the database lock with BEGIN IMMEDIATE, so a
+transaction Bundle commits all or nothing and readers never see half of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
+from server.store.query import DateClause, Query
+from server.store.sqlite_schema import MIGRATIONS
+from server.store.sqlite_search import Compiler, Part
+
+_SELECT_STORED = (
+    "SELECT r.pk, r.rtype, r.rid, r.version, r.last_updated, v.body, v.method "
+    "FROM resource AS r JOIN resource_version AS v ON v.seq = r.current_seq"
+)
+# Beyond this many matches the page is read with LIMIT and the total counted separately.
+_FETCH_ALL_LIMIT = 20_000
+_ESTIMATE_LIMIT = 2_000
+
+
+class SqliteStore:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._param_ids: dict[tuple[str, str], int] = {}
+        self._migrate()
+
+    # -- connections and schema -------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA mmap_size=1073741824")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for version, script in MIGRATIONS:
+                if version > current:
+                    for statement in _statements(script):
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        return int(self._conn().execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
+
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- params -------------------------------------------------------------------------------
+
+    def _param_id(self, rtype: str, name: str) -> int:
+        """Id of a param for reading; -1 (matches nothing) if nothing was ever indexed for it."""
+        key = (rtype, name)
+        pid = self._param_ids.get(key)
+        if pid is None:
+            row = (
+                self._conn()
+                .execute("SELECT id FROM search_param WHERE rtype = ? AND name = ?", key)
+                .fetchone()
+            )
+            if row is None:
+                return -1
+            pid = self._param_ids[key] = row[0]
+        return pid
+
+    def _param_id_for_write(self, conn: sqlite3.Connection, rtype: str, name: str) -> int:
+        key = (rtype, name)
+        pid = self._param_ids.get(key)
+        if pid is None:
+            conn.execute("INSERT OR IGNORE INTO search_param (rtype, name) VALUES (?, ?)", key)
+            pid = conn.execute(
+                "SELECT id FROM search_param WHERE rtype = ? AND name = ?", key
+            ).fetchone()[0]
+            # a rollback forgets this id; transaction() clears the cache then
+            self._param_ids[key] = pid
+        return pid
+
+    def _max_width(self, pid: int) -> float:
+        row = (
+            self._conn()
+            .execute("SELECT max_width FROM search_param WHERE id = ?", (pid,))
+            .fetchone()
+        )
+        return float(row[0]) if row else 0.0
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def read(self, rtype: str, rid: str) -> Stored | None:
+        return _read(self._conn(), rtype, rid)
+
+    def vread(self, rtype: str, rid: str, version: int) -> Stored | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT r.rtype, r.rid, v.version, v.last_updated, v.body, v.method "
+                "FROM resource AS r JOIN resource_version AS v ON v.pk = r.pk "
+                "WHERE r.rtype = ? AND r.rid = ? AND v.version = ?",
+                (rtype, rid, version),
+            )
+            .fetchone()
+        )
+        return Stored(*row) if row else None
+
+    def history(
+        self, rtype: str | None, rid: str | None, since: float | None, count: int, offset: int
+    ) -> tuple[list[Stored], int]:
+        where: list[str] = []
+        args: list[object] = []
+        if rtype is not None:
+            where.append("r.rtype = ?")
+            args.append(rtype)
+        if rid is not None:
+            where.append("r.rid = ?")
+            args.append(rid)
+        if since is not None:
+            where.append("v.last_updated >= ?")
+            args.append(since)
+        cond = " AND ".join(where) or "1"
+        base = "FROM resource_version AS v JOIN resource AS r ON r.pk = v.pk WHERE " + cond
+        conn = self._conn()
+        total = conn.execute("SELECT count(*) " + base, args).fetchone()[0]
+        rows = conn.execute(
+            "SELECT r.rtype, r.rid, v.version, v.last_updated, v.body, v.method "
+            + base
+            + " ORDER BY v.seq DESC LIMIT ? OFFSET ?",
+            [*args, count, offset],
+        ).fetchall()
+        return [Stored(*row) for row in rows], total
+
+    def search(self, query: Query) -> tuple[list[Stored], int | None]:
+        return _search(self._conn(), self._compiler(), query)
+
+    def _compiler(self) -> Compiler:
+        return Compiler(self._param_id, self._max_width)
+
+    def included(self, sources: list[Stored], param: str, target_type: str | None) -> list[Stored]:
+        if not sources:
+            return []
+        conn = self._conn()
+        targets: set[str] = set()
+        for rtype in {s.rtype for s in sources}:
+            keys = [s.rid for s in sources if s.rtype == rtype]
+            marks = ", ".join("?" * len(keys))
+            rows = conn.execute(
+                "SELECT x.target FROM ix_reference AS x JOIN resource AS r ON r.pk = x.pk "
+                f"WHERE r.rtype = ? AND r.rid IN ({marks}) AND x.param = ?",
+                [rtype, *keys, self._param_id(rtype, param)],
+            ).fetchall()
+            targets.update(t for (t,) in rows)
+        if target_type is not None:
+            targets = {t for t in targets if t.startswith(target_type + "/")}
+        return _read_many(conn, sorted(targets))
+
+    def revincluded(self, targets: list[Stored], rtype: str, param: str) -> list[Stored]:
+        if not targets:
+            return []
+        keys = [f"{t.rtype}/{t.rid}" for t in targets]
+        marks = ", ".join("?" * len(keys))
+        rows = (
+            self._conn()
+            .execute(
+                f"{_SELECT_STORED} WHERE r.pk IN (SELECT pk FROM ix_reference "
+                f"WHERE param = ? AND target IN ({marks})) AND r.deleted = 0 ORDER BY r.pk",
+                [self._param_id(rtype, param), *keys],
+            )
+            .fetchall()
+        )
+        return [Stored(*row[1:]) for row in rows]
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTransaction]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteTransaction(self, conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._param_ids.clear()
+            raise
+
+    # -- users -------------------------------------------------------------------------------------
+
+    def add_user(self, user: User) -> None:
+        try:
+            self._conn().execute(
+                "INSERT INTO app_user (name, role, token_hash, created, devices, active) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    user.name,
+                    user.role,
+                    user.token_hash,
+                    user.created,
+                    json.dumps(user.devices),
+                    int(user.active),
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise Duplicate(f"user {user.name!r} exists") from None
+
+    def user_by_token(self, token_hash: str) -> User | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT name, role, token_hash, created, devices, active FROM app_user WHERE token_hash = ?",
+                (token_hash,),
+            )
+            .fetchone()
+        )
+        return _user(row) if row else None
+
+    def users(self) -> Iterator[User]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT name, role, token_hash, created, devices, active FROM app_user ORDER BY name"
+            )
+            .fetchall()
+        )
+        return iter([_user(row) for row in rows])
+
+    def set_user_active(self, name: str, active: bool) -> bool:
+        cur = self._conn().execute(
+            "UPDATE app_user SET active = ? WHERE name = ?", (int(active), name)
+        )
+        return cur.rowcount == 1
+
+
+class SqliteTransaction:
+    """Writes and reads on the connection that holds the write lock."""
+
+    def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    def read(self, rtype: str, rid: str) -> Stored | None:
+        return _read(self._conn, rtype, rid)
+
+    def search(self, query: Query) -> tuple[list[Stored], int | None]:
+        return _search(self._conn, self._store._compiler(), query)
+
+    def write(self, write: Write) -> None:
+        conn = self._conn
+        row = conn.execute(
+            "SELECT pk, version FROM resource WHERE rtype = ? AND rid = ?", (write.rtype, write.rid)
+        ).fetchone()
+        if row is None:
+            if write.version != 1:
+                raise VersionConflict(f"{write.rtype}/{write.rid} does not exist")
+            pk = conn.execute(
+                "INSERT INTO resource (rtype, rid, version, last_updated, deleted, current_seq) "
+                "VALUES (?, ?, 0, ?, 0, 0)",
+                (write.rtype, write.rid, write.last_updated),
+            ).lastrowid
+        else:
+            pk, version = row
+            if version != write.version - 1:
+                raise VersionConflict(f"{write.rtype}/{write.rid} is at version {version}")
+            for table in (
+                "ix_token",
+                "ix_string",
+                "ix_date",
+                "ix_quantity",
+                "ix_reference",
+                "ix_composite",
+            ):
+                conn.execute(f"DELETE FROM {table} WHERE pk = ?", (pk,))
+        seq = conn.execute(
+            "INSERT INTO resource_version (pk, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?)",
+            (pk, write.version, write.last_updated, write.method, write.body),
+        ).lastrowid
+        conn.execute(
+            "UPDATE resource SET version = ?, last_updated = ?, deleted = ?, current_seq = ? WHERE pk = ?",
+            (write.version, write.last_updated, int(write.body is None), seq, pk),
+        )
+        if write.index is not None:
+            self._write_index(pk, write.rtype, write.index)
+
+    def _write_index(self, pk: int, rtype: str, index: Index) -> None:
+        conn = self._conn
+
+        def pid(name: str) -> int:
+            return self._store._param_id_for_write(conn, rtype, name)
+
+        conn.executemany(
+            "INSERT OR IGNORE INTO ix_token (param, system, code, pk) VALUES (?, ?, ?, ?)",
+            [(pid(p), s, c, pk) for p, s, c in index.tokens],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO ix_string (param, norm, exact, pk) VALUES (?, ?, ?, ?)",
+            [(pid(p), n, e, pk) for p, n, e in index.strings],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO ix_date (param, low, high, pk) VALUES (?, ?, ?, ?)",
+            [(pid(p), lo, hi, pk) for p, lo, hi in index.dates],
+        )
+        widths: dict[str, float] = {}
+        for p, lo, hi in index.dates:
+            widths[p] = max(widths.get(p, 0.0), hi - lo)
+        conn.executemany(
+            "UPDATE search_param SET max_width = ? WHERE id = ? AND max_width < ?",
+            [(w, pid(p), w) for p, w in widths.items()],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO ix_quantity (param, value, system, code, cvalue, ccode, pk) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(pid(p), v, s, c, cv, cc, pk) for p, v, s, c, cv, cc in index.quantities],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO ix_reference (param, target, pk) VALUES (?, ?, ?)",
+            [(pid(p), t, pk) for p, t in index.references],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO ix_composite "
+            "(param, system, code, value, usystem, ucode, cvalue, ccode, pk) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(pid(row[0]), *row[1:], pk) for row in index.composites],
+        )
+
+
+def _search(
+    conn: sqlite3.Connection, compiler: Compiler, query: Query
+) -> tuple[list[Stored], int | None]:
+    parts = [compiler.part(query.rtype, clause) for clause in query.clauses]
+    driver = _choose_driver(conn, compiler, query, parts)
+    probe_sql = " AND ".join(f"({p.probe[0]})" for p in parts) or "1"
+    probe_args = [a for p in parts for a in p.probe[1]]
+    order_sql, order_args = compiler.order_by(query.rtype, query.sort)
+    if driver is None:
+        source = "resource AS r WHERE r.rtype = ? AND r.deleted = 0"
+        source_args: list[object] = [query.rtype]
+    else:
+        source = (
+            f"(SELECT DISTINCT pk FROM ({driver[0]})) AS d CROSS JOIN resource AS r "
+            "WHERE r.pk = d.pk AND r.deleted = 0"
+        )
+        source_args = list(driver[1])
+    base = f"FROM {source} AND r.rtype = ? AND {probe_sql}"
+    base_args = [*source_args, query.rtype, *probe_args]
+    total: int | None
+    if query.with_total:
+        rows = conn.execute(
+            f"SELECT r.pk {base} {order_sql} LIMIT ?",
+            [*base_args, *order_args, _FETCH_ALL_LIMIT + 1],
+        ).fetchall()
+        if len(rows) <= _FETCH_ALL_LIMIT:
+            pks = [pk for (pk,) in rows[query.offset : query.offset + query.count]]
+            return _read_pks(conn, pks), len(rows)
+        total = conn.execute(f"SELECT count(*) {base}", base_args).fetchone()[0]
+    else:
+        total = None
+    rows = conn.execute(
+        f"SELECT r.pk {base} {order_sql} LIMIT ? OFFSET ?",
+        [*base_args, *order_args, query.count, query.offset],
+    ).fetchall()
+    return _read_pks(conn, [pk for (pk,) in rows]), total
+
+
+def _choose_driver(
+    conn: sqlite3.Connection, compiler: Compiler, query: Query, parts: list[Part]
+) -> tuple[str, list[object]] | None:
+    """The candidate SELECT that matches the fewest rows, estimated by a bounded count."""
+    candidates = [p.driver for p in parts if p.driver is not None]
+    by_param: dict[str, list[DateClause]] = {}
+    for clause in query.clauses:
+        if isinstance(clause, DateClause) and clause.param in query.single_valued:
+            by_param.setdefault(clause.param, []).append(clause)
+    for clauses in by_param.values():
+        combined = compiler.combined_dates(query.rtype, clauses)
+        if combined is not None:
+            candidates.append(combined)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+
+    def estimate(candidate: tuple[str, list[object]]) -> int:
+        sql, args = candidate
+        row = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT {_ESTIMATE_LIMIT})", args).fetchone()
+        return int(row[0])
+
+    return min(candidates, key=estimate)
+
+
+def _read(conn: sqlite3.Connection, rtype: str, rid: str) -> Stored | None:
+    row = conn.execute(f"{_SELECT_STORED} WHERE r.rtype = ? AND r.rid = ?", (rtype, rid)).fetchone()
+    return Stored(*row[1:]) if row else None
+
+
+def _read_pks(conn: sqlite3.Connection, pks: list[int]) -> list[Stored]:
+    if not pks:
+        return []
+    marks = ", ".join("?" * len(pks))
+    rows = conn.execute(f"{_SELECT_STORED} WHERE r.pk IN ({marks})", pks).fetchall()
+    by_pk = {row[0]: Stored(*row[1:]) for row in rows}
+    return [by_pk[pk] for pk in pks]
+
+
+def _read_many(conn: sqlite3.Connection, keys: list[str]) -> list[Stored]:
+    found: list[Stored] = []
+    for key in keys:
+        rtype, _, rid = key.partition("/")
+        stored = _read(conn, rtype, rid)
+        if stored is not None and not stored.deleted:
+            found.append(stored)
+    return found
+
+
+def _user(row: tuple[object, ...]) -> User:
+    name, role, token_hash, created, devices, active = row
+    return User(
+        str(name),
+        str(role),
+        str(token_hash),
+        float(created),
+        tuple(json.loads(str(devices))),
+        bool(active),
+    )
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

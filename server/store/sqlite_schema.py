@@ -1,0 +1,94 @@
+"""Versioned schema of the SQLite store. Append a migration; never edit one that has shipped.
+
+Index tables are WITHOUT ROWID with the lookup columns first in the primary key, so a search
+is a range scan of one b-tree that already holds the resource key (`pk`); the `*_by_pk`
+indexes serve the other direction (probing one resource, deleting its rows on update).
+"""
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE resource (
+            pk INTEGER PRIMARY KEY,
+            rtype TEXT NOT NULL,
+            rid TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            last_updated REAL NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            current_seq INTEGER NOT NULL,
+            UNIQUE (rtype, rid)
+        );
+        CREATE INDEX resource_type ON resource (rtype, deleted, pk);
+        CREATE INDEX resource_updated ON resource (rtype, last_updated);
+
+        CREATE TABLE resource_version (
+            seq INTEGER PRIMARY KEY,
+            pk INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            last_updated REAL NOT NULL,
+            method TEXT NOT NULL,
+            body BLOB,
+            UNIQUE (pk, version)
+        );
+        CREATE INDEX resource_version_updated ON resource_version (last_updated);
+
+        CREATE TABLE search_param (
+            id INTEGER PRIMARY KEY,
+            rtype TEXT NOT NULL,
+            name TEXT NOT NULL,
+            max_width REAL NOT NULL DEFAULT 0,
+            UNIQUE (rtype, name)
+        );
+
+        CREATE TABLE ix_token (
+            param INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, code, system, pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_token_by_pk ON ix_token (pk, param);
+
+        CREATE TABLE ix_string (
+            param INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, norm, exact, pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_string_by_pk ON ix_string (pk, param);
+
+        CREATE TABLE ix_date (
+            param INTEGER NOT NULL, low REAL NOT NULL, high REAL NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, low, high, pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_date_by_pk ON ix_date (pk, param);
+
+        CREATE TABLE ix_quantity (
+            param INTEGER NOT NULL, ccode TEXT NOT NULL, cvalue REAL NOT NULL,
+            value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, ccode, cvalue, pk, value, system, code)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_quantity_value ON ix_quantity (param, value);
+        CREATE INDEX ix_quantity_by_pk ON ix_quantity (pk, param);
+
+        CREATE TABLE ix_reference (
+            param INTEGER NOT NULL, target TEXT NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, target, pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_reference_by_pk ON ix_reference (pk, param);
+
+        CREATE TABLE ix_composite (
+            param INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL,
+            ccode TEXT NOT NULL, cvalue REAL NOT NULL,
+            value REAL NOT NULL, usystem TEXT NOT NULL, ucode TEXT NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, code, ccode, cvalue, system, pk, value, usystem, ucode)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_composite_by_pk ON ix_composite (pk, param);
+
+        CREATE TABLE app_user (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL,
+            devices TEXT NOT NULL DEFAULT '[]',
+            active INTEGER NOT NULL DEFAULT 1
+        );
+        """,
+    ),
+)

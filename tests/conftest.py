@@ -1,0 +1,137 @@
+"""Shared fixtures: a fresh store per test, the Flask app over it, and one token per role."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from flask.testing import FlaskClient
+
+from server.app import create_app
+from server.auth.roles import roles
+from server.auth.users import add_user
+from server.config import Settings
+from server.fhir import FhirService, build_service
+from server.store.port import Store
+from server.store.sqlite import SqliteStore
+
+DATA = Path(__file__).parent / "data"
+MONGO_URL = os.environ.get("KERMA_TEST_MONGODB_URL", "")
+
+
+def _mongo_store() -> Store:
+    pytest.importorskip("mongoengine")
+    from server.store.mongodb import MongoStore
+
+    if MONGO_URL:
+        import uuid
+
+        return MongoStore(
+            MONGO_URL, database=f"kerma_test_{uuid.uuid4().hex[:8]}", drop_on_close=True
+        )
+    import mongomock
+
+    return MongoStore(
+        "mongodb://localhost", database="kerma_test", client_class=mongomock.MongoClient
+    )
+
+
+@pytest.fixture(params=["sqlite", "mongodb"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Every store adapter: SQLite, and MongoDB (mongomock, or the real server when configured)."""
+    store = SqliteStore(tmp_path / "kerma.sqlite3") if request.param == "sqlite" else _mongo_store()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = SqliteStore(tmp_path / "kerma.sqlite3")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def service(store: Store) -> FhirService:
+    return build_service(store)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, max_body_bytes=64 * 1024, base_url="http://kerma.test/fhir")
+
+
+@pytest.fixture
+def app(settings: Settings, store: Store) -> Any:
+    return create_app(settings, store)
+
+
+@pytest.fixture
+def client(app: Any) -> FlaskClient:
+    return app.test_client()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def tokens(store: Store) -> dict[str, str]:
+    """A token for each role; the radiographer works on Device/dev-a only."""
+    return {
+        name: add_user(
+            store, f"{name}-user", name, ("Device/dev-a",) if name == "radiographer" else ()
+        )
+        for name in roles()
+    }
+
+
+class Api:
+    """A FHIR client over the Flask test client, authenticated as one role."""
+
+    def __init__(self, client: FlaskClient, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return {**h, **(extra or {})}
+
+    def get(self, url: str, **headers: str) -> Any:
+        return self.client.get(url, headers=self.headers(headers))
+
+    def send(self, method: str, url: str, body: Any, **headers: str) -> Any:
+        h = self.headers({"Content-Type": "application/fhir+json", **headers})
+        return self.client.open(url, method=method, data=orjson.dumps(body), headers=h)
+
+    def post(self, url: str, body: Any, **headers: str) -> Any:
+        return self.send("POST", url, body, **headers)
+
+    def put(self, url: str, body: Any, **headers: str) -> Any:
+        return self.send("PUT", url, body, **headers)
+
+    def delete(self, url: str) -> Any:
+        return self.client.delete(url, headers=self.headers())
+
+    def search(self, url: str) -> list[dict[str, Any]]:
+        """The matched resources of a searchset (asserts 200)."""
+        r = self.get(url)
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return [
+            e["resource"] for e in r.get_json().get("entry", []) if e["search"]["mode"] == "match"
+        ]
+
+
+@pytest.fixture
+def api(client: FlaskClient, tokens: dict[str, str]) -> Api:
+    """An mpe (medical physics expert) client: may read and write everything but users."""
+    return Api(client, tokens["mpe"])
+
+
+@pytest.fixture
+def as_role(client: FlaskClient, tokens: dict[str, str]) -> Any:
+    return lambda name: Api(client, tokens.get(name, name))
+
+
+def load(name: str) -> Any:
+    return orjson.loads((DATA / name).read_bytes())

@@ -1,0 +1,104 @@
+"""The `kerma` command as an operator runs it: a real process, a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# the console script installed with the package, as an operator runs it
+KERMA = [str(Path(sys.executable).parent / "kerma")]
+DATA = Path(__file__).parent / "data"
+
+
+def run(
+    args: list[str], env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*KERMA, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
+    return {**clean, "KERMA_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_every_command_has_help(env: dict[str, str]) -> None:
+    top = run(["--help"], env).stdout
+    for command in ("serve", "users", "ingest", "openapi"):
+        assert command in top
+        assert "Usage:" in run([command, "--help"], env).stdout
+    for sub in ("add", "list", "revoke"):
+        assert "Usage:" in run(["users", sub, "--help"], env).stdout
+
+
+def test_users_add_prints_the_token_alone_on_the_last_line(env: dict[str, str]) -> None:
+    out = run(["users", "add", "ann", "--role", "viewer"], env).stdout
+    token = out.strip().splitlines()[-1]
+    assert token.startswith("kerma_") and " " not in token
+    assert run(["users", "add", "ann", "--role", "viewer"], env, check=False).returncode != 0
+    assert run(["users", "add", "bob", "--role", "wizard"], env, check=False).returncode != 0
+    assert "ann\tviewer\tactive" in run(["users", "list"], env).stdout
+    run(["users", "revoke", "ann"], env)
+    assert "ann\tviewer\trevoked" in run(["users", "list"], env).stdout
+
+
+def test_ingest_reports_and_fails_on_bad_files(env: dict[str, str], tmp_path: Path) -> None:
+    out = run(["ingest", str(DATA / "fhir-rds-ig/bundle-sample.json")], env).stdout
+    assert "transaction of 5 entries: 5x 201" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"resourceType": "Patient", "gender": "bogus"}')
+    result = run(["ingest", str(bad)], env, check=False)
+    assert result.returncode == 1 and "not loaded" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_answers_over_http(env: dict[str, str]) -> None:
+    port = _free_port()
+    env = {**env, "KERMA_HTTP_PORT": str(port), "KERMA_DICOM_PORT": "0", "KERMA_HL7_PORT": "0"}
+    token = run(["users", "add", "ops", "--role", "mpe"], env).stdout.strip().splitlines()[-1]
+    run(["ingest", str(DATA / "fhir-rds-ig/examples-transaction.json")], env)
+    server = subprocess.Popen(
+        [*KERMA, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1) as r:
+                    assert json.load(r)["status"] == "ok"
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        else:
+            pytest.fail("kerma serve did not answer /health")
+        request = urllib.request.Request(
+            f"{base}/fhir/Observation?code=73569-6&_sort=_id",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
+            bundle = json.load(r)
+        assert bundle["total"] == 3
+        assert [e["resource"]["id"] for e in bundle["entry"]] == ["122", "139", "545"]
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"{base}/fhir/Observation", timeout=5)
+        assert denied.value.code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
