@@ -7,6 +7,7 @@ elements, which is all the registry's expressions for our resources need.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -25,24 +26,38 @@ def values_at(resource: dict[str, Any], path: str) -> list[Any]:
     if not path:
         return [resource]
     found: list[Any] = []
-    for alternative in path.split("|"):
+    for steps in _compile(path):
         current: list[Any] = [resource]
-        for step in alternative.split("."):
-            current = [v for item in current if isinstance(item, dict) for v in _step(item, step)]
+        for step, is_choice in steps:
+            current = [
+                v
+                for item in current
+                if isinstance(item, dict)
+                for v in _step(item, step, is_choice)
+            ]
+            if not current:
+                break
         found.extend(current)
     return found
 
 
-def _step(item: dict[str, Any], step: str) -> list[Any]:
-    if step.endswith("[x]"):
-        stem = step[:-3]
-        values = [
-            v
-            for k, v in item.items()
-            if k.startswith(stem) and k[len(stem) : len(stem) + 1].isupper()
-        ]
+@functools.cache
+def _compile(path: str) -> tuple[tuple[tuple[str, bool], ...], ...]:
+    """'a.b[x]|c' -> ((('a', False), ('b', True)), (('c', False),)), parsed once per path."""
+    return tuple(
+        tuple((step.removesuffix("[x]"), step.endswith("[x]")) for step in alternative.split("."))
+        for alternative in path.split("|")
+    )
+
+
+def _step(item: dict[str, Any], step: str, is_choice: bool) -> list[Any]:
+    if is_choice:
+        n = len(step)
+        values = [v for k, v in item.items() if k.startswith(step) and k[n : n + 1].isupper()]
+    elif step in item:
+        values = [item[step]]
     else:
-        values = [item[step]] if step in item else []
+        return []
     flat: list[Any] = []
     for v in values:
         if isinstance(v, list):

@@ -79,6 +79,7 @@ _RESULT_PARAMS = (
     "_format",
     "_pretty",
 )
+_MAX_INT = 2**31 - 1
 SummaryMode = Literal["true", "false", "text", "data", "count"]
 
 
@@ -128,9 +129,9 @@ def parse(
         if base in _RESULT_PARAMS:
             applied.append((name, value))
             if base == "_count":
-                count = min(_non_negative(name, value), max_count)
+                count = min(non_negative(name, value), max_count)
             elif base == "_offset":
-                offset = _non_negative(name, value)
+                offset = non_negative(name, value)
             elif base == "_sort":
                 sort = _sort(rtype, value)
             elif base == "_include":
@@ -394,9 +395,18 @@ def _no_modifier(name: str, modifier: str) -> None:
         raise SearchError(f"{name}: modifier :{modifier} is not supported here")
 
 
-def _non_negative(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise SearchError(f"{name}: expected a non-negative integer, got {value!r}")
+def non_negative(name: str, value: str) -> int:
+    """A count or offset: 0 to 2**31 - 1 (larger ones can only be mistakes or probes).
+
+    >>> non_negative("_count", "20")
+    20
+    >>> non_negative("_offset", "99999999999")
+    Traceback (most recent call last):
+    ...
+    server.fhir.search.SearchError: _offset: expected an integer from 0 to 2147483647, got '99999999999'
+    """
+    if not value.isdigit() or int(value) > _MAX_INT:
+        raise SearchError(f"{name}: expected an integer from 0 to {_MAX_INT}, got {value!r}")
     return int(value)
 
 

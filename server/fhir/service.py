@@ -18,7 +18,7 @@ import orjson
 from server.fhir import registry
 from server.fhir.errors import FhirError, Issue
 from server.fhir.indexing import Indexer
-from server.fhir.search import SearchError, SearchRequest, parse
+from server.fhir.search import SearchError, SearchRequest, non_negative, parse
 from server.fhir.validation import validate
 from server.fhir.values import date_range, instant
 from server.store.port import Reader, Store, Stored, Transaction, VersionConflict, Write
@@ -144,8 +144,13 @@ class FhirService:
         since = None
         if "_since" in args:
             since = self._date_arg("_since", args["_since"])
-        count = min(_int_arg("_count", args.get("_count"), self._page_default), self._page_max)
-        offset = _int_arg("_offset", args.get("_offset"), 0)
+        try:
+            count = min(
+                non_negative("_count", args.get("_count", str(self._page_default))), self._page_max
+            )
+            offset = non_negative("_offset", args.get("_offset", "0"))
+        except SearchError as e:
+            raise FhirError.of(400, "invalid", str(e)) from None
         if rid is not None and self.store.read(rtype or "", rid) is None:
             raise FhirError.of(404, "not-found", f"{rtype}/{rid} does not exist")
         versions, total = self.store.history(rtype, rid, since, count, offset)
@@ -178,17 +183,28 @@ class FhirService:
         body: Any,
         if_none_exist: str | None = None,
         rid: str | None = None,
+        *,
+        trusted: bool = False,
     ) -> Saved:
+        """Create; `trusted` skips validation, for resources Kerma built (and tests validate)."""
         check_type(rtype)
         _check_body(rtype, body)
         if if_none_exist:
             existing = self.find_in(tx, rtype, if_none_exist, "If-None-Exist")
             if existing:
                 return Saved(existing, created=False)
-        return Saved(self._write(tx, rtype, rid or self.new_id(), body, 1, "POST"), created=True)
+        stored = self._write(tx, rtype, rid or self.new_id(), body, 1, "POST", trusted)
+        return Saved(stored, created=True)
 
     def update_in(
-        self, tx: Transaction, rtype: str, rid: str, body: Any, if_match: str | None = None
+        self,
+        tx: Transaction,
+        rtype: str,
+        rid: str,
+        body: Any,
+        if_match: str | None = None,
+        *,
+        trusted: bool = False,
     ) -> Saved:
         check_type(rtype)
         _check_body(rtype, body)
@@ -208,7 +224,7 @@ class FhirService:
                     412, "conflict", f"If-Match {if_match} but current version is {have}"
                 )
         version = current.version + 1 if current else 1
-        stored = self._write(tx, rtype, rid, body, version, "PUT")
+        stored = self._write(tx, rtype, rid, body, version, "PUT", trusted)
         return Saved(stored, created=current is None or current.deleted)
 
     def delete_in(self, tx: Transaction, rtype: str, rid: str) -> Stored | None:
@@ -226,9 +242,7 @@ class FhirService:
     def create_internal(self, body: dict[str, Any]) -> Stored:
         """Store a resource Kerma built itself (e.g. an AuditEvent): no client validation."""
         with self.store.transaction() as tx:
-            return self._write(
-                tx, body["resourceType"], self.new_id(), body, 1, "POST", validated=True
-            )
+            return self.create_in(tx, body["resourceType"], body, trusted=True).stored
 
     def find_in(self, reader: Reader, rtype: str, query_string: str, what: str) -> Stored | None:
         """The one resource a conditional request names; 412 when several match."""
@@ -252,7 +266,7 @@ class FhirService:
         body: dict[str, Any],
         version: int,
         method: str,
-        validated: bool = False,
+        trusted: bool = False,
     ) -> Stored:
         now = self._clock()
         resource = dict(body)
@@ -263,7 +277,7 @@ class FhirService:
             if k in ("profile", "tag", "security", "source")
         }
         resource["meta"] = {"versionId": str(version), "lastUpdated": instant(now), **meta}
-        if not validated:
+        if not trusted:
             issues = validate(resource)
             if issues:
                 raise FhirError(422, issues)
@@ -310,14 +324,6 @@ def _etag_version(etag: str) -> int:
     if not text.isdigit():
         raise FhirError.of(400, "invalid", f'If-Match must be an ETag like W/"3", got {etag!r}')
     return int(text)
-
-
-def _int_arg(name: str, value: str | None, default: int) -> int:
-    if value is None:
-        return default
-    if not value.isdigit():
-        raise FhirError.of(400, "invalid", f"{name} must be a non-negative integer")
-    return int(value)
 
 
 def body_of(stored: Stored) -> dict[str, Any]:

@@ -8,7 +8,6 @@ answers with the failing entry's status. A batch runs each entry on its own.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -246,7 +245,6 @@ def _entry(raw: Any, index: int, base: str) -> _Entry:
             raise FhirError.of(
                 400, "required", f"entry {index}: {method} needs a resource", f"{where}.resource"
             )
-        resource = copy.deepcopy(resource)
         if method == "PUT" and rid is None and not query:
             raise FhirError.of(
                 400,

@@ -14,17 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
-from server.store.query import DateClause, Query
+from server.store.query import Query
+from server.store.sqlite_plan import CountCache, plan
 from server.store.sqlite_schema import MIGRATIONS
-from server.store.sqlite_search import Compiler, Part
+from server.store.sqlite_search import Compiler
 
 _SELECT_STORED = (
     "SELECT r.pk, r.rtype, r.rid, r.version, r.last_updated, v.body, v.method "
     "FROM resource AS r JOIN resource_version AS v ON v.seq = r.current_seq"
 )
 # Beyond this many matches the page is read with LIMIT and the total counted separately.
-_FETCH_ALL_LIMIT = 20_000
-_ESTIMATE_LIMIT = 2_000
+_FETCH_ALL_LIMIT = 100_000
 
 
 class SqliteStore:
@@ -37,6 +37,7 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._param_ids: dict[tuple[str, str], int] = {}
+        self._counts = CountCache()
         self._migrate()
 
     # -- connections and schema -------------------------------------------------------------
@@ -167,7 +168,7 @@ class SqliteStore:
         return [Stored(*row) for row in rows], total
 
     def search(self, query: Query) -> tuple[list[Stored], int | None]:
-        return _search(self._conn(), self._compiler(), query)
+        return _search(self._conn(), self._compiler(), query, self._counts)
 
     def _compiler(self) -> Compiler:
         return Compiler(self._param_id, self._max_width)
@@ -213,7 +214,9 @@ class SqliteStore:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield SqliteTransaction(self, conn)
+            tx = SqliteTransaction(self, conn)
+            yield tx
+            tx.flush()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -267,18 +270,38 @@ class SqliteStore:
         return cur.rowcount == 1
 
 
+_INDEX_INSERTS = {
+    "tokens": "INSERT OR IGNORE INTO ix_token (param, system, code, pk) VALUES (?, ?, ?, ?)",
+    "strings": "INSERT OR IGNORE INTO ix_string (param, norm, exact, pk) VALUES (?, ?, ?, ?)",
+    "dates": "INSERT OR IGNORE INTO ix_date (param, low, high, pk) VALUES (?, ?, ?, ?)",
+    "quantities": "INSERT OR IGNORE INTO ix_quantity (param, value, system, code, cvalue, ccode, pk) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "references": "INSERT OR IGNORE INTO ix_reference (param, target, pk) VALUES (?, ?, ?)",
+    "composites": "INSERT OR IGNORE INTO ix_composite "
+    "(param, system, code, value, usystem, ucode, cvalue, ccode, pk) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+}
+_INDEX_TABLES = ("ix_token", "ix_string", "ix_date", "ix_quantity", "ix_reference", "ix_composite")
+
+
 class SqliteTransaction:
-    """Writes and reads on the connection that holds the write lock."""
+    """Writes and reads on the connection that holds the write lock.
+
+    Index rows are collected and inserted with one executemany per table when the transaction
+    reads or commits: a Bundle of 100 Observations costs 6 statements, not 600.
+    """
 
     def __init__(self, store: SqliteStore, conn: sqlite3.Connection) -> None:
         self._store = store
         self._conn = conn
+        self._pending: dict[str, list[tuple[object, ...]]] = {kind: [] for kind in _INDEX_INSERTS}
+        self._widths: dict[int, float] = {}
 
     def read(self, rtype: str, rid: str) -> Stored | None:
         return _read(self._conn, rtype, rid)
 
     def search(self, query: Query) -> tuple[list[Stored], int | None]:
-        return _search(self._conn, self._store._compiler(), query)
+        self.flush()
+        return _search(self._conn, self._store._compiler(), query, self._store._counts)
 
     def write(self, write: Write) -> None:
         conn = self._conn
@@ -297,14 +320,8 @@ class SqliteTransaction:
             pk, version = row
             if version != write.version - 1:
                 raise VersionConflict(f"{write.rtype}/{write.rid} is at version {version}")
-            for table in (
-                "ix_token",
-                "ix_string",
-                "ix_date",
-                "ix_quantity",
-                "ix_reference",
-                "ix_composite",
-            ):
+            self.flush()
+            for table in _INDEX_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE pk = ?", (pk,))
         seq = conn.execute(
             "INSERT INTO resource_version (pk, version, last_updated, method, body) VALUES (?, ?, ?, ?, ?)",
@@ -315,70 +332,63 @@ class SqliteTransaction:
             (write.version, write.last_updated, int(write.body is None), seq, pk),
         )
         if write.index is not None:
-            self._write_index(pk, write.rtype, write.index)
+            self._stage_index(pk, write.rtype, write.index)
 
-    def _write_index(self, pk: int, rtype: str, index: Index) -> None:
-        conn = self._conn
-
+    def _stage_index(self, pk: int, rtype: str, index: Index) -> None:
         def pid(name: str) -> int:
-            return self._store._param_id_for_write(conn, rtype, name)
+            return self._store._param_id_for_write(self._conn, rtype, name)
 
-        conn.executemany(
-            "INSERT OR IGNORE INTO ix_token (param, system, code, pk) VALUES (?, ?, ?, ?)",
-            [(pid(p), s, c, pk) for p, s, c in index.tokens],
+        pending = self._pending
+        pending["tokens"].extend((pid(p), s, c, pk) for p, s, c in index.tokens)
+        pending["strings"].extend((pid(p), n, e, pk) for p, n, e in index.strings)
+        pending["dates"].extend((pid(p), lo, hi, pk) for p, lo, hi in index.dates)
+        pending["quantities"].extend(
+            (pid(p), v, s, c, cv, cc, pk) for p, v, s, c, cv, cc in index.quantities
         )
-        conn.executemany(
-            "INSERT OR IGNORE INTO ix_string (param, norm, exact, pk) VALUES (?, ?, ?, ?)",
-            [(pid(p), n, e, pk) for p, n, e in index.strings],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO ix_date (param, low, high, pk) VALUES (?, ?, ?, ?)",
-            [(pid(p), lo, hi, pk) for p, lo, hi in index.dates],
-        )
-        widths: dict[str, float] = {}
+        pending["references"].extend((pid(p), t, pk) for p, t in index.references)
+        pending["composites"].extend((pid(row[0]), *row[1:], pk) for row in index.composites)
         for p, lo, hi in index.dates:
-            widths[p] = max(widths.get(p, 0.0), hi - lo)
-        conn.executemany(
-            "UPDATE search_param SET max_width = ? WHERE id = ? AND max_width < ?",
-            [(w, pid(p), w) for p, w in widths.items()],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO ix_quantity (param, value, system, code, cvalue, ccode, pk) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(pid(p), v, s, c, cv, cc, pk) for p, v, s, c, cv, cc in index.quantities],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO ix_reference (param, target, pk) VALUES (?, ?, ?)",
-            [(pid(p), t, pk) for p, t in index.references],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO ix_composite "
-            "(param, system, code, value, usystem, ucode, cvalue, ccode, pk) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(pid(row[0]), *row[1:], pk) for row in index.composites],
-        )
+            key = pid(p)
+            self._widths[key] = max(self._widths.get(key, 0.0), hi - lo)
+
+    def flush(self) -> None:
+        """Insert the staged index rows (before a read inside the transaction, and at commit)."""
+        for kind, rows in self._pending.items():
+            if rows:
+                self._conn.executemany(_INDEX_INSERTS[kind], rows)
+                rows.clear()
+        if self._widths:
+            self._conn.executemany(
+                "UPDATE search_param SET max_width = ? WHERE id = ? AND max_width < ?",
+                [(w, pid, w) for pid, w in self._widths.items()],
+            )
+            self._widths.clear()
 
 
 def _search(
-    conn: sqlite3.Connection, compiler: Compiler, query: Query
+    conn: sqlite3.Connection, compiler: Compiler, query: Query, counts: CountCache
 ) -> tuple[list[Stored], int | None]:
     parts = [compiler.part(query.rtype, clause) for clause in query.clauses]
-    driver = _choose_driver(conn, compiler, query, parts)
-    probe_sql = " AND ".join(f"({p.probe[0]})" for p in parts) or "1"
-    probe_args = [a for p in parts for a in p.probe[1]]
+    chosen = plan(conn, compiler, query, parts, counts)
+    probes = [p.probe for i, p in enumerate(parts) if i not in chosen.covers]
+    probe_sql = " AND ".join(f"({sql})" for sql, _ in probes) or "1"
+    probe_args = [a for _, args in probes for a in args]
     order_sql, order_args = compiler.order_by(query.rtype, query.sort)
-    if driver is None:
-        source = "resource AS r WHERE r.rtype = ? AND r.deleted = 0"
-        source_args: list[object] = [query.rtype]
+    if chosen.driver is None:
+        source, source_args = "resource AS r WHERE r.rtype = ? AND r.deleted = 0", [query.rtype]
     else:
-        source = (
-            f"(SELECT DISTINCT pk FROM ({driver[0]})) AS d CROSS JOIN resource AS r "
-            "WHERE r.pk = d.pk AND r.deleted = 0"
-        )
-        source_args = list(driver[1])
-    base = f"FROM {source} AND r.rtype = ? AND {probe_sql}"
-    base_args = [*source_args, query.rtype, *probe_args]
-    total: int | None
+        # Index rows exist only for current resources of this type, so a driver needs the
+        # resource table only to sort by id or lastUpdated.
+        driver_sql, source_args = chosen.driver
+        if not chosen.exact:
+            driver_sql = f"SELECT DISTINCT pk FROM ({driver_sql})"
+        if any(k.kind in ("_id", "_lastUpdated") for k in query.sort):
+            source = f"({driver_sql}) AS d JOIN resource AS r ON r.pk = d.pk WHERE 1"
+        else:
+            source = f"({driver_sql}) AS r WHERE 1"
+    base = f"FROM {source} AND {probe_sql}"
+    base_args = [*source_args, *probe_args]
+    total: int | None = None
     if query.with_total:
         rows = conn.execute(
             f"SELECT r.pk {base} {order_sql} LIMIT ?",
@@ -388,37 +398,11 @@ def _search(
             pks = [pk for (pk,) in rows[query.offset : query.offset + query.count]]
             return _read_pks(conn, pks), len(rows)
         total = conn.execute(f"SELECT count(*) {base}", base_args).fetchone()[0]
-    else:
-        total = None
     rows = conn.execute(
         f"SELECT r.pk {base} {order_sql} LIMIT ? OFFSET ?",
         [*base_args, *order_args, query.count, query.offset],
     ).fetchall()
     return _read_pks(conn, [pk for (pk,) in rows]), total
-
-
-def _choose_driver(
-    conn: sqlite3.Connection, compiler: Compiler, query: Query, parts: list[Part]
-) -> tuple[str, list[object]] | None:
-    """The candidate SELECT that matches the fewest rows, estimated by a bounded count."""
-    candidates = [p.driver for p in parts if p.driver is not None]
-    by_param: dict[str, list[DateClause]] = {}
-    for clause in query.clauses:
-        if isinstance(clause, DateClause) and clause.param in query.single_valued:
-            by_param.setdefault(clause.param, []).append(clause)
-    for clauses in by_param.values():
-        combined = compiler.combined_dates(query.rtype, clauses)
-        if combined is not None:
-            candidates.append(combined)
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
-
-    def estimate(candidate: tuple[str, list[object]]) -> int:
-        sql, args = candidate
-        row = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT {_ESTIMATE_LIMIT})", args).fetchone()
-        return int(row[0])
-
-    return min(candidates, key=estimate)
 
 
 def _read(conn: sqlite3.Connection, rtype: str, rid: str) -> Stored | None:

@@ -49,8 +49,14 @@ _MAX_CHAR = "\U0010ffff"
 
 @dataclass(frozen=True)
 class Part:
+    """One clause as SQL: a probe on `alias.pk`, and a driver SELECT of matching pks if an index
+    can answer it. `exact`: the driver yields each pk once. `cacheable`: its row count depends on
+    the data only, not on a range the client chose, so the planner may remember it."""
+
     probe: Sql
     driver: Sql | None
+    exact: bool = False
+    cacheable: bool = False
 
 
 class Compiler:
@@ -134,12 +140,20 @@ class Compiler:
         probe = _exists("ix_token", alias, pid, _or(conds), negate=c.negate)
         if c.negate:
             return Part(probe, None)
-        return Part(probe, _union("ix_token", pid, conds))
+        one_key = (
+            len(c.values) == 1 and c.values[0].code is not None and c.values[0].system is not None
+        )
+        driver, exact = _union("ix_token", pid, conds)
+        return Part(probe, driver, exact or one_key, cacheable=True)
 
     def _StringClause(self, rtype: str, c: StringClause, alias: str) -> Part:
         pid = self._param_id(rtype, c.param)
         conds = [_string_sql(v, c.mode) for v in c.values]
-        return Part(_exists("ix_string", alias, pid, _or(conds)), _union("ix_string", pid, conds))
+        return Part(
+            _exists("ix_string", alias, pid, _or(conds)),
+            *_union("ix_string", pid, conds),
+            cacheable=True,
+        )
 
     def _DateClause(self, rtype: str, c: DateClause, alias: str) -> Part:
         pid = self._param_id(rtype, c.param)
@@ -155,7 +169,9 @@ class Compiler:
         pid = self._param_id(rtype, c.param)
         marks = ", ".join("?" * len(c.targets))
         cond: Sql = (f"target IN ({marks})", list(c.targets))
-        return Part(_exists("ix_reference", alias, pid, cond), _union("ix_reference", pid, [cond]))
+        driver, _ = _union("ix_reference", pid, [cond])
+        probe = _exists("ix_reference", alias, pid, cond)
+        return Part(probe, driver, exact=len(c.targets) == 1, cacheable=True)
 
     def _CompositeClause(self, rtype: str, c: CompositeClause, alias: str) -> Part:
         pid = self._param_id(rtype, c.param)
@@ -167,7 +183,9 @@ class Compiler:
             drivable = drivable and ok
             conds.append((f"({tsql}) AND ({qsql})", [*targs, *qargs]))
         probe = _exists("ix_composite", alias, pid, _or(conds))
-        return Part(probe, _union("ix_composite", pid, conds) if drivable else None)
+        if not drivable:
+            return Part(probe, None)
+        return Part(probe, *_union("ix_composite", pid, conds))
 
     def _MissingClause(self, rtype: str, c: MissingClause, alias: str) -> Part:
         pid = self._param_id(rtype, c.param)
@@ -175,7 +193,8 @@ class Compiler:
         probe = _exists(table, alias, pid, ("1", []), negate=c.missing)
         if c.missing:
             return Part(probe, None)
-        return Part(probe, (f"SELECT DISTINCT pk FROM {table} WHERE param = ?", [pid]))
+        driver: Sql = (f"SELECT DISTINCT pk FROM {table} WHERE param = ?", [pid])
+        return Part(probe, driver, exact=True, cacheable=True)
 
     def _ChainClause(self, rtype: str, c: ChainClause, alias: str) -> Part:
         pid = self._param_id(rtype, c.param)
@@ -183,35 +202,32 @@ class Compiler:
         inner_sql, inner_args = self.matching(c.target_type, (c.inner,), inner_alias)
         targets = f"SELECT t.rtype || '/' || t.rid FROM resource AS t WHERE t.pk IN ({inner_sql})"
         cond: Sql = (f"target IN ({targets})", inner_args)
-        return Part(_exists("ix_reference", alias, pid, cond), _union("ix_reference", pid, [cond]))
+        driver, _ = _union("ix_reference", pid, [cond])
+        return Part(_exists("ix_reference", alias, pid, cond), driver, cacheable=True)
 
     def _IdClause(self, rtype: str, c: IdClause, alias: str) -> Part:
         marks = ", ".join("?" * len(c.ids))
-        probe: Sql = (f"{alias}.rid IN ({marks})", list(c.ids))
         driver: Sql = (
-            f"SELECT pk FROM resource WHERE rtype = ? AND rid IN ({marks})",
+            f"SELECT pk FROM resource WHERE rtype = ? AND deleted = 0 AND rid IN ({marks})",
             [rtype, *c.ids],
         )
-        return Part(probe, driver)
+        probe: Sql = (f"{alias}.pk IN ({driver[0]})", driver[1])
+        return Part(probe, driver, exact=True, cacheable=True)
 
     def _LastUpdatedClause(self, rtype: str, c: LastUpdatedClause, alias: str) -> Part:
-        probes: list[Sql] = []
         drivers: list[Sql] = []
         for value in c.values:
             conds, negate = range_conditions(value)
-            column = f"{alias}.last_updated"
-            sql, args = _bounds_sql(conds, {"low": column, "high": column}, negate)
-            probes.append((sql, args))
-            dsql, dargs = _bounds_sql(
-                conds, {"low": "last_updated", "high": "last_updated"}, negate
-            )
+            sql, args = _bounds_sql(conds, {"low": "last_updated", "high": "last_updated"}, negate)
             drivers.append(
                 (
-                    f"SELECT pk FROM resource WHERE rtype = ? AND deleted = 0 AND {dsql}",
-                    [rtype, *dargs],
+                    f"SELECT pk FROM resource WHERE rtype = ? AND deleted = 0 AND {sql}",
+                    [rtype, *args],
                 )
             )
-        return Part(_or(probes), _union_selects(drivers))
+        driver, _ = _union_selects(drivers)  # rows of the resource table: each pk once
+        probe: Sql = (f"{alias}.pk IN ({driver[0]})", driver[1])
+        return Part(probe, driver, exact=True)
 
     # -- value conditions -------------------------------------------------------------------
 
@@ -259,8 +275,9 @@ def _ranged(table: str, alias: str, pid: int, conds: list[tuple[Sql, bool]]) -> 
     """A part from range conditions; it can drive only if every condition is an index range."""
     sqls = [sql for sql, _ in conds]
     probe = _exists(table, alias, pid, _or(sqls))
-    drivable = all(ok for _, ok in conds)
-    return Part(probe, _union(table, pid, sqls) if drivable else None)
+    if not all(ok for _, ok in conds):
+        return Part(probe, None)
+    return Part(probe, *_union(table, pid, sqls))
 
 
 def _token_sql(v: TokenValue, code_col: str, system_col: str) -> Sql:
@@ -292,14 +309,16 @@ def _exists(table: str, alias: str, pid: int, cond: Sql, negate: bool = False) -
     return ("NOT " + sql if negate else sql), [pid, *cond[1]]
 
 
-def _union(table: str, pid: int, conds: list[Sql]) -> Sql:
+def _union(table: str, pid: int, conds: list[Sql]) -> tuple[Sql, bool]:
     return _union_selects(
         [(f"SELECT pk FROM {table} WHERE param = ? AND {sql}", [pid, *args]) for sql, args in conds]
     )
 
 
-def _union_selects(selects: list[Sql]) -> Sql:
-    return " UNION ".join(s for s, _ in selects), [a for _, args in selects for a in args]
+def _union_selects(selects: list[Sql]) -> tuple[Sql, bool]:
+    """The selects joined by UNION, and whether the result is free of duplicates (UNION dedupes)."""
+    sql = " UNION ".join(s for s, _ in selects), [a for _, args in selects for a in args]
+    return sql, len(selects) > 1
 
 
 def _or(conds: list[Sql]) -> Sql:

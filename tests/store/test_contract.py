@@ -127,6 +127,8 @@ def ids(svc: FhirService, rtype: str, query: str) -> list[str]:
         ("patient.birthdate=lt1980", ["e1", "e2"]),
         ("device.manufacturer=siem", ["e1", "e2"]),
         ("_id=e1,e3", ["e1", "e3"]),
+        ("patient=p1&_id=e1,e3", ["e1"]),
+        ("_id=e1,e2,e3&patient=p1", ["e1", "e2"]),
         ("value-quantity:missing=true", ["e1", "e2", "e3", "e4"]),
         ("device:missing=false", ["e1", "e2", "e3", "e4"]),
         ("code:not=113852", []),
@@ -216,6 +218,8 @@ def test_last_updated_search(fhir: FhirService) -> None:
     from server.fhir.values import instant
 
     assert ids(fhir, "Patient", f"_lastUpdated=gt{instant(cut)}") == ["p3"]
+    assert ids(fhir, "Patient", f"gender=other&_lastUpdated=gt{instant(cut)}") == ["p3"]
+    assert ids(fhir, "Patient", f"gender=female&_lastUpdated=gt{instant(cut)}") == []
 
 
 def test_transaction_is_all_or_nothing(any_store: Store) -> None:

@@ -1,0 +1,94 @@
+"""The SQLite planner picks the smallest index range, and every plan gives the same answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from server.fhir import FhirService, build_service
+from server.fhir.search import parse
+from server.store.sqlite import SqliteStore
+from server.store.sqlite_plan import CountCache, plan
+from server.store.sqlite_search import Compiler
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[SqliteStore, FhirService]:
+    """2,400 Observations, one every 6 hours over 600 days; every tenth is a study summary."""
+    store = SqliteStore(Path(tmp_path_factory.mktemp("plan")) / "k.sqlite3")
+    service = build_service(store)
+    with store.transaction() as tx:
+        for i in range(2400):
+            code = "113701" if i % 10 == 0 else "113852"
+            when = (START + timedelta(hours=6 * i)).isoformat()
+            body = {
+                "resourceType": "Observation",
+                "id": f"o{i}",
+                "status": "final",
+                "code": {"coding": [{"system": DCM, "code": code}]},
+                "subject": {"reference": f"Patient/p{i % 40}"},
+                "effectiveDateTime": when,
+            }
+            service.update_in(tx, "Observation", f"o{i}", body, trusted=True)
+    return store, service
+
+
+def _expected(code: str, low: datetime, high: datetime, patient: str | None = None) -> list[str]:
+    found = []
+    for i in range(2400):
+        when = START + timedelta(hours=6 * i)
+        is_code = ("113701" if i % 10 == 0 else "113852") == code
+        if is_code and low <= when < high and (patient is None or f"p{i % 40}" == patient):
+            found.append(f"o{i}")
+    return sorted(found, key=lambda rid: int(rid[1:]))
+
+
+def _plan_for(store: SqliteStore, pairs: list[tuple[str, str]]) -> frozenset[int]:
+    query = parse("Observation", pairs).query
+    compiler = Compiler(store._param_id, store._max_width)
+    parts = [compiler.part("Observation", c) for c in query.clauses]
+    return plan(store._conn(), compiler, query, parts, CountCache()).covers
+
+
+def test_month_drives_a_common_code(loaded: tuple[SqliteStore, FhirService]) -> None:
+    store, service = loaded
+    pairs = [
+        ("code", f"{DCM}|113852"),
+        ("date", "ge2024-03-01"),
+        ("date", "lt2024-04-01"),
+        ("_count", "1000"),
+    ]
+    assert _plan_for(store, pairs) == frozenset({1, 2})  # the two date clauses, combined
+    result = service.search("Observation", pairs)
+    expected = _expected(
+        "113852", datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
+    )
+    assert result.total == len(expected) == 111
+    assert sorted((s.rid for s in result.matches), key=lambda rid: int(rid[1:])) == expected
+
+
+def test_patient_drives_when_it_is_the_smallest(loaded: tuple[SqliteStore, FhirService]) -> None:
+    store, service = loaded
+    pairs = [
+        ("code", "113852"),
+        ("patient", "p3"),
+        ("date", "ge2024-01-01"),
+        ("date", "lt2025-01-01"),
+    ]
+    assert _plan_for(store, pairs) == frozenset({1})
+    expected = _expected(
+        "113852", datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC), "p3"
+    )
+    assert sorted(s.rid for s in service.search("Observation", pairs).matches) == sorted(expected)
+
+
+def test_rare_code_drives_a_long_period(loaded: tuple[SqliteStore, FhirService]) -> None:
+    store, service = loaded
+    pairs = [("code", f"{DCM}|113701"), ("date", "ge2024-01-01"), ("_count", "500")]
+    assert _plan_for(store, pairs) == frozenset({0})
+    assert service.search("Observation", pairs).total == 240

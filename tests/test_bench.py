@@ -1,0 +1,46 @@
+"""The benchmarks run in CI as smoke tests (tiny sizes), so they cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def test_fhir_search_bench_runs(tmp_path: Path) -> None:
+    args = [
+        "--observations",
+        "400",
+        "--patients",
+        "20",
+        "--queries",
+        "5",
+        "--transactions",
+        "2",
+        "--dir",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "fhir_search.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(a) Observation?patient=X" in result.stdout
+    assert "resources/s" in result.stdout
+
+
+def test_generated_resources_are_valid_fhir() -> None:
+    """The bench loads generated resources as trusted; this is where they are validated."""
+    sys.path.insert(0, str(BENCH))
+    import dose_data
+
+    from server.fhir.validation import validate
+
+    resources = [dose_data.patient(1), dose_data.device(1), *dose_data.observations(5, 8)]
+    assert {r["resourceType"] for r in resources} == {"Patient", "Device", "Observation"}
+    for resource in resources:
+        assert validate(resource) == [], resource["id"]
