@@ -67,6 +67,10 @@ class Indexer:
                 )
             elif p.type == "composite":
                 composites.update(self._composites(p, values))
+        primary = registry.primary_date(rtype)
+        primary_dates = [
+            (lo, hi) for p, lo, hi in dates if primary is not None and p == primary.name
+        ]
         return Index(
             tuple(tokens),
             tuple(strings),
@@ -74,6 +78,7 @@ class Indexer:
             tuple(quantities),
             tuple(references),
             tuple(composites),
+            primary_dates[0] if len(primary_dates) == 1 else None,
         )
 
     def _quantity(self, v: Any) -> tuple[float, str, str, float, str] | None:

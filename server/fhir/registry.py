@@ -29,6 +29,7 @@ class SearchParam:
     path: str = ""
     targets: tuple[str, ...] = ()
     single: bool = False
+    primary: bool = False  # the type's main date, kept beside tokens by the SQLite store
     components: tuple[Component, ...] = ()
     special: str | None = None  # "id" / "lastUpdated": answered from the resource row
     kerma: bool = False  # defined by Kerma, not in the R4 registry
@@ -64,6 +65,7 @@ def _param(rtype: str, name: str, spec: dict[str, object]) -> SearchParam:
         path=str(spec.get("path", "")),
         targets=tuple(spec.get("target", ())),  # type: ignore[arg-type]
         single=bool(spec.get("single", False)),
+        primary=bool(spec.get("primary", False)),
         components=components,
         special=spec.get("special"),  # type: ignore[arg-type]
         kerma=bool(spec.get("kerma", False)),
@@ -77,6 +79,10 @@ def resource_types() -> tuple[str, ...]:
 
 def params(rtype: str) -> dict[str, SearchParam]:
     return _table()[rtype]
+
+
+def primary_date(rtype: str) -> SearchParam | None:
+    return next((p for p in params(rtype).values() if p.primary), None)
 
 
 def param(rtype: str, name: str) -> SearchParam | None:

@@ -157,7 +157,17 @@ def parse(
     if summary == "count":
         count, with_total = 0, True
     single = frozenset(p.name for p in registry.params(rtype).values() if p.single)
-    query = Query(rtype, tuple(clauses), sort, count, offset, with_total, single)
+    primary = registry.primary_date(rtype)
+    query = Query(
+        rtype,
+        tuple(clauses),
+        sort,
+        count,
+        offset,
+        with_total,
+        single,
+        primary.name if primary else None,
+    )
     return SearchRequest(
         query,
         tuple(includes),

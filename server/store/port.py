@@ -34,6 +34,8 @@ class Index:
     quantities: tuple[QuantityRow, ...] = ()
     references: tuple[ReferenceRow, ...] = ()
     composites: tuple[CompositeRow, ...] = ()
+    # [low, high] of the type's primary date param (registry `primary`), when it has one value
+    primary_date: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,8 @@ class Query:
     with_total: bool = True
     # Single-valued date params (e.g. Observation.date): their range clauses may be combined.
     single_valued: frozenset[str] = field(default_factory=frozenset)
+    # The type's primary date param, stored beside each token (see Index.primary_date).
+    primary_date: str | None = None
 
 
 Bound = tuple[Literal["low", "high"], Literal[">", ">=", "<", "<="], float]

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from server.store.query import DateClause, Query
+from server.store.query import DateClause, Query, TokenClause
 from server.store.sqlite_search import Compiler, Part, Sql
 
 _QUICK_CAP = 1_000
@@ -107,6 +107,20 @@ def _candidates(compiler: Compiler, query: Query, parts: list[Part]) -> list[_Ca
             covered = frozenset(positions)
             candidates = [c for c in candidates if not c.covers <= covered]
             candidates.append(_Candidate(combined, True, False, covered))
+    # A token with the primary date's clauses is one range of the token index (rows carry
+    # that date): a subset of both, so it replaces them.
+    primary = by_param.get(query.primary_date or "", [])
+    for i, clause in enumerate(query.clauses):
+        if not primary or not isinstance(clause, TokenClause):
+            continue
+        dated = compiler.token_with_dates(query.rtype, clause, [query.clauses[j] for j in primary])  # type: ignore[misc]
+        if dated is not None:
+            covered = frozenset({i, *primary})
+            candidates = [c for c in candidates if not c.covers <= covered]
+            exact = len(clause.values) > 1 or all(
+                v.system is not None and v.code is not None for v in clause.values
+            )
+            candidates.append(_Candidate(dated, exact, False, covered))
     return candidates
 
 

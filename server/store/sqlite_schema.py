@@ -3,6 +3,9 @@
 Index tables are WITHOUT ROWID with the lookup columns first in the primary key, so a search
 is a range scan of one b-tree that already holds the resource key (`pk`); the `*_by_pk`
 indexes serve the other direction (probing one resource, deleting its rows on update).
+Code system URIs are stored once (`code_system`) and referenced by number; token rows carry
+the resource's primary date (`dlo`, `dhi`), so a code in a period is a single range scan.
+Bodies are zlib-compressed JSON.
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -41,9 +44,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             UNIQUE (rtype, name)
         );
 
+        CREATE TABLE code_system (
+            id INTEGER PRIMARY KEY,
+            uri TEXT NOT NULL UNIQUE
+        );
+
         CREATE TABLE ix_token (
-            param INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, pk INTEGER NOT NULL,
-            PRIMARY KEY (param, code, system, pk)
+            param INTEGER NOT NULL, code TEXT NOT NULL, dlo REAL NOT NULL, dhi REAL NOT NULL,
+            system INTEGER NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY (param, code, dlo, dhi, system, pk)
         ) WITHOUT ROWID;
         CREATE INDEX ix_token_by_pk ON ix_token (pk, param);
 
@@ -61,10 +70,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 
         CREATE TABLE ix_quantity (
             param INTEGER NOT NULL, ccode TEXT NOT NULL, cvalue REAL NOT NULL,
-            value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, pk INTEGER NOT NULL,
+            value REAL NOT NULL, system INTEGER NOT NULL, code TEXT NOT NULL, pk INTEGER NOT NULL,
             PRIMARY KEY (param, ccode, cvalue, pk, value, system, code)
         ) WITHOUT ROWID;
-        CREATE INDEX ix_quantity_value ON ix_quantity (param, value);
         CREATE INDEX ix_quantity_by_pk ON ix_quantity (pk, param);
 
         CREATE TABLE ix_reference (
@@ -74,9 +82,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX ix_reference_by_pk ON ix_reference (pk, param);
 
         CREATE TABLE ix_composite (
-            param INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL,
+            param INTEGER NOT NULL, code TEXT NOT NULL, system INTEGER NOT NULL,
             ccode TEXT NOT NULL, cvalue REAL NOT NULL,
-            value REAL NOT NULL, usystem TEXT NOT NULL, ucode TEXT NOT NULL, pk INTEGER NOT NULL,
+            value REAL NOT NULL, usystem INTEGER NOT NULL, ucode TEXT NOT NULL, pk INTEGER NOT NULL,
             PRIMARY KEY (param, code, ccode, cvalue, system, pk, value, usystem, ucode)
         ) WITHOUT ROWID;
         CREATE INDEX ix_composite_by_pk ON ix_composite (pk, param);

@@ -35,6 +35,7 @@ from server.store.query import (
 Sql = tuple[str, list[object]]
 ParamId = Callable[[str, str], int]  # (rtype, param name) -> id, -1 when never indexed
 MaxWidth = Callable[[int], float]  # param id -> widest [low, high] stored for it
+SystemId = Callable[[str], int]  # code system URI -> id, 0 for "", -1 when never stored
 
 _TABLE = {
     "token": "ix_token",
@@ -45,6 +46,7 @@ _TABLE = {
     "composite": "ix_composite",
 }
 _MAX_CHAR = "\U0010ffff"
+NO_DATE = -1e300  # dlo/dhi of a token row whose resource has no primary date
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class Part:
 class Compiler:
     """Turns clauses about `rtype` into SQL; `alias` names the resource row being probed."""
 
-    def __init__(self, param_id: ParamId, max_width: MaxWidth) -> None:
+    def __init__(self, param_id: ParamId, max_width: MaxWidth, system_id: SystemId) -> None:
+        self._system_id = system_id
         self._param_id = param_id
         self._max_width = max_width
 
@@ -105,6 +108,36 @@ class Compiler:
         sql, args = self._range_sql(bounds, pid, {"low": "low", "high": "high"})
         return f"SELECT pk FROM ix_date WHERE param = ? AND {sql}", [pid, *args]
 
+    def token_with_dates(
+        self, rtype: str, token: TokenClause, dates: list[DateClause]
+    ) -> Sql | None:
+        """One driver for a token clause and the date clauses on the type's primary date.
+
+        Token rows carry the primary date ([dlo, dhi]), so "this code in this month" is one
+        range scan of the token index, with no probe per row.
+        """
+        if token.negate or not dates or any(len(d.values) != 1 for d in dates):
+            return None
+        bounds: list[Bound] = []
+        for clause in dates:
+            conds, negate = range_conditions(clause.values[0])
+            if negate:
+                return None
+            bounds.extend(conds)
+        date_pid = self._param_id(rtype, dates[0].param)
+        date_sql, date_args = self._range_sql(bounds, date_pid, {"low": "dlo", "high": "dhi"})
+        pid = self._param_id(rtype, token.param)
+        selects = []
+        for value in token.values:
+            tsql, targs = self._token_sql(value, "code", "system")
+            selects.append(
+                (
+                    f"SELECT pk FROM ix_token WHERE param = ? AND {tsql} AND dlo > ? AND {date_sql}",
+                    [pid, *targs, NO_DATE, *date_args],
+                )
+            )
+        return _union_selects(selects)[0]
+
     def order_by(self, rtype: str, sort: tuple[SortKey, ...], alias: str = "r") -> Sql:
         terms: list[str] = []
         args: list[object] = []
@@ -136,7 +169,7 @@ class Compiler:
 
     def _TokenClause(self, rtype: str, c: TokenClause, alias: str) -> Part:
         pid = self._param_id(rtype, c.param)
-        conds = [_token_sql(v, "code", "system") for v in c.values]
+        conds = [self._token_sql(v, "code", "system") for v in c.values]
         probe = _exists("ix_token", alias, pid, _or(conds), negate=c.negate)
         if c.negate:
             return Part(probe, None)
@@ -178,7 +211,7 @@ class Compiler:
         conds: list[Sql] = []
         drivable = True
         for token, quantity in c.values:
-            tsql, targs = _token_sql(token, "code", "system")
+            tsql, targs = self._token_sql(token, "code", "system")
             (qsql, qargs), ok = self._quantity_sql(quantity, pid, "ucode", "usystem")
             drivable = drivable and ok
             conds.append((f"({tsql}) AND ({qsql})", [*targs, *qargs]))
@@ -255,6 +288,14 @@ class Compiler:
                 implied.append(("low", op, x))
         return _bounds_sql((*conds, *implied), columns, negate=False)
 
+    def _token_sql(self, v: TokenValue, code_col: str, system_col: str) -> Sql:
+        parts: list[Sql] = []
+        if v.code is not None:
+            parts.append((f"{code_col} = ?", [v.code]))
+        if v.system is not None:
+            parts.append((f"{system_col} = ?", [self._system_id(v.system)]))
+        return _and(parts) if parts else ("1", [])
+
     def _quantity_sql(
         self, q: QuantityValue, pid: int, code_col: str, system_col: str
     ) -> tuple[Sql, bool]:
@@ -264,7 +305,7 @@ class Compiler:
         else:
             parts = [(f"{code_col} = ?", [q.code])] if q.code is not None else []
             if q.system is not None:
-                parts.append((f"{system_col} = ?", [q.system]))
+                parts.append((f"{system_col} = ?", [self._system_id(q.system)]))
             prefix = _and(parts) if parts else ("1", [])
             column = "value"
         (vsql, vargs), drivable = self._value_sql(q.range, pid, {"low": column, "high": column})
@@ -278,15 +319,6 @@ def _ranged(table: str, alias: str, pid: int, conds: list[tuple[Sql, bool]]) -> 
     if not all(ok for _, ok in conds):
         return Part(probe, None)
     return Part(probe, *_union(table, pid, sqls))
-
-
-def _token_sql(v: TokenValue, code_col: str, system_col: str) -> Sql:
-    parts: list[Sql] = []
-    if v.code is not None:
-        parts.append((f"{code_col} = ?", [v.code]))
-    if v.system is not None:
-        parts.append((f"{system_col} = ?", [v.system]))
-    return _and(parts) if parts else ("1", [])
 
 
 def _string_sql(value: str, mode: str) -> Sql:
