@@ -99,11 +99,8 @@ def _init_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException) -> Response:
         status = e.code or 500
-        headers = (
-            {"Allow": ", ".join(e.valid_methods)}
-            if status == 405 and getattr(e, "valid_methods", None)
-            else None
-        )  # type: ignore[attr-defined]
+        allowed = getattr(e, "valid_methods", None)  # set on MethodNotAllowed
+        headers = {"Allow": ", ".join(allowed)} if status == 405 and allowed else None
         return answer(
             status, [Issue(_HTTP_ISSUE.get(status, "processing"), e.description or e.name)], headers
         )

@@ -195,7 +195,7 @@ def _clause(rtype: str, name: str, value: str) -> Clause:
         kind = "token" if p.type == "uri" else p.type
         if p.special is not None:
             raise SearchError(f"{name}: {pname} is never missing")
-        return MissingClause(pname, kind, _choice(name, value, ("true", "false")) == "true")  # type: ignore[arg-type]
+        return MissingClause(pname, kind, _choice(name, value, ("true", "false")) == "true")
     if chain:
         return _chain(rtype, p, modifier, chain, value)
     values = split_escaped(value, ",")

@@ -64,7 +64,7 @@ def _instant(g: dict[str, str | None]) -> tuple[datetime, datetime]:
     fraction = g["f"] or ""
     micro = int((fraction + "000000")[:6])
     local = datetime(
-        int(g["y"]),
+        int(g["y"] or 0),
         int(g["m"] or 1),
         int(g["d"] or 1),
         int(g["H"] or 0),

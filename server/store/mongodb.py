@@ -68,7 +68,7 @@ _KIND = {
 SCHEMA_VERSION = 1
 
 
-class ResourceDoc(Document):
+class ResourceDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     meta = {  # noqa: RUF012 - mongoengine's declaration style
         "collection": "resource",
         "db_alias": _ALIAS,
@@ -96,7 +96,7 @@ class ResourceDoc(Document):
     sd = DictField()  # descending sort value per param
 
 
-class VersionDoc(Document):
+class VersionDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     meta = {  # noqa: RUF012
         "collection": "resource_version",
         "db_alias": _ALIAS,
@@ -112,7 +112,7 @@ class VersionDoc(Document):
     body = StringField()
 
 
-class UserDoc(Document):
+class UserDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     meta = {  # noqa: RUF012
         "collection": "app_user",
         "db_alias": _ALIAS,
@@ -126,7 +126,7 @@ class UserDoc(Document):
     active = BooleanField(default=True)
 
 
-class SchemaDoc(Document):
+class SchemaDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     meta = {"collection": "schema_version", "db_alias": _ALIAS}  # noqa: RUF012
     id = StringField(primary_key=True)
     version = IntField(required=True)
@@ -257,9 +257,8 @@ class MongoStore:
         return iter([_user(d) for d in self._users.find().sort("_id", 1)])
 
     def set_user_active(self, name: str, active: bool) -> bool:
-        return (
-            self._users.update_one({"_id": name}, {"$set": {"active": active}}).matched_count == 1
-        )
+        result = self._users.update_one({"_id": name}, {"$set": {"active": active}})
+        return bool(result.matched_count == 1)
 
 
 class MongoTransaction:

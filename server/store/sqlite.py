@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import zlib
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
 from server.store.query import Query
@@ -337,11 +338,14 @@ class SqliteTransaction:
         if row is None:
             if write.version != 1:
                 raise VersionConflict(f"{write.rtype}/{write.rid} does not exist")
-            pk = conn.execute(
-                "INSERT INTO resource (rtype, rid, version, last_updated, deleted, current_seq) "
-                "VALUES (?, ?, 0, ?, 0, 0)",
-                (write.rtype, write.rid, write.last_updated),
-            ).lastrowid
+            pk = int(
+                conn.execute(
+                    "INSERT INTO resource (rtype, rid, version, last_updated, deleted, current_seq) "
+                    "VALUES (?, ?, 0, ?, 0, 0)",
+                    (write.rtype, write.rid, write.last_updated),
+                ).lastrowid
+                or 0
+            )
         else:
             pk, version = row
             if version != write.version - 1:
@@ -408,7 +412,8 @@ def _search(
     probe_args = [a for _, args in probes for a in args]
     order_sql, order_args = compiler.order_by(query.rtype, query.sort)
     if chosen.driver is None:
-        source, source_args = "resource AS r WHERE r.rtype = ? AND r.deleted = 0", [query.rtype]
+        source = "resource AS r WHERE r.rtype = ? AND r.deleted = 0"
+        source_args: list[object] = [query.rtype]
     else:
         # Index rows exist only for current resources of this type, so a driver needs the
         # resource table only to sort by id or lastUpdated.
@@ -462,14 +467,14 @@ def _read_many(conn: sqlite3.Connection, keys: list[str]) -> list[Stored]:
     return found
 
 
-def _stored(row: tuple[object, ...]) -> Stored:
+def _stored(row: tuple[Any, ...]) -> Stored:
     """(rtype, rid, version, last_updated, compressed body, method) -> Stored."""
     rtype, rid, version, last_updated, body, method = row
-    data = zlib.decompress(body) if body is not None else None  # type: ignore[arg-type]
-    return Stored(str(rtype), str(rid), int(version), float(last_updated), data, str(method))  # type: ignore[arg-type]
+    data = zlib.decompress(body) if body is not None else None
+    return Stored(rtype, rid, version, last_updated, data, method)
 
 
-def _user(row: tuple[object, ...]) -> User:
+def _user(row: tuple[Any, ...]) -> User:
     name, role, token_hash, created, devices, active = row
     return User(
         str(name),

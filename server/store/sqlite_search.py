@@ -124,6 +124,7 @@ class Compiler:
             if negate:
                 return None
             bounds.extend(conds)
+        bounds.append(("low", ">", NO_DATE))  # rows of resources without the date never match
         date_pid = self._param_id(rtype, dates[0].param)
         date_sql, date_args = self._range_sql(bounds, date_pid, {"low": "dlo", "high": "dhi"})
         pid = self._param_id(rtype, token.param)
@@ -132,8 +133,8 @@ class Compiler:
             tsql, targs = self._token_sql(value, "code", "system")
             selects.append(
                 (
-                    f"SELECT pk FROM ix_token WHERE param = ? AND {tsql} AND dlo > ? AND {date_sql}",
-                    [pid, *targs, NO_DATE, *date_args],
+                    f"SELECT pk FROM ix_token WHERE param = ? AND {tsql} AND {date_sql}",
+                    [pid, *targs, *date_args],
                 )
             )
         return _union_selects(selects)[0]
@@ -286,7 +287,7 @@ class Compiler:
                 implied.append(("low", ">=", x - width))
             elif side == "high":
                 implied.append(("low", op, x))
-        return _bounds_sql((*conds, *implied), columns, negate=False)
+        return _bounds_sql(_tightest((*conds, *implied)), columns, negate=False)
 
     def _token_sql(self, v: TokenValue, code_col: str, system_col: str) -> Sql:
         parts: list[Sql] = []
@@ -303,7 +304,7 @@ class Compiler:
             prefix: Sql = ("ccode = ?", [q.canonical_code])
             column = "cvalue"
         else:
-            parts = [(f"{code_col} = ?", [q.code])] if q.code is not None else []
+            parts: list[Sql] = [(f"{code_col} = ?", [q.code])] if q.code is not None else []
             if q.system is not None:
                 parts.append((f"{system_col} = ?", [self._system_id(q.system)]))
             prefix = _and(parts) if parts else ("1", [])
@@ -328,6 +329,28 @@ def _string_sql(value: str, mode: str) -> Sql:
     if mode == "contains":
         return "instr(norm, ?) > 0", [folded]
     return "norm >= ? AND norm < ?", [folded, folded + _MAX_CHAR]
+
+
+def _tightest(bounds: tuple[Bound, ...]) -> tuple[Bound, ...]:
+    """One lower and one upper bound per side: SQLite uses only one of several for the index.
+
+    >>> _tightest((("low", ">", -1e300), ("low", ">=", 5.0), ("low", "<", 9.0), ("high", ">=", 6.0)))
+    (('low', '>=', 5.0), ('low', '<', 9.0), ('high', '>=', 6.0))
+    """
+    best: dict[tuple[str, bool], Bound] = {}
+    for bound in bounds:
+        side, op, x = bound
+        lower = op in (">", ">=")
+        current = best.get((side, lower))
+        if current is None:
+            best[(side, lower)] = bound
+            continue
+        _, cur_op, cur_x = current
+        tighter = x > cur_x if lower else x < cur_x
+        strict_tie = x == cur_x and op in (">", "<") and cur_op in (">=", "<=")
+        if tighter or strict_tie:
+            best[(side, lower)] = bound
+    return tuple(best.values())
 
 
 def _bounds_sql(conds: tuple[Bound, ...], columns: dict[str, str], negate: bool) -> Sql:

@@ -258,3 +258,18 @@ def test_stored_json_is_returned_unchanged(api: Api) -> None:
     created = api.post("/fhir/Patient", patient()).get_json()
     raw = api.get(f"/fhir/Patient/{created['id']}").get_data()
     assert orjson.loads(raw) == created
+
+
+def test_concurrent_update_is_409(api: Api, store: Any, monkeypatch: Any) -> None:
+    """When another writer commits the same version first, the client hears 409, not 500."""
+    from server.store.port import VersionConflict
+    from server.store.sqlite import SqliteTransaction
+
+    created = api.post("/fhir/Patient", patient()).get_json()
+
+    def lose_the_race(self: Any, write: Any) -> None:
+        raise VersionConflict(f"{write.rtype}/{write.rid} is at version 2")
+
+    monkeypatch.setattr(SqliteTransaction, "write", lose_the_race)
+    r = api.put(f"/fhir/Patient/{created['id']}", {**created, "gender": "other"})
+    assert r.status_code == 409 and outcome_of(r)["code"] == "conflict"

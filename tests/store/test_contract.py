@@ -253,3 +253,147 @@ def test_users(any_store: Store) -> None:
     assert not any_store.user_by_token("h1").active  # type: ignore[union-attr]
     assert not any_store.set_user_active("bob", False)
     assert [u.name for u in any_store.users()] == ["ann"]
+
+
+@pytest.fixture
+def dose_world(any_store: Store) -> FhirService:
+    """A study, its dose Observations, the scanner and a DRL alert, as a consumer queries them."""
+    svc = build_service(any_store)
+    svc.update("Patient", "p1", _patient("p1", "Doe", "Ann", "1960-01-01", "PAT1"))
+    svc.update(
+        "Device",
+        "ct1",
+        {
+            "resourceType": "Device",
+            "id": "ct1",
+            "manufacturer": "Siemens",
+            "modelNumber": "SOMATOM Force",
+            "identifier": [
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                "code": "SNO",
+                            }
+                        ]
+                    },
+                    "value": "75412",
+                }
+            ],
+            "type": {"coding": [{"system": DCM, "code": "CT"}]},
+        },
+    )
+    svc.update(
+        "ImagingStudy",
+        "s1",
+        {
+            "resourceType": "ImagingStudy",
+            "id": "s1",
+            "status": "available",
+            "subject": {"reference": "Patient/p1"},
+            "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.3.4"}],
+            "started": "2024-05-02T08:15:00Z",
+            "endpoint": [{"reference": "Endpoint/pacs"}],
+            "series": [
+                {"uid": "1.2.3.4.1", "modality": {"system": DCM, "code": "CT"}},
+                {"uid": "1.2.3.4.2", "modality": {"system": DCM, "code": "SR"}},
+            ],
+        },
+    )
+    summary = {
+        "resourceType": "Observation",
+        "id": "rds1",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "imaging",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "73569-6"}]},
+        "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:1.2.3.4.2.1"}],
+        "subject": {"reference": "Patient/p1"},
+        "partOf": [{"reference": "ImagingStudy/s1"}],
+        "focus": [{"reference": "ImagingStudy/s1"}],
+        "device": {"reference": "Device/ct1"},
+        "effectiveDateTime": "2024-05-02T08:15:00Z",
+        "valueString": "CT DLP total 512 mGy.cm",
+    }
+    event = {
+        **_event("ev1", "p1", "ct1", "2024-05-02T08:16:00Z", 14.1, 512.0),
+        "derivedFrom": [{"reference": "Observation/rds1"}],
+        "status": "preliminary",
+        "valueQuantity": {"value": 14.1, "system": UCUM, "code": "mGy"},
+    }
+    svc.update("Observation", "rds1", summary)
+    svc.update("Observation", "ev1", event)
+    svc.update(
+        "DetectedIssue",
+        "di1",
+        {
+            "resourceType": "DetectedIssue",
+            "id": "di1",
+            "status": "final",
+            "severity": "high",
+            "code": {
+                "coding": [{"system": "https://kerma.example.org/alert", "code": "drl-exceeded"}]
+            },
+            "patient": {"reference": "Patient/p1"},
+            "identifiedDateTime": "2024-05-02T09:00:00Z",
+            "implicated": [{"reference": "Observation/ev1"}],
+        },
+    )
+    return svc
+
+
+@pytest.mark.parametrize(
+    ("rtype", "query", "expected"),
+    [
+        ("ImagingStudy", "identifier=urn:dicom:uid|urn:oid:1.2.3.4", ["s1"]),
+        ("ImagingStudy", f"modality={DCM}|SR", ["s1"]),
+        ("ImagingStudy", "modality=MR", []),
+        ("ImagingStudy", "started=2024-05-02", ["s1"]),
+        ("ImagingStudy", "started=lt2024-05-01", []),
+        ("ImagingStudy", "patient=p1&endpoint=Endpoint/pacs", ["s1"]),
+        ("ImagingStudy", "series=1.2.3.4.2", ["s1"]),
+        ("Device", "identifier=75412", ["ct1"]),
+        (
+            "Device",
+            "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|SNO|75412",
+            ["ct1"],
+        ),
+        ("Device", f"type={DCM}|CT", ["ct1"]),
+        ("Device", "model=somatom", ["ct1"]),
+        ("Device", "manufacturer:exact=Siemens", ["ct1"]),
+        ("DetectedIssue", "patient=p1&code=drl-exceeded", ["di1"]),
+        ("DetectedIssue", "identified=ge2024-05-02T08:30:00Z", ["di1"]),
+        ("DetectedIssue", "implicated=Observation/ev1", ["di1"]),
+        ("DetectedIssue", "implicated=Observation/rds1", []),
+        ("Observation", "category=imaging", ["rds1"]),
+        ("Observation", "status=preliminary", ["ev1"]),
+        ("Observation", "status:not=preliminary", ["rds1"]),
+        ("Observation", "derived-from=Observation/rds1", ["ev1"]),
+        ("Observation", "focus=ImagingStudy/s1", ["rds1"]),
+        ("Observation", "part-of=s1", ["rds1"]),
+        ("Observation", "part-of:ImagingStudy.identifier=urn:oid:1.2.3.4", ["rds1"]),
+        ("Observation", "identifier=urn:dicom:uid|urn:oid:1.2.3.4.2.1", ["rds1"]),
+        ("Observation", "value-quantity=ge14|http://unitsofmeasure.org|mGy", ["ev1"]),
+        ("Observation", "value-quantity=ne14.1", []),
+        ("Observation", "value-quantity=lt0.02|http://unitsofmeasure.org|Gy", ["ev1"]),
+        ("Observation", "value-string=ct dlp", ["rds1"]),
+        (
+            "Observation",
+            "code=73569-6&device.manufacturer=siemens&patient.identifier=PAT1",
+            ["rds1"],
+        ),
+    ],
+)
+def test_dose_consumer_searches(
+    dose_world: FhirService, rtype: str, query: str, expected: list[str]
+) -> None:
+    assert ids(dose_world, rtype, query) == expected

@@ -11,7 +11,6 @@ from server.fhir import FhirService, build_service
 from server.fhir.search import parse
 from server.store.sqlite import SqliteStore
 from server.store.sqlite_plan import CountCache, plan
-from server.store.sqlite_search import Compiler
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 START = datetime(2024, 1, 1, tzinfo=UTC)
