@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -118,30 +121,128 @@ def users_revoke(name: str) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def ingest(paths: tuple[Path, ...]) -> None:
-    """Load FHIR JSON files (a resource, or a batch/transaction Bundle) into the store."""
+    """Ingest DICOM dose objects (RDSRs) and FHIR JSON (a resource or a batch/transaction
+    Bundle) from files and folders (recursive). Exits 1 if anything was quarantined or refused.
+    """
     from server.fhir import FhirError, build_service
-    from server.fhir.loading import load_json
+    from server.fhir.loading import NotFhir, load_json
+    from server.ingest import build_ingestor
     from server.store import open_store
 
     settings = _settings()
     store = open_store(settings)
+    ingestor = build_ingestor(store, settings)
     service = build_service(store, settings)
-    failed = 0
-    for path in _files(paths):
-        try:
-            summary = load_json(service, orjson.loads(path.read_bytes()))
-            click.echo(f"{path}: {summary}")
-        except (FhirError, orjson.JSONDecodeError) as e:
-            failed += 1
-            click.echo(f"{path}: not loaded: {e}", err=True)
+    tally: Counter[tuple[str, str]] = Counter()
+    files = _files(paths)
+    started = time.perf_counter()
+    with click.progressbar(files, label="ingesting", file=sys.stderr, show_pos=True) as bar:
+        for path in bar:
+            if path.suffix.lower() == ".json":
+                try:
+                    load_json(service, orjson.loads(path.read_bytes()))
+                    tally[("fhir", "ingested")] += 1
+                except NotFhir:
+                    tally[("fhir", "skipped")] += 1
+                except (FhirError, orjson.JSONDecodeError) as e:
+                    tally[("fhir", "refused")] += 1
+                    click.echo(f"\n{path}: not loaded: {e}", err=True)
+                continue
+            result = ingestor.ingest_file(path)
+            tally[(result.modality or "-", result.status)] += 1
+            if result.status == "quarantined":
+                click.echo(f"\n{path}: quarantined: {result.reason}", err=True)
     store.close()
-    sys.exit(1 if failed else 0)
+    seconds = time.perf_counter() - started
+    _print_tally(tally, len(files), seconds)
+    sys.exit(1 if tally_bad(tally) else 0)
+
+
+def tally_bad(tally: Counter[tuple[str, str]]) -> int:
+    return sum(n for (_, status), n in tally.items() if status in ("quarantined", "refused"))
+
+
+def _print_tally(tally: Counter[tuple[str, str]], files: int, seconds: float) -> None:
+    statuses = ("ingested", "duplicate", "skipped", "quarantined", "refused")
+    click.echo(f"{'modality':10}" + "".join(f"{s:>12}" for s in statuses))
+    for modality in sorted({m for m, _ in tally}):
+        click.echo(f"{modality:10}" + "".join(f"{tally[(modality, s)]:>12}" for s in statuses))
+    rate = files / seconds if seconds else 0.0
+    click.echo(f"{files} files in {seconds:.1f} s ({rate:.1f} files/s)")
+
+
+@main.group()
+def quarantine() -> None:
+    """Objects that could not be read, kept with their reason."""
+
+
+@quarantine.command("list")
+def quarantine_list() -> None:
+    """One line per quarantined object: id, received, name, reason."""
+    from server.ingest import Quarantine
+
+    for item in Quarantine(_settings().quarantine_dir).items():
+        received = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(item.received))
+        click.echo(f"{item.path.stem}\t{received}\t{item.name}\t{item.reason}")
+
+
+@quarantine.command("show")
+@click.argument("item_id")
+def quarantine_show(item_id: str) -> None:
+    """The reason and the file of one quarantined object."""
+    item = _quarantined(item_id)
+    click.echo(f"name: {item.name}\nfile: {item.path}\nreason: {item.reason}")
+
+
+@quarantine.command("reprocess")
+@click.argument("item_ids", nargs=-1)
+def quarantine_reprocess(item_ids: tuple[str, ...]) -> None:
+    """Read quarantined objects again (all, or the ids given); those now read leave quarantine."""
+    from server.ingest import Quarantine, build_ingestor
+    from server.store import open_store
+
+    settings = _settings()
+    box = Quarantine(settings.quarantine_dir)
+    items = [i for i in box.items() if not item_ids or i.path.stem in item_ids]
+    store = open_store(settings)
+    ingestor = build_ingestor(store, settings)
+    still = 0
+    for item in items:
+        result = ingestor.ingest_bytes(item.path.read_bytes(), item.name, quarantine=False)
+        if result.status == "quarantined":
+            still += 1
+            click.echo(f"{item.path.stem}: still unreadable: {result.reason}")
+        else:
+            box.release(item)
+            click.echo(f"{item.path.stem}: {result.status}")
+    store.close()
+    sys.exit(1 if still else 0)
+
+
+def _quarantined(item_id: str) -> Any:
+    from server.ingest import Quarantine
+
+    for item in Quarantine(_settings().quarantine_dir).items():
+        if item.path.stem == item_id:
+            return item
+    raise click.UsageError(f"no quarantined object {item_id!r}")
 
 
 def _files(paths: tuple[Path, ...]) -> list[Path]:
+    """Files named, and in folders those that can be DICOM or FHIR JSON (.dcm, .json, or no
+    extension, as PACS exports name them); READMEs and images beside them are left alone."""
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(p for p in path.rglob("*.json")) if path.is_dir() else [path])
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in (".dcm", ".json", "")
+                )
+            )
+        else:
+            found.append(path)
     return found
 
 

@@ -25,6 +25,10 @@ class Settings:
     dicom_port: int = 11112
     hl7_port: int = 2575
     ae_title: str = "KERMA"
+    # Time zone of DICOM times that carry no offset (IANA name, e.g. Europe/Berlin).
+    timezone: str = "UTC"
+    # FHIR identifier system of the local patient ID (0010,0020); an issuer (0010,0021) is appended.
+    patient_id_system: str = "urn:kerma:patient-id"
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.
     base_url: str = ""
@@ -51,6 +55,10 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "kerma.sqlite3"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
 
 
 def _convert(type_name: object, raw: str, key: str) -> object:

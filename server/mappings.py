@@ -25,7 +25,13 @@ def read_yaml(name: str) -> Any:
 @functools.cache
 def unit_table() -> UnitTable:
     rows = csv.DictReader(io.StringIO(read_text("units.csv")))
+    aliases = csv.DictReader(io.StringIO(read_text("unit_aliases.csv")))
     return UnitTable(
-        Unit(r["ucum_code"], r["quantity"], float(r["factor_to_canonical"]), r["canonical_code"])
-        for r in rows
+        (
+            Unit(
+                r["ucum_code"], r["quantity"], float(r["factor_to_canonical"]), r["canonical_code"]
+            )
+            for r in rows
+        ),
+        {a["written"]: a["ucum_code"] for a in aliases},
     )

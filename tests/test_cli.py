@@ -36,7 +36,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def test_every_command_has_help(env: dict[str, str]) -> None:
     top = run(["--help"], env).stdout
-    for command in ("serve", "users", "ingest", "openapi"):
+    for command in ("serve", "users", "ingest", "openapi", "quarantine"):
         assert command in top
         assert "Usage:" in run([command, "--help"], env).stdout
     for sub in ("add", "list", "revoke"):
@@ -56,11 +56,34 @@ def test_users_add_prints_the_token_alone_on_the_last_line(env: dict[str, str]) 
 
 def test_ingest_reports_and_fails_on_bad_files(env: dict[str, str], tmp_path: Path) -> None:
     out = run(["ingest", str(DATA / "fhir-rds-ig/bundle-sample.json")], env).stdout
-    assert "transaction of 5 entries: 5x 201" in out
+    assert out.splitlines()[1].split() == ["fhir", "1", "0", "0", "0", "0"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"resourceType": "Patient", "gender": "bogus"}')
     result = run(["ingest", str(bad)], env, check=False)
     assert result.returncode == 1 and "not loaded" in result.stderr
+
+
+def test_ingest_dicom_folder_with_quarantine(env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for name in ("CT-RDSR-Siemens_Flash-TAP-SS.dcm", "NM-PetIm-GE.dcm"):
+        (folder / name).write_bytes((DATA / "dicom/openrem" / name).read_bytes())
+    (folder / "broken.dcm").write_bytes(b"DICM? no: " + bytes(range(256)))
+    (folder / "README.md").write_text("not an object")
+    result = run(["ingest", str(folder)], env, check=False)
+    assert result.returncode == 1  # something was quarantined
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:-1]}
+    assert rows["CT"] == ["1", "0", "0", "0", "0"]
+    assert rows["-"] == ["0", "0", "1", "1", "0"]
+    assert "3 files" in result.stdout.splitlines()[-1]
+    listed = run(["quarantine", "list"], env).stdout.strip().splitlines()
+    assert len(listed) == 1 and "broken.dcm" in listed[0] and "not a DICOM file" in listed[0]
+    item_id = listed[0].split("\t")[0]
+    assert "reason: not a DICOM file" in run(["quarantine", "show", item_id], env).stdout
+    again = run(["quarantine", "reprocess"], env, check=False)
+    assert again.returncode == 1 and "still unreadable" in again.stdout
+    second = run(["ingest", str(folder / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")], env).stdout
+    assert second.splitlines()[1].split() == ["CT", "0", "1", "0", "0", "0"]
 
 
 def _free_port() -> int:

@@ -41,17 +41,26 @@ class UnitTable:
     server.dose.units.UnknownUnit: unknown unit 'furlong'
     """
 
-    def __init__(self, units: Iterable[Unit]) -> None:
+    def __init__(self, units: Iterable[Unit], aliases: dict[str, str] | None = None) -> None:
         self._units = {u.code: u for u in units}
+        self._aliases = aliases or {}
 
     def __contains__(self, code: object) -> bool:
         return code in self._units
 
+    def resolve(self, written: str) -> str:
+        """The UCUM code for a unit as a device wrote it (`mGycm` -> `mGy.cm`).
+
+        >>> UnitTable([Unit("mGy.cm", "dlp", 1.0, "mGy.cm")], {"mGycm": "mGy.cm"}).resolve("mGycm")
+        'mGy.cm'
+        """
+        code = self._aliases.get(written, written)
+        if code not in self._units:
+            raise UnknownUnit(f"unknown unit {written!r}")
+        return code
+
     def unit(self, code: str) -> Unit:
-        try:
-            return self._units[code]
-        except KeyError:
-            raise UnknownUnit(f"unknown unit {code!r}") from None
+        return self._units[self.resolve(code)]
 
     def canonical(self, value: float, code: str) -> tuple[float, str]:
         """The value in the canonical unit of its quantity, and that unit's code."""

@@ -10,10 +10,14 @@ from server.fhir.errors import FhirError
 from server.fhir.service import FhirService
 
 
+class NotFhir(ValueError):
+    """JSON that is not a FHIR resource at all (no resourceType)."""
+
+
 def load_json(service: FhirService, data: Any, base: str = "urn:kerma") -> str:
     """Store `data`; returns a one-line summary. A resource with an id is stored under that id."""
     if not isinstance(data, dict) or "resourceType" not in data:
-        raise FhirError.of(400, "structure", "not a FHIR resource (no resourceType)")
+        raise NotFhir("not a FHIR resource (no resourceType)")
     if data["resourceType"] == "Bundle" and data.get("type") in ("transaction", "batch"):
         result = transaction.process(service, data, base, representation=False)
         statuses = Counter(e["response"]["status"].split(" ")[0] for e in result["entry"])

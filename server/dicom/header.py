@@ -1,0 +1,116 @@
+"""Patient, study, equipment and source identity from the DICOM header (any object)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from server.dicom.text import age_years, combine, parse_date, parse_datetime, repair_text
+from server.dose.model import Equipment, Patient, Source, Study
+
+_SEX = {"M": "M", "F": "F", "O": "O"}
+
+
+def text(ds: Dataset, keyword: str) -> str | None:
+    """A string attribute, charset-repaired and stripped; None when absent or empty."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        value = "\\".join(str(v) for v in value)
+    cleaned = repair_text(str(value)).strip().rstrip("\x00")
+    return cleaned or None
+
+
+def number(ds: Dataset, keyword: str) -> float | None:
+    """A numeric attribute (DS, IS, FD, US); None when absent, empty or not a number."""
+    try:
+        value: Any = ds.get(keyword)
+    except (ValueError, TypeError, OverflowError):  # invalid IS/DS strings raise on access
+        return None
+    if value is None or value == "":
+        return None
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        value = value[0] if len(value) else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def patient(ds: Dataset, study_date: date | None) -> Patient:
+    birth = parse_date(text(ds, "PatientBirthDate"))
+    # dates give the age to the day; the Age String (067Y) only to the year
+    if birth is not None and study_date is not None:
+        age: float | None = round((study_date - birth).days / 365.25, 4)
+    else:
+        age = age_years(text(ds, "PatientAge"))
+    size_m = number(ds, "PatientSize")
+    weight_kg = number(ds, "PatientWeight")
+    sex = _SEX.get(text(ds, "PatientSex") or "")
+    return Patient(
+        patient_id=text(ds, "PatientID"),
+        issuer=text(ds, "IssuerOfPatientID"),
+        name=text(ds, "PatientName"),
+        birth_date=birth,
+        sex=sex,  # type: ignore[arg-type]
+        age_years=age,
+        size_m=size_m if size_m else None,  # 0 means "not measured" on many modalities
+        weight_kg=weight_kg if weight_kg else None,
+    )
+
+
+def study(ds: Dataset) -> Study:
+    operators = ds.get("OperatorsName") or []
+    if isinstance(operators, str) or not hasattr(operators, "__iter__"):
+        operators = [operators]
+    requested = None
+    seq = ds.get("RequestAttributesSequence")
+    if seq:
+        requested = text(seq[0], "RequestedProcedureDescription")
+    return Study(
+        study_uid=str(ds.get("StudyInstanceUID", "")),
+        accession=text(ds, "AccessionNumber"),
+        started=combine(text(ds, "StudyDate"), text(ds, "StudyTime")),
+        description=text(ds, "StudyDescription"),
+        requested_procedure=requested or text(ds, "RequestedProcedureDescription"),
+        referring_physician=text(ds, "ReferringPhysicianName"),
+        performing_physician=text(ds, "PerformingPhysicianName"),
+        reading_physician=text(ds, "NameOfPhysiciansReadingStudy"),
+        operators=tuple(repair_text(str(o)) for o in operators if str(o)),
+    )
+
+
+def equipment(ds: Dataset, modality: str | None) -> Equipment:
+    versions = ds.get("SoftwareVersions") or []
+    if isinstance(versions, str) or not hasattr(versions, "__iter__"):
+        versions = [versions]
+    return Equipment(
+        manufacturer=text(ds, "Manufacturer"),
+        model=text(ds, "ManufacturerModelName"),
+        serial_number=text(ds, "DeviceSerialNumber"),
+        station_name=text(ds, "StationName"),
+        software_versions=tuple(str(v) for v in versions if str(v)),
+        device_uid=text(ds, "DeviceUID"),
+        institution=text(ds, "InstitutionName"),
+        department=text(ds, "InstitutionalDepartmentName"),
+        modality=modality,
+    )
+
+
+def source(ds: Dataset, template: str | None, kind: str) -> Source:
+    series_number = number(ds, "SeriesNumber")
+    return Source(
+        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        series_uid=text(ds, "SeriesInstanceUID"),
+        series_number=int(series_number) if series_number is not None else None,
+        series_description=text(ds, "SeriesDescription"),
+        modality=text(ds, "Modality"),
+        template=template,
+        kind=kind,  # type: ignore[arg-type]
+        content_datetime=combine(text(ds, "ContentDate"), text(ds, "ContentTime"))
+        or parse_datetime(text(ds, "AcquisitionDateTime") or ""),
+    )

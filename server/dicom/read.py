@@ -1,0 +1,161 @@
+"""DICOM in: decide what an object is and read its dose into the dose model.
+
+`read_dicom(data)` never raises for bad input. It answers with one of:
+- `Read(report=...)`: a dose report (RDSR; image headers come next),
+- `Skipped(reason)`: a valid object that carries no X-ray dose (NM/PET images, other SRs),
+- `Unreadable(reason)`: bytes that are not DICOM or cannot be parsed; they go to quarantine.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sr.codedict import codes
+
+from server.dicom import header, rdsr_ct
+from server.dicom.sr import Item
+from server.dose.model import DoseReport, Equipment, Finding
+from server.dose.units import UnitTable
+
+DCM = codes.DCM
+DOSE_REPORT_ROOT = ("DCM", "113701")  # X-Ray Radiation Dose Report
+RADIOPHARMACEUTICAL_ROOT = ("DCM", "113500")
+CT_PROCEDURE = ("SCT", "77477000")
+SR_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.88.67": "X-Ray Radiation Dose SR",
+    "1.2.840.10008.5.1.4.1.1.88.22": "Enhanced SR",
+    "1.2.840.10008.5.1.4.1.1.88.33": "Comprehensive SR",
+    "1.2.840.10008.5.1.4.1.1.88.34": "Comprehensive 3D SR",
+}
+RADIOPHARMACEUTICAL_SR = "1.2.840.10008.5.1.4.1.1.88.68"
+NO_XRAY_MODALITIES = {
+    "NM": "nuclear medicine image",
+    "PT": "PET image",
+    "MR": "MR image",
+    "US": "ultrasound image",
+}
+
+
+@dataclass(frozen=True)
+class Read:
+    report: DoseReport
+
+
+@dataclass(frozen=True)
+class Skipped:
+    reason: str
+    sop_instance_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    reason: str
+
+
+Outcome = Read | Skipped | Unreadable
+
+
+def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
+    try:
+        source = io.BytesIO(data) if isinstance(data, bytes) else data
+        ds = pydicom.dcmread(source, stop_before_pixels=True)
+    except (InvalidDicomError, EOFError) as e:
+        return Unreadable(f"not a DICOM file: {e}")
+    except Exception as e:  # pydicom raises many types on damaged files
+        return Unreadable(f"cannot parse DICOM: {type(e).__name__}: {e}")
+    try:
+        return _dispatch(ds, units)
+    except Exception as e:  # a damaged element found late (e.g. a broken sequence)
+        return Unreadable(f"cannot read DICOM content: {type(e).__name__}: {e}")
+
+
+def _dispatch(ds: Dataset, units: UnitTable) -> Outcome:
+    sop_class = str(ds.get("SOPClassUID", ""))
+    uid = str(ds.get("SOPInstanceUID", "")) or None
+    modality = str(ds.get("Modality", ""))
+    if sop_class == RADIOPHARMACEUTICAL_SR:
+        return Skipped("radiopharmaceutical dose SR: not an X-ray dose (not supported yet)", uid)
+    if sop_class in SR_CLASSES:
+        return _structured_report(ds, sop_class, units)
+    if modality in NO_XRAY_MODALITIES:
+        return Skipped(f"{NO_XRAY_MODALITIES[modality]}: carries no X-ray dose", uid)
+    return Skipped(
+        f"{modality or 'unknown'} object of class {sop_class}: image-header dose reading is not supported yet",
+        uid,
+    )
+
+
+def _structured_report(ds: Dataset, sop_class: str, units: UnitTable) -> Outcome:
+    uid = str(ds.get("SOPInstanceUID", "")) or None
+    root = Item.of(ds)
+    if root.concept == RADIOPHARMACEUTICAL_ROOT:
+        return Skipped(
+            "radiopharmaceutical dose report: not an X-ray dose (not supported yet)", uid
+        )
+    if root.concept != DOSE_REPORT_ROOT:
+        name = f"{root.concept[0]}:{root.concept[1]}" if root.concept else "none"
+        return Skipped(f"{SR_CLASSES[sop_class]} is not a dose report (root concept {name})", uid)
+    declared = _declared_template(ds)
+    procedure = root.code_of(DCM.ProcedureReported)
+    is_ct = declared == "10011" or (
+        declared is None
+        and procedure is not None
+        and (procedure.scheme, procedure.value) == CT_PROCEDURE
+    )
+    if not is_ct:
+        return Skipped(
+            "projection X-ray dose report (TID 10001): reading is not supported yet", uid
+        )
+    return Read(_ct_report(ds, root, declared, units))
+
+
+def _ct_report(ds: Dataset, root: Item, declared: str | None, units: UnitTable) -> DoseReport:
+    findings: list[Finding] = []
+    if declared is None:
+        findings.append(
+            Finding(
+                "/", "information", "template-inferred", "no template declared; TID 10011 inferred"
+            )
+        )
+    study = header.study(ds)
+    report = DoseReport(
+        kind="ct",
+        source=replace(
+            header.source(ds, "10011", "rdsr"),
+            information_source=root.code_of(DCM.SourceOfDoseInformation),
+        ),
+        patient=header.patient(ds, study.started.date() if study.started else None),
+        study=study,
+        equipment=_observer_equipment(ds, root, "CT"),
+        procedure_reported=root.code_of(DCM.ProcedureReported),
+        irradiation_start=root.datetime_of(DCM.StartOfXRayIrradiation),
+        irradiation_end=root.datetime_of(DCM.EndOfXRayIrradiation),
+        ct_totals=rdsr_ct.totals(root, units, findings),
+        ct_events=rdsr_ct.events(root, units, findings),
+    )
+    return replace(report, findings=tuple(findings))
+
+
+def _observer_equipment(ds: Dataset, root: Item, modality: str) -> Equipment:
+    """The header's equipment, completed from the device observer context (TID 1004)."""
+    equipment = header.equipment(ds, modality)
+    return replace(
+        equipment,
+        manufacturer=equipment.manufacturer or root.text_of(DCM.DeviceObserverManufacturer),
+        model=equipment.model or root.text_of(DCM.DeviceObserverModelName),
+        serial_number=equipment.serial_number or root.text_of(DCM.DeviceObserverSerialNumber),
+        station_name=equipment.station_name or root.text_of(DCM.DeviceObserverName),
+        device_uid=equipment.device_uid or root.uid_of(DCM.DeviceObserverUID),
+    )
+
+
+def _declared_template(ds: Dataset) -> str | None:
+    seq = ds.get("ContentTemplateSequence")
+    if seq and seq[0].get("TemplateIdentifier"):
+        return str(seq[0].TemplateIdentifier)
+    return None

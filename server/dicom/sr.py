@@ -1,0 +1,182 @@
+"""SR content trees as typed, indexed items, matched by concept code, never by meaning.
+
+`Item.of(dataset)` reads a content item and its children once; `item.child(codes.DCM.X)`
+finds a child by (scheme, value) through an index built on first use. NUM items keep the
+unit they state (resolved to UCUM through the alias table); `num_in(unit)` converts, and a
+missing or unknown unit becomes a finding, not a silent number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.sr._snomed_dict import mapping as _snomed_mapping  # PS3.16 SNOMED RT <-> CT table
+from pydicom.sr.coding import Code
+
+from server.dicom.text import parse_datetime, repair_text
+from server.dose.model import Coded, Finding
+from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
+
+Concept = tuple[str, str]  # (scheme designator, code value)
+_SNOMED_RT_TO_CT: dict[str, str] = _snomed_mapping["SRT"]
+
+
+def concept(scheme: str, value: str) -> Concept:
+    """The canonical key of a code: legacy SNOMED-RT (SRT) codes become their SNOMED CT code,
+    using the table from the DICOM standard that pydicom ships.
+
+    >>> concept("SRT", "P5-08000"), concept("DCM", "113830")
+    (('SCT', '77477000'), ('DCM', '113830'))
+    """
+    if scheme in ("SRT", "SNM3"):
+        mapped = _SNOMED_RT_TO_CT.get(value)
+        if mapped:
+            return ("SCT", mapped)
+    return (scheme, value)
+
+
+def key(code: Code | Concept) -> Concept:
+    if isinstance(code, Code):
+        return concept(code.scheme_designator, code.value)
+    return concept(*code)
+
+
+def coded(seq_item: Dataset) -> Coded:
+    scheme, value = concept(
+        str(seq_item.get("CodingSchemeDesignator", "")), str(seq_item.get("CodeValue", ""))
+    )
+    return Coded(scheme, value, repair_text(str(seq_item.get("CodeMeaning", ""))))
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str
+    concept: Concept | None
+    value_type: str
+    relationship: str
+    text: str | None = None
+    code: Coded | None = None
+    number: float | None = None
+    unit: str | None = None  # as written in MeasurementUnitsCodeSequence
+    uid: str | None = None
+    datetime: dt.datetime | None = None
+    children: tuple[Item, ...] = ()
+    _index: dict[Concept, list[Item]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, ds: Dataset, path: str = "") -> Item:
+        name = ds.get("ConceptNameCodeSequence")
+        concept_key = None
+        if name:
+            concept_key = concept(
+                str(name[0].get("CodingSchemeDesignator", "")), str(name[0].get("CodeValue", ""))
+            )
+        value_type = str(ds.get("ValueType", ""))
+        here = f"{path}/{concept_key[0]}:{concept_key[1]}" if concept_key else path or "/"
+        values = _values(ds, value_type)
+        children = tuple(
+            cls.of(child, f"{here}[{i}]") for i, child in enumerate(ds.get("ContentSequence") or [])
+        )
+        return cls(
+            here,
+            concept_key,
+            value_type,
+            str(ds.get("RelationshipType", "")),
+            children=children,
+            **values,
+        )
+
+    def _lookup(self) -> dict[Concept, list[Item]]:
+        if not self._index and self.children:
+            for child in self.children:
+                if child.concept is not None:
+                    self._index.setdefault(child.concept, []).append(child)
+        return self._index
+
+    def child(self, code: Code | Concept) -> Item | None:
+        found = self._lookup().get(key(code))
+        return found[0] if found else None
+
+    def children_of(self, code: Code | Concept) -> list[Item]:
+        return self._lookup().get(key(code), [])
+
+    def walk(self) -> Iterator[Item]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def num_in(
+        self, code: Code | Concept, unit: str, units: UnitTable, findings: list[Finding]
+    ) -> float | None:
+        """The value of a NUM child converted to `unit`; problems go to `findings`."""
+        item = self.child(code)
+        if item is None or item.number is None:
+            return None
+        if not item.unit:
+            findings.append(
+                Finding(item.path, "warning", "unit-missing", f"no unit; {unit} assumed")
+            )
+            return item.number
+        try:
+            return units.convert(item.number, item.unit, unit)
+        except (UnknownUnit, IncompatibleUnits) as e:
+            findings.append(
+                Finding(item.path, "error", "unit-invalid", f"{e}; value {item.number} not used")
+            )
+            return None
+
+    def text_of(self, code: Code | Concept) -> str | None:
+        item = self.child(code)
+        return item.text if item is not None else None
+
+    def code_of(self, code: Code | Concept) -> Coded | None:
+        item = self.child(code)
+        return item.code if item is not None else None
+
+    def uid_of(self, code: Code | Concept) -> str | None:
+        item = self.child(code)
+        return item.uid if item is not None else None
+
+    def datetime_of(self, code: Code | Concept) -> dt.datetime | None:
+        item = self.child(code)
+        return item.datetime if item is not None else None
+
+
+def _values(ds: Dataset, value_type: str) -> dict[str, Any]:
+    if value_type == "NUM":
+        measured = ds.get("MeasuredValueSequence")
+        if not measured:
+            return {}
+        mv = measured[0]
+        number = _number(mv.get("NumericValue"))
+        units = mv.get("MeasurementUnitsCodeSequence")
+        unit = str(units[0].get("CodeValue", "")) if units else None
+        return {"number": number, "unit": unit}
+    if value_type == "CODE":
+        seq = ds.get("ConceptCodeSequence")
+        return {"code": coded(seq[0])} if seq else {}
+    if value_type in ("TEXT", "PNAME"):
+        raw = ds.get("TextValue") if value_type == "TEXT" else ds.get("PersonName")
+        return {"text": repair_text(str(raw))} if raw not in (None, "") else {}
+    if value_type == "UIDREF":
+        return {"uid": str(ds.get("UID", "")) or None}
+    if value_type in ("DATETIME", "DATE", "TIME"):
+        raw = ds.get("DateTime") or ds.get("Date") or ""
+        return {"datetime": parse_datetime(str(raw))}
+    return {}
+
+
+def _number(raw: Any) -> float | None:
+    """NumericValue may be empty, multi-valued (a vendor bug), or not a number at all."""
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, list | tuple) or (hasattr(raw, "__getitem__") and not isinstance(raw, str)):
+        raw = raw[0] if len(raw) else None
+    try:
+        return float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None

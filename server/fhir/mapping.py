@@ -1,0 +1,568 @@
+"""Dose model -> FHIR R4 resources, per `fhir-dose-mapping.md` (HL7 Radiation Dose Summary IG).
+
+Pure functions: they build resource dicts from a `DoseReport` and from what is already
+stored for the study (passed in); `server.ingest` decides what to create or update.
+Resources built here are not re-validated at ingest; `tests/fhir/test_mapping.py` validates
+every resource this module builds for the whole corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from server.dose.model import Coded, CtEvent, DoseReport, Equipment
+from server.fhir.values import date_range
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+SCT = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+IDENTIFIER_TYPE = "http://hl7.org/fhir/uv/radiation-dose-summary/CodeSystem/dicom-identifier-type"
+RDS_PROFILE = (
+    "http://hl7.org/fhir/uv/radiation-dose-summary/StructureDefinition/radiation-dose-summary"
+)
+DEVICE_PROFILE = "http://hl7.org/fhir/uv/radiation-dose-summary/StructureDefinition/modality-device"
+KERMA_DEVICE_KEY = "urn:kerma:device-key"
+SUMMARY_CODE = {
+    "system": LOINC,
+    "code": "73569-6",
+    "display": "Radiation exposure and protection information",
+}
+EVENT_CODE = {"system": DCM, "code": "113852", "display": "Irradiation Event"}
+_SCHEMES = {"DCM": DCM, "SCT": SCT, "LN": LOINC, "UCUM": UCUM}
+_GENDER = {"M": "male", "F": "female", "O": "other"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Site settings the mapping needs."""
+
+    timezone: tzinfo = UTC  # for DICOM times that carry no offset
+    patient_id_system: str = "urn:kerma:patient-id"
+
+
+def uid_identifier(uid: str, id_type: str | None = None) -> dict[str, Any]:
+    identifier: dict[str, Any] = {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}
+    if id_type:
+        identifier["type"] = {"coding": [{"system": IDENTIFIER_TYPE, "code": id_type}]}
+    return identifier
+
+
+def patient_identifier(report: DoseReport, ctx: Context) -> tuple[str, str] | None:
+    """(system, value): the issuer, when the file names one, is part of the system."""
+    if not report.patient.patient_id:
+        return None
+    system = ctx.patient_id_system + (f":{report.patient.issuer}" if report.patient.issuer else "")
+    return system, report.patient.patient_id
+
+
+def patient(report: DoseReport, ctx: Context) -> dict[str, Any]:
+    p = report.patient
+    resource: dict[str, Any] = {"resourceType": "Patient"}
+    ident = patient_identifier(report, ctx)
+    if ident:
+        identifier: dict[str, Any] = {"system": ident[0], "value": ident[1]}
+        if p.issuer:
+            identifier["assigner"] = {"display": p.issuer}
+        resource["identifier"] = [identifier]
+    if p.name:
+        resource["name"] = [_human_name(p.name)]
+    if p.sex:
+        resource["gender"] = _GENDER[p.sex]
+    if p.birth_date:
+        resource["birthDate"] = p.birth_date.isoformat()
+    return resource
+
+
+def device_key(equipment: Equipment) -> str:
+    """Kerma's identity of a physical modality: the same scanner is found again by it."""
+    parts = [
+        equipment.manufacturer,
+        equipment.model,
+        equipment.serial_number or equipment.station_name or equipment.device_uid,
+    ]
+    return "|".join((part or "").strip().upper() for part in parts)
+
+
+def device(eq: Equipment, modality: str) -> dict[str, Any]:
+    identifiers: list[dict[str, Any]] = [{"system": KERMA_DEVICE_KEY, "value": device_key(eq)}]
+    if eq.serial_number:
+        identifiers.append(
+            {"type": {"coding": [{"system": V2_0203, "code": "SNO"}]}, "value": eq.serial_number}
+        )
+    if eq.device_uid:
+        identifiers.append({**uid_identifier(eq.device_uid, "device-uid")})
+    resource: dict[str, Any] = {
+        "resourceType": "Device",
+        "meta": {"profile": [DEVICE_PROFILE]},
+        "identifier": identifiers,
+        "status": "active",
+        "type": {"coding": [{"system": DCM, "code": modality}]},
+    }
+    if eq.manufacturer:
+        resource["manufacturer"] = eq.manufacturer
+    names = [
+        ("manufacturer-name", eq.manufacturer),
+        ("model-name", eq.model),
+        ("user-friendly-name", eq.station_name),
+    ]
+    device_names = [{"name": name, "type": kind} for kind, name in names if name]
+    if device_names:
+        resource["deviceName"] = device_names
+    if eq.model:
+        resource["modelNumber"] = eq.model
+    if eq.serial_number:
+        resource["serialNumber"] = eq.serial_number
+    if eq.software_versions:
+        resource["version"] = [{"value": v} for v in eq.software_versions]
+    if eq.institution:
+        resource["owner"] = {"display": eq.institution}
+    return resource
+
+
+def imaging_study(
+    report: DoseReport, ctx: Context, patient_ref: str | None, existing: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The study, with this object's series and instance added to what is stored."""
+    study = report.study
+    resource: dict[str, Any] = (
+        dict(existing) if existing else {"resourceType": "ImagingStudy", "status": "available"}
+    )
+    identifiers = [uid_identifier(study.study_uid)]
+    if study.accession:
+        identifiers.append(
+            {"type": {"coding": [{"system": V2_0203, "code": "ACSN"}]}, "value": study.accession}
+        )
+    resource["identifier"] = _merge_by_value(resource.get("identifier", []), identifiers)
+    if patient_ref:
+        resource["subject"] = {"reference": patient_ref}
+    elif "subject" not in resource:
+        resource["subject"] = {"display": "unknown patient"}
+    started = study.started or report.irradiation_start
+    if started and "started" not in resource:
+        resource["started"] = fhir_datetime(started, ctx)
+    if study.description:
+        resource["description"] = study.description
+    if study.requested_procedure:
+        resource["procedureCode"] = [{"text": study.requested_procedure}]
+    if study.referring_physician:
+        resource["referrer"] = {"display": person(study.referring_physician)}
+    if study.reading_physician:
+        resource["interpreter"] = [{"display": person(study.reading_physician)}]
+    src = report.source
+    modalities = {m["code"] for m in resource.get("modality", [])} | {
+        report.modality,
+        src.modality or report.modality,
+    }
+    resource["modality"] = [{"system": DCM, "code": m} for m in sorted(modalities)]
+    resource["series"] = _with_instance(resource.get("series", []), report)
+    resource["numberOfSeries"] = len(resource["series"])
+    resource["numberOfInstances"] = sum(len(s.get("instance", [])) for s in resource["series"])
+    return resource
+
+
+def _with_instance(series: list[dict[str, Any]], report: DoseReport) -> list[dict[str, Any]]:
+    src = report.source
+    series_uid = src.series_uid or src.sop_instance_uid
+    instance = {
+        "uid": src.sop_instance_uid,
+        "sopClass": {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{src.sop_class_uid}"},
+    }
+    out = [dict(s) for s in series]
+    for s in out:
+        if s["uid"] == series_uid:
+            if all(i["uid"] != src.sop_instance_uid for i in s.get("instance", [])):
+                s["instance"] = [*s.get("instance", []), instance]
+            return out
+    new: dict[str, Any] = {
+        "uid": series_uid,
+        "modality": {"system": DCM, "code": src.modality or report.modality},
+    }
+    if report.study.performing_physician:
+        new["performer"] = [{"actor": {"display": person(report.study.performing_physician)}}]
+    if src.series_number is not None:
+        new["number"] = src.series_number
+    if src.series_description:
+        new["description"] = src.series_description
+    new["instance"] = [instance]
+    return [*out, new]
+
+
+def body_measurements(
+    report: DoseReport, ctx: Context, patient_ref: str, study_ref: str
+) -> list[dict[str, Any]]:
+    """Patient size and weight at the study (0010,1020 / 0010,1030): inputs for SSDE later."""
+    p = report.patient
+    when = report.study.started or report.irradiation_start
+    out = []
+    for code, display, value, unit in (
+        ("8302-2", "Body height", p.size_m, "m"),
+        ("29463-7", "Body weight", p.weight_kg, "kg"),
+    ):
+        if value is None:
+            continue
+        obs: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "vital-signs",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "subject": {"reference": patient_ref},
+            "partOf": [{"reference": study_ref}],
+            "valueQuantity": {"value": _number(value), "unit": unit, "system": UCUM, "code": unit},
+        }
+        if when:
+            obs["effectiveDateTime"] = fhir_datetime(when, ctx)
+        out.append(obs)
+    return out
+
+
+@dataclass(frozen=True)
+class Refs:
+    patient: str | None
+    device: str
+    study: str
+
+
+def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> dict[str, Any]:
+    """One CT acquisition (TID 10013) as an Irradiation Event Observation."""
+    when = event.started or report.irradiation_start or report.study.started
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "identifier": [uid_identifier(event.event_uid, "irradiation-event-uid")],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "imaging",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [EVENT_CODE]},
+        "partOf": [{"reference": refs.study}],
+        "device": {"reference": refs.device},
+    }
+    resource.update(_subject(refs))
+    if when:
+        resource["effectiveDateTime"] = fhir_datetime(when, ctx)
+    if event.target_region:
+        resource["bodySite"] = codeable(event.target_region)
+    if event.acquisition_type or event.protocol:
+        method = codeable(event.acquisition_type) if event.acquisition_type else {}
+        if event.protocol:
+            method["text"] = event.protocol
+        resource["method"] = method
+    components = [
+        _code_component("113820", "CT Acquisition Type", event.acquisition_type),
+        _text_component("125203", "Acquisition Protocol", event.protocol),
+        _code_component("408730004", "Procedure context", event.procedure_context, scheme=SCT),
+        _quantity("113830", "Mean CTDIvol", event.ctdivol_mgy, "mGy"),
+        _quantity("113838", "DLP", event.dlp_mgy_cm, "mGy.cm"),
+        _code_component("113835", "CTDIw Phantom Type", event.phantom),
+        _quantity("113837", "Mean CTDIfreeair", event.ctdi_freeair_mgy, "mGy"),
+        _quantity("113839", "Effective Dose", event.effective_dose_msv, "mSv"),
+        _quantity("113930", "Size Specific Dose Estimation", event.ssde_mgy, "mGy"),
+        _quantity("113980", "Water Equivalent Diameter", event.water_equivalent_diameter_mm, "mm"),
+        _quantity("113824", "Exposure Time", event.exposure_time_s, "s"),
+        _quantity("113825", "Scanning Length", event.scanning_length_mm, "mm"),
+        _quantity("113899", "Exposed Range", event.exposed_range_mm, "mm"),
+        _quantity("113826", "Nominal Single Collimation Width", event.single_collimation_mm, "mm"),
+        _quantity("113827", "Nominal Total Collimation Width", event.total_collimation_mm, "mm"),
+        _quantity("113828", "Pitch Factor", event.pitch, "{ratio}"),
+        _integer("113823", "Number of X-Ray Sources", event.number_of_sources),
+        _text_component("113842", "X-Ray Modulation Type", event.modulation_type),
+    ]
+    for source in event.sources:
+        label = f" (source {source.identification})" if source.identification else ""
+        components += [
+            _quantity("113733", "KVP" + label, source.kvp_kv, "kV"),
+            _quantity(
+                "113833", "Maximum X-Ray Tube Current" + label, source.max_tube_current_ma, "mA"
+            ),
+            _quantity("113734", "X-Ray Tube Current" + label, source.tube_current_ma, "mA"),
+            _quantity(
+                "113834",
+                "Exposure Time per Rotation" + label,
+                source.exposure_time_per_rotation_s,
+                "s",
+            ),
+            _quantity(
+                "113821", "X-Ray Filter Aluminum Equivalent" + label, source.filter_al_mm, "mm"
+            ),
+        ]
+    for check in event.dose_checks:
+        prefix = "Alert" if check.kind == "alert" else "Notification"
+        dlp_code, ctdi_code = (
+            ("113903", "113904") if check.kind == "alert" else ("113911", "113912")
+        )
+        components += [
+            _quantity(dlp_code, f"DLP {prefix} Value", check.dlp_mgy_cm, "mGy.cm"),
+            _quantity(ctdi_code, f"CTDIvol {prefix} Value", check.ctdivol_mgy, "mGy"),
+            _quantity(
+                "113905",
+                "Accumulated DLP Forward Estimate",
+                check.accumulated_dlp_forward_mgy_cm,
+                "mGy.cm",
+            ),
+            _quantity(
+                "113906",
+                "Accumulated CTDIvol Forward Estimate",
+                check.accumulated_ctdivol_forward_mgy,
+                "mGy",
+            ),
+            _quantity("113913", "DLP Forward Estimate", check.dlp_forward_mgy_cm, "mGy.cm"),
+            _quantity("113914", "CTDIvol Forward Estimate", check.ctdivol_forward_mgy, "mGy"),
+            _text_component("113907", "Reason for Proceeding", check.reason),
+        ]
+    resource["component"] = [c for c in components if c is not None]
+    if event.comment:
+        resource["note"] = [{"text": event.comment}]
+    return resource
+
+
+def ct_summary(
+    report: DoseReport,
+    ctx: Context,
+    refs: Refs,
+    events: list[dict[str, Any]],
+    sop_uids: Iterable[str],
+    accession: str | None,
+    previous_start: tuple[str, ...] = (),
+    previous_end: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The study's Radiation Dose Summary (IG STU 1) over all its CT events, stored and new."""
+    dlps = [component_value(e, "113838") for e in events]
+    ctdis = [component_value(e, "113830") for e in events]
+    dlp_total = round(sum(d for d in dlps if d is not None), 4)
+    starts = sorted(e["effectiveDateTime"] for e in events if "effectiveDateTime" in e)
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "meta": {"profile": [RDS_PROFILE]},
+        "identifier": [uid_identifier(uid, "sop-instance-uid") for uid in sorted(set(sop_uids))],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "imaging",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [SUMMARY_CODE]},
+        "partOf": [
+            {
+                "reference": refs.study,
+                "identifier": uid_identifier(report.study.study_uid, "study-instance-uid"),
+            }
+        ],
+        "focus": [{"reference": refs.study}],
+        "device": {"reference": refs.device},
+        "hasMember": [{"reference": f"Observation/{e['id']}"} for e in events],
+    }
+    if accession:
+        resource["basedOn"] = [
+            {
+                "identifier": {
+                    "type": {"coding": [{"system": V2_0203, "code": "ACSN"}]},
+                    "value": accession,
+                }
+            }
+        ]
+    resource.update(_subject(refs))
+    # IG: effective is the Start of X-Ray Irradiation (113809); the earliest over the study's reports
+    candidates = [fhir_datetime(t, ctx) for t in (report.irradiation_start,) if t] + list(
+        previous_start or ()
+    )
+    start = min(candidates, key=_instant_key) if candidates else (starts[0] if starts else None)
+    if start:
+        resource["effectiveDateTime"] = start
+    resource["valueString"] = (
+        f"CT Dose Length Product Total = {dlp_total:g} mGy.cm over {len(events)} irradiation events"
+    )
+    procedure = report.procedure_reported or Coded("SCT", "77477000", "Computed Tomography X-Ray")
+    localizer = [e for e in events if _acquisition_type(e) == "113805"]
+    ends = [fhir_datetime(t, ctx) for t in (report.irradiation_end,) if t] + list(previous_end)
+    components = [
+        _code_component("121058", "Procedure reported", procedure),
+        _datetime_component("113809", "Start of X-Ray Irradiation", start),
+        _datetime_component(
+            "113810", "End of X-Ray Irradiation", max(ends, key=_instant_key) if ends else None
+        ),
+        _code_component("113854", "Source of Dose Information", report.source.information_source),
+        _integer("113812", "Total Number of Irradiation Events", len(events)),
+        _quantity("113813", "CT Dose Length Product Total", dlp_total, "mGy.cm"),
+        _quantity("30525-0", "Age", report.patient.age_years, "a", scheme=LOINC),
+        _quantity(
+            "113830",
+            "Mean CTDIvol (maximum over non-localizer events)",
+            max(
+                (
+                    c
+                    for e, c in zip(events, ctdis, strict=True)
+                    if c is not None and e not in localizer
+                ),
+                default=None,
+            ),
+            "mGy",
+        ),
+    ]
+    resource["component"] = [c for c in components if c is not None]
+    return resource
+
+
+def component_datetime(resource: dict[str, Any], code: str) -> str | None:
+    for component in resource.get("component", []):
+        if (
+            any(c.get("code") == code for c in component["code"].get("coding", []))
+            and "valueDateTime" in component
+        ):
+            return str(component["valueDateTime"])
+    return None
+
+
+def component_value(resource: dict[str, Any], code: str) -> float | None:
+    for component in resource.get("component", []):
+        if (
+            any(c.get("code") == code for c in component["code"].get("coding", []))
+            and "valueQuantity" in component
+        ):
+            return float(component["valueQuantity"]["value"])
+    return None
+
+
+def _acquisition_type(resource: dict[str, Any]) -> str | None:
+    for component in resource.get("component", []):
+        if (
+            component["code"]["coding"][0]["code"] == "113820"
+            and "valueCodeableConcept" in component
+        ):
+            return str(component["valueCodeableConcept"]["coding"][0]["code"])
+    return None
+
+
+def fhir_datetime(value: datetime, ctx: Context) -> str:
+    """A FHIR dateTime: DICOM times without an offset are in the site's time zone."""
+    aware = value if value.tzinfo else value.replace(tzinfo=ctx.timezone)
+    text = aware.isoformat(timespec="milliseconds" if aware.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def codeable(code: Coded) -> dict[str, Any]:
+    coding: dict[str, Any] = {
+        "system": _SCHEMES.get(code.scheme, f"urn:dicom:scheme:{code.scheme}"),
+        "code": code.value,
+    }
+    if code.meaning:
+        coding["display"] = code.meaning
+    return {"coding": [coding]}
+
+
+def _subject(refs: Refs) -> dict[str, Any]:
+    return {"subject": {"reference": refs.patient}} if refs.patient else {}
+
+
+def _component_code(code: str, display: str, scheme: str = DCM) -> dict[str, Any]:
+    return {"coding": [{"system": scheme, "code": code, "display": display}]}
+
+
+def _quantity(
+    code: str, display: str, value: float | None, unit: str, scheme: str = DCM
+) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {
+        "code": _component_code(code, display, scheme),
+        "valueQuantity": {"value": _number(value), "unit": unit, "system": UCUM, "code": unit},
+    }
+
+
+def _datetime_component(code: str, display: str, value: str | None) -> dict[str, Any] | None:
+    return (
+        None if value is None else {"code": _component_code(code, display), "valueDateTime": value}
+    )
+
+
+def _instant_key(text: str) -> float:
+    """Order FHIR dateTimes written with different offsets by the instant they name."""
+    return date_range(text)[0]
+
+
+def _integer(code: str, display: str, value: int | None) -> dict[str, Any] | None:
+    return (
+        None
+        if value is None
+        else {"code": _component_code(code, display), "valueInteger": int(value)}
+    )
+
+
+def _text_component(code: str, display: str, value: str | None) -> dict[str, Any] | None:
+    return None if not value else {"code": _component_code(code, display), "valueString": value}
+
+
+def _code_component(
+    code: str, display: str, value: Coded | None, scheme: str = DCM
+) -> dict[str, Any] | None:
+    return (
+        None
+        if value is None
+        else {
+            "code": _component_code(code, display, scheme),
+            "valueCodeableConcept": codeable(value),
+        }
+    )
+
+
+def _number(value: float) -> float | int:
+    rounded = round(value, 6)
+    return int(rounded) if rounded.is_integer() and abs(rounded) < 1e15 else rounded
+
+
+def person(pn: str) -> str:
+    """A DICOM PN as people write it: "Doctor^Jane" -> "Jane Doctor"; several are joined.
+
+    >>> person("Doctor^Jane"), person("Müller\\Smith")
+    ('Jane Doctor', 'Müller, Smith')
+    """
+    return ", ".join(str(_human_name(one)["text"]) for one in pn.split("\\") if one)
+
+
+def _human_name(pn: str) -> dict[str, Any]:
+    """DICOM PN "Family^Given^Middle^Prefix^Suffix" as a HumanName."""
+    parts = (pn.split("=")[0].split("^") + [""] * 5)[:5]
+    family, given, middle, prefix, suffix = (p.strip() for p in parts)
+    name: dict[str, Any] = {
+        "text": " ".join(p for p in (prefix, given, middle, family, suffix) if p)
+    }
+    if family:
+        name["family"] = family
+    if given or middle:
+        name["given"] = [g for g in (given, middle) if g]
+    if prefix:
+        name["prefix"] = [prefix]
+    if suffix:
+        name["suffix"] = [suffix]
+    return name
+
+
+def _merge_by_value(
+    existing: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    values = {i.get("value") for i in existing}
+    return [*existing, *(i for i in new if i.get("value") not in values)]

@@ -1,0 +1,26 @@
+"""Ingestion: received objects -> dose reports -> FHIR resources; quarantine for the unreadable."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from server.config import Settings
+from server.fhir import build_service
+from server.fhir.mapping import Context
+from server.ingest.pipeline import Ingestor as Ingestor
+from server.ingest.pipeline import Result as Result
+from server.ingest.quarantine import Quarantine as Quarantine
+from server.mappings import unit_table
+from server.store.port import Store
+
+
+def build_ingestor(store: Store, settings: Settings) -> Ingestor:
+    ctx = Context(
+        timezone=ZoneInfo(settings.timezone), patient_id_system=settings.patient_id_system
+    )
+    return Ingestor(
+        build_service(store, settings), unit_table(), ctx, Quarantine(settings.quarantine_dir)
+    )
+
+
+__all__ = ["Ingestor", "Quarantine", "Result", "build_ingestor"]

@@ -1,0 +1,278 @@
+"""One received object -> dose report -> FHIR resources, in one store transaction.
+
+Idempotent: an object seen before (its SOP Instance UID is on the study's dose summary) is a
+no-op; a second RDSR of the same study adds only events whose Irradiation Event UID is new and
+recomputes the study's totals over all its events. What cannot be read goes to quarantine
+with its reason; nothing received is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from server.dicom.read import Read, Skipped, Unreadable, read_dicom
+from server.dose.model import DoseReport, Equipment
+from server.dose.units import UnitTable
+from server.fhir import mapping
+from server.fhir.service import FhirService
+from server.fhir.values import instant
+from server.ingest.quarantine import Quarantine
+from server.logs import log_event
+from server.store.port import Stored, Transaction
+
+log = logging.getLogger("kerma.ingest")
+Status = Literal["ingested", "duplicate", "skipped", "quarantined"]
+_ALL = 1_000_000
+
+
+@dataclass(frozen=True)
+class Result:
+    status: Status
+    name: str
+    modality: str | None = None
+    reason: str | None = None
+    events_added: int = 0
+    study: str | None = None  # "ImagingStudy/<id>"
+
+
+class Ingestor:
+    def __init__(
+        self, service: FhirService, units: UnitTable, ctx: mapping.Context, quarantine: Quarantine
+    ) -> None:
+        self._service = service
+        self._units = units
+        self._ctx = ctx
+        self._quarantine = quarantine
+
+    def ingest_file(self, path: Path) -> Result:
+        return self.ingest_bytes(path.read_bytes(), path.name)
+
+    def ingest_bytes(self, data: bytes, name: str, quarantine: bool = True) -> Result:
+        """`quarantine=False` when the bytes come from quarantine already (reprocessing)."""
+        outcome = read_dicom(data, self._units)
+        if isinstance(outcome, Unreadable):
+            if quarantine:
+                where = self._quarantine.put(data, name, outcome.reason)
+                log_event(log, "quarantined", object=name, reason=outcome.reason, file=where.name)
+            return Result("quarantined", name, reason=outcome.reason)
+        if isinstance(outcome, Skipped):
+            log_event(log, "skipped", object=name, reason=outcome.reason)
+            return Result("skipped", name, reason=outcome.reason)
+        assert isinstance(outcome, Read)
+        return self.store_report(outcome.report, name)
+
+    def store_report(self, report: DoseReport, name: str) -> Result:
+        with self._service.store.transaction() as tx:
+            result = _Commit(self._service, self._ctx, tx, report, name).run()
+        log_event(
+            log,
+            result.status,
+            object=name,
+            modality=result.modality,
+            events=result.events_added,
+            study=result.study,
+        )
+        return result
+
+
+class _Commit:
+    """The writes of one report inside one transaction."""
+
+    def __init__(
+        self,
+        service: FhirService,
+        ctx: mapping.Context,
+        tx: Transaction,
+        report: DoseReport,
+        name: str,
+    ) -> None:
+        self.service = service
+        self.ctx = ctx
+        self.tx = tx
+        self.report = report
+        self.name = name
+        self._devices: dict[str, str] = {}
+
+    def run(self) -> Result:
+        report = self.report
+        study_uid = report.study.study_uid
+        study_stored = self._find(
+            "ImagingStudy", [("identifier", f"urn:dicom:uid|urn:oid:{study_uid}")]
+        )
+        summary_stored = None
+        if study_stored is not None:
+            summary_stored = self._find(
+                "Observation",
+                [
+                    ("part-of", f"ImagingStudy/{study_stored.rid}"),
+                    ("code", "http://loinc.org|73569-6"),
+                ],
+            )
+            if summary_stored is not None and report.source.sop_instance_uid in _sop_uids(
+                _body(summary_stored)
+            ):
+                return Result(
+                    "duplicate",
+                    self.name,
+                    report.modality,
+                    study=f"ImagingStudy/{study_stored.rid}",
+                )
+        patient_ref = self._patient()
+        study = mapping.imaging_study(
+            report, self.ctx, patient_ref, _body(study_stored) if study_stored else None
+        )
+        study_ref = self._save("ImagingStudy", study, study_stored)
+        stored_events = self._events(study_ref)
+        known = {_event_uid(e) for e in stored_events}
+        added: list[dict[str, Any]] = []
+        event_devices: set[str] = set()
+        for event in report.ct_events:
+            # the irradiating device the event names (TID 1021), else the recording equipment
+            device_ref = self._device(event.device or report.equipment)
+            event_devices.add(device_ref)
+            if event.event_uid in known:
+                continue
+            refs = mapping.Refs(patient_ref, device_ref, study_ref)
+            resource = mapping.ct_event(event, report, self.ctx, refs)
+            saved = self.service.create_in(self.tx, "Observation", resource, trusted=True).stored
+            added.append(_body(saved))
+            known.add(event.event_uid)
+        summary_device = (
+            event_devices.pop() if len(event_devices) == 1 else self._device(report.equipment)
+        )
+        refs = mapping.Refs(patient_ref, summary_device, study_ref)
+        all_events = sorted(
+            [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
+        )
+        previous = _body(summary_stored) if summary_stored else {}
+        sop_uids = {*_sop_uids(previous), report.source.sop_instance_uid}
+        summary = mapping.ct_summary(
+            report,
+            self.ctx,
+            refs,
+            all_events,
+            sop_uids,
+            report.study.accession,
+            previous_start=_optional(mapping.component_datetime(previous, "113809")),
+            previous_end=_optional(mapping.component_datetime(previous, "113810")),
+        )
+        summary_ref = self._save("Observation", summary, summary_stored)
+        measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
+        self._provenance(
+            report, [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
+        )
+        return Result(
+            "ingested", self.name, report.modality, events_added=len(added), study=study_ref
+        )
+
+    def _body_measurements(self, patient_ref: str | None, study_ref: str) -> list[str]:
+        if patient_ref is None:
+            return []
+        refs = []
+        for resource in mapping.body_measurements(self.report, self.ctx, patient_ref, study_ref):
+            refs.append(self._save("Observation", resource, None))
+        return refs
+
+    def _patient(self) -> str | None:
+        ident = mapping.patient_identifier(self.report, self.ctx)
+        if ident is None:
+            return None
+        found = self._find("Patient", [("identifier", f"{ident[0]}|{ident[1]}")])
+        if found is not None:
+            return f"Patient/{found.rid}"
+        return self._save("Patient", mapping.patient(self.report, self.ctx), None)
+
+    def _device(self, equipment: Equipment) -> str:
+        if (
+            equipment is not self.report.equipment
+        ):  # an event's device: complete it from the report's
+            equipment = replace(
+                equipment,
+                manufacturer=equipment.manufacturer or self.report.equipment.manufacturer,
+                model=equipment.model or self.report.equipment.model,
+                institution=self.report.equipment.institution,
+                station_name=self.report.equipment.station_name,
+                software_versions=self.report.equipment.software_versions,
+            )
+        key = mapping.device_key(equipment)
+        cached = self._devices.get(key)
+        if cached:
+            return cached
+        found = self._find("Device", [("identifier", f"{mapping.KERMA_DEVICE_KEY}|{key}")])
+        ref = (
+            f"Device/{found.rid}"
+            if found
+            else self._save("Device", mapping.device(equipment, self.report.modality), None)
+        )
+        self._devices[key] = ref
+        return ref
+
+    def _events(self, study_ref: str) -> list[dict[str, Any]]:
+        request = self.service.parse_search(
+            "Observation", [("part-of", study_ref), ("code", f"{mapping.DCM}|113852")]
+        )
+        matches, _ = self.tx.search(replace(request.query, count=_ALL, with_total=False))
+        return [_body(s) for s in matches]
+
+    def _find(self, rtype: str, pairs: list[tuple[str, str]]) -> Stored | None:
+        request = self.service.parse_search(rtype, pairs)
+        matches, _ = self.tx.search(replace(request.query, count=1, with_total=False))
+        return matches[0] if matches else None
+
+    def _save(self, rtype: str, resource: dict[str, Any], existing: Stored | None) -> str:
+        if existing is None:
+            stored = self.service.create_in(self.tx, rtype, resource, trusted=True).stored
+        else:
+            body = {**resource, "id": existing.rid}
+            stored = self.service.update_in(self.tx, rtype, existing.rid, body, trusted=True).stored
+        return f"{rtype}/{stored.rid}"
+
+    def _provenance(self, report: DoseReport, targets: list[str]) -> None:
+        src = report.source
+        provenance = {
+            "resourceType": "Provenance",
+            "target": [{"reference": t} for t in targets],
+            "recorded": instant(time.time()),
+            "activity": {
+                "text": f"read from a {src.kind} ({'TID ' + src.template if src.template else 'image header'})"
+            },
+            "agent": [{"who": {"display": "Kerma DICOM reader"}}],
+            "entity": [
+                {
+                    "role": "source",
+                    "what": {
+                        "identifier": mapping.uid_identifier(
+                            src.sop_instance_uid, "sop-instance-uid"
+                        ),
+                        "display": f"{src.modality or ''} object {self.name}".strip(),
+                    },
+                }
+            ],
+        }
+        if report.findings:
+            provenance["reason"] = [
+                {"text": f"{f.severity} {f.code} at {f.path}: {f.message}"} for f in report.findings
+            ]
+        self.service.create_in(self.tx, "Provenance", provenance, trusted=True)
+
+
+def _body(stored: Stored | None) -> dict[str, Any]:
+    return orjson.loads(stored.body) if stored is not None and stored.body else {}
+
+
+def _sop_uids(summary: dict[str, Any]) -> set[str]:
+    return {str(i["value"]).removeprefix("urn:oid:") for i in summary.get("identifier", [])}
+
+
+def _optional(value: str | None) -> tuple[str, ...]:
+    return (value,) if value else ()
+
+
+def _event_uid(event: dict[str, Any]) -> str:
+    return str(event["identifier"][0]["value"]).removeprefix("urn:oid:")
