@@ -22,6 +22,10 @@ def read_yaml(name: str) -> Any:
     return yaml.safe_load(read_text(name))
 
 
+def read_csv_rows(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(read_text(name))))
+
+
 @functools.cache
 def unit_table() -> UnitTable:
     rows = csv.DictReader(io.StringIO(read_text("units.csv")))

@@ -43,10 +43,9 @@ def number(ds: Dataset, keyword: str) -> float | None:
 def patient(ds: Dataset, study_date: date | None) -> Patient:
     birth = parse_date(text(ds, "PatientBirthDate"))
     # dates give the age to the day; the Age String (067Y) only to the year
-    if birth is not None and study_date is not None:
-        age: float | None = round((study_date - birth).days / 365.25, 4)
-    else:
-        age = age_years(text(ds, "PatientAge"))
+    age = (
+        exact_age(birth, study_date) if birth and study_date else age_years(text(ds, "PatientAge"))
+    )
     size_m = number(ds, "PatientSize")
     weight_kg = number(ds, "PatientWeight")
     sex = _SEX.get(text(ds, "PatientSex") or "")
@@ -62,10 +61,36 @@ def patient(ds: Dataset, study_date: date | None) -> Patient:
     )
 
 
+def exact_age(birth: date, on: date) -> float:
+    """Age in years: whole calendar years, plus the fraction of the year since the last birthday.
+
+    >>> exact_age(date(1954, 3, 22), date(2015, 3, 22)), exact_age(date(2000, 1, 1), date(2000, 7, 2))
+    (61.0, 0.5)
+    """
+    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    last = _birthday(birth, birth.year + years)
+    following = _birthday(birth, birth.year + years + 1)
+    return round(years + (on - last).days / (following - last).days, 4)
+
+
+def _birthday(birth: date, year: int) -> date:
+    try:
+        return birth.replace(year=year)
+    except ValueError:  # born on 29 February
+        return date(year, 3, 1)
+
+
+def _many(value: Any) -> list[Any]:
+    """A multi-valued attribute as a list (pydicom gives a single value unwrapped)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return [value]
+
+
 def study(ds: Dataset) -> Study:
-    operators = ds.get("OperatorsName") or []
-    if isinstance(operators, str) or not hasattr(operators, "__iter__"):
-        operators = [operators]
+    operators = _many(ds.get("OperatorsName"))
     requested = None
     seq = ds.get("RequestAttributesSequence")
     if seq:
@@ -73,6 +98,7 @@ def study(ds: Dataset) -> Study:
     return Study(
         study_uid=str(ds.get("StudyInstanceUID", "")),
         accession=text(ds, "AccessionNumber"),
+        study_id=text(ds, "StudyID"),
         started=combine(text(ds, "StudyDate"), text(ds, "StudyTime")),
         description=text(ds, "StudyDescription"),
         requested_procedure=requested or text(ds, "RequestedProcedureDescription"),
@@ -84,9 +110,7 @@ def study(ds: Dataset) -> Study:
 
 
 def equipment(ds: Dataset, modality: str | None) -> Equipment:
-    versions = ds.get("SoftwareVersions") or []
-    if isinstance(versions, str) or not hasattr(versions, "__iter__"):
-        versions = [versions]
+    versions = _many(ds.get("SoftwareVersions"))
     return Equipment(
         manufacturer=text(ds, "Manufacturer"),
         model=text(ds, "ManufacturerModelName"),

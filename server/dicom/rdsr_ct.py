@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydicom.sr.codedict import codes
 
-from server.dicom.sr import Item
-from server.dose.model import CtEvent, CtSource, CtTotals, DoseCheck, Equipment, Finding
+from server.dicom.sr import Item, irradiating_device
+from server.dose.model import CtEvent, CtSource, CtTotals, DoseCheck, Finding
 from server.dose.units import UnitTable
 
 DCM = codes.DCM
@@ -96,7 +96,7 @@ def _event(item: Item, uid: str, units: UnitTable, findings: list[Finding]) -> C
         modulation_type=item.text_of(DCM.XRayModulationType),
         comment=item.text_of(DCM.Comment),
         dose_checks=_dose_checks(dose, units, findings) if dose else (),
-        device=_irradiating_device(item),
+        device=irradiating_device(item),
     )
 
 
@@ -165,16 +165,3 @@ def _dose_checks(dose: Item, units: UnitTable, findings: list[Finding]) -> tuple
                 )
             )
     return tuple(checks)
-
-
-def _irradiating_device(item: Item) -> Equipment | None:
-    """TID 1021 Device Participant with role 113859 Irradiating Device."""
-    for role in item.children_of(DCM.DeviceRoleInProcedure):
-        if role.code is not None and role.code.value == "113859":
-            return Equipment(
-                manufacturer=role.text_of(DCM.DeviceManufacturer),
-                model=role.text_of(DCM.DeviceModelName),
-                serial_number=role.text_of(DCM.DeviceSerialNumber),
-                device_uid=role.uid_of(DCM.DeviceObserverUID),
-            )
-    return None

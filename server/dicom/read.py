@@ -1,7 +1,7 @@
 """DICOM in: decide what an object is and read its dose into the dose model.
 
 `read_dicom(data)` never raises for bad input. It answers with one of:
-- `Read(report=...)`: a dose report (RDSR; image headers come next),
+- `Read(report=...)`: a dose report (CT or projection X-ray RDSR; image headers come next),
 - `Skipped(reason)`: a valid object that carries no X-ray dose (NM/PET images, other SRs),
 - `Unreadable(reason)`: bytes that are not DICOM or cannot be parsed; they go to quarantine.
 """
@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 
-from server.dicom import header, rdsr_ct
+from server.dicom import header, rdsr_ct, rdsr_projection, vendor
 from server.dicom.sr import Item
 from server.dose.model import DoseReport, Equipment, Finding
 from server.dose.units import UnitTable
@@ -26,6 +26,7 @@ DCM = codes.DCM
 DOSE_REPORT_ROOT = ("DCM", "113701")  # X-Ray Radiation Dose Report
 RADIOPHARMACEUTICAL_ROOT = ("DCM", "113500")
 CT_PROCEDURE = ("SCT", "77477000")
+MAMMOGRAPHY_PROCEDURE = ("SCT", "71651007")
 SR_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.67": "X-Ray Radiation Dose SR",
     "1.2.840.10008.5.1.4.1.1.88.22": "Enhanced SR",
@@ -107,11 +108,9 @@ def _structured_report(ds: Dataset, sop_class: str, units: UnitTable) -> Outcome
         and procedure is not None
         and (procedure.scheme, procedure.value) == CT_PROCEDURE
     )
-    if not is_ct:
-        return Skipped(
-            "projection X-ray dose report (TID 10001): reading is not supported yet", uid
-        )
-    return Read(_ct_report(ds, root, declared, units))
+    if is_ct:
+        return Read(_ct_report(ds, root, declared, units))
+    return Read(_projection_report(ds, root, declared, units))
 
 
 def _ct_report(ds: Dataset, root: Item, declared: str | None, units: UnitTable) -> DoseReport:
@@ -139,6 +138,54 @@ def _ct_report(ds: Dataset, root: Item, declared: str | None, units: UnitTable) 
         ct_events=rdsr_ct.events(root, units, findings),
     )
     return replace(report, findings=tuple(findings))
+
+
+def _projection_report(
+    ds: Dataset, root: Item, declared: str | None, units: UnitTable
+) -> DoseReport:
+    findings: list[Finding] = []
+    if declared is None:
+        findings.append(
+            Finding(
+                "/", "information", "template-inferred", "no template declared; TID 10001 inferred"
+            )
+        )
+    study = header.study(ds)
+    procedure = root.code_of(DCM.ProcedureReported)
+    device_type = root.code_of(DCM.AcquisitionDeviceType)
+    plane_totals = rdsr_projection.totals(root, units, findings)
+    if procedure is not None and (procedure.scheme, procedure.value) == MAMMOGRAPHY_PROCEDURE:
+        modality = "MG"
+    else:
+        modality = "RF" if rdsr_projection.is_fluoroscopy(device_type, plane_totals) else "DX"
+    report = DoseReport(
+        kind="projection",
+        source=replace(
+            header.source(ds, "10001", "rdsr"),
+            information_source=root.code_of(DCM.SourceOfDoseInformation),
+        ),
+        patient=header.patient(ds, study.started.date() if study.started else None),
+        study=study,
+        equipment=_observer_equipment(ds, root, modality),
+        procedure_reported=procedure,
+        irradiation_start=root.datetime_of(DCM.StartOfXRayIrradiation),
+        irradiation_end=root.datetime_of(DCM.EndOfXRayIrradiation),
+        acquisition_device_type=device_type,
+        projection_totals=plane_totals,
+        mammography_totals=rdsr_projection.mammography_totals(root, units, findings),
+        projection_events=rdsr_projection.events(
+            root, units, findings, _patient_position(ds, root)
+        ),
+    )
+    return replace(report, findings=tuple(findings))
+
+
+def _patient_position(ds: Dataset, root: Item) -> vendor.PositionCodes | None:
+    """Patient Position (0018,5100), or the one a Siemens system writes into its root comment."""
+    position = header.text(ds, "PatientPosition") or vendor.siemens_patient_position(
+        root.text_of(DCM.Comment)
+    )
+    return vendor.position_codes(position)
 
 
 def _observer_equipment(ds: Dataset, root: Item, modality: str) -> Equipment:

@@ -18,7 +18,7 @@ from pydicom.sr._snomed_dict import mapping as _snomed_mapping  # PS3.16 SNOMED 
 from pydicom.sr.coding import Code
 
 from server.dicom.text import parse_datetime, repair_text
-from server.dose.model import Coded, Finding
+from server.dose.model import Coded, Equipment, Finding
 from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
 
 Concept = tuple[str, str]  # (scheme designator, code value)
@@ -138,8 +138,11 @@ class Item:
         return item.code if item is not None else None
 
     def uid_of(self, code: Code | Concept) -> str | None:
+        """A UIDREF item's UID; some devices (GE) send the UID as TEXT, which is accepted."""
         item = self.child(code)
-        return item.uid if item is not None else None
+        if item is None:
+            return None
+        return item.uid or (item.text.strip() if item.text else None)
 
     def datetime_of(self, code: Code | Concept) -> dt.datetime | None:
         item = self.child(code)
@@ -180,3 +183,17 @@ def _number(raw: Any) -> float | None:
         return float(raw) if raw is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def irradiating_device(item: Item) -> Equipment | None:
+    """TID 1021 Device Participant with role 113859 Irradiating Device, if the item names one."""
+    for role in item.children_of(("DCM", "113876")):  # Device Role in Procedure
+        if role.code is not None and role.code.value == "113859":
+            return Equipment(
+                manufacturer=role.text_of(("DCM", "113878")),
+                model=role.text_of(("DCM", "113879")),
+                serial_number=role.text_of(("DCM", "113880")),
+                station_name=role.text_of(("DCM", "113877")),
+                device_uid=role.uid_of(("DCM", "121012")),
+            )
+    return None

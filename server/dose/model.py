@@ -50,6 +50,7 @@ class Patient:
 class Study:
     study_uid: str
     accession: str | None = None
+    study_id: str | None = None  # (0020,0010), the modality's own study number
     started: datetime | None = None
     description: str | None = None
     requested_procedure: str | None = None
@@ -160,6 +161,104 @@ class CtTotals:
 
 
 @dataclass(frozen=True)
+class XRayFilter:
+    filter_type: Coded | None = None
+    material: Coded | None = None
+    thickness_min_mm: float | None = None
+    thickness_max_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class ProjectionEvent:
+    """TID 10003, one projection X-ray irradiation event (a radiograph, a fluoro run, a view)."""
+
+    event_uid: str
+    started: datetime | None = None
+    plane: Coded | None = None
+    event_type: Coded | None = None
+    protocol: str | None = None
+    target_region: Coded | None = None
+    laterality: Coded | None = None
+    image_view: Coded | None = None
+    patient_table_relationship: Coded | None = None
+    patient_orientation: Coded | None = None
+    patient_orientation_modifier: Coded | None = None
+    reference_point_definition: Coded | None = None
+    dap_gy_m2: float | None = None
+    dose_rp_gy: float | None = None
+    entrance_exposure_mgy: float | None = None
+    half_value_layer_mm: float | None = None
+    agd_mgy: float | None = None
+    exposure_index: float | None = None
+    target_exposure_index: float | None = None
+    deviation_index: float | None = None
+    fluoro_mode: Coded | None = None
+    pulse_rate_per_s: float | None = None
+    number_of_pulses: float | None = None
+    pulse_width_ms: float | None = None
+    irradiation_duration_s: float | None = None
+    kvp_kv: float | None = None
+    tube_current_ma: float | None = None
+    average_tube_current_ma: float | None = None
+    exposure_time_ms: float | None = None
+    exposure_uas: float | None = None
+    focal_spot_mm: float | None = None
+    anode_target: Coded | None = None
+    collimated_field_area_m2: float | None = None
+    collimated_field_height_mm: float | None = None
+    collimated_field_width_mm: float | None = None
+    grids: tuple[Coded, ...] = ()
+    filters: tuple[XRayFilter, ...] = ()
+    primary_angle_deg: float | None = None
+    secondary_angle_deg: float | None = None
+    primary_end_angle_deg: float | None = None
+    secondary_end_angle_deg: float | None = None
+    column_angulation_deg: float | None = None
+    table_head_tilt_deg: float | None = None
+    table_horizontal_rotation_deg: float | None = None
+    table_cradle_tilt_deg: float | None = None
+    compression_thickness_mm: float | None = None
+    compression_force_n: float | None = None
+    compression_pressure_kpa: float | None = None
+    compression_contact_area_mm2: float | None = None
+    mechanical_configuration: Coded | None = None
+    source_to_detector_mm: float | None = None
+    source_to_isocenter_mm: float | None = None
+    source_to_reference_point_mm: float | None = None
+    source_to_table_plane_mm: float | None = None
+    table_longitudinal_mm: float | None = None
+    table_lateral_mm: float | None = None
+    table_height_mm: float | None = None
+    comment: str | None = None
+    device: Equipment | None = None
+
+
+@dataclass(frozen=True)
+class ProjectionTotals:
+    """TID 10002 + 10004/10007 for one acquisition plane (biplane systems have two)."""
+
+    plane: Coded | None = None
+    dap_total_gy_m2: float | None = None
+    dose_rp_total_gy: float | None = None
+    fluoro_dap_total_gy_m2: float | None = None
+    fluoro_dose_rp_total_gy: float | None = None
+    fluoro_time_s: float | None = None
+    acquisition_dap_total_gy_m2: float | None = None
+    acquisition_dose_rp_total_gy: float | None = None
+    acquisition_time_s: float | None = None
+    radiographic_frames: int | None = None
+    reference_point_definition: Coded | None = None
+
+
+@dataclass(frozen=True)
+class MammographyTotal:
+    """TID 10005: accumulated average glandular dose of one breast (or both)."""
+
+    laterality: Coded | None
+    agd_mgy: float
+
+
+@dataclass(frozen=True)
 class DoseReport:
     """One dose report: a CT or projection X-ray RDSR, or what image headers say."""
 
@@ -173,6 +272,10 @@ class DoseReport:
     irradiation_end: datetime | None = None
     ct_totals: CtTotals | None = None
     ct_events: tuple[CtEvent, ...] = ()
+    acquisition_device_type: Coded | None = None
+    projection_totals: tuple[ProjectionTotals, ...] = ()
+    mammography_totals: tuple[MammographyTotal, ...] = ()
+    projection_events: tuple[ProjectionEvent, ...] = ()
     authorizing_person: str | None = None
     findings: tuple[Finding, ...] = field(default_factory=tuple)
 

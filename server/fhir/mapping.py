@@ -9,12 +9,14 @@ every resource this module builds for the whole corpus.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from server.dose.model import Coded, CtEvent, DoseReport, Equipment
+from server.dose.model import Coded, CtEvent, DoseReport, Equipment, ProjectionEvent
+from server.dose.units import UnitTable
 from server.fhir.values import date_range
+from server.mappings import unit_table
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 SCT = "http://snomed.info/sct"
@@ -39,10 +41,14 @@ _GENDER = {"M": "male", "F": "female", "O": "other"}
 
 @dataclass(frozen=True)
 class Context:
-    """Site settings the mapping needs."""
+    """Site settings and tables the mapping needs."""
 
     timezone: tzinfo = UTC  # for DICOM times that carry no offset
     patient_id_system: str = "urn:kerma:patient-id"
+    units: UnitTable = field(default_factory=unit_table)
+
+    def convert(self, value: float | None, source: str, target: str) -> float | None:
+        return None if value is None else self.units.convert(value, source, target)
 
 
 def uid_identifier(uid: str, id_type: str | None = None) -> dict[str, Any]:
@@ -121,6 +127,8 @@ def device(eq: Equipment, modality: str) -> dict[str, Any]:
         resource["version"] = [{"value": v} for v in eq.software_versions]
     if eq.institution:
         resource["owner"] = {"display": eq.institution}
+    if eq.department:
+        resource["location"] = {"display": eq.department}
     return resource
 
 
@@ -137,6 +145,14 @@ def imaging_study(
         identifiers.append(
             {"type": {"coding": [{"system": V2_0203, "code": "ACSN"}]}, "value": study.accession}
         )
+    if study.study_id:
+        identifiers.append(
+            {
+                "use": "secondary",
+                "type": {"text": "DICOM Study ID (0020,0010)"},
+                "value": study.study_id,
+            }
+        )
     resource["identifier"] = _merge_by_value(resource.get("identifier", []), identifiers)
     if patient_ref:
         resource["subject"] = {"reference": patient_ref}
@@ -149,10 +165,11 @@ def imaging_study(
         resource["description"] = study.description
     if study.requested_procedure:
         resource["procedureCode"] = [{"text": study.requested_procedure}]
-    if study.referring_physician:
-        resource["referrer"] = {"display": person(study.referring_physician)}
-    if study.reading_physician:
-        resource["interpreter"] = [{"display": person(study.reading_physician)}]
+    referrer, reader = person(study.referring_physician), person(study.reading_physician)
+    if referrer:
+        resource["referrer"] = {"display": referrer}
+    if reader:
+        resource["interpreter"] = [{"display": reader}]
     src = report.source
     modalities = {m["code"] for m in resource.get("modality", [])} | {
         report.modality,
@@ -182,8 +199,14 @@ def _with_instance(series: list[dict[str, Any]], report: DoseReport) -> list[dic
         "uid": series_uid,
         "modality": {"system": DCM, "code": src.modality or report.modality},
     }
-    if report.study.performing_physician:
-        new["performer"] = [{"actor": {"display": person(report.study.performing_physician)}}]
+    performers = [("performing physician", person(report.study.performing_physician))]
+    performers += [("operator", person(name)) for name in report.study.operators]
+    if any(name for _, name in performers):
+        new["performer"] = [
+            {"function": {"text": role}, "actor": {"display": name}}
+            for role, name in performers
+            if name
+        ]
     if src.series_number is not None:
         new["number"] = src.series_number
     if src.series_description:
@@ -238,28 +261,12 @@ class Refs:
 
 def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> dict[str, Any]:
     """One CT acquisition (TID 10013) as an Irradiation Event Observation."""
-    when = event.started or report.irradiation_start or report.study.started
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
-        "identifier": [uid_identifier(event.event_uid, "irradiation-event-uid")],
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "imaging",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [EVENT_CODE]},
-        "partOf": [{"reference": refs.study}],
-        "device": {"reference": refs.device},
-    }
-    resource.update(_subject(refs))
-    if when:
-        resource["effectiveDateTime"] = fhir_datetime(when, ctx)
+    resource = _event_base(
+        event.event_uid,
+        event.started or report.irradiation_start or report.study.started,
+        ctx,
+        refs,
+    )
     if event.target_region:
         resource["bodySite"] = codeable(event.target_region)
     if event.acquisition_type or event.protocol:
@@ -335,21 +342,215 @@ def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> di
     return resource
 
 
-def ct_summary(
+# (model field, DCM code, display, UCUM unit as emitted) of a projection event's numbers
+_PROJECTION_NUMBERS = (
+    ("dap_gy_m2", "122130", "Dose Area Product", "Gy.m2"),
+    ("dose_rp_gy", "113738", "Dose (RP)", "Gy"),
+    ("entrance_exposure_mgy", "111636", "Entrance Exposure at RP", "mGy"),
+    ("half_value_layer_mm", "111634", "Half Value Layer", "mm"),
+    ("agd_mgy", "111631", "Average Glandular Dose", "mGy"),
+    ("exposure_index", "113845", "Exposure Index", "1"),
+    ("target_exposure_index", "113846", "Target Exposure Index", "1"),
+    ("deviation_index", "113847", "Deviation Index", "1"),
+    ("pulse_rate_per_s", "113791", "Pulse Rate", "{pulse}/s"),
+    ("number_of_pulses", "113768", "Number of Pulses", "1"),
+    ("pulse_width_ms", "113793", "Pulse Width", "ms"),
+    ("irradiation_duration_s", "113742", "Irradiation Duration", "s"),
+    ("kvp_kv", "113733", "KVP", "kV"),
+    ("tube_current_ma", "113734", "X-Ray Tube Current", "mA"),
+    ("average_tube_current_ma", "113767", "Average X-Ray Tube Current", "mA"),
+    ("exposure_time_ms", "113824", "Exposure Time", "ms"),
+    ("exposure_uas", "113736", "Exposure", "uA.s"),
+    ("focal_spot_mm", "113766", "Focal Spot Size", "mm"),
+    ("collimated_field_area_m2", "113790", "Collimated Field Area", "m2"),
+    ("collimated_field_height_mm", "113788", "Collimated Field Height", "mm"),
+    ("collimated_field_width_mm", "113789", "Collimated Field Width", "mm"),
+    ("primary_angle_deg", "112011", "Positioner Primary Angle", "deg"),
+    ("secondary_angle_deg", "112012", "Positioner Secondary Angle", "deg"),
+    ("primary_end_angle_deg", "113739", "Positioner Primary End Angle", "deg"),
+    ("secondary_end_angle_deg", "113740", "Positioner Secondary End Angle", "deg"),
+    ("column_angulation_deg", "113770", "Column Angulation", "deg"),
+    ("table_head_tilt_deg", "113754", "Table Head Tilt Angle", "deg"),
+    ("table_horizontal_rotation_deg", "113755", "Table Horizontal Rotation Angle", "deg"),
+    ("table_cradle_tilt_deg", "113756", "Table Cradle Tilt Angle", "deg"),
+    ("compression_thickness_mm", "111633", "Compression Thickness", "mm"),
+    ("compression_force_n", "111647", "Compression Force", "N"),
+    ("compression_pressure_kpa", "111648", "Compression Pressure", "kPa"),
+    ("compression_contact_area_mm2", "111649", "Compression Contact Area", "mm2"),
+    ("source_to_detector_mm", "113750", "Distance Source to Detector", "mm"),
+    ("source_to_isocenter_mm", "113748", "Distance Source to Isocenter", "mm"),
+    ("source_to_reference_point_mm", "113737", "Distance Source to Reference Point", "mm"),
+    ("source_to_table_plane_mm", "113792", "Distance Source to Table Plane", "mm"),
+    ("table_longitudinal_mm", "113751", "Table Longitudinal Position", "mm"),
+    ("table_lateral_mm", "113752", "Table Lateral Position", "mm"),
+    ("table_height_mm", "113753", "Table Height Position", "mm"),
+)
+_PROJECTION_CODES = (
+    ("event_type", "113721", "Irradiation Event Type"),
+    ("plane", "113764", "Acquisition Plane"),
+    ("reference_point_definition", "113780", "Reference Point Definition"),
+    ("laterality", "272741003", "Laterality"),
+    ("image_view", "111031", "Image View"),
+    ("patient_table_relationship", "113745", "Patient Table Relationship"),
+    ("patient_orientation", "113743", "Patient Orientation"),
+    ("patient_orientation_modifier", "113744", "Patient Orientation Modifier"),
+    ("fluoro_mode", "113732", "Fluoro Mode"),
+    ("anode_target", "111632", "Anode Target Material"),
+    ("mechanical_configuration", "113956", "CR/DR Mechanical Configuration"),
+)
+
+
+def projection_event(
+    event: ProjectionEvent, report: DoseReport, ctx: Context, refs: Refs
+) -> dict[str, Any]:
+    """One projection X-ray irradiation event (TID 10003) as an Irradiation Event Observation."""
+    resource = _event_base(
+        event.event_uid,
+        event.started or report.irradiation_start or report.study.started,
+        ctx,
+        refs,
+    )
+    if event.target_region:
+        resource["bodySite"] = codeable(event.target_region)
+    if event.protocol:
+        resource["method"] = {"text": event.protocol}
+    components: list[dict[str, Any] | None] = [
+        _text_component("125203", "Acquisition Protocol", event.protocol)
+    ]
+    for field_name, code, display in _PROJECTION_CODES:
+        scheme = SCT if code == "272741003" else DCM
+        components.append(_code_component(code, display, getattr(event, field_name), scheme=scheme))
+    for field_name, code, display, unit in _PROJECTION_NUMBERS:
+        components.append(_quantity(code, display, getattr(event, field_name), unit))
+    components += [_code_component("111635", "X-Ray Grid", grid) for grid in event.grids]
+    for f in event.filters:
+        components += [
+            _code_component("113772", "X-Ray Filter Type", f.filter_type),
+            _code_component("113757", "X-Ray Filter Material", f.material),
+            _quantity("113758", "X-Ray Filter Thickness Minimum", f.thickness_min_mm, "mm"),
+            _quantity("113773", "X-Ray Filter Thickness Maximum", f.thickness_max_mm, "mm"),
+        ]
+    resource["component"] = [c for c in components if c is not None]
+    if event.comment:
+        resource["note"] = [{"text": event.comment}]
+    return resource
+
+
+def projection_summary(
     report: DoseReport,
     ctx: Context,
     refs: Refs,
     events: list[dict[str, Any]],
     sop_uids: Iterable[str],
-    accession: str | None,
-    previous_start: tuple[str, ...] = (),
-    previous_end: tuple[str, ...] = (),
+    previous: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The study's Radiation Dose Summary (IG STU 1) over all its CT events, stored and new."""
-    dlps = [component_value(e, "113838") for e in events]
-    ctdis = [component_value(e, "113830") for e in events]
-    dlp_total = round(sum(d for d in dlps if d is not None), 4)
-    starts = sorted(e["effectiveDateTime"] for e in events if "effectiveDateTime" in e)
+    """The study's Radiation Dose Summary for projection X-ray (DX, RF/XA, MG).
+
+    Accumulated totals are the reports' own (TID 10002); a second report of the same study
+    adds its totals to the stored ones. DAP is summed over planes, Dose (RP) never is.
+    """
+    resource = _summary_base(report, ctx, refs, events, sop_uids, previous)
+    planes = report.projection_totals
+    biplane = len(planes) > 1
+    added = previous is not None and bool(previous.get("component"))
+    components: list[dict[str, Any] | None] = list(resource.pop("component"))
+    dap_sum_gy_m2 = _sum(t.dap_total_gy_m2 for t in planes)
+
+    def dap(value: float | None) -> float | None:  # IG: totals in mGy.cm2, the RDSR says Gy.m2
+        return ctx.convert(value, "Gy.m2", "mGy.cm2")
+
+    def rp(value: float | None) -> float | None:
+        return ctx.convert(value, "Gy", "mGy")
+
+    for t in planes:
+        label = f" ({t.plane.meaning})" if biplane and t.plane else ""
+        components += [
+            _quantity(
+                "113722", "Dose Area Product Total" + label, dap(t.dap_total_gy_m2), "mGy.cm2"
+            )
+            if biplane
+            else None,
+            _quantity("113725", "Dose (RP) Total" + label, rp(t.dose_rp_total_gy), "mGy"),
+            _quantity(
+                "113726",
+                "Fluoro Dose Area Product Total" + label,
+                dap(t.fluoro_dap_total_gy_m2),
+                "mGy.cm2",
+            ),
+            _quantity(
+                "113728", "Fluoro Dose (RP) Total" + label, rp(t.fluoro_dose_rp_total_gy), "mGy"
+            ),
+            _quantity("113730", "Total Fluoro Time" + label, t.fluoro_time_s, "s"),
+            _quantity(
+                "113727",
+                "Acquisition Dose Area Product Total" + label,
+                dap(t.acquisition_dap_total_gy_m2),
+                "mGy.cm2",
+            ),
+            _quantity(
+                "113729",
+                "Acquisition Dose (RP) Total" + label,
+                rp(t.acquisition_dose_rp_total_gy),
+                "mGy",
+            ),
+            _quantity("113855", "Total Acquisition Time" + label, t.acquisition_time_s, "s"),
+            _integer(
+                "113731", "Total Number of Radiographic Frames" + label, t.radiographic_frames
+            ),
+            _code_component(
+                "113780", "Reference Point Definition" + label, t.reference_point_definition
+            ),
+        ]
+    if dap_sum_gy_m2 is not None:
+        components.append(
+            _quantity("113722", "Dose Area Product Total", dap(dap_sum_gy_m2), "mGy.cm2")
+        )
+    for mg in report.mammography_totals:
+        side = f" ({mg.laterality.meaning})" if mg.laterality and mg.laterality.meaning else ""
+        components.append(
+            _quantity("111637", "Accumulated Average Glandular Dose" + side, mg.agd_mgy, "mGy")
+        )
+    merged = [c for c in components if c is not None]
+    resource["component"] = _add_totals(previous, merged) if previous and added else merged
+    resource["valueString"] = _projection_text(resource["component"], len(events))
+    return resource
+
+
+def _event_base(uid: str, when: datetime | None, ctx: Context, refs: Refs) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "identifier": [uid_identifier(uid, "irradiation-event-uid")],
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "imaging",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [EVENT_CODE]},
+        "partOf": [{"reference": refs.study}],
+        "device": {"reference": refs.device},
+    }
+    resource.update(_subject(refs))
+    if when:
+        resource["effectiveDateTime"] = fhir_datetime(when, ctx)
+    return resource
+
+
+def _summary_base(
+    report: DoseReport,
+    ctx: Context,
+    refs: Refs,
+    events: list[dict[str, Any]],
+    sop_uids: Iterable[str],
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What every Radiation Dose Summary carries, whatever the modality."""
+    previous = previous or {}
     resource: dict[str, Any] = {
         "resourceType": "Observation",
         "meta": {"profile": [RDS_PROFILE]},
@@ -376,54 +577,146 @@ def ct_summary(
         "device": {"reference": refs.device},
         "hasMember": [{"reference": f"Observation/{e['id']}"} for e in events],
     }
-    if accession:
+    if report.study.accession:
         resource["basedOn"] = [
             {
                 "identifier": {
                     "type": {"coding": [{"system": V2_0203, "code": "ACSN"}]},
-                    "value": accession,
+                    "value": report.study.accession,
                 }
             }
         ]
     resource.update(_subject(refs))
-    # IG: effective is the Start of X-Ray Irradiation (113809); the earliest over the study's reports
-    candidates = [fhir_datetime(t, ctx) for t in (report.irradiation_start,) if t] + list(
-        previous_start or ()
+    previous_start = component_datetime(previous, "113809")
+    previous_end = component_datetime(previous, "113810")
+    starts = [fhir_datetime(t, ctx) for t in (report.irradiation_start,) if t] + (
+        [previous_start] if previous_start else []
     )
-    start = min(candidates, key=_instant_key) if candidates else (starts[0] if starts else None)
+    ends = [fhir_datetime(t, ctx) for t in (report.irradiation_end,) if t] + (
+        [previous_end] if previous_end else []
+    )
+    event_starts = sorted(
+        (e["effectiveDateTime"] for e in events if "effectiveDateTime" in e), key=_instant_key
+    )
+    start = min(starts, key=_instant_key) if starts else (event_starts[0] if event_starts else None)
     if start:
         resource["effectiveDateTime"] = start
+    procedure = report.procedure_reported
+    resource["component"] = [
+        c
+        for c in (
+            _code_component("121058", "Procedure reported", procedure) if procedure else None,
+            _datetime_component("113809", "Start of X-Ray Irradiation", start),
+            _datetime_component(
+                "113810", "End of X-Ray Irradiation", max(ends, key=_instant_key) if ends else None
+            ),
+            _code_component(
+                "113854", "Source of Dose Information", report.source.information_source
+            ),
+            _integer("113812", "Total Number of Irradiation Events", len(events)),
+            _quantity("30525-0", "Age", report.patient.age_years, "a", scheme=LOINC),
+        )
+        if c is not None
+    ]
+    return resource
+
+
+_ADDITIVE_UNITS = ("mGy.cm2", "mGy", "s")
+
+
+def _add_totals(previous: dict[str, Any], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A second report of the study: its accumulated totals add to the stored ones."""
+    stored = {_component_key(c): c for c in previous.get("component", [])}
+    out = []
+    for component in new:
+        old = stored.get(_component_key(component))
+        if (
+            old is not None
+            and "valueQuantity" in old
+            and "valueQuantity" in component
+            and component["valueQuantity"]["code"] in _ADDITIVE_UNITS
+        ):
+            total = old["valueQuantity"]["value"] + component["valueQuantity"]["value"]
+            component = {
+                **component,
+                "valueQuantity": {**component["valueQuantity"], "value": _number(total)},
+            }
+        elif (
+            old is not None
+            and "valueInteger" in old
+            and "valueInteger" in component
+            and component["code"]["coding"][0]["code"] == "113731"
+        ):
+            component = {
+                **component,
+                "valueInteger": old["valueInteger"] + component["valueInteger"],
+            }
+        out.append(component)
+    return out
+
+
+def _component_key(component: dict[str, Any]) -> tuple[str, str]:
+    coding = component["code"]["coding"][0]
+    return coding["code"], coding.get("display", "")
+
+
+def _projection_text(components: list[dict[str, Any]], n_events: int) -> str:
+    parts = []
+    for component in components:
+        coding = component["code"]["coding"][0]
+        if (
+            coding["code"] in ("113722", "113725", "113730", "111637")
+            and "valueQuantity" in component
+        ):
+            q = component["valueQuantity"]
+            parts.append(f"{coding['display']} = {q['value']:g} {q['unit']}")
+    return "; ".join([*parts, f"{n_events} irradiation events"])
+
+
+def _sum(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def ct_summary(
+    report: DoseReport,
+    ctx: Context,
+    refs: Refs,
+    events: list[dict[str, Any]],
+    sop_uids: Iterable[str],
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The study's Radiation Dose Summary (IG STU 1) over all its CT events, stored and new.
+
+    Totals are recomputed from the events, so continued and cumulative RDSRs of one study add up.
+    """
+    if report.procedure_reported is None:
+        report = replace(
+            report, procedure_reported=Coded("SCT", "77477000", "Computed Tomography X-Ray")
+        )
+    resource = _summary_base(report, ctx, refs, events, sop_uids, previous)
+    dlp_total = round(sum(d for e in events if (d := component_value(e, "113838")) is not None), 4)
+    ctdis = [
+        c
+        for e in events
+        if _acquisition_type(e) != "113805" and (c := component_value(e, "113830")) is not None
+    ]
+    resource["component"] += [
+        c
+        for c in (
+            _quantity("113813", "CT Dose Length Product Total", dlp_total, "mGy.cm"),
+            _quantity(
+                "113830",
+                "Mean CTDIvol (maximum over non-localizer events)",
+                max(ctdis, default=None),
+                "mGy",
+            ),
+        )
+        if c is not None
+    ]
     resource["valueString"] = (
         f"CT Dose Length Product Total = {dlp_total:g} mGy.cm over {len(events)} irradiation events"
     )
-    procedure = report.procedure_reported or Coded("SCT", "77477000", "Computed Tomography X-Ray")
-    localizer = [e for e in events if _acquisition_type(e) == "113805"]
-    ends = [fhir_datetime(t, ctx) for t in (report.irradiation_end,) if t] + list(previous_end)
-    components = [
-        _code_component("121058", "Procedure reported", procedure),
-        _datetime_component("113809", "Start of X-Ray Irradiation", start),
-        _datetime_component(
-            "113810", "End of X-Ray Irradiation", max(ends, key=_instant_key) if ends else None
-        ),
-        _code_component("113854", "Source of Dose Information", report.source.information_source),
-        _integer("113812", "Total Number of Irradiation Events", len(events)),
-        _quantity("113813", "CT Dose Length Product Total", dlp_total, "mGy.cm"),
-        _quantity("30525-0", "Age", report.patient.age_years, "a", scheme=LOINC),
-        _quantity(
-            "113830",
-            "Mean CTDIvol (maximum over non-localizer events)",
-            max(
-                (
-                    c
-                    for e, c in zip(events, ctdis, strict=True)
-                    if c is not None and e not in localizer
-                ),
-                default=None,
-            ),
-            "mGy",
-        ),
-    ]
-    resource["component"] = [c for c in components if c is not None]
     return resource
 
 
@@ -465,6 +758,8 @@ def fhir_datetime(value: datetime, ctx: Context) -> str:
 
 
 def codeable(code: Coded) -> dict[str, Any]:
+    if not code.value:  # a text where a code could have been
+        return {"text": code.meaning}
     coding: dict[str, Any] = {
         "system": _SCHEMES.get(code.scheme, f"urn:dicom:scheme:{code.scheme}"),
         "code": code.value,
@@ -534,13 +829,14 @@ def _number(value: float) -> float | int:
     return int(rounded) if rounded.is_integer() and abs(rounded) < 1e15 else rounded
 
 
-def person(pn: str) -> str:
+def person(pn: str | None) -> str:
     """A DICOM PN as people write it: "Doctor^Jane" -> "Jane Doctor"; several are joined.
 
-    >>> person("Doctor^Jane"), person("Müller\\Smith")
-    ('Jane Doctor', 'Müller, Smith')
+    >>> person("Doctor^Jane"), person("Müller\\\\Smith"), person("^"), person(None)
+    ('Jane Doctor', 'Müller, Smith', '', '')
     """
-    return ", ".join(str(_human_name(one)["text"]) for one in pn.split("\\") if one)
+    names = (str(_human_name(one)["text"]) for one in (pn or "").split("\\"))
+    return ", ".join(n for n in names if n)
 
 
 def _human_name(pn: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import orjson
 
 from server.dicom.read import Read, Skipped, Unreadable, read_dicom
-from server.dose.model import DoseReport, Equipment
+from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import mapping
 from server.fhir.service import FhirService
@@ -132,14 +132,21 @@ class _Commit:
         known = {_event_uid(e) for e in stored_events}
         added: list[dict[str, Any]] = []
         event_devices: set[str] = set()
-        for event in report.ct_events:
+        events: tuple[CtEvent | ProjectionEvent, ...] = (
+            *report.ct_events,
+            *report.projection_events,
+        )
+        for event in events:
             # the irradiating device the event names (TID 1021), else the recording equipment
             device_ref = self._device(event.device or report.equipment)
             event_devices.add(device_ref)
             if event.event_uid in known:
                 continue
             refs = mapping.Refs(patient_ref, device_ref, study_ref)
-            resource = mapping.ct_event(event, report, self.ctx, refs)
+            if isinstance(event, CtEvent):
+                resource = mapping.ct_event(event, report, self.ctx, refs)
+            else:
+                resource = mapping.projection_event(event, report, self.ctx, refs)
             saved = self.service.create_in(self.tx, "Observation", resource, trusted=True).stored
             added.append(_body(saved))
             known.add(event.event_uid)
@@ -150,18 +157,10 @@ class _Commit:
         all_events = sorted(
             [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
         )
-        previous = _body(summary_stored) if summary_stored else {}
-        sop_uids = {*_sop_uids(previous), report.source.sop_instance_uid}
-        summary = mapping.ct_summary(
-            report,
-            self.ctx,
-            refs,
-            all_events,
-            sop_uids,
-            report.study.accession,
-            previous_start=_optional(mapping.component_datetime(previous, "113809")),
-            previous_end=_optional(mapping.component_datetime(previous, "113810")),
-        )
+        previous = _body(summary_stored) if summary_stored else None
+        sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
+        build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
+        summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
         summary_ref = self._save("Observation", summary, summary_stored)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._provenance(
@@ -268,10 +267,6 @@ def _body(stored: Stored | None) -> dict[str, Any]:
 
 def _sop_uids(summary: dict[str, Any]) -> set[str]:
     return {str(i["value"]).removeprefix("urn:oid:") for i in summary.get("identifier", [])}
-
-
-def _optional(value: str | None) -> tuple[str, ...]:
-    return (value,) if value else ()
 
 
 def _event_uid(event: dict[str, Any]) -> str:
