@@ -80,7 +80,7 @@ def _birthday(birth: date, year: int) -> date:
         return date(year, 3, 1)
 
 
-def _many(value: Any) -> list[Any]:
+def many(value: Any) -> list[Any]:
     """A multi-valued attribute as a list (pydicom gives a single value unwrapped)."""
     if value is None or value == "":
         return []
@@ -90,7 +90,7 @@ def _many(value: Any) -> list[Any]:
 
 
 def study(ds: Dataset) -> Study:
-    operators = _many(ds.get("OperatorsName"))
+    operators = many(ds.get("OperatorsName"))
     requested = None
     seq = ds.get("RequestAttributesSequence")
     if seq:
@@ -110,7 +110,7 @@ def study(ds: Dataset) -> Study:
 
 
 def equipment(ds: Dataset, modality: str | None) -> Equipment:
-    versions = _many(ds.get("SoftwareVersions"))
+    versions = many(ds.get("SoftwareVersions"))
     return Equipment(
         manufacturer=text(ds, "Manufacturer"),
         model=text(ds, "ManufacturerModelName"),

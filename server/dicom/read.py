@@ -1,7 +1,7 @@
 """DICOM in: decide what an object is and read its dose into the dose model.
 
 `read_dicom(data)` never raises for bad input. It answers with one of:
-- `Read(report=...)`: a dose report (CT or projection X-ray RDSR; image headers come next),
+- `Read(report=...)`: a dose report (CT or projection X-ray RDSR, or image headers),
 - `Skipped(reason)`: a valid object that carries no X-ray dose (NM/PET images, other SRs),
 - `Unreadable(reason)`: bytes that are not DICOM or cannot be parsed; they go to quarantine.
 """
@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 
-from server.dicom import header, rdsr_ct, rdsr_projection, vendor
+from server.dicom import header, image_header, rdsr_ct, rdsr_projection, vendor
 from server.dicom.sr import Item
 from server.dose.model import DoseReport, Equipment, Finding
 from server.dose.units import UnitTable
@@ -27,6 +27,7 @@ DOSE_REPORT_ROOT = ("DCM", "113701")  # X-Ray Radiation Dose Report
 RADIOPHARMACEUTICAL_ROOT = ("DCM", "113500")
 CT_PROCEDURE = ("SCT", "77477000")
 MAMMOGRAPHY_PROCEDURE = ("SCT", "71651007")
+DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
 SR_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.67": "X-Ray Radiation Dose SR",
     "1.2.840.10008.5.1.4.1.1.88.22": "Enhanced SR",
@@ -34,6 +35,7 @@ SR_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.88.34": "Comprehensive 3D SR",
 }
 RADIOPHARMACEUTICAL_SR = "1.2.840.10008.5.1.4.1.1.88.68"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 NO_XRAY_MODALITIES = {
     "NM": "nuclear medicine image",
     "PT": "PET image",
@@ -85,6 +87,24 @@ def _dispatch(ds: Dataset, units: UnitTable) -> Outcome:
         return _structured_report(ds, sop_class, units)
     if modality in NO_XRAY_MODALITIES:
         return Skipped(f"{NO_XRAY_MODALITIES[modality]}: carries no X-ray dose", uid)
+    if sop_class.startswith(SECONDARY_CAPTURE):
+        return Skipped(
+            "secondary capture (a dose screen?): reading dose screens (OCR) is not supported yet",
+            uid,
+        )
+    if (
+        modality == "CT"
+        and header.text(ds, "BodyPartExamined") == "BREAST"
+        and header.number(ds, "OrganDose")
+    ):
+        modality = "MG"  # Hologic tomosynthesis stored with the CT Image class
+    if modality in image_header.PROJECTION_MODALITIES:
+        if not image_header.has_projection_dose(ds):
+            return Skipped(f"{modality} image without any dose or exposure attribute", uid)
+        return Read(image_header.projection_report(ds, modality, units))
+    if modality == "CT":
+        report = image_header.ct_image_report(ds, units)
+        return Read(report) if not isinstance(report, str) else Skipped(report, uid)
     return Skipped(
         f"{modality or 'unknown'} object of class {sop_class}: image-header dose reading is not supported yet",
         uid,
@@ -93,6 +113,10 @@ def _dispatch(ds: Dataset, units: UnitTable) -> Outcome:
 
 def _structured_report(ds: Dataset, sop_class: str, units: UnitTable) -> Outcome:
     uid = str(ds.get("SOPInstanceUID", "")) or None
+    if not ds.get("ConceptNameCodeSequence") or (
+        sop_class == DOSE_SR and not ds.get("ContentSequence")
+    ):
+        return Unreadable("structured report without root concept or content tree (truncated?)")
     root = Item.of(ds)
     if root.concept == RADIOPHARMACEUTICAL_ROOT:
         return Skipped(

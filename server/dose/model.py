@@ -192,6 +192,9 @@ class ProjectionEvent:
     exposure_index: float | None = None
     target_exposure_index: float | None = None
     deviation_index: float | None = None
+    relative_xray_exposure: float | None = None  # vendor index (0018,1405): S, EI (mbel), lgM...
+    sensitivity: float | None = None  # (0018,6000)
+    percent_fibroglandular: float | None = None  # MG: glandularity some vendors report
     fluoro_mode: Coded | None = None
     pulse_rate_per_s: float | None = None
     number_of_pulses: float | None = None
@@ -226,6 +229,9 @@ class ProjectionEvent:
     source_to_isocenter_mm: float | None = None
     source_to_reference_point_mm: float | None = None
     source_to_table_plane_mm: float | None = None
+    source_to_entrance_mm: float | None = None
+    grid_focal_distance_mm: float | None = None
+    magnification_factor: float | None = None
     table_longitudinal_mm: float | None = None
     table_lateral_mm: float | None = None
     table_height_mm: float | None = None

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from server.dose.model import Coded, CtEvent, DoseReport, Equipment, ProjectionEvent
+from server.dose.model import (
+    Coded,
+    CtEvent,
+    DoseReport,
+    Equipment,
+    MammographyTotal,
+    ProjectionEvent,
+    ProjectionTotals,
+)
 from server.dose.units import UnitTable
 from server.fhir.values import date_range
 from server.mappings import unit_table
@@ -262,6 +270,7 @@ class Refs:
 def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> dict[str, Any]:
     """One CT acquisition (TID 10013) as an Irradiation Event Observation."""
     resource = _event_base(
+        report.source.kind,
         event.event_uid,
         event.started or report.irradiation_start or report.study.started,
         ctx,
@@ -381,9 +390,29 @@ _PROJECTION_NUMBERS = (
     ("source_to_isocenter_mm", "113748", "Distance Source to Isocenter", "mm"),
     ("source_to_reference_point_mm", "113737", "Distance Source to Reference Point", "mm"),
     ("source_to_table_plane_mm", "113792", "Distance Source to Table Plane", "mm"),
+    ("percent_fibroglandular", "111046", "Percent Fibroglandular Tissue", "%"),
     ("table_longitudinal_mm", "113751", "Table Longitudinal Position", "mm"),
     ("table_lateral_mm", "113752", "Table Lateral Position", "mm"),
     ("table_height_mm", "113753", "Table Height Position", "mm"),
+)
+# Image attributes with no SR concept: coded by their DICOM keyword
+DICOM_ATTRIBUTE = "urn:kerma:dicom-attribute"
+_HEADER_ONLY_NUMBERS = (
+    ("relative_xray_exposure", "RelativeXRayExposure", "Relative X-Ray Exposure (0018,1405)", "1"),
+    ("sensitivity", "Sensitivity", "Sensitivity (0018,6000)", "1"),
+    (
+        "source_to_entrance_mm",
+        "DistanceSourceToEntrance",
+        "Distance Source to Entrance (0040,0306)",
+        "mm",
+    ),
+    ("grid_focal_distance_mm", "GridFocalDistance", "Grid Focal Distance (0018,704C)", "mm"),
+    (
+        "magnification_factor",
+        "EstimatedRadiographicMagnificationFactor",
+        "Estimated Radiographic Magnification Factor (0018,1114)",
+        "{ratio}",
+    ),
 )
 _PROJECTION_CODES = (
     ("event_type", "113721", "Irradiation Event Type"),
@@ -405,6 +434,7 @@ def projection_event(
 ) -> dict[str, Any]:
     """One projection X-ray irradiation event (TID 10003) as an Irradiation Event Observation."""
     resource = _event_base(
+        report.source.kind,
         event.event_uid,
         event.started or report.irradiation_start or report.study.started,
         ctx,
@@ -423,6 +453,13 @@ def projection_event(
     for field_name, code, display, unit in _PROJECTION_NUMBERS:
         components.append(_quantity(code, display, getattr(event, field_name), unit))
     components += [_code_component("111635", "X-Ray Grid", grid) for grid in event.grids]
+    for field_name, keyword, display, unit in _HEADER_ONLY_NUMBERS:
+        value = getattr(event, field_name)
+        if value is not None:
+            quantity = _quantity(keyword, display, value, unit)
+            assert quantity is not None
+            quantity["code"]["coding"][0]["system"] = DICOM_ATTRIBUTE
+            components.append(quantity)
     for f in event.filters:
         components += [
             _code_component("113772", "X-Ray Filter Type", f.filter_type),
@@ -448,11 +485,15 @@ def projection_summary(
 
     Accumulated totals are the reports' own (TID 10002); a second report of the same study
     adds its totals to the stored ones. DAP is summed over planes, Dose (RP) never is.
+    Image headers carry no totals: theirs are summed over the study's events.
     """
+    from_headers = report.source.kind == "image-header"
+    if from_headers:
+        report = replace(report, **_totals_from_events(events))
     resource = _summary_base(report, ctx, refs, events, sop_uids, previous)
     planes = report.projection_totals
     biplane = len(planes) > 1
-    added = previous is not None and bool(previous.get("component"))
+    added = previous is not None and bool(previous.get("component")) and not from_headers
     components: list[dict[str, Any] | None] = list(resource.pop("component"))
     dap_sum_gy_m2 = _sum(t.dap_total_gy_m2 for t in planes)
 
@@ -516,9 +557,52 @@ def projection_summary(
     return resource
 
 
-def _event_base(uid: str, when: datetime | None, ctx: Context, refs: Refs) -> dict[str, Any]:
+def _totals_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """DAP summed over the events, and AGD summed per breast: what header-only studies have."""
+    daps = [v for e in events if (v := component_value(e, "122130")) is not None]
+    per_side: dict[str, tuple[Coded, float]] = {}
+    for e in events:
+        agd = component_value(e, "111631")
+        side = _component_coding(e, "272741003")
+        if agd is None or side is None:
+            continue
+        key = side["code"]
+        known = per_side.get(key)
+        per_side[key] = (
+            Coded("SCT", key, side.get("display", "")),
+            (known[1] if known else 0.0) + agd,
+        )
+    totals = ProjectionTotals(
+        plane=Coded("DCM", "113622", "Single Plane"), dap_total_gy_m2=sum(daps) if daps else None
+    )
+    return {
+        "projection_totals": (totals,) if daps else (),
+        "mammography_totals": tuple(MammographyTotal(side, agd) for side, agd in per_side.values()),
+    }
+
+
+def _component_coding(resource: dict[str, Any], code: str) -> dict[str, Any] | None:
+    for component in resource.get("component", []):
+        if component["code"]["coding"][0]["code"] == code and "valueCodeableConcept" in component:
+            codings = component["valueCodeableConcept"].get("coding")
+            return codings[0] if codings else None
+    return None
+
+
+SOURCE_TAG = "https://kerma.example.org/fhir/CodeSystem/dose-source"
+
+
+def source_tag(kind: str) -> dict[str, Any]:
+    """meta.tag saying where a dose Observation came from: rdsr or image-header."""
+    return {"tag": [{"system": SOURCE_TAG, "code": kind}]}
+
+
+def _event_base(
+    kind: str, uid: str, when: datetime | None, ctx: Context, refs: Refs
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Observation",
+        "meta": source_tag(kind),
         "identifier": [uid_identifier(uid, "irradiation-event-uid")],
         "status": "final",
         "category": [
@@ -553,7 +637,7 @@ def _summary_base(
     previous = previous or {}
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "meta": {"profile": [RDS_PROFILE]},
+        "meta": {"profile": [RDS_PROFILE], **source_tag(report.source.kind)},
         "identifier": [uid_identifier(uid, "sop-instance-uid") for uid in sorted(set(sop_uids))],
         "status": "final",
         "category": [
@@ -825,7 +909,12 @@ def _code_component(
 
 
 def _number(value: float) -> float | int:
-    rounded = round(value, 6)
+    """A JSON number without binary noise: 12 significant digits (DAP in Gy.m2 is ~1e-6).
+
+    >>> _number(4.1e-06), _number(724.5200000000001), _number(3.0)
+    (4.1e-06, 724.52, 3)
+    """
+    rounded = float(f"{float(value):.12g}")
     return int(rounded) if rounded.is_integer() and abs(rounded) < 1e15 else rounded
 
 

@@ -101,37 +101,73 @@ class _Commit:
 
     def run(self) -> Result:
         report = self.report
-        study_uid = report.study.study_uid
         study_stored = self._find(
-            "ImagingStudy", [("identifier", f"urn:dicom:uid|urn:oid:{study_uid}")]
+            "ImagingStudy", [("identifier", f"urn:dicom:uid|urn:oid:{report.study.study_uid}")]
         )
-        summary_stored = None
-        if study_stored is not None:
-            summary_stored = self._find(
-                "Observation",
-                [
-                    ("part-of", f"ImagingStudy/{study_stored.rid}"),
-                    ("code", "http://loinc.org|73569-6"),
-                ],
-            )
-            if summary_stored is not None and report.source.sop_instance_uid in _sop_uids(
-                _body(summary_stored)
-            ):
+        summary_stored = self._summary(study_stored)
+        previous = _body(summary_stored) if summary_stored else None
+        if previous is not None and study_stored is not None:
+            if report.source.sop_instance_uid in _sop_uids(previous):
                 return Result(
                     "duplicate",
                     self.name,
                     report.modality,
                     study=f"ImagingStudy/{study_stored.rid}",
                 )
+            if _source_kind(previous) == "rdsr" and report.source.kind == "image-header":
+                reason = "the study has a dose report (RDSR); its image headers add nothing"
+                return Result("skipped", self.name, report.modality, reason=reason)
         patient_ref = self._patient()
         study = mapping.imaging_study(
             report, self.ctx, patient_ref, _body(study_stored) if study_stored else None
         )
         study_ref = self._save("ImagingStudy", study, study_stored)
         stored_events = self._events(study_ref)
-        known = {_event_uid(e) for e in stored_events}
+        superseded: list[str] = []
+        if (
+            previous is not None
+            and _source_kind(previous) == "image-header"
+            and report.source.kind == "rdsr"
+        ):
+            # an RDSR supersedes what image headers said: their events go, the Provenance keeps both
+            superseded = [f"Observation/{e['id']}" for e in stored_events]
+            for event in stored_events:
+                self.service.delete_in(self.tx, "Observation", event["id"])
+            stored_events = []
+            previous = {**previous, "component": []}  # header totals do not add to the RDSR's
+        added, summary_device = self._add_events(
+            patient_ref, study_ref, {_event_uid(e) for e in stored_events}
+        )
+        refs = mapping.Refs(patient_ref, summary_device, study_ref)
+        all_events = sorted(
+            [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
+        )
+        sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
+        build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
+        summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
+        summary_ref = self._save("Observation", summary, summary_stored)
+        measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
+        targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
+        self._provenance(report, targets, superseded)
+        return Result(
+            "ingested", self.name, report.modality, events_added=len(added), study=study_ref
+        )
+
+    def _summary(self, study: Stored | None) -> Stored | None:
+        if study is None:
+            return None
+        return self._find(
+            "Observation",
+            [("part-of", f"ImagingStudy/{study.rid}"), ("code", "http://loinc.org|73569-6")],
+        )
+
+    def _add_events(
+        self, patient_ref: str | None, study_ref: str, known: set[str]
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Create the report's events that are not stored yet; also the device the summary names."""
+        report = self.report
         added: list[dict[str, Any]] = []
-        event_devices: set[str] = set()
+        devices: set[str] = set()
         events: tuple[CtEvent | ProjectionEvent, ...] = (
             *report.ct_events,
             *report.projection_events,
@@ -139,7 +175,7 @@ class _Commit:
         for event in events:
             # the irradiating device the event names (TID 1021), else the recording equipment
             device_ref = self._device(event.device or report.equipment)
-            event_devices.add(device_ref)
+            devices.add(device_ref)
             if event.event_uid in known:
                 continue
             refs = mapping.Refs(patient_ref, device_ref, study_ref)
@@ -147,28 +183,12 @@ class _Commit:
                 resource = mapping.ct_event(event, report, self.ctx, refs)
             else:
                 resource = mapping.projection_event(event, report, self.ctx, refs)
-            saved = self.service.create_in(self.tx, "Observation", resource, trusted=True).stored
-            added.append(_body(saved))
+            added.append(
+                _body(self.service.create_in(self.tx, "Observation", resource, trusted=True).stored)
+            )
             known.add(event.event_uid)
-        summary_device = (
-            event_devices.pop() if len(event_devices) == 1 else self._device(report.equipment)
-        )
-        refs = mapping.Refs(patient_ref, summary_device, study_ref)
-        all_events = sorted(
-            [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
-        )
-        previous = _body(summary_stored) if summary_stored else None
-        sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
-        build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
-        summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
-        summary_ref = self._save("Observation", summary, summary_stored)
-        measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
-        self._provenance(
-            report, [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
-        )
-        return Result(
-            "ingested", self.name, report.modality, events_added=len(added), study=study_ref
-        )
+        summary_device = devices.pop() if len(devices) == 1 else self._device(report.equipment)
+        return added, summary_device
 
     def _body_measurements(self, patient_ref: str | None, study_ref: str) -> list[str]:
         if patient_ref is None:
@@ -232,9 +252,9 @@ class _Commit:
             stored = self.service.update_in(self.tx, rtype, existing.rid, body, trusted=True).stored
         return f"{rtype}/{stored.rid}"
 
-    def _provenance(self, report: DoseReport, targets: list[str]) -> None:
+    def _provenance(self, report: DoseReport, targets: list[str], superseded: list[str]) -> None:
         src = report.source
-        provenance = {
+        provenance: dict[str, Any] = {
             "resourceType": "Provenance",
             "target": [{"reference": t} for t in targets],
             "recorded": instant(time.time()),
@@ -254,11 +274,27 @@ class _Commit:
                 }
             ],
         }
+        if superseded:
+            provenance["entity"].extend(
+                {
+                    "role": "removal",
+                    "what": {
+                        "reference": ref,
+                        "display": "event read from image headers, superseded by the RDSR",
+                    },
+                }
+                for ref in superseded
+            )
         if report.findings:
             provenance["reason"] = [
                 {"text": f"{f.severity} {f.code} at {f.path}: {f.message}"} for f in report.findings
             ]
         self.service.create_in(self.tx, "Provenance", provenance, trusted=True)
+
+
+def _source_kind(summary: dict[str, Any]) -> str | None:
+    tags = summary.get("meta", {}).get("tag", [])
+    return next((t["code"] for t in tags if t.get("system") == mapping.SOURCE_TAG), None)
 
 
 def _body(stored: Stored | None) -> dict[str, Any]:

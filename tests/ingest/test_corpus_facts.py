@@ -10,6 +10,7 @@ no answer at all fails the test.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from server.auth.users import add_user
 from server.config import Settings
 from server.dicom.read import Read, read_dicom
 from server.dicom.sr import concept
+from server.dicom.text import age_years
 from server.fhir.mapping import person
 from server.ingest import build_ingestor
 from server.mappings import unit_table
@@ -32,17 +34,14 @@ DATA = Path(__file__).parent.parent / "data"
 CORPUS = DATA / "dicom" / "openrem"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 FACTS = json.loads((DATA / "expected" / "openrem_expected.json").read_text())
-RDSR_FILES = (
-    "CT-ESR",
-    "CT-RDSR",
-    "NM-CT-RDSR",
-    "DX-RDSR",
-    "RF-RDSR",
-    "RF-No",
-    "RF-Pat",
-    "MG-RDSR",
-    "Dual-RDSR",
-)
+DOSE_FILES = (
+    "CT-ESR", "CT-RDSR", "NM-CT-RDSR", "DX-RDSR", "RF-RDSR", "RF-No", "RF-Pat", "MG-RDSR", "Dual-RDSR",
+    "DX-Im", "MG-Im", "CT-SC",
+)  # fmt: skip
+# Whole files that other issues read.
+FILE_ELSEWHERE = {
+    "CT-SC-Philips_Brilliance16P.dcm": "a Philips dose-info secondary capture: dose screens are read by OCR, issue 4",
+}
 UNITS = unit_table()
 THEIR_UNITS = {
     "Gy·m²": "Gy.m2",
@@ -58,6 +57,8 @@ THEIR_UNITS = {
 ELSEWHERE = {
     "CT XLSX export": "export files are issue 7 (statistics and exports)",
     "RF XLSX export": "export files are issue 7",
+    "DX XLSX export": "export files are issue 7",
+    "MG CSV export": "export files are issue 7",
     "PHE 2019 CT export": "the PHE survey export is issue 7",
     "openSkin": "skin dose maps are issue 9",
     "cumulative DAP over alert window": "alert windows are issue 6",
@@ -72,6 +73,7 @@ NOT_KEPT = {
     "data_available": "the detector/source/mechanical 'data available' flags are not kept",
     "institution_address": "the institution's address is not kept on the Device",
     "ii_field_size": "Siemens writes the image-intensifier size as XML in a Comment: kept as the event's note, not parsed",
+    "institution_name)": "OpenREM's test asserts a rendered page text here ('Institution name is ...'), not a stored value",
 }
 # Facts Kerma answers differently on purpose.
 DIFFERENT = {
@@ -128,7 +130,7 @@ def _not_ours(fact: dict[str, Any]) -> str | None:
 def _groups() -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for fact in FACTS:
-        if all(name.startswith(RDSR_FILES) for name in fact["file"].split(" + ")):
+        if all(name.startswith(DOSE_FILES) for name in fact["file"].split(" + ")):
             groups[fact["file"]].append(fact)
     return dict(groups)
 
@@ -277,6 +279,17 @@ EVENT_CODES = {
     "compression_thickness": "111633",
     "crdr_mechanical_configuration": "113956",
     "distance_source_to_detector": "113750",
+    "exposure_index": "113845",
+    "target_exposure_index": "113846",
+    "deviation_index": "113847",
+    "percent_fibroglandular_tissue": "111046",
+    "column_angulation": "113770",
+    "compression_force": "111647",
+    "relative_xray_exposure": "RelativeXRayExposure",
+    "sensitivity": "Sensitivity",
+    "magnification_factor": "EstimatedRadiographicMagnificationFactor",
+    "distance_source_to_entrance_surface": "DistanceSourceToEntrance",
+    "grid_focal_distance": "GridFocalDistance",
 }
 ACQUISITION_TYPES = {
     "number_of_axial": "113804",
@@ -298,6 +311,10 @@ def _event_fact(a: Answers, name: str, index: int | None) -> Any:
         return event["effectiveDateTime"]
     if base == "irradiation_event_uid":
         return event["identifier"][0]["value"].removeprefix("urn:oid:")
+    if base == "count of xrayfilters":
+        return len(_components(event, "113757"))
+    if base == "xraygrid_set))":  # OpenREM asserts that grids were recorded
+        return bool(_components(event, "111635"))
     if base.startswith("device_"):
         device = a.read(event["device"]["reference"])
         return {
@@ -502,6 +519,8 @@ HANDLERS: dict[str, Callable[[Answers, str, int | None], Any]] = {
     "number of studies in database after import": _database_fact,
     "number of unique equipment entries after import": _device_count,
     "CT event: count of ctirradiationeventdata": _event_count,
+    "event: count of irradeventxraydata": _event_count,
+    "event detector": _event_fact,
     "SOP instance UIDs processed: sop_instance_uid list": _sop_uids,
 }
 
@@ -540,11 +559,11 @@ def _matches(expected: Any, ours: Any, fact: dict[str, Any]) -> bool:
     if quantity.endswith(".code_value") and isinstance(expected, str):
         scheme = "SRT" if "-" in expected else "DCM"
         expected = concept(scheme, expected)[1]
-    if isinstance(expected, list):
+    if isinstance(expected, list):  # several values: compared as sets (both tubes, all filters)
         values = ours if isinstance(ours, list) else [ours]
         if all(isinstance(v, int | float) for v in expected):
-            return sorted(float(v) for v in expected) == sorted(float(v) for v in values)
-        return sorted(map(str, expected)) == sorted(map(str, values))
+            return {round(float(v), 9) for v in expected} == {round(float(v), 9) for v in values}
+        return set(map(str, expected)) == set(map(str, values))
     if quantity.endswith(("irradiation", "date_time_started")) and isinstance(ours, str):
         return (
             ours.replace("Z", "")
@@ -556,13 +575,18 @@ def _matches(expected: Any, ours: Any, fact: dict[str, Any]) -> bool:
     if quantity.endswith(("physician_name", "physician_reading_study", "operator_name")):
         # FHIR shows names as people write them; OpenREM joins several with " | "
         return ours == ", ".join(person(name) for name in str(expected).split(" | "))
-    if quantity.endswith("patient_age"):
-        return int(float(ours)) == int(str(expected)[:3])
+    if quantity.endswith("patient_age"):  # an Age String: 061Y, 001D...
+        years = age_years(str(expected))
+        assert years is not None
+        if str(expected).endswith("Y"):
+            return int(float(ours)) == int(years)
+        return abs(float(ours) - years) < 2 / 365.25
     values = ours if isinstance(ours, list) else [ours]
     if isinstance(expected, int | float) and not isinstance(expected, bool):
         return any(
             v is not None
-            and abs(float(v) - float(expected)) <= 1e-6 * max(1.0, abs(float(expected)))
+            and abs(float(v) - float(expected))
+            <= 1e-9 * max(abs(float(v)), abs(float(expected))) + 1e-12
             for v in values
         )
     return any(
@@ -580,7 +604,7 @@ def corpus_api(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Answ
             settings = Settings(data_dir=tmp_path_factory.mktemp("facts"))
             store = SqliteStore(settings.sqlite_path)
             ingestor = build_ingestor(store, settings)
-            files = group.split(" + ")
+            files = _files_of(group)
             for name in files:
                 assert ingestor.ingest_file(CORPUS / name).status == "ingested", name
             token = add_user(store, "reader", "mpe")
@@ -588,6 +612,27 @@ def corpus_api(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Answ
         return cache[group]
 
     return answers_for
+
+
+def _expected_values(facts: list[dict[str, Any]]) -> list[Any]:
+    """The distinct asserted values (two OpenREM tests often assert the same ones)."""
+    return list({json.dumps(f["expected"], sort_keys=True): f["expected"] for f in facts}.values())
+
+
+def _files_of(group: str) -> list[str]:
+    """The files to ingest for a group. A lone image numbered -2, -3... also brings the images
+    numbered before it: OpenREM asserts its facts at its position in the merged study."""
+    files = group.split(" + ")
+    if (
+        len(files) == 1
+        and (match := re.match(r"^(.*-)(\d)\.dcm$", files[0]))
+        and files[0].startswith(("DX-Im", "MG-Im"))
+    ):
+        prefix, n = match.group(1), int(match.group(2))
+        return [
+            f"{prefix}{i}.dcm" for i in range(1, n + 1) if (CORPUS / f"{prefix}{i}.dcm").exists()
+        ]
+    return files
 
 
 def _explained(group: str, quantity: str) -> str | None:
@@ -600,7 +645,7 @@ def _explained(group: str, quantity: str) -> str | None:
     return DIFFERENT.get((group, quantity))
 
 
-@pytest.mark.parametrize("group", sorted(GROUPS))
+@pytest.mark.parametrize("group", sorted(g for g in GROUPS if g not in FILE_ELSEWHERE))
 def test_every_fact(group: str, corpus_api: Callable[[str], Answers]) -> None:
     answers = corpus_api(group)
     by_key: dict[tuple[str, Any], list[dict[str, Any]]] = defaultdict(list)
@@ -614,7 +659,7 @@ def test_every_fact(group: str, corpus_api: Callable[[str], Answers]) -> None:
             explained += 1
             continue
         ours = answers.answer(quantity, index)
-        expected = [f["expected"] for f in facts]
+        expected = _expected_values(facts)
         distinct = list(dict.fromkeys(map(str, expected)))
         if len(distinct) > 1:  # several values for one key: dual-source tubes, both breasts
             ok = _matches(expected, ours, facts[0])
