@@ -39,3 +39,8 @@ def unit_table() -> UnitTable:
         ),
         {a["written"]: a["ucum_code"] for a in aliases},
     )
+
+
+@functools.cache
+def plausibility_bounds() -> dict[str, Any]:
+    return read_yaml("dose/plausibility.yaml")  # type: ignore[no-any-return]

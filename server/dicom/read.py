@@ -19,8 +19,10 @@ from pydicom.sr.codedict import codes
 
 from server.dicom import header, image_header, rdsr_ct, rdsr_projection, vendor
 from server.dicom.sr import Item
+from server.dose import plausibility
 from server.dose.model import DoseReport, Equipment, Finding
 from server.dose.units import UnitTable
+from server.mappings import plausibility_bounds
 
 DCM = codes.DCM
 DOSE_REPORT_ROOT = ("DCM", "113701")  # X-Ray Radiation Dose Report
@@ -72,9 +74,17 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
     except Exception as e:  # pydicom raises many types on damaged files
         return Unreadable(f"cannot parse DICOM: {type(e).__name__}: {e}")
     try:
-        return _dispatch(ds, units)
+        outcome = _dispatch(ds, units)
     except Exception as e:  # a damaged element found late (e.g. a broken sequence)
         return Unreadable(f"cannot read DICOM content: {type(e).__name__}: {e}")
+    if isinstance(outcome, Read):
+        report = outcome.report
+        return Read(
+            replace(
+                report, findings=report.findings + plausibility.check(report, plausibility_bounds())
+            )
+        )
+    return outcome
 
 
 def _dispatch(ds: Dataset, units: UnitTable) -> Outcome:

@@ -557,6 +557,27 @@ def projection_summary(
     return resource
 
 
+QUALITY_TAG = {
+    "system": "https://kerma.example.org/fhir/CodeSystem/dose-quality",
+    "code": "plausibility-warning",
+}
+
+
+def _add_findings(resource: dict[str, Any], report: DoseReport, previous: dict[str, Any]) -> None:
+    """Plausibility findings (I9) stay on the summary as notes; the tag makes them searchable
+    (`Observation?_tag=https://kerma.example.org/fhir/CodeSystem/dose-quality|plausibility-warning`)."""
+    notes = list(previous.get("note", []))
+    uid = report.source.sop_instance_uid
+    notes += [
+        {"text": f"{f.severity} {f.code} in {uid} at {f.path}: {f.message}"}
+        for f in report.findings
+        if f.severity != "information"
+    ]
+    if notes:
+        resource["note"] = notes
+        resource["meta"]["tag"] = [*resource["meta"].get("tag", []), QUALITY_TAG]
+
+
 def _totals_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     """DAP summed over the events, and AGD summed per breast: what header-only studies have."""
     daps = [v for e in events if (v := component_value(e, "122130")) is not None]
@@ -671,6 +692,7 @@ def _summary_base(
             }
         ]
     resource.update(_subject(refs))
+    _add_findings(resource, report, previous)
     previous_start = component_datetime(previous, "113809")
     previous_end = component_datetime(previous, "113810")
     starts = [fhir_datetime(t, ctx) for t in (report.irradiation_start,) if t] + (

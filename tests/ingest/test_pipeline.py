@@ -124,3 +124,22 @@ def test_objects_without_xray_dose_are_skipped_with_a_reason(
     result = ingestor.ingest_file(CORPUS / "openrem" / name)
     assert result.status == "skipped" and result.reason
     assert service.search("ImagingStudy", []).total == 0
+
+
+def test_plausibility_findings_are_kept_and_searchable(
+    world: tuple[Ingestor, FhirService, Settings],
+) -> None:
+    """I9: this Philips RDSR declares a DAP total its events do not add up to."""
+    ingestor, service, _ = world
+    assert (
+        ingestor.ingest_file(CORPUS / "other/PySkinDose/philips_allura_clarity_u104.dcm").status
+        == "ingested"
+    )
+    assert ingestor.ingest_file(CORPUS / "openrem/RF-RDSR-Siemens-Zee.dcm").status == "ingested"
+    flagged = service.search(
+        "Observation",
+        [("_tag", "https://kerma.example.org/fhir/CodeSystem/dose-quality|plausibility-warning")],
+    )
+    assert flagged.total == 1
+    note = orjson.loads(flagged.matches[0].body or b"")["note"][0]["text"]
+    assert "inconsistent-total" in note and "7.83913e-06 Gy.m2" in note and "6.59055e-06" in note

@@ -1,0 +1,91 @@
+"""Plausibility (I9): each value within physical bounds, totals consistent with their events.
+
+Pure: the bounds come from `mappings/dose/plausibility.yaml`, loaded by the caller. Findings
+are warnings kept with the report; nothing is dropped or changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from server.dose.model import DoseReport, Finding
+
+Bounds = Mapping[str, Any]
+
+
+def check(report: DoseReport, bounds: Bounds) -> tuple[Finding, ...]:
+    return tuple(_ranges(report, bounds)) + tuple(_consistency(report, bounds["consistency"]))
+
+
+def _ranges(report: DoseReport, bounds: Bounds) -> Iterator[Finding]:
+    for i, ct in enumerate(report.ct_events):
+        yield from _out_of_range(f"ct_events[{i}]", ct, bounds["ct"])
+        for j, source in enumerate(ct.sources):
+            yield from _out_of_range(f"ct_events[{i}].sources[{j}]", source, bounds["source"])
+    for i, event in enumerate(report.projection_events):
+        yield from _out_of_range(f"projection_events[{i}]", event, bounds["projection"])
+
+
+def _out_of_range(
+    path: str, record: object, limits: Mapping[str, list[float]]
+) -> Iterator[Finding]:
+    for field_name, (low, high) in limits.items():
+        value = getattr(record, field_name, None)
+        if value is not None and not low <= value <= high:
+            yield Finding(
+                f"{path}.{field_name}",
+                "warning",
+                "out-of-range",
+                f"{field_name} = {value:g} is outside the physical range [{low:g}, {high:g}]",
+            )
+
+
+def _consistency(report: DoseReport, tolerance: Mapping[str, float]) -> Iterator[Finding]:
+    """Totals against the sum of their events: DLP for CT, DAP per plane for projection."""
+    relative = tolerance["relative"]
+    totals = report.ct_totals
+    if totals is not None and totals.dlp_total_mgy_cm is not None and report.ct_events:
+        summed = sum(e.dlp_mgy_cm or 0.0 for e in report.ct_events)
+        if _differs(summed, totals.dlp_total_mgy_cm, relative, tolerance["dlp_absolute_mgy_cm"]):
+            yield Finding(
+                "ct_totals.dlp_total_mgy_cm",
+                "warning",
+                "inconsistent-total",
+                f"CT DLP total {totals.dlp_total_mgy_cm:g} mGy.cm but its events sum to {summed:g} mGy.cm",
+            )
+    if (
+        totals is not None
+        and totals.total_events is not None
+        and totals.total_events != len(report.ct_events)
+    ):
+        yield Finding(
+            "ct_totals.total_events",
+            "warning",
+            "inconsistent-count",
+            f"{totals.total_events} irradiation events declared, {len(report.ct_events)} reported",
+        )
+    for i, plane in enumerate(report.projection_totals):
+        events = [
+            e
+            for e in report.projection_events
+            if plane.plane is None or e.plane is None or e.plane.value == plane.plane.value
+        ]
+        daps = [e.dap_gy_m2 for e in events if e.dap_gy_m2 is not None]
+        if plane.dap_total_gy_m2 is None or not daps:
+            continue
+        if _differs(sum(daps), plane.dap_total_gy_m2, relative, tolerance["dap_absolute_gy_m2"]):
+            yield Finding(
+                f"projection_totals[{i}].dap_total_gy_m2",
+                "warning",
+                "inconsistent-total",
+                f"DAP total {plane.dap_total_gy_m2:g} Gy.m2 but its events sum to {sum(daps):g} Gy.m2",
+            )
+
+
+def _differs(summed: float, total: float, relative: float, absolute: float) -> bool:
+    """
+    >>> _differs(724.52, 724.52, 0.02, 1.0), _differs(700.0, 724.52, 0.02, 1.0)
+    (False, True)
+    """
+    return abs(summed - total) > max(absolute, relative * abs(total))
