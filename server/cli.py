@@ -172,6 +172,26 @@ def _print_tally(tally: Counter[tuple[str, str]], files: int, seconds: float) ->
 
 
 @main.group()
+def facts() -> None:
+    """The dose-facts projection that statistics read (derived from the FHIR resources)."""
+
+
+@facts.command("rebuild")
+def facts_rebuild() -> None:
+    """Recompute the dose facts of every study from the stored resources."""
+    from server.fhir import build_service
+    from server.ingest.facts import rebuild
+    from server.mappings import unit_table
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    studies = rebuild(build_service(store, settings), unit_table())
+    store.close()
+    click.echo(f"dose facts rebuilt for {studies} studies")
+
+
+@main.group()
 def quarantine() -> None:
     """Objects that could not be read, kept with their reason."""
 

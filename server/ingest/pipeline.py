@@ -22,6 +22,7 @@ from server.dose.units import UnitTable
 from server.fhir import mapping
 from server.fhir.service import FhirService
 from server.fhir.values import instant
+from server.ingest.facts import study_facts
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
 from server.store.port import Stored, Transaction
@@ -147,11 +148,28 @@ class _Commit:
         summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
         summary_ref = self._save("Observation", summary, summary_stored)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
+        self._project_facts(study_ref, summary_ref, all_events)
         targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
         self._provenance(report, targets, superseded)
         return Result(
             "ingested", self.name, report.modality, events_added=len(added), study=study_ref
         )
+
+    def _project_facts(
+        self, study_ref: str, summary_ref: str, events: list[dict[str, Any]]
+    ) -> None:
+        """The study's rows of the dose-facts projection, in the same transaction."""
+        study = _body(self.tx.read(*study_ref.split("/")))
+        summary = _body(self.tx.read(*summary_ref.split("/")))
+        measurements: dict[str, float] = {}
+        for code, name in (("8302-2", "size_m"), ("29463-7", "weight_kg")):
+            found = self._find(
+                "Observation", [("part-of", study_ref), ("code", f"http://loinc.org|{code}")]
+            )
+            if found is not None:
+                measurements[name] = float(_body(found)["valueQuantity"]["value"])
+        facts = study_facts(study, summary, events, measurements, self.ctx.units)
+        self.tx.replace_facts(self.report.study.study_uid, facts)
 
     def _summary(self, study: Stored | None) -> Stored | None:
         if study is None:

@@ -15,7 +15,7 @@ half-applied Bundle, and a crash in the middle leaves it half-applied. Run a rep
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +32,7 @@ from mongoengine import (
 )
 from pymongo.errors import DuplicateKeyError
 
+from server.dose.facts import FACT_FIELDS, DoseFact
 from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
 from server.store.query import (
     Bound,
@@ -65,7 +66,7 @@ _KIND = {
     "reference": "ref",
     "composite": "cq",
 }
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ResourceDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
@@ -126,6 +127,27 @@ class UserDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     active = BooleanField(default=True)
 
 
+class FactDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
+    """A dose fact; fields as in server.dose.facts.DoseFact (written as raw documents)."""
+
+    meta = {  # noqa: RUF012
+        "collection": "dose_fact",
+        "db_alias": _ALIAS,
+        "strict": False,
+        "indexes": [
+            {"fields": ["study_uid"]},
+            {"fields": ["level", "modality", "date"]},
+            {"fields": ["level", "device", "date"]},
+        ],
+    }
+    id = StringField(primary_key=True)  # the fact's key
+    study_uid = StringField(required=True)
+    level = StringField(required=True)
+    modality = StringField()
+    device = StringField()
+    date = FloatField()
+
+
 class SchemaDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     meta = {"collection": "schema_version", "db_alias": _ALIAS}  # noqa: RUF012
     id = StringField(primary_key=True)
@@ -153,12 +175,13 @@ class MongoStore:
         self._res = ResourceDoc._get_collection()
         self._ver = VersionDoc._get_collection()
         self._users = UserDoc._get_collection()
+        self._facts = FactDoc._get_collection()
         self._transactions = _supports_transactions(self._client)
         self._migrate()
 
     def _migrate(self) -> None:
         """Index creation is idempotent; the version records which declaration ran last."""
-        for doc in (ResourceDoc, VersionDoc, UserDoc):
+        for doc in (ResourceDoc, VersionDoc, UserDoc, FactDoc):
             doc.ensure_indexes()
         SchemaDoc.objects(id="schema").update_one(set__version=SCHEMA_VERSION, upsert=True)
 
@@ -224,9 +247,9 @@ class MongoStore:
     def transaction(self) -> Iterator[MongoTransaction]:
         if self._transactions:
             with self._client.start_session() as session, session.start_transaction():
-                yield MongoTransaction(self._res, self._ver, session)
+                yield MongoTransaction(self._res, self._ver, self._facts, session)
             return
-        tx = MongoTransaction(self._res, self._ver, None)
+        tx = MongoTransaction(self._res, self._ver, self._facts, None)
         try:
             yield tx
         except BaseException:
@@ -256,6 +279,15 @@ class MongoStore:
     def users(self) -> Iterator[User]:
         return iter([_user(d) for d in self._users.find().sort("_id", 1)])
 
+    def facts(self, study_uid: str | None = None) -> list[DoseFact]:
+        docs = self._facts.find({"study_uid": study_uid} if study_uid else {}).sort("_id", 1)
+        return [
+            DoseFact(
+                **{name: doc.get(name) for name in FACT_FIELDS if name != "key"}, key=doc["_id"]
+            )
+            for doc in docs
+        ]
+
     def set_user_active(self, name: str, active: bool) -> bool:
         result = self._users.update_one({"_id": name}, {"$set": {"active": active}})
         return bool(result.matched_count == 1)
@@ -264,9 +296,10 @@ class MongoStore:
 class MongoTransaction:
     """Writes applied as they come; on a standalone server each is logged so it can be undone."""
 
-    def __init__(self, res: Any, ver: Any, session: Any) -> None:
+    def __init__(self, res: Any, ver: Any, facts: Any, session: Any) -> None:
         self._res = res
         self._ver = ver
+        self._facts = facts
         self._session = session
         self._undo: list[tuple[str, str, dict[str, Any] | None]] = []
 
@@ -315,8 +348,24 @@ class MongoTransaction:
             raise VersionConflict(f"{version_id} exists") from None
         self._undo.append(("version", version_id, None))
 
+    def replace_facts(self, study_uid: str, facts: Sequence[DoseFact]) -> None:
+        before = list(self._facts.find({"study_uid": study_uid}, session=self._session))
+        self._facts.delete_many({"study_uid": study_uid}, session=self._session)
+        if facts:
+            docs = [
+                {"_id": f.key, **{n: getattr(f, n) for n in FACT_FIELDS if n != "key"}}
+                for f in facts
+            ]
+            self._facts.insert_many(docs, session=self._session)
+        self._undo.append(("facts", study_uid, {"docs": before}))
+
     def undo(self) -> None:
         for collection, key, previous in reversed(self._undo):
+            if collection == "facts":
+                self._facts.delete_many({"study_uid": key})
+                if previous and previous["docs"]:
+                    self._facts.insert_many(previous["docs"])
+                continue
             if collection == "version":
                 self._ver.delete_one({"_id": key})
             elif previous is None:

@@ -7,11 +7,12 @@ the index values the FHIR layer extracted from them, and executes `query.Query` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from server.dose.facts import DoseFact
 from server.store.query import Query
 
 TokenRow = tuple[str, str, str]  # (param, system or "", code)
@@ -101,6 +102,9 @@ class Transaction(Reader, Protocol):
     def write(self, write: Write) -> None:
         """Stage a version; it becomes visible to others when the transaction commits."""
 
+    def replace_facts(self, study_uid: str, facts: Sequence[DoseFact]) -> None:
+        """The study's dose facts, replacing the ones stored for it."""
+
 
 class Store(Reader, Protocol):
     name: str
@@ -128,6 +132,9 @@ class Store(Reader, Protocol):
     def users(self) -> Iterator[User]: ...
 
     def set_user_active(self, name: str, active: bool) -> bool: ...
+
+    def facts(self, study_uid: str | None = None) -> list[DoseFact]:
+        """Dose facts, of one study or all (statistics read these)."""
 
     def ping(self) -> None:
         """Raise if the store cannot answer."""

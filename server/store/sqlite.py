@@ -10,11 +10,12 @@ import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from server.dose.facts import FACT_FIELDS, DoseFact
 from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
 from server.store.query import Query
 from server.store.sqlite_plan import CountCache, plan
@@ -290,6 +291,13 @@ class SqliteStore:
         )
         return iter([_user(row) for row in rows])
 
+    def facts(self, study_uid: str | None = None) -> list[DoseFact]:
+        where, args = ("WHERE study_uid = ?", [study_uid]) if study_uid else ("", [])
+        rows = self._conn().execute(
+            f"SELECT {', '.join(FACT_FIELDS)} FROM dose_fact {where} ORDER BY key", args
+        )
+        return [DoseFact(*row) for row in rows]
+
     def set_user_active(self, name: str, active: bool) -> bool:
         cur = self._conn().execute(
             "UPDATE app_user SET active = ? WHERE name = ?", (int(active), name)
@@ -387,6 +395,14 @@ class SqliteTransaction:
         for p, lo, hi in index.dates:
             key = pid(p)
             self._widths[key] = max(self._widths.get(key, 0.0), hi - lo)
+
+    def replace_facts(self, study_uid: str, facts: Sequence[DoseFact]) -> None:
+        self._conn.execute("DELETE FROM dose_fact WHERE study_uid = ?", (study_uid,))
+        marks = ", ".join("?" * len(FACT_FIELDS))
+        self._conn.executemany(
+            f"INSERT INTO dose_fact ({', '.join(FACT_FIELDS)}) VALUES ({marks})",
+            [tuple(getattr(f, name) for name in FACT_FIELDS) for f in facts],
+        )
 
     def flush(self) -> None:
         """Insert the staged index rows (before a read inside the transaction, and at commit)."""

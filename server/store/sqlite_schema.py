@@ -99,4 +99,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE dose_fact (
+            key TEXT PRIMARY KEY,
+            level TEXT NOT NULL,
+            study_uid TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            modality TEXT NOT NULL,
+            patient TEXT, device TEXT, date REAL,
+            protocol TEXT, procedure TEXT, body_region TEXT, acquisition_type TEXT,
+            age_years REAL, weight_kg REAL, size_m REAL, events INTEGER,
+            ctdivol_mgy REAL, dlp_mgy_cm REAL, ssde_mgy REAL, dap_gy_m2 REAL, dose_rp_gy REAL,
+            agd_mgy REAL, agd_left_mgy REAL, agd_right_mgy REAL, fluoro_time_s REAL,
+            exposure_index REAL, kvp_kv REAL
+        );
+        CREATE INDEX dose_fact_study ON dose_fact (study_uid);
+        CREATE INDEX dose_fact_modality ON dose_fact (level, modality, date);
+        CREATE INDEX dose_fact_device ON dose_fact (level, device, date);
+        """,
+    ),
 )

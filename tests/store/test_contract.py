@@ -397,3 +397,24 @@ def test_dose_consumer_searches(
     dose_world: FhirService, rtype: str, query: str, expected: list[str]
 ) -> None:
     assert ids(dose_world, rtype, query) == expected
+
+
+def test_dose_facts_replace_per_study_and_roll_back(any_store: Store) -> None:
+    from server.dose.facts import DoseFact
+
+    one = DoseFact(
+        "event:s1:e1", "event", "s1", "Observation/e1", "CT", ctdivol_mgy=12.5, date=1.7e9
+    )
+    two = DoseFact("study:s1", "study", "s1", "Observation/r1", "CT", dlp_mgy_cm=400.0, events=1)
+    other = DoseFact("study:s2", "study", "s2", "Observation/r2", "DX", dap_gy_m2=1.2e-5)
+    with any_store.transaction() as tx:
+        tx.replace_facts("s1", [one, two])
+        tx.replace_facts("s2", [other])
+    assert any_store.facts("s1") == [one, two]
+    with any_store.transaction() as tx:
+        tx.replace_facts("s1", [two])
+    assert any_store.facts() == [two, other]
+    with pytest.raises(RuntimeError), any_store.transaction() as tx:
+        tx.replace_facts("s2", [])
+        raise RuntimeError("boom")
+    assert any_store.facts("s2") == [other]

@@ -1,0 +1,43 @@
+"""Dose facts: the flat projection statistics read (one row per irradiation event and one per
+study total). Derived data: `server.ingest.facts` builds them from the stored FHIR resources,
+so they can always be rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DoseFact:
+    key: str  # "event:<Study Instance UID>:<Irradiation Event UID>" or "study:<Study Instance UID>"
+    level: Literal["event", "study"]
+    study_uid: str
+    resource: str  # the Observation the row was read from
+    modality: str
+    patient: str | None = None
+    device: str | None = None
+    date: float | None = None  # epoch seconds of the event or the study's irradiation start
+    protocol: str | None = None
+    procedure: str | None = None  # the study's requested procedure or description
+    body_region: str | None = None
+    acquisition_type: str | None = None
+    age_years: float | None = None
+    weight_kg: float | None = None
+    size_m: float | None = None
+    events: int | None = None
+    ctdivol_mgy: float | None = None
+    dlp_mgy_cm: float | None = None
+    ssde_mgy: float | None = None
+    dap_gy_m2: float | None = None
+    dose_rp_gy: float | None = None
+    agd_mgy: float | None = None
+    agd_left_mgy: float | None = None
+    agd_right_mgy: float | None = None
+    fluoro_time_s: float | None = None
+    exposure_index: float | None = None
+    kvp_kv: float | None = None
+
+
+FACT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DoseFact))

@@ -1,0 +1,201 @@
+"""Build the dose facts of a study from its stored FHIR resources (events, summary, study).
+
+Values are read from the Observations' components by code and converted from the unit the
+component states to the unit the fact names, so the projection never depends on how a report
+arrived (RDSR, image headers) and can be rebuilt from the store at any time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import orjson
+
+from server.dose.facts import DoseFact
+from server.dose.units import UnitTable
+from server.fhir.service import FhirService
+from server.fhir.values import date_range
+from server.store.port import Stored, Transaction
+
+# fact field -> (component code, unit of the field)
+_EVENT_VALUES = {
+    "ctdivol_mgy": ("113830", "mGy"),
+    "dlp_mgy_cm": ("113838", "mGy.cm"),
+    "ssde_mgy": ("113930", "mGy"),
+    "dap_gy_m2": ("122130", "Gy.m2"),
+    "dose_rp_gy": ("113738", "Gy"),
+    "agd_mgy": ("111631", "mGy"),
+    "exposure_index": ("113845", "1"),
+    "kvp_kv": ("113733", "kV"),
+    "fluoro_time_s": ("113742", "s"),
+}
+_STUDY_VALUES = {
+    "dlp_mgy_cm": ("113813", "mGy.cm"),
+    "ctdivol_mgy": ("113830", "mGy"),
+    "dap_gy_m2": ("113722", "Gy.m2"),
+    "dose_rp_gy": ("113725", "Gy"),
+    "fluoro_time_s": ("113730", "s"),
+    "age_years": ("30525-0", "a"),
+}
+
+
+def study_facts(
+    study: dict[str, Any],
+    summary: dict[str, Any],
+    events: list[dict[str, Any]],
+    measurements: dict[str, float],
+    units: UnitTable,
+) -> list[DoseFact]:
+    """The study's rows: one per event, one for the study total."""
+    study_uid = str(study["identifier"][0]["value"]).removeprefix("urn:oid:")
+    modality = next((m["code"] for m in study.get("modality", []) if m["code"] != "SR"), "")
+    common: dict[str, Any] = {
+        "study_uid": study_uid,
+        "modality": modality,
+        "patient": study.get("subject", {}).get("reference"),
+        "procedure": (study.get("procedureCode") or [{}])[0].get("text")
+        or study.get("description"),
+        "age_years": _value(summary, "30525-0", "a", units),
+        "weight_kg": measurements.get("weight_kg"),
+        "size_m": measurements.get("size_m"),
+    }
+    rows = [_event_fact(event, common, units) for event in events]
+    agd = {_laterality(c): _quantity(c, "mGy", units) for c in _components(summary, "111637")}
+    totals: dict[str, Any] = {
+        name: _value(summary, code, unit, units)
+        for name, (code, unit) in _STUDY_VALUES.items()
+        if name != "age_years"
+    }
+    rows.append(
+        DoseFact(
+            key=f"study:{study_uid}",
+            level="study",
+            resource=f"Observation/{summary['id']}",
+            device=summary.get("device", {}).get("reference"),
+            date=_epoch(summary.get("effectiveDateTime")),
+            events=len(events),
+            agd_left_mgy=agd.get("left"),
+            agd_right_mgy=agd.get("right"),
+            agd_mgy=sum(v for v in agd.values() if v is not None) if agd else None,
+            **totals,
+            **common,
+        )
+    )
+    return rows
+
+
+def _event_fact(event: dict[str, Any], common: dict[str, Any], units: UnitTable) -> DoseFact:
+    uid = str(event["identifier"][0]["value"]).removeprefix("urn:oid:")
+    # Irradiation Event UIDs are meant to be unique, but copied or edited objects reuse them
+    key = f"event:{common['study_uid']}:{uid}"
+    acquisition = _coding(event, "113820") or _coding(event, "113721")
+    values: dict[str, Any] = {
+        name: _value(event, code, unit, units) for name, (code, unit) in _EVENT_VALUES.items()
+    }
+    return DoseFact(
+        key=key,
+        level="event",
+        resource=f"Observation/{event['id']}",
+        device=event.get("device", {}).get("reference"),
+        date=_epoch(event.get("effectiveDateTime")),
+        protocol=event.get("method", {}).get("text"),
+        body_region=_text(event.get("bodySite")),
+        acquisition_type=acquisition.get("display") if acquisition else None,
+        **values,
+        **common,
+    )
+
+
+def _components(resource: dict[str, Any], code: str) -> list[dict[str, Any]]:
+    return [c for c in resource.get("component", []) if c["code"]["coding"][0]["code"] == code]
+
+
+def _quantity(component: dict[str, Any], unit: str, units: UnitTable) -> float | None:
+    q = component.get("valueQuantity")
+    if q is None:
+        return None
+    return units.convert(float(q["value"]), q.get("code") or q.get("unit", ""), unit)
+
+
+def _value(resource: dict[str, Any], code: str, unit: str, units: UnitTable) -> float | None:
+    """The first component with this code and a quantity (e.g. the study-wide DAP, not a plane's)."""
+    for component in _components(resource, code):
+        value = _quantity(component, unit, units)
+        if value is not None:
+            return value
+    return None
+
+
+def _coding(resource: dict[str, Any], code: str) -> dict[str, Any] | None:
+    for component in _components(resource, code):
+        codings = component.get("valueCodeableConcept", {}).get("coding")
+        if codings:
+            return codings[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _laterality(component: dict[str, Any]) -> str:
+    display = component["code"]["coding"][0].get("display", "").lower()
+    return "left" if "left" in display else "right" if "right" in display else "both"
+
+
+def _text(concept: dict[str, Any] | None) -> str | None:
+    if not concept:
+        return None
+    if concept.get("text"):
+        return str(concept["text"])
+    coding = (concept.get("coding") or [{}])[0]
+    found = coding.get("display") or coding.get("code")
+    return str(found) if found else None
+
+
+def _epoch(value: str | None) -> float | None:
+    return date_range(value)[0] if value else None
+
+
+def rebuild(service: FhirService, units: UnitTable) -> int:
+    """Recompute the whole projection from the stored resources; returns the studies done."""
+    done = 0
+    offset = 0
+    while True:
+        page = service.search(
+            "Observation",
+            [("code", f"{LOINC}|73569-6"), ("_count", "200"), ("_offset", str(offset))],
+        )
+        for stored in page.matches:
+            summary = orjson.loads(stored.body or b"{}")
+            study_ref = summary["partOf"][0]["reference"]
+            with service.store.transaction() as tx:
+                study = orjson.loads((tx.read(*study_ref.split("/")) or _MISSING).body or b"{}")
+                events = _search_all(
+                    service, tx, [("part-of", study_ref), ("code", f"{DCM}|113852")]
+                )
+                measurements = {
+                    name: float(found[0]["valueQuantity"]["value"])
+                    for code, name in (("8302-2", "size_m"), ("29463-7", "weight_kg"))
+                    if (
+                        found := _search_all(
+                            service, tx, [("part-of", study_ref), ("code", f"{LOINC}|{code}")]
+                        )
+                    )
+                }
+                facts = study_facts(study, summary, events, measurements, units)
+                tx.replace_facts(facts[-1].study_uid, facts)
+            done += 1
+        if len(page.matches) < 200:
+            return done
+        offset += 200
+
+
+def _search_all(
+    service: FhirService, reader: Transaction, pairs: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    request = service.parse_search("Observation", pairs)
+    matches, _ = reader.search(replace(request.query, count=1_000_000, with_total=False))
+    return [orjson.loads(s.body or b"{}") for s in matches]
+
+
+_MISSING = Stored("ImagingStudy", "", 0, 0.0, b"{}")
+LOINC = "http://loinc.org"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
