@@ -120,13 +120,21 @@ def users_revoke(name: str) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def ingest(paths: tuple[Path, ...]) -> None:
-    """Ingest DICOM dose objects (RDSRs) and FHIR JSON (a resource or a batch/transaction
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="processes that parse DICOM while this one stores",
+)
+def ingest(paths: tuple[Path, ...], workers: int) -> None:
+    """Ingest DICOM dose objects (RDSRs, images) and FHIR JSON (a resource or a batch/transaction
     Bundle) from files and folders (recursive). Exits 1 if anything was quarantined or refused.
     """
     from server.fhir import FhirError, build_service
     from server.fhir.loading import NotFhir, load_json
     from server.ingest import build_ingestor
+    from server.ingest.batch import ingest_files
+    from server.ingest.pipeline import Result
     from server.store import open_store
 
     settings = _settings()
@@ -136,22 +144,27 @@ def ingest(paths: tuple[Path, ...]) -> None:
     tally: Counter[tuple[str, str]] = Counter()
     files = _files(paths)
     started = time.perf_counter()
-    with click.progressbar(files, label="ingesting", file=sys.stderr, show_pos=True) as bar:
-        for path in bar:
-            if path.suffix.lower() == ".json":
-                try:
-                    load_json(service, orjson.loads(path.read_bytes()))
-                    tally[("fhir", "ingested")] += 1
-                except NotFhir:
-                    tally[("fhir", "skipped")] += 1
-                except (FhirError, orjson.JSONDecodeError) as e:
-                    tally[("fhir", "refused")] += 1
-                    click.echo(f"\n{path}: not loaded: {e}", err=True)
-                continue
-            result = ingestor.ingest_file(path)
+    with click.progressbar(
+        length=len(files), label="ingesting", file=sys.stderr, show_pos=True
+    ) as bar:
+        for path in (p for p in files if p.suffix.lower() == ".json"):
+            try:
+                load_json(service, orjson.loads(path.read_bytes()))
+                tally[("fhir", "ingested")] += 1
+            except NotFhir:
+                tally[("fhir", "skipped")] += 1
+            except (FhirError, orjson.JSONDecodeError) as e:
+                tally[("fhir", "refused")] += 1
+                click.echo(f"\n{path}: not loaded: {e}", err=True)
+            bar.update(1)
+
+        def counted(path: Path, result: Result) -> None:
             tally[(result.modality or "-", result.status)] += 1
             if result.status == "quarantined":
                 click.echo(f"\n{path}: quarantined: {result.reason}", err=True)
+            bar.update(1)
+
+        ingest_files(ingestor, (p for p in files if p.suffix.lower() != ".json"), workers, counted)
     store.close()
     seconds = time.perf_counter() - started
     _print_tally(tally, len(files), seconds)

@@ -33,6 +33,19 @@ def test_fhir_search_bench_runs(tmp_path: Path) -> None:
     assert "resources/s" in result.stdout
 
 
+def test_ingest_bench_runs(tmp_path: Path) -> None:
+    args = ["--copies", "12", "--workers", "1", "2", "--dir", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "ingest.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "12 CT RDSRs" in result.stdout and "workers 2:" in result.stdout
+    assert "RF 316-event RDSR" in result.stdout
+
+
 def test_generated_resources_are_valid_fhir() -> None:
     """The bench loads generated resources as trusted; this is where they are validated."""
     sys.path.insert(0, str(BENCH))

@@ -70,7 +70,7 @@ def test_ingest_dicom_folder_with_quarantine(env: dict[str, str], tmp_path: Path
         (folder / name).write_bytes((DATA / "dicom/openrem" / name).read_bytes())
     (folder / "broken.dcm").write_bytes(b"DICM? no: " + bytes(range(256)))
     (folder / "README.md").write_text("not an object")
-    result = run(["ingest", str(folder)], env, check=False)
+    result = run(["ingest", "--workers", "2", str(folder)], env, check=False)
     assert result.returncode == 1  # something was quarantined
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:-1]}
     assert rows["CT"] == ["1", "0", "0", "0", "0"]

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 
-from server.dicom import header, image_header, rdsr_ct, rdsr_projection, vendor
+from server.dicom import fast_sr, header, image_header, rdsr_ct, rdsr_projection, vendor
 from server.dicom.sr import Item
 from server.dose import plausibility
 from server.dose.model import DoseReport, Equipment, Finding
@@ -66,35 +66,56 @@ Outcome = Read | Skipped | Unreadable
 
 
 def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
+    raw = data if isinstance(data, bytes) else data.read_bytes()
     try:
-        source = io.BytesIO(data) if isinstance(data, bytes) else data
-        ds = pydicom.dcmread(source, stop_before_pixels=True)
+        header_bytes, content = _fast_content(raw)
+        ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True)
     except (InvalidDicomError, EOFError) as e:
         return Unreadable(f"not a DICOM file: {e}")
     except Exception as e:  # pydicom raises many types on damaged files
         return Unreadable(f"cannot parse DICOM: {type(e).__name__}: {e}")
     try:
-        outcome = _dispatch(ds, units)
+        outcome = _dispatch(ds, units, content)
     except Exception as e:  # a damaged element found late (e.g. a broken sequence)
         return Unreadable(f"cannot read DICOM content: {type(e).__name__}: {e}")
     if isinstance(outcome, Read):
         report = outcome.report
-        return Read(
-            replace(
-                report, findings=report.findings + plausibility.check(report, plausibility_bounds())
-            )
-        )
+        findings = report.findings + plausibility.check(report, plausibility_bounds())
+        return Read(replace(report, findings=findings))
     return outcome
 
 
-def _dispatch(ds: Dataset, units: UnitTable) -> Outcome:
+Content = tuple[object, list[str]] | None  # the fast reader's parsed Content Sequence and charsets
+
+
+def _fast_content(raw: bytes) -> tuple[bytes, Content]:
+    """The file without its Content Sequence and the sequence parsed by the fast reader; the
+    whole file and None when the fast reader does not handle it (pydicom reads it all then)."""
+    try:
+        header_bytes, parsed, charsets = fast_sr.split(raw)
+    except fast_sr.Unsupported:
+        return raw, None
+    return (header_bytes, (parsed, charsets)) if parsed is not None else (raw, None)
+
+
+def _root_item(ds: Dataset, content: Content) -> Item:
+    """The SR root with its tree: from the fast reader's parse, else through pydicom."""
+    if content is None:
+        return Item.of(ds)
+    parsed, charsets = content
+    root = Item.of(ds)  # the root concept only: the Content Sequence was cut out of `ds`
+    children = fast_sr.build(parsed, charsets, root.path)  # type: ignore[arg-type]
+    return replace(root, children=children, _index={})
+
+
+def _dispatch(ds: Dataset, units: UnitTable, content: Content) -> Outcome:
     sop_class = str(ds.get("SOPClassUID", ""))
     uid = str(ds.get("SOPInstanceUID", "")) or None
     modality = str(ds.get("Modality", ""))
     if sop_class == RADIOPHARMACEUTICAL_SR:
         return Skipped("radiopharmaceutical dose SR: not an X-ray dose (not supported yet)", uid)
     if sop_class in SR_CLASSES:
-        return _structured_report(ds, sop_class, units)
+        return _structured_report(ds, sop_class, units, content)
     if modality in NO_XRAY_MODALITIES:
         return Skipped(f"{NO_XRAY_MODALITIES[modality]}: carries no X-ray dose", uid)
     if sop_class.startswith(SECONDARY_CAPTURE):
@@ -121,13 +142,12 @@ def _dispatch(ds: Dataset, units: UnitTable) -> Outcome:
     )
 
 
-def _structured_report(ds: Dataset, sop_class: str, units: UnitTable) -> Outcome:
+def _structured_report(ds: Dataset, sop_class: str, units: UnitTable, content: Content) -> Outcome:
     uid = str(ds.get("SOPInstanceUID", "")) or None
-    if not ds.get("ConceptNameCodeSequence") or (
-        sop_class == DOSE_SR and not ds.get("ContentSequence")
-    ):
+    has_content = content is not None or bool(ds.get("ContentSequence"))
+    if not ds.get("ConceptNameCodeSequence") or (sop_class == DOSE_SR and not has_content):
         return Unreadable("structured report without root concept or content tree (truncated?)")
-    root = Item.of(ds)
+    root = _root_item(ds, content)
     if root.concept == RADIOPHARMACEUTICAL_ROOT:
         return Skipped(
             "radiopharmaceutical dose report: not an X-ray dose (not supported yet)", uid

@@ -149,6 +149,31 @@ class Item:
         return item.datetime if item is not None else None
 
 
+def item_values(
+    path: str,
+    concept_key: Concept | None,
+    value_type: str,
+    relationship: str,
+    raw: dict[str, Any],
+    children: tuple[Item, ...],
+) -> Item:
+    """An Item from the raw strings the fast reader extracts (numbers, codes, texts, times)."""
+    values: dict[str, Any] = {}
+    if "number" in raw:
+        values = {"number": _number(raw["number"]), "unit": raw.get("unit")}
+    elif raw.get("code") is not None:
+        code = raw["code"]
+        scheme, value = concept(code.scheme, code.value)
+        values = {"code": Coded(scheme, value, repair_text(code.meaning))}
+    elif raw.get("text"):
+        values = {"text": repair_text(raw["text"])}
+    elif raw.get("uid"):
+        values = {"uid": raw["uid"]}
+    elif raw.get("datetime"):
+        values = {"datetime": parse_datetime(raw["datetime"])}
+    return Item(path, concept_key, value_type, relationship, children=children, **values)
+
+
 def _values(ds: Dataset, value_type: str) -> dict[str, Any]:
     if value_type == "NUM":
         measured = ds.get("MeasuredValueSequence")
@@ -174,10 +199,17 @@ def _values(ds: Dataset, value_type: str) -> dict[str, Any]:
 
 
 def _number(raw: Any) -> float | None:
-    """NumericValue may be empty, multi-valued (a vendor bug), or not a number at all."""
+    """NumericValue may be empty, multi-valued (a vendor bug: Toshiba writes 1.5/2.0), or not
+    a number at all; the first value counts.
+
+    >>> _number("12.5"), _number("1.5\\\\2.0"), _number("1.5/2.0"), _number(""), _number("n/a")
+    (12.5, 1.5, 1.5, None, None)
+    """
     if raw in (None, ""):
         return None
-    if isinstance(raw, list | tuple) or (hasattr(raw, "__getitem__") and not isinstance(raw, str)):
+    if isinstance(raw, str):
+        raw = raw.replace("/", "\\").split("\\")[0]
+    elif isinstance(raw, list | tuple) or hasattr(raw, "__getitem__"):
         raw = raw[0] if len(raw) else None
     try:
         return float(raw) if raw is not None else None

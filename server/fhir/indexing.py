@@ -38,7 +38,7 @@ class Indexer:
         references: set[ReferenceRow] = set()
         composites: set[CompositeRow] = set()
         for p in registry.params(rtype).values():
-            if p.special is not None:
+            if p.special is not None or p.via is not None:
                 continue
             values = values_at(resource, p.path)
             if not values:

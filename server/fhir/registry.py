@@ -32,6 +32,7 @@ class SearchParam:
     primary: bool = False  # the type's main date, kept beside tokens by the SQLite store
     components: tuple[Component, ...] = ()
     special: str | None = None  # "id" / "lastUpdated": answered from the resource row
+    via: str | None = None  # a composite param whose index answers this one
     kerma: bool = False  # defined by Kerma, not in the R4 registry
 
     @property
@@ -69,6 +70,7 @@ def _param(rtype: str, name: str, spec: dict[str, object]) -> SearchParam:
         components=components,
         special=spec.get("special"),  # type: ignore[arg-type]
         kerma=bool(spec.get("kerma", False)),
+        via=spec.get("via"),  # type: ignore[arg-type]
     )
 
 

@@ -195,7 +195,12 @@ def _clause(rtype: str, name: str, value: str) -> Clause:
         kind = "token" if p.type == "uri" else p.type
         if p.special is not None:
             raise SearchError(f"{name}: {pname} is never missing")
-        return MissingClause(pname, kind, _choice(name, value, ("true", "false")) == "true")
+        missing = _choice(name, value, ("true", "false")) == "true"
+        return (
+            MissingClause(p.via, "composite", missing)
+            if p.via
+            else MissingClause(pname, kind, missing)
+        )
     if chain:
         return _chain(rtype, p, modifier, chain, value)
     values = split_escaped(value, ",")
@@ -268,7 +273,10 @@ def _date_value(name: str, text: str) -> Range:
 
 def _quantity_clause(p: SearchParam, modifier: str, name: str, values: list[str]) -> Clause:
     _no_modifier(name, modifier)
-    return QuantityClause(p.name, tuple(quantity_value(name, v) for v in values))
+    quantities = tuple(quantity_value(name, v) for v in values)
+    if p.via:  # e.g. component-value-quantity: the composite's rows, whatever their code
+        return CompositeClause(p.via, tuple((TokenValue(None, None), q) for q in quantities))
+    return QuantityClause(p.name, quantities)
 
 
 def quantity_value(name: str, text: str) -> QuantityValue:
@@ -368,7 +376,7 @@ def _sort(rtype: str, value: str) -> tuple[SortKey, ...]:
         descending = item.startswith("-")
         pname = item.lstrip("-")
         p = registry.param(rtype, pname)
-        if p is None or p.type in ("composite",):
+        if p is None or p.type == "composite" or p.via:
             raise SearchError(f"_sort: cannot sort {rtype} by {pname!r}")
         kind = (p.special and ("_id" if p.special == "id" else "_lastUpdated")) or p.type
         keys.append(SortKey(pname, "token" if kind == "uri" else kind, descending))  # type: ignore[arg-type]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-from server.dicom.read import Read, Skipped, Unreadable, read_dicom
+from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import mapping
@@ -50,27 +51,36 @@ class Ingestor:
         self._units = units
         self._ctx = ctx
         self._quarantine = quarantine
+        self._devices: dict[str, str] = {}
 
     def ingest_file(self, path: Path) -> Result:
         return self.ingest_bytes(path.read_bytes(), path.name)
 
     def ingest_bytes(self, data: bytes, name: str, quarantine: bool = True) -> Result:
         """`quarantine=False` when the bytes come from quarantine already (reprocessing)."""
-        outcome = read_dicom(data, self._units)
+        return self.ingest_outcome(read_dicom(data, self._units), lambda: data, name, quarantine)
+
+    def ingest_outcome(
+        self, outcome: Outcome, data: Callable[[], bytes], name: str, quarantine: bool = True
+    ) -> Result:
+        """Store what reading an object gave; `data` gives its bytes, needed only for quarantine."""
         if isinstance(outcome, Unreadable):
             if quarantine:
-                where = self._quarantine.put(data, name, outcome.reason)
+                where = self._quarantine.put(data(), name, outcome.reason)
                 log_event(log, "quarantined", object=name, reason=outcome.reason, file=where.name)
             return Result("quarantined", name, reason=outcome.reason)
         if isinstance(outcome, Skipped):
             log_event(log, "skipped", object=name, reason=outcome.reason)
             return Result("skipped", name, reason=outcome.reason)
-        assert isinstance(outcome, Read)
         return self.store_report(outcome.report, name)
 
     def store_report(self, report: DoseReport, name: str) -> Result:
-        with self._service.store.transaction() as tx:
-            result = _Commit(self._service, self._ctx, tx, report, name).run()
+        try:
+            with self._service.store.transaction() as tx:
+                result = _Commit(self._service, self._ctx, tx, report, name, self._devices).run()
+        except BaseException:
+            self._devices.clear()  # a rolled-back transaction may have created a cached device
+            raise
         log_event(
             log,
             result.status,
@@ -92,13 +102,14 @@ class _Commit:
         tx: Transaction,
         report: DoseReport,
         name: str,
+        devices: dict[str, str],
     ) -> None:
         self.service = service
         self.ctx = ctx
         self.tx = tx
         self.report = report
         self.name = name
-        self._devices: dict[str, str] = {}
+        self.devices = devices  # device key -> "Device/id", kept across reports
 
     def run(self) -> Result:
         report = self.report
@@ -123,7 +134,7 @@ class _Commit:
             report, self.ctx, patient_ref, _body(study_stored) if study_stored else None
         )
         study_ref = self._save("ImagingStudy", study, study_stored)
-        stored_events = self._events(study_ref)
+        stored_events = self._events(study_ref) if study_stored is not None else []
         superseded: list[str] = []
         if (
             previous is not None
@@ -148,7 +159,7 @@ class _Commit:
         summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
         summary_ref = self._save("Observation", summary, summary_stored)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
-        self._project_facts(study_ref, summary_ref, all_events)
+        self._project_facts(study, summary, all_events)
         targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
         self._provenance(report, targets, superseded)
         return Result(
@@ -156,13 +167,19 @@ class _Commit:
         )
 
     def _project_facts(
-        self, study_ref: str, summary_ref: str, events: list[dict[str, Any]]
+        self, study: dict[str, Any], summary: dict[str, Any], events: list[dict[str, Any]]
     ) -> None:
         """The study's rows of the dose-facts projection, in the same transaction."""
-        study = _body(self.tx.read(*study_ref.split("/")))
-        summary = _body(self.tx.read(*summary_ref.split("/")))
+        study_ref = f"ImagingStudy/{study['id']}"
+        patient = self.report.patient
         measurements: dict[str, float] = {}
-        for code, name in (("8302-2", "size_m"), ("29463-7", "weight_kg")):
+        for code, name, value in (
+            ("8302-2", "size_m", patient.size_m),
+            ("29463-7", "weight_kg", patient.weight_kg),
+        ):
+            if value is not None:  # what this report says, which is also what was stored
+                measurements[name] = value
+                continue
             found = self._find(
                 "Observation", [("part-of", study_ref), ("code", f"http://loinc.org|{code}")]
             )
@@ -202,7 +219,12 @@ class _Commit:
             else:
                 resource = mapping.projection_event(event, report, self.ctx, refs)
             added.append(
-                _body(self.service.create_in(self.tx, "Observation", resource, trusted=True).stored)
+                {
+                    **resource,
+                    "id": self.service.create_in(
+                        self.tx, "Observation", resource, trusted=True
+                    ).stored.rid,
+                }
             )
             known.add(event.event_uid)
         summary_device = devices.pop() if len(devices) == 1 else self._device(report.equipment)
@@ -226,28 +248,34 @@ class _Commit:
         return self._save("Patient", mapping.patient(self.report, self.ctx), None)
 
     def _device(self, equipment: Equipment) -> str:
-        if (
-            equipment is not self.report.equipment
-        ):  # an event's device: complete it from the report's
+        main = self.report.equipment
+        if equipment.serial_number in (None, main.serial_number) and equipment.model in (
+            None,
+            main.model,
+        ):
+            equipment = main  # the event names the recording device itself
+        if equipment is not main:  # another irradiating device: complete it from the report's
             equipment = replace(
                 equipment,
-                manufacturer=equipment.manufacturer or self.report.equipment.manufacturer,
-                model=equipment.model or self.report.equipment.model,
-                institution=self.report.equipment.institution,
-                station_name=self.report.equipment.station_name,
-                software_versions=self.report.equipment.software_versions,
+                manufacturer=equipment.manufacturer or main.manufacturer,
+                model=equipment.model or main.model,
+                institution=main.institution,
+                station_name=main.station_name,
+                software_versions=main.software_versions,
             )
         key = mapping.device_key(equipment)
-        cached = self._devices.get(key)
+        cached = self.devices.get(key)
         if cached:
             return cached
         found = self._find("Device", [("identifier", f"{mapping.KERMA_DEVICE_KEY}|{key}")])
         ref = (
             f"Device/{found.rid}"
             if found
-            else self._save("Device", mapping.device(equipment, self.report.modality), None)
+            else self._save(
+                "Device", mapping.device(equipment, main.modality or self.report.modality), None
+            )
         )
-        self._devices[key] = ref
+        self.devices[key] = ref
         return ref
 
     def _events(self, study_ref: str) -> list[dict[str, Any]]:
@@ -263,11 +291,15 @@ class _Commit:
         return matches[0] if matches else None
 
     def _save(self, rtype: str, resource: dict[str, Any], existing: Stored | None) -> str:
+        """Create or update; `resource` gets its id, so callers can use it as stored."""
         if existing is None:
             stored = self.service.create_in(self.tx, rtype, resource, trusted=True).stored
         else:
-            body = {**resource, "id": existing.rid}
-            stored = self.service.update_in(self.tx, rtype, existing.rid, body, trusted=True).stored
+            resource["id"] = existing.rid
+            stored = self.service.update_in(
+                self.tx, rtype, existing.rid, resource, trusted=True
+            ).stored
+        resource["id"] = stored.rid
         return f"{rtype}/{stored.rid}"
 
     def _provenance(self, report: DoseReport, targets: list[str], superseded: list[str]) -> None:
