@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -20,7 +21,7 @@ from pydicom.sr.codedict import codes
 from server.dicom import fast_sr, header, image_header, rdsr_ct, rdsr_projection, vendor
 from server.dicom.sr import Item
 from server.dose import plausibility
-from server.dose.model import DoseReport, Equipment, Finding
+from server.dose.model import Coded, DoseReport, Equipment, Finding
 from server.dose.units import UnitTable
 from server.mappings import plausibility_bounds
 
@@ -70,6 +71,8 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
     try:
         header_bytes, content = _fast_content(raw)
         ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True)
+        for _ in ds.iterall():  # parse every element now: a broken sequence is found here
+            pass
     except (InvalidDicomError, EOFError) as e:
         return Unreadable(f"not a DICOM file: {e}")
     except Exception as e:  # pydicom raises many types on damaged files
@@ -152,6 +155,9 @@ def _structured_report(ds: Dataset, sop_class: str, units: UnitTable, content: C
         return Skipped(
             "radiopharmaceutical dose report: not an X-ray dose (not supported yet)", uid
         )
+    private = vendor.private_summaries().get(root.concept) if root.concept else None
+    if private is not None:
+        return Read(_private_summary_report(ds, root, private, units))
     if root.concept != DOSE_REPORT_ROOT:
         name = f"{root.concept[0]}:{root.concept[1]}" if root.concept else "none"
         return Skipped(f"{SR_CLASSES[sop_class]} is not a dose report (root concept {name})", uid)
@@ -227,11 +233,30 @@ def _projection_report(
         acquisition_device_type=device_type,
         projection_totals=plane_totals,
         mammography_totals=rdsr_projection.mammography_totals(root, units, findings),
-        projection_events=rdsr_projection.events(
-            root, units, findings, _patient_position(ds, root)
+        projection_events=vendor.carry_forward(
+            rdsr_projection.events(root, units, findings, _patient_position(ds, root)),
+            header.text(ds, "Manufacturer"),
         ),
     )
     return replace(report, findings=tuple(findings))
+
+
+def _private_summary_report(
+    ds: Dataset, root: Item, spec: dict[str, Any], units: UnitTable
+) -> DoseReport:
+    """A proprietary summary (no events): the accumulated dose it states, as a projection report."""
+    findings = [Finding("/", "information", "private-summary", f"read as {spec['description']}")]
+    study = header.study(ds)
+    return DoseReport(
+        kind="projection",
+        source=header.source(ds, None, "rdsr"),
+        patient=header.patient(ds, study.started.date() if study.started else None),
+        study=study,
+        equipment=header.equipment(ds, spec["modality"]),
+        procedure_reported=Coded("DCM", "113704", "Projection X-Ray"),
+        projection_totals=(vendor.private_totals(root, spec, units, findings),),
+        findings=tuple(findings),
+    )
 
 
 def _patient_position(ds: Dataset, root: Item) -> vendor.PositionCodes | None:

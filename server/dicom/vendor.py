@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import functools
 import xml.etree.ElementTree as ET
+from dataclasses import replace
+from typing import Any
 
-from server.dose.model import Coded
-from server.mappings import read_csv_rows
+from server.dicom.sr import Item
+from server.dose.model import Coded, Finding, ProjectionEvent, ProjectionTotals
+from server.dose.units import UnitTable
+from server.mappings import read_csv_rows, read_yaml
 
 PositionCodes = tuple[Coded, Coded, Coded]  # table relationship, orientation, orientation modifier
 
@@ -53,3 +57,58 @@ def position_codes(position: str | None) -> PositionCodes | None:
     ['feet-first', 'recumbent', 'supine']
     """
     return _positions().get((position or "").strip().upper())
+
+
+@functools.cache
+def private_summaries() -> dict[tuple[str, str], dict[str, Any]]:
+    """Root concept (scheme, code) -> how to read that proprietary summary."""
+    table = read_yaml("dicom/private_summaries.yaml")
+    return {tuple(key.split(":", 1)): spec for key, spec in table.items()}
+
+
+def private_totals(
+    root: Item, spec: dict[str, Any], units: UnitTable, findings: list[Finding]
+) -> ProjectionTotals:
+    """The accumulated dose a proprietary summary states, in the model's units."""
+    values: dict[str, Any] = {}
+    scheme = root.concept[0] if root.concept else ""
+    for code, target in spec["items"].items():
+        value = root.num_in((scheme, code), target["unit"], units, findings)
+        if value is not None:
+            values[target["field"]] = (
+                int(value) if target["field"] == "radiographic_frames" else value
+            )
+    if "dap_total_gy_m2" in values and "fluoro_time_s" in values:
+        values["fluoro_dap_total_gy_m2"] = values[
+            "dap_total_gy_m2"
+        ]  # these devices only do fluoroscopy
+    return ProjectionTotals(plane=Coded("DCM", "113622", "Single Plane"), **values)
+
+
+def carry_forward(
+    events: tuple[ProjectionEvent, ...], manufacturer: str | None
+) -> tuple[ProjectionEvent, ...]:
+    """Fill values a device writes only when they change from the previous event of the plane."""
+    fields = next(
+        (
+            names
+            for prefix, names in read_yaml("dicom/carry_forward.yaml").items()
+            if (manufacturer or "").lower().startswith(prefix.lower())
+        ),
+        None,
+    )
+    if not fields:
+        return events
+    last: dict[tuple[str, str], Any] = {}
+    out = []
+    for event in events:
+        plane = event.plane.value if event.plane else ""
+        filled = {}
+        for name in fields:
+            value = getattr(event, name)
+            if value is None and (plane, name) in last:
+                filled[name] = last[(plane, name)]
+            elif value is not None:
+                last[(plane, name)] = value
+        out.append(replace(event, **filled) if filled else event)
+    return tuple(out)

@@ -403,7 +403,7 @@ def _include(rtype: str, name: str, value: str, reverse: bool) -> list[Include]:
 
 
 def _prefix(text: str) -> tuple[Prefix, str]:
-    if text[:2] in _PREFIXES and len(text) > 2 and (text[2].isdigit() or text[2] in "-."):
+    if text[:2] in _PREFIXES and len(text) > 2 and (text[2] in "0123456789-."):
         return text[:2], text[2:]  # type: ignore[return-value]
     return "eq", text
 
@@ -423,7 +423,7 @@ def non_negative(name: str, value: str) -> int:
     ...
     server.fhir.search.SearchError: _offset: expected an integer from 0 to 2147483647, got '99999999999'
     """
-    if not value.isdigit() or int(value) > _MAX_INT:
+    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_INT:
         raise SearchError(f"{name}: expected an integer from 0 to {_MAX_INT}, got {value!r}")
     return int(value)
 

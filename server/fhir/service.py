@@ -67,7 +67,7 @@ class FhirService:
 
     def vread(self, rtype: str, rid: str, version: str) -> Stored:
         check_type(rtype)
-        stored = self.store.vread(rtype, rid, int(version)) if version.isdigit() else None
+        stored = self.store.vread(rtype, rid, int(version)) if _is_int(version) else None
         if stored is None:
             raise FhirError.of(404, "not-found", f"{rtype}/{rid} has no version {version}")
         if stored.deleted:
@@ -321,7 +321,7 @@ def _current(stored: Stored | None, rtype: str, rid: str) -> Stored:
 
 def _etag_version(etag: str) -> int:
     text = etag.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not _is_int(text):
         raise FhirError.of(400, "invalid", f'If-Match must be an ETag like W/"3", got {etag!r}')
     return int(text)
 
@@ -331,3 +331,12 @@ def body_of(stored: Stored) -> dict[str, Any]:
 
 
 __all__ = ["FhirService", "Issue", "Saved", "SearchResult", "body_of", "check_type"]
+
+
+def _is_int(text: str) -> bool:
+    """ASCII digits that fit a 64-bit integer ('²'.isdigit() is True, and int('²') fails).
+
+    >>> _is_int("12"), _is_int("²"), _is_int("9" * 30)
+    (True, False, False)
+    """
+    return text.isascii() and text.isdigit() and len(text) <= 18

@@ -273,3 +273,14 @@ def test_concurrent_update_is_409(api: Api, store: Any, monkeypatch: Any) -> Non
     monkeypatch.setattr(SqliteTransaction, "write", lose_the_race)
     r = api.put(f"/fhir/Patient/{created['id']}", {**created, "gender": "other"})
     assert r.status_code == 409 and outcome_of(r)["code"] == "conflict"
+
+
+def test_unicode_digits_are_not_numbers(api: Api) -> None:
+    """'²'.isdigit() is True in Python; such input must be a client error, not a server one."""
+    created = api.post("/fhir/Patient", patient()).get_json()
+    assert api.get(f"/fhir/Patient/{created['id']}/_history/²").status_code == 404
+    assert api.get(f"/fhir/Patient/{created['id']}/_history/{'9' * 40}").status_code == 404
+    assert api.get("/fhir/Patient?_count=²").status_code == 400
+    assert api.get("/fhir/Patient/_history?_offset=٣").status_code == 400
+    r = api.put(f"/fhir/Patient/{created['id']}", created, **{"If-Match": 'W/"²"'})
+    assert r.status_code == 400

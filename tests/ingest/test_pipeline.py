@@ -115,7 +115,7 @@ def test_unreadable_bytes_go_to_quarantine_with_their_reason(
 
 @pytest.mark.parametrize(
     "name",
-    ["NM-PetIm-GE.dcm", "NM-RRDSR-Siemens.dcm", "ESR_non-dose.dcm", "RF-ESR-Siemens-Varic.dcm"],
+    ["NM-PetIm-GE.dcm", "NM-RRDSR-Siemens.dcm", "ESR_non-dose.dcm"],
 )
 def test_objects_without_xray_dose_are_skipped_with_a_reason(
     world: tuple[Ingestor, FhirService, Settings], name: str
@@ -143,3 +143,34 @@ def test_plausibility_findings_are_kept_and_searchable(
     assert flagged.total == 1
     note = orjson.loads(flagged.matches[0].body or b"")["note"][0]["text"]
     assert "inconsistent-total" in note and "7.83913e-06 Gy.m2" in note and "6.59055e-06" in note
+
+
+def test_proprietary_siemens_summary_becomes_accumulated_dose(
+    world: tuple[Ingestor, FhirService, Settings],
+) -> None:
+    """ARCADIS Varic: DAP 0.2359 Gy.cm2 (the file's unit), fluoro time 34.427 s, no events."""
+    ingestor, service, _ = world
+    assert ingestor.ingest_file(CORPUS / "openrem/RF-ESR-Siemens-Varic.dcm").status == "ingested"
+    summary = _summary(service)
+    assert _value(summary, "113722") == pytest.approx(235.9)  # mGy.cm2
+    assert _value(summary, "113726") == pytest.approx(235.9)
+    assert _value(summary, "113730") == pytest.approx(34.427)
+    assert service.search("Observation", [("code", "113852")]).total == 0
+
+
+def test_philips_source_to_detector_distance_holds_until_it_changes() -> None:
+    from server.dicom.read import Read, read_dicom
+    from server.mappings import unit_table
+
+    outcome = read_dicom(CORPUS / "other/PySkinDose/philips_allura_clarity_u104.dcm", unit_table())
+    assert isinstance(outcome, Read)
+    seen: dict[str, bool] = {}
+    written = 0
+    for event in outcome.report.projection_events:
+        plane = event.plane.value if event.plane else ""
+        if seen.get(plane):
+            assert event.source_to_detector_mm is not None  # carried from an earlier event
+        if event.source_to_detector_mm is not None:
+            seen[plane] = True
+            written += 1
+    assert written == 8  # 3 in the file, 5 carried
