@@ -162,6 +162,9 @@ def ingest(paths: tuple[Path, ...], workers: int) -> None:
             tally[(result.modality or "-", result.status)] += 1
             if result.status == "quarantined":
                 click.echo(f"\n{path}: quarantined: {result.reason}", err=True)
+            done = sum(tally.values())
+            if done % 20 == 0:  # the rate, in the bar's label
+                bar.label = f"ingesting ({done / (time.perf_counter() - started):.0f} files/s)"
             bar.update(1)
 
         ingest_files(ingestor, (p for p in files if p.suffix.lower() != ".json"), workers, counted)

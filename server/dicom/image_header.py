@@ -174,6 +174,8 @@ def ct_image_report(ds: Dataset, units: UnitTable) -> DoseReport | str:
         return "CT image without CTDIvol (0018,9345): no dose to read"
     study = header.study(ds)
     phantom = ds.get("CTDIPhantomTypeCodeSequence")
+    position = _numbers(ds.get("ImagePositionPatient"))
+    z = position[2] if len(position) == 3 else None
     event = CtEvent(
         event_uid=text(ds, "IrradiationEventUID")
         or _derived_uid("ct-series", str(ds.get("SeriesInstanceUID", ""))),
@@ -195,6 +197,8 @@ def ct_image_report(ds: Dataset, units: UnitTable) -> DoseReport | str:
                 exposure_time_per_rotation_s=number(ds, "RevolutionTime"),
             ),
         ),
+        top_z_mm=z,
+        bottom_z_mm=z,
         ctdivol_mgy=ctdivol,
         phantom=coded(phantom[0]) if phantom else None,
         water_equivalent_diameter_mm=number(ds, "WaterEquivalentDiameter"),

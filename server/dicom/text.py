@@ -79,6 +79,11 @@ def age_years(text: str | None) -> float | None:
     >>> age_years("067Y"), age_years("006M"), age_years("bad")
     (67.0, 0.5, None)
     """
-    if not text or len(text) != 4 or not (text[:3].isascii() and text[:3].isdigit()) or text[3] not in _AGE_UNIT_YEARS:
+    if (
+        not text
+        or len(text) != 4
+        or not (text[:3].isascii() and text[:3].isdigit())
+        or text[3] not in _AGE_UNIT_YEARS
+    ):
         return None
     return round(int(text[:3]) * _AGE_UNIT_YEARS[text[3]], 4)

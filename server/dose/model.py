@@ -128,6 +128,8 @@ class CtEvent:
     exposure_time_s: float | None = None
     scanning_length_mm: float | None = None
     exposed_range_mm: float | None = None
+    top_z_mm: float | None = None  # scan range, from the positions of a series' images
+    bottom_z_mm: float | None = None
     single_collimation_mm: float | None = None
     total_collimation_mm: float | None = None
     pitch: float | None = None

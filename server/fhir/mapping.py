@@ -297,6 +297,8 @@ def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> di
         _quantity("113824", "Exposure Time", event.exposure_time_s, "s"),
         _quantity("113825", "Scanning Length", event.scanning_length_mm, "mm"),
         _quantity("113899", "Exposed Range", event.exposed_range_mm, "mm"),
+        _quantity("113897", "Top Z Location of Scanning Length", event.top_z_mm, "mm"),
+        _quantity("113898", "Bottom Z Location of Scanning Length", event.bottom_z_mm, "mm"),
         _quantity("113826", "Nominal Single Collimation Width", event.single_collimation_mm, "mm"),
         _quantity("113827", "Nominal Total Collimation Width", event.total_collimation_mm, "mm"),
         _quantity("113828", "Pitch Factor", event.pitch, "{ratio}"),
@@ -503,6 +505,10 @@ def projection_summary(
     def rp(value: float | None) -> float | None:
         return ctx.convert(value, "Gy", "mGy")
 
+    if dap_sum_gy_m2 is not None:  # the study-wide DAP first: readers take the first 113722
+        components.append(
+            _quantity("113722", "Dose Area Product Total", dap(dap_sum_gy_m2), "mGy.cm2")
+        )
     for t in planes:
         label = f" ({t.plane.meaning})" if biplane and t.plane else ""
         components += [
@@ -542,10 +548,6 @@ def projection_summary(
                 "113780", "Reference Point Definition" + label, t.reference_point_definition
             ),
         ]
-    if dap_sum_gy_m2 is not None:
-        components.append(
-            _quantity("113722", "Dose Area Product Total", dap(dap_sum_gy_m2), "mGy.cm2")
-        )
     for mg in report.mammography_totals:
         side = f" ({mg.laterality.meaning})" if mg.laterality and mg.laterality.meaning else ""
         components.append(
@@ -824,6 +826,28 @@ def ct_summary(
         f"CT Dose Length Product Total = {dlp_total:g} mGy.cm over {len(events)} irradiation events"
     )
     return resource
+
+
+def extend_scan_range(
+    stored: dict[str, Any], top_z_mm: float, bottom_z_mm: float
+) -> dict[str, Any] | None:
+    """A CT event read from images, with its scan range grown to cover another image of the
+    series (and the scanning length with it); None when the image lies within the range."""
+    top, bottom = component_value(stored, "113897"), component_value(stored, "113898")
+    if top is None or bottom is None:
+        return None
+    new_top, new_bottom = max(top, top_z_mm), min(bottom, bottom_z_mm)
+    if (new_top, new_bottom) == (top, bottom):
+        return None
+    values = {"113897": new_top, "113898": new_bottom, "113825": new_top - new_bottom}
+    kept = [c for c in stored.get("component", []) if c["code"]["coding"][0]["code"] not in values]
+    displays = {
+        "113897": "Top Z Location of Scanning Length",
+        "113898": "Bottom Z Location of Scanning Length",
+        "113825": "Scanning Length",
+    }
+    grown = [_quantity(code, displays[code], value, "mm") for code, value in values.items()]
+    return {**stored, "component": kept + [c for c in grown if c is not None]}
 
 
 def component_datetime(resource: dict[str, Any], code: str) -> str | None:

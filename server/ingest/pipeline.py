@@ -147,9 +147,8 @@ class _Commit:
                 self.service.delete_in(self.tx, "Observation", event["id"])
             stored_events = []
             previous = {**previous, "component": []}  # header totals do not add to the RDSR's
-        added, summary_device = self._add_events(
-            patient_ref, study_ref, {_event_uid(e) for e in stored_events}
-        )
+        known = {_event_uid(e): e for e in stored_events}
+        added, summary_device = self._add_events(patient_ref, study_ref, known)
         refs = mapping.Refs(patient_ref, summary_device, study_ref)
         all_events = sorted(
             [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
@@ -197,9 +196,10 @@ class _Commit:
         )
 
     def _add_events(
-        self, patient_ref: str | None, study_ref: str, known: set[str]
+        self, patient_ref: str | None, study_ref: str, known: dict[str, dict[str, Any]]
     ) -> tuple[list[dict[str, Any]], str]:
-        """Create the report's events that are not stored yet; also the device the summary names."""
+        """Create the report's events that are not stored yet (a known CT event read from images
+        may grow its scan range); also the device the summary names."""
         report = self.report
         added: list[dict[str, Any]] = []
         devices: set[str] = set()
@@ -212,6 +212,12 @@ class _Commit:
             device_ref = self._device(event.device or report.equipment)
             devices.add(device_ref)
             if event.event_uid in known:
+                if (
+                    isinstance(event, CtEvent)
+                    and event.top_z_mm is not None
+                    and event.bottom_z_mm is not None
+                ):
+                    self._grow_scan_range(known[event.event_uid], event.top_z_mm, event.bottom_z_mm)
                 continue
             refs = mapping.Refs(patient_ref, device_ref, study_ref)
             if isinstance(event, CtEvent):
@@ -226,9 +232,15 @@ class _Commit:
                     ).stored.rid,
                 }
             )
-            known.add(event.event_uid)
+            known[event.event_uid] = added[-1]
         summary_device = devices.pop() if len(devices) == 1 else self._device(report.equipment)
         return added, summary_device
+
+    def _grow_scan_range(self, stored: dict[str, Any], top_z_mm: float, bottom_z_mm: float) -> None:
+        grown = mapping.extend_scan_range(stored, top_z_mm, bottom_z_mm)
+        if grown is not None:
+            self.service.update_in(self.tx, "Observation", stored["id"], grown, trusted=True)
+            stored["component"] = grown["component"]
 
     def _body_measurements(self, patient_ref: str | None, study_ref: str) -> list[str]:
         if patient_ref is None:

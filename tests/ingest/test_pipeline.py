@@ -84,8 +84,10 @@ def test_ct_images_add_one_event_per_acquisition(
     ingestor, service, _ = world
     original = pydicom.dcmread(CORPUS / "other/fo-dicom/IM-0001-0001-0001.dcm")
     assert ingestor.ingest_bytes(_bytes(original), "ct-1.dcm").status == "ingested"
+    x, y, z = (float(v) for v in original.ImagePositionPatient)
     same_series = original.copy()
     same_series.SOPInstanceUID = pydicom.uid.generate_uid()
+    same_series.ImagePositionPatient = [x, y, z - 250.0]  # the last slice of the scan
     assert ingestor.ingest_bytes(_bytes(same_series), "ct-2.dcm").status == "ingested"
     reconstruction = original.copy()
     reconstruction.SOPInstanceUID = pydicom.uid.generate_uid()
@@ -95,6 +97,12 @@ def test_ct_images_add_one_event_per_acquisition(
     assert skipped.status == "skipped" and "I7" in (skipped.reason or "")
     events = service.search("Observation", [("code", "113852")])
     assert events.total == 1
+    event = orjson.loads(events.matches[0].body or b"")
+    assert (_value(event, "113897"), _value(event, "113898")) == (
+        z,
+        z - 250.0,
+    )  # the scan range grew
+    assert _value(event, "113825") == 250.0
     summary = _summary(service)
     assert _value(summary, "113830") == pytest.approx(float(original.CTDIvol))
     assert len(summary["identifier"]) == 2  # both images are known, so neither is read twice
@@ -174,3 +182,48 @@ def test_philips_source_to_detector_distance_holds_until_it_changes() -> None:
             seen[plane] = True
             written += 1
     assert written == 8  # 3 in the file, 5 carried
+
+
+def test_ct_dose_check_details_are_kept(world: tuple[Ingestor, FhirService, Settings]) -> None:
+    """TID 10015: the Toshiba scanner's CTDIvol alert value (1000 mGy) on its third acquisition."""
+    ingestor, service, _ = world
+    assert (
+        ingestor.ingest_file(CORPUS / "openrem/CT-RDSR-Toshiba_MultiValSD.dcm").status == "ingested"
+    )
+    found = service.search(
+        "Observation",
+        [("component-code-value-quantity", "113904$1000|http://unitsofmeasure.org|mGy")],
+    )
+    assert found.total == 1
+    event = orjson.loads(found.matches[0].body or b"")
+    assert event["method"]["text"] == "100sec Neck & Chest +C (vHP)"
+
+
+def test_biplane_totals_per_plane_and_dap_summed(
+    world: tuple[Ingestor, FhirService, Settings],
+) -> None:
+    """Philips Allura biplane: Plane A and B totals apart; DAP summed, Dose (RP) never."""
+    ingestor, service, settings = world
+    assert (
+        ingestor.ingest_file(CORPUS / "other/PySkinDose/philips_allura_clarity_u104.dcm").status
+        == "ingested"
+    )
+    summary = _summary(service)
+    daps = [
+        (c["code"]["coding"][0]["display"], c["valueQuantity"]["value"])
+        for c in summary["component"]
+        if c["code"]["coding"][0]["code"] == "113722"
+    ]
+    assert daps[0] == ("Dose Area Product Total", pytest.approx(78.391324289))
+    assert {d for d, _ in daps[1:]} == {
+        "Dose Area Product Total (Plane A)",
+        "Dose Area Product Total (Plane B)",
+    }
+    rp = [
+        c["code"]["coding"][0]["display"]
+        for c in summary["component"]
+        if c["code"]["coding"][0]["code"] == "113725"
+    ]
+    assert rp == ["Dose (RP) Total (Plane A)", "Dose (RP) Total (Plane B)"]
+    (study_row,) = [f for f in SqliteStore(settings.sqlite_path).facts() if f.level == "study"]
+    assert study_row.dap_gy_m2 == pytest.approx(7.8391324289e-06)
