@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dir", type=Path, default=RESULTS)
     args = parser.parse_args()
-    folder = _copies(args.dir / f"ingest-{args.copies}", args.copies)
+    folder = corpus_copies(args.dir / f"ingest-{args.copies}", args.copies)
     files = sorted(folder.glob("*.dcm"))
     results: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -79,7 +79,7 @@ def main() -> None:
     (args.dir / "ingest.json").write_text(json.dumps(results, indent=2))
 
 
-def _copies(folder: Path, n: int) -> Path:
+def corpus_copies(folder: Path, n: int) -> Path:
     """N re-identified copies of the CT RDSRs (written once, then reused)."""
     marker = folder / "complete"
     if marker.exists():

@@ -32,29 +32,37 @@ def main() -> None:
 
 @main.command()
 def serve() -> None:
-    """Run the HTTP server (FHIR REST at /fhir) on KERMA_HTTP_HOST:KERMA_HTTP_PORT."""
+    """Run the HTTP server (FHIR REST at /fhir) on KERMA_HTTP_HOST:KERMA_HTTP_PORT and the DICOM
+    listener on KERMA_DICOM_HOST:KERMA_DICOM_PORT (0 disables it)."""
     import waitress
 
     from server.app import create_app
     from server.logs import configure, log_event
+    from server.network import start_dicom
 
     settings = _settings()
     configure(settings.log_level)
     app = create_app(settings)
+    store = app.extensions["kerma.store"]
+    dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
     log_event(
         logging.getLogger("kerma"),
         "serving",
         http=f"{settings.http_host}:{settings.http_port}",
-        store=app.extensions["kerma.store"].name,
+        store=store.name,
         data_dir=settings.data_dir,
     )
-    waitress.serve(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        threads=settings.http_threads,
-        ident="kerma",
-    )
+    try:
+        waitress.serve(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            threads=settings.http_threads,
+            ident="kerma",
+        )
+    finally:
+        if dicom is not None:
+            dicom.stop()
 
 
 @main.group()

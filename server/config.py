@@ -22,7 +22,10 @@ class Settings:
     # "" = embedded SQLite under data_dir; "mongodb://..." = MongoDB.
     store: str = ""
     redis_url: str = ""
+    dicom_host: str = "127.0.0.1"
     dicom_port: int = 11112
+    # "*" = any calling AE; else comma-separated titles, plus devices registered over the API.
+    dicom_allowed_aes: str = "*"
     hl7_port: int = 2575
     ae_title: str = "KERMA"
     # Time zone of DICOM times that carry no offset (IANA name, e.g. Europe/Berlin).
@@ -59,6 +62,10 @@ class Settings:
     @property
     def quarantine_dir(self) -> Path:
         return self.data_dir / "quarantine"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
 
 def _convert(type_name: object, raw: str, key: str) -> object:

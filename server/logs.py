@@ -12,6 +12,8 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # pynetdicom narrates every PDU at INFO; its warnings and errors are what operators need
+    logging.getLogger("pynetdicom").setLevel(max(logging.WARNING, root.level))
 
 
 def log_event(logger: logging.Logger, event: str, **fields: object) -> None:

@@ -9,41 +9,38 @@ from pathlib import Path
 BENCH = Path(__file__).parent.parent / "bench"
 
 
-def test_fhir_search_bench_runs(tmp_path: Path) -> None:
-    args = [
-        "--observations",
-        "400",
-        "--patients",
-        "20",
-        "--queries",
-        "5",
-        "--transactions",
-        "2",
-        "--dir",
-        str(tmp_path),
-    ]
+def _run(script: str, *args: str) -> str:
+    """The bench's printed report; fails the test when the script fails."""
     result = subprocess.run(
-        [sys.executable, str(BENCH / "fhir_search.py"), *args],
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "(a) Observation?patient=X" in result.stdout
-    assert "resources/s" in result.stdout
+    return result.stdout
+
+
+def test_fhir_search_bench_runs(tmp_path: Path) -> None:
+    out = _run(
+        "fhir_search.py",
+        *("--observations", "400", "--patients", "20", "--queries", "5"),
+        *("--transactions", "2", "--dir", str(tmp_path)),
+    )
+    assert "(a) Observation?patient=X" in out
+    assert "resources/s" in out
 
 
 def test_ingest_bench_runs(tmp_path: Path) -> None:
-    args = ["--copies", "12", "--workers", "1", "2", "--dir", str(tmp_path)]
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "ingest.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "12 CT RDSRs" in result.stdout and "workers 2:" in result.stdout
-    assert "RF 316-event RDSR" in result.stdout
+    out = _run("ingest.py", "--copies", "12", "--workers", "1", "2", "--dir", str(tmp_path))
+    assert "12 CT RDSRs" in out and "workers 2:" in out
+    assert "RF 316-event RDSR" in out
+
+
+def test_cstore_bench_runs(tmp_path: Path) -> None:
+    out = _run("cstore.py", "--objects", "16", "--parallel", "2", "--dir", str(tmp_path))
+    assert "storescu -> kerma serve, 2 associations" in out
+    assert "storescu -> storescp, 1 association" in out
 
 
 def test_generated_resources_are_valid_fhir() -> None:

@@ -50,7 +50,7 @@ class Ingestor:
         self._service = service
         self._units = units
         self._ctx = ctx
-        self._quarantine = quarantine
+        self.quarantine = quarantine
         self._devices: dict[str, str] = {}
 
     def ingest_file(self, path: Path) -> Result:
@@ -66,7 +66,7 @@ class Ingestor:
         """Store what reading an object gave; `data` gives its bytes, needed only for quarantine."""
         if isinstance(outcome, Unreadable):
             if quarantine:
-                where = self._quarantine.put(data(), name, outcome.reason)
+                where = self.quarantine.put(data(), name, outcome.reason)
                 log_event(log, "quarantined", object=name, reason=outcome.reason, file=where.name)
             return Result("quarantined", name, reason=outcome.reason)
         if isinstance(outcome, Skipped):

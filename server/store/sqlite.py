@@ -45,7 +45,7 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         self._param_ids: dict[tuple[str, ...], int] = {}
         self._system_ids: dict[tuple[str, ...], int] = {}
@@ -57,7 +57,10 @@ class SqliteStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            # used by its own thread only; closed by another one when that thread has ended
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
@@ -65,8 +68,19 @@ class SqliteStore:
             conn.execute("PRAGMA mmap_size=1073741824")
             self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                self._close_orphans()
+                self._connections.append((threading.current_thread(), conn))
         return conn
+
+    def _close_orphans(self) -> None:
+        """Connections of threads that ended (one per DICOM association or HTTP worker)."""
+        alive = []
+        for thread, conn in self._connections:
+            if thread.is_alive():
+                alive.append((thread, conn))
+            else:
+                conn.close()
+        self._connections = alive
 
     def _migrate(self) -> None:
         conn = self._conn()
@@ -93,7 +107,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
+            for _, conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()

@@ -1,0 +1,175 @@
+"""C-STORE throughput over loopback: Kerma's SCP against dcmtk's storescp as the reference.
+
+N CT RDSRs (default 2,000; the copies bench/ingest.py writes) are sent by dcmtk's storescu on
+one association, then split over P parallel associations (default 8), to `kerma serve` (a
+separate process, its spool worker storing what arrives meanwhile) and to `storescp --fork -od`
+(which writes files but does not fsync them; Kerma does).
+Counted: objects received, spooled (fsynced) and acknowledged per second; Kerma's processing
+into the store is timed too (until its spool is empty). All dcmtk tools run with TCP_NODELAY=1.
+dcmtk is the sender because a pynetdicom SCU re-encodes each dataset with pydicom (about 50 ms
+per CT RDSR): it would measure the client, not the SCP.
+
+    .venv/bin/python bench/cstore.py
+    .venv/bin/python bench/cstore.py --objects 200 --parallel 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pynetdicom
+from ingest import RESULTS, corpus_copies
+from pynetdicom import AE
+
+DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--objects", type=int, default=2000)
+    parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--dir", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    files = sorted(corpus_copies(args.dir / f"ingest-{args.objects}", args.objects).glob("*.dcm"))
+    results: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, pynetdicom {pynetdicom.__version__}",
+        "objects": len(files),
+        "parallel": args.parallel,
+    }
+    work = Path(tempfile.mkdtemp(prefix="kerma-cstore-bench-"))
+    try:
+        results["kerma"] = _run_kerma(files, args.parallel, work)
+        results["storescp"] = _run_storescp(files, args.parallel, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for key in ("one", "parallel"):
+        kerma, reference = results["kerma"], results["storescp"]
+        results[f"ratio_{key}"] = round(kerma[key] / reference[key], 3)  # type: ignore[index]
+    _print(results)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    (args.dir / "cstore.json").write_text(json.dumps(results, indent=2))
+
+
+def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]:
+    data_dir = work / "kerma"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KERMA_DATA_DIR": str(data_dir),
+        "KERMA_HTTP_PORT": str(_free_port()),
+        "KERMA_DICOM_PORT": str(port),
+        "KERMA_LOG_LEVEL": "WARNING",
+    }
+    kerma = Path(sys.executable).parent / "kerma"
+    server = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: _echo(port))
+        started = time.perf_counter()
+        one = _storescu(files, port, "KERMA", 1)
+        many = _storescu(files, port, "KERMA", parallel)
+        _wait(lambda: not list((data_dir / "spool").glob("*.dcm")), seconds=3600)
+        processed = 2 * len(files) / (time.perf_counter() - started)
+    finally:
+        server.terminate()
+        server.wait(60)
+    return {"one": one, "parallel": many, "processed": round(processed, 1)}
+
+
+def _run_storescp(files: list[Path], parallel: int, work: Path) -> dict[str, float]:
+    out = work / "storescp"
+    out.mkdir()
+    port = _free_port()
+    server = subprocess.Popen(
+        # --fork: a process per association, else storescp serves parallel senders in turn
+        ["storescp", "--fork", "-od", str(out), "-aet", "STORESCP", str(port)],
+        env=DCMTK_ENV,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(lambda: _echo(port, "STORESCP"))
+        return {
+            "one": _storescu(files, port, "STORESCP", 1),
+            "parallel": _storescu(files, port, "STORESCP", parallel),
+        }
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def _storescu(files: list[Path], port: int, called: str, associations: int) -> float:
+    """Objects/s: `associations` storescu processes, each sending its share on one association."""
+    shares = [files[i::associations] for i in range(associations)]
+    started = time.perf_counter()
+    senders = [
+        subprocess.Popen(
+            ["storescu", "-aet", "BENCH", "-aec", called, "127.0.0.1", str(port)]
+            + [str(f) for f in share],
+            env=DCMTK_ENV,
+            stderr=subprocess.PIPE,
+        )
+        for share in shares
+    ]
+    for sender in senders:
+        _, err = sender.communicate()
+        if sender.returncode != 0 or b"Store Failed" in err:
+            raise RuntimeError(f"storescu failed: {err.decode()[-500:]}")
+    return round(len(files) / (time.perf_counter() - started), 1)
+
+
+def _echo(port: int, called: str = "KERMA") -> bool:
+    ae = AE(ae_title="BENCH")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    if not assoc.is_established:
+        return False
+    assoc.release()
+    return True
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out")
+        time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _print(r: dict[str, object]) -> None:
+    kerma, ref = r["kerma"], r["storescp"]
+    print(f"{r['date']}  {r['machine']}")
+    print(
+        f"{r['objects']} CT RDSR C-STOREs over loopback, objects/s (received, on disk, acknowledged)"
+    )
+    print(
+        f"  storescu -> kerma serve, 1 association:     {kerma['one']}  ({r['ratio_one']}x storescp)"
+    )  # type: ignore[index]
+    print(
+        f"  storescu -> kerma serve, {r['parallel']} associations:    {kerma['parallel']}  ({r['ratio_parallel']}x storescp)"
+    )  # type: ignore[index]
+    print(f"  storescu -> storescp, 1 association:        {ref['one']}")  # type: ignore[index]
+    print(f"  storescu -> storescp, {r['parallel']} associations:       {ref['parallel']}")  # type: ignore[index]
+    print(f"  kerma: stored into FHIR while receiving, objects/s: {kerma['processed']}")  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Kerma's DICOM door: Verification, Storage and MPPS SCP (pynetdicom).
+
+A stored object is answered Success only once its bytes are in the spool, fsynced; reading it
+is the spool processor's job, afterwards. Pixel data are never decoded, so every transfer
+syntax is accepted as it comes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
+from pynetdicom.dsutils import encode_file_meta
+from pynetdicom.events import Event
+from pynetdicom.transport import ThreadedAssociationServer
+
+from server.dicom.access import CallingAeTitles
+from server.dicom.spool import Spool
+from server.dicom.status import Status
+from server.dicom.transport import NO_DELAY
+from server.logs import log_event
+from server.mappings import read_csv_rows
+
+log = logging.getLogger("kerma.dicom")
+
+VERIFICATION = "1.2.840.10008.1.1"
+MPPS = "1.2.840.10008.3.1.2.3.3"
+
+
+def storage_classes() -> list[str]:
+    """The SOP classes Kerma stores (mappings/dicom/storage_classes.csv says why each)."""
+    return [row["uid"] for row in read_csv_rows("dicom/storage_classes.csv")]
+
+
+_MAX_ASSOCIATIONS = 32  # modalities, a PACS forwarding, and a backlog being sent in parallel
+
+
+@dataclass(frozen=True)
+class ScpConfig:
+    ae_title: str
+    host: str
+    port: int
+
+
+def start_scp(
+    config: ScpConfig,
+    spool: Spool,
+    received: Callable[[], None],
+    calling: CallingAeTitles,
+    extra_handlers: list[tuple[evt.EventType, Callable[..., object], list[object]]] | None = None,
+) -> ThreadedAssociationServer:
+    """Listen in background threads; `received()` is called after each object is spooled.
+
+    `extra_handlers` binds more services (MPPS) to the same listener, with their contexts.
+    """
+    ae = AE(ae_title=config.ae_title)
+    ae.maximum_associations = _MAX_ASSOCIATIONS
+    ae.add_supported_context(VERIFICATION)
+    for uid in storage_classes():
+        ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
+    ae.add_supported_context(MPPS)
+    handlers: list[tuple[evt.EventType, Callable[..., object], list[object]]] = [
+        (evt.EVT_C_STORE, _handle_store, [spool, received]),
+        (evt.EVT_REQUESTED, _handle_requested, [calling]),
+        *(extra_handlers or []),
+    ]
+    return ae.start_server(  # type: ignore[return-value]
+        (config.host, config.port), block=False, evt_handlers=[NO_DELAY, *handlers]
+    )
+
+
+def _handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> int:
+    meta = event.file_meta
+    meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
+    data = b"".join((b"\x00" * 128, b"DICM", encode_file_meta(meta), event.encoded_dataset(False)))
+    try:
+        path = spool.put(data)
+    except OSError as e:  # full or read-only disk: the sender keeps the object and retries
+        log_event(log, "spool-failed", calling_ae=event.assoc.requestor.ae_title, error=e)
+        return Status.OUT_OF_RESOURCES
+    log_event(
+        log,
+        "received",
+        calling_ae=event.assoc.requestor.ae_title,
+        sop_class=meta.MediaStorageSOPClassUID,
+        bytes=len(data),
+        spooled=path.name,
+    )
+    received()
+    return Status.SUCCESS
+
+
+def _handle_requested(event: Event, calling: CallingAeTitles) -> None:
+    request = event.assoc.requestor.primitive
+    title = request.calling_ae_title if request is not None else ""
+    if calling.allows(title):
+        return
+    log_event(log, "association-rejected", calling_ae=title, peer=event.assoc.requestor.address)
+    # A-ASSOCIATE-RJ: rejected-permanent, by the service user, calling AE title not recognised
+    event.assoc.acse.send_reject(0x01, 0x01, 0x03)
+    event.assoc.kill()  # waits until the peer has read the rejection and closed

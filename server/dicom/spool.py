@@ -1,0 +1,64 @@
+"""The spool: received objects on disk, fsynced, until they are processed.
+
+Sending Success to a modality is a promise that the object will not be lost, so the bytes, and
+the directory entry that names them, are on disk before we answer. File names sort in arrival
+order, so processing keeps the order in which objects came.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from pathlib import Path
+
+_SUFFIX = ".dcm"
+
+
+class Spool:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._sequence = itertools.count()
+        self._lock = threading.Lock()
+        self._dir_fd = os.open(folder, os.O_RDONLY)
+
+    def put(self, data: bytes) -> Path:
+        """Write `data` durably; raises OSError when the disk refuses (full, read-only, gone)."""
+        with self._lock:
+            name = f"{time.time_ns():020d}-{next(self._sequence) % 1_000_000:06d}"
+        target = self.folder / (name + _SUFFIX)
+        part = self.folder / (name + ".part")
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            part.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(part, target)
+        os.fsync(self._dir_fd)  # the rename itself must survive a power cut
+        return target
+
+    def discard_partial(self) -> None:
+        """Remove writes a crash cut off: no Success was sent for them, so their senders retry.
+
+        Only the listener may call this, before it listens: the files may be in the writing.
+        """
+        for part in self.folder.glob("*.part"):
+            part.unlink()
+
+    def pending(self) -> list[Path]:
+        """What is waiting, oldest first; half-written `.part` files are not objects yet."""
+        return sorted(self.folder.glob("*" + _SUFFIX))
+
+    def done(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        os.close(self._dir_fd)

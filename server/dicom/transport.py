@@ -1,0 +1,22 @@
+"""Socket settings for every association, ours as SCP or as SCU.
+
+pynetdicom sends a DIMSE command and its dataset as separate small writes; with Nagle's
+algorithm on, each waits for the peer's delayed ACK (about 40 ms), which caps a loopback
+association at some 20 stores/s. TCP_NODELAY sends them at once.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from pynetdicom import evt
+from pynetdicom.events import Event
+
+
+def _no_delay(event: Event) -> None:
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+NO_DELAY = (evt.EVT_CONN_OPEN, _no_delay)

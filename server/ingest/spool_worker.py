@@ -1,0 +1,184 @@
+"""Empties the spool into the store, oldest object first.
+
+A spooled file is deleted only after its report is committed (or it went to quarantine), so a
+crash at any point leaves it in the spool, and the next start processes it. While the store is
+unreachable the worker waits and retries; an object that fails for another reason three times
+goes to quarantine with the error, so one bad object cannot block the others.
+
+`kerma serve` runs the worker in its own process: parsing and storing would otherwise share
+the interpreter lock with the DICOM listener and halve the rate at which it can acknowledge
+(measured: 195 -> 105 CT RDSRs/s on one association). One worker at a time holds the spool's
+lock, so a worker orphaned by a killed server cannot race its successor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from server.config import Settings
+from server.dicom.spool import Spool
+from server.ingest.pipeline import Ingestor
+from server.logs import configure, log_event
+
+log = logging.getLogger("kerma.spool")
+_ATTEMPTS = 3
+_IDLE_SECONDS = 1.0  # look at the spool (and for a dead parent) even without a wake-up call
+_STORE_DOWN_SECONDS = 2.0
+
+
+class _Event(Protocol):
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class SpoolWorker:
+    def __init__(
+        self,
+        spool: Spool,
+        ingestor: Ingestor,
+        store_ping: Callable[[], None],
+        wake: _Event | None = None,
+        stopping: _Event | None = None,
+    ) -> None:
+        self._spool = spool
+        self._ingestor = ingestor
+        self._store_ping = store_ping
+        self._wake = wake or threading.Event()
+        self._stopping = stopping or threading.Event()
+        self._failures: dict[Path, int] = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run in a background thread of this process."""
+        self._thread = threading.Thread(target=self.run, name="kerma-spool", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Something new is in the spool."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the object in hand and return; the rest waits in the spool for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self, stop_when: Callable[[], bool] = lambda: False) -> None:
+        """Process the spool until stopped (or `stop_when()`), holding the spool's lock."""
+
+        def stopping() -> bool:
+            return self._stopping.is_set() or stop_when()
+
+        with open(self._spool.folder / ".lock", "a") as lock:
+            while not stopping():
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:  # another worker (an orphan finishing) has the spool
+                    self._stopping.wait(_IDLE_SECONDS)
+            while not stopping():
+                self._wake.clear()
+                self.drain(stopping)
+                self._wake.wait(_IDLE_SECONDS)
+
+    def drain(self, stopping: Callable[[], bool] = lambda: False) -> int:
+        """Process everything spooled now; returns how many objects left the spool."""
+        done = 0
+        for path in self._spool.pending():
+            if stopping():
+                break
+            if self._process(path):
+                done += 1
+            elif not self._store_up():
+                self._stopping.wait(_STORE_DOWN_SECONDS)
+                break
+        return done
+
+    def _process(self, path: Path) -> bool:
+        try:
+            self._ingestor.ingest_file(path)
+        except FileNotFoundError:  # gone since it was listed: processed already
+            return True
+        except Exception as e:  # the store, or a reader bug: keep the object, decide below
+            return self._failed(path, e)
+        self._spool.done(path)
+        self._failures.pop(path, None)
+        return True
+
+    def _failed(self, path: Path, error: Exception) -> bool:
+        if not self._store_up():
+            log_event(log, "store-unavailable", object=path.name, error=type(error).__name__)
+            return False
+        attempts = self._failures.get(path, 0) + 1
+        self._failures[path] = attempts
+        # the type only: a message may quote the object's content, and logs hold no patient data
+        log_event(
+            log, "processing-failed", object=path.name, error=type(error).__name__, attempt=attempts
+        )
+        if attempts < _ATTEMPTS:
+            return False
+        reason = f"processing failed: {type(error).__name__}: {error}"
+        self._ingestor.quarantine.put(path.read_bytes(), path.name, reason)
+        self._spool.done(path)
+        self._failures.pop(path)
+        return True
+
+    def _store_up(self) -> bool:
+        try:
+            self._store_ping()
+        except Exception:  # whatever the driver raises: the store is not there
+            return False
+        return True
+
+
+class SpoolProcess:
+    """A SpoolWorker in a child process, with its own store connection; same notify/stop."""
+
+    def __init__(self, settings: Settings) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._wake = context.Event()
+        self._stopping = context.Event()
+        self._process = context.Process(
+            target=_run_child,
+            args=(settings, os.getpid(), self._wake, self._stopping),
+            name="kerma-spool",
+            daemon=True,
+        )
+
+    def start(self) -> None:
+        self._process.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._process.join(timeout)
+
+
+def _run_child(settings: Settings, parent: int, wake: _Event, stopping: _Event) -> None:
+    from server.ingest import build_ingestor
+    from server.store import open_store
+
+    configure(settings.log_level)
+    # acknowledging senders comes first; storing may lag behind while they send
+    os.nice(10)
+    store = open_store(settings)
+    spool = Spool(settings.spool_dir)
+    worker = SpoolWorker(spool, build_ingestor(store, settings), store.ping, wake, stopping)
+    try:
+        worker.run(stop_when=lambda: os.getppid() != parent)  # the server was killed
+    finally:
+        store.close()
+        spool.close()

@@ -1,0 +1,84 @@
+"""The listeners `kerma serve` runs beside HTTP: the DICOM SCP and the spool worker behind it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import orjson
+from pynetdicom.transport import ThreadedAssociationServer
+
+from server.config import Settings
+from server.dicom.access import AE_TITLE_SYSTEM, CallingAeTitles
+from server.dicom.scp import ScpConfig, start_scp
+from server.dicom.spool import Spool
+from server.fhir import FhirService, build_service
+from server.ingest import build_ingestor
+from server.ingest.spool_worker import SpoolProcess, SpoolWorker
+from server.logs import log_event
+from server.store.port import Store
+
+log = logging.getLogger("kerma.dicom")
+
+
+@dataclass
+class DicomListener:
+    server: ThreadedAssociationServer
+    worker: SpoolWorker | SpoolProcess
+    spool: Spool
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.worker.stop()
+        self.spool.close()
+
+
+def start_dicom(settings: Settings, store: Store, worker_process: bool = False) -> DicomListener:
+    """Process what an earlier run left in the spool, then listen on KERMA_DICOM_PORT.
+
+    `worker_process` stores what arrives from a child process (as `kerma serve` does), else
+    from a thread of this one.
+    """
+    spool = Spool(settings.spool_dir)
+    spool.discard_partial()
+    worker: SpoolWorker | SpoolProcess = (
+        SpoolProcess(settings)
+        if worker_process
+        else SpoolWorker(spool, build_ingestor(store, settings), store.ping)
+    )
+    worker.start()  # its first pass takes what is left from the last run
+    service = build_service(store, settings)
+    calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))
+    config = ScpConfig(settings.ae_title, settings.dicom_host, settings.dicom_port)
+    server = start_scp(config, spool, worker.notify, calling)
+    listener = DicomListener(server, worker, spool)
+    log_event(
+        log,
+        "dicom-listening",
+        ae_title=settings.ae_title,
+        address=f"{settings.dicom_host}:{listener.port}",
+        allowed_aes=settings.dicom_allowed_aes or "registered devices",
+        spooled=len(spool.pending()),
+    )
+    return listener
+
+
+def registered_ae_titles(service: FhirService) -> set[str]:
+    """AE titles of Device resources registered over the API and not inactive."""
+    found = service.search("Device", [("identifier", f"{AE_TITLE_SYSTEM}|"), ("_count", "1000")])
+    titles: set[str] = set()
+    for stored in found.matches:
+        device = orjson.loads(stored.body or b"{}")
+        if device.get("status") == "inactive":
+            continue
+        titles.update(
+            i["value"].strip()
+            for i in device.get("identifier", [])
+            if i.get("system") == AE_TITLE_SYSTEM and i.get("value")
+        )
+    return titles

@@ -1,0 +1,112 @@
+"""kill -9 in the middle of a stream: every object that got Success is in the store afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pydicom
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+
+from server.dicom.status import Status
+from server.dicom.transport import NO_DELAY
+from server.fhir import build_service
+from server.store.sqlite import SqliteStore
+from tests.dicom.conftest import CORPUS, wait_until
+
+OBJECTS = 500
+KILL_AFTER = 200
+RDSR = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
+RDSR_CLASS = "1.2.840.10008.5.1.4.1.1.88.67"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _kerma_serve(data_dir: Path, dicom_port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "KERMA_DATA_DIR": str(data_dir),
+        "KERMA_HTTP_PORT": str(_free_port()),
+        "KERMA_DICOM_PORT": str(dicom_port),
+        "KERMA_LOG_LEVEL": "WARNING",
+    }
+    kerma = Path(sys.executable).parent / "kerma"
+    process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _echo(dicom_port), seconds=30)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(30)
+
+
+def _echo(port: int) -> bool:
+    ae = AE(ae_title="PROBE")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="KERMA")
+    if not assoc.is_established:
+        return False
+    assoc.release()
+    return True
+
+
+def _objects() -> Iterator[pydicom.Dataset]:
+    template = pydicom.dcmread(RDSR)
+    for _ in range(OBJECTS):
+        ds = template.copy()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        yield ds
+
+
+def test_every_acknowledged_object_survives_kill_9(tmp_path: Path) -> None:
+    port = _free_port()
+    acknowledged: list[str] = []
+    with _kerma_serve(tmp_path, port) as server:
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(RDSR_CLASS)
+        assoc = ae.associate("127.0.0.1", port, ae_title="KERMA", evt_handlers=[NO_DELAY])
+        for ds in _objects():
+            if len(acknowledged) == KILL_AFTER:
+                server.send_signal(signal.SIGKILL)  # mid-stream, while the worker is storing
+            status = assoc.send_c_store(ds) if assoc.is_established else None
+            if status is None or status.get("Status") != Status.SUCCESS:
+                break
+            acknowledged.append(ds.StudyInstanceUID)
+        assoc.abort()
+    assert KILL_AFTER <= len(acknowledged) < OBJECTS
+    left = len(list((tmp_path / "spool").glob("*.dcm")))
+    print(f"acknowledged {len(acknowledged)}, left in the spool by the kill: {left}")
+
+    with _kerma_serve(tmp_path, port):  # the restart processes what the spool kept
+        # a spool file goes only after its commit: an empty spool means all is stored
+        wait_until(lambda: not list((tmp_path / "spool").glob("*.dcm")), seconds=120)
+    store = SqliteStore(tmp_path / "kerma.sqlite3")
+    try:
+        stored = _stored_study_uids(store)
+    finally:
+        store.close()
+    missing = [uid for uid in acknowledged if uid not in stored]
+    assert missing == []
+
+
+def _stored_study_uids(store: SqliteStore) -> set[str]:
+    found = build_service(store).search("ImagingStudy", [("_count", "1000")])
+    return {
+        str(orjson.loads(s.body or b"")["identifier"][0]["value"]).removeprefix("urn:oid:")
+        for s in found.matches
+    }
