@@ -9,7 +9,9 @@ import orjson
 from pynetdicom.transport import ThreadedAssociationServer
 
 from server.config import Settings
+from server.dicom import mpps_scp
 from server.dicom.access import AE_TITLE_SYSTEM, CallingAeTitles
+from server.dicom.mpps_scp import MppsSteps
 from server.dicom.scp import ScpConfig, start_scp
 from server.dicom.spool import Spool
 from server.fhir import FhirService, build_service
@@ -35,7 +37,6 @@ class DicomListener:
         self.server.shutdown()
         self.server.server_close()
         self.worker.stop()
-        self.spool.close()
 
 
 def start_dicom(settings: Settings, store: Store, worker_process: bool = False) -> DicomListener:
@@ -55,7 +56,10 @@ def start_dicom(settings: Settings, store: Store, worker_process: bool = False) 
     service = build_service(store, settings)
     calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))
     config = ScpConfig(settings.ae_title, settings.dicom_host, settings.dicom_port)
-    server = start_scp(config, spool, worker.notify, calling)
+    steps = MppsSteps(settings.data_dir / "mpps")
+    server = start_scp(
+        config, spool, worker.notify, calling, mpps_scp.handlers(steps, spool, worker.notify)
+    )
     listener = DicomListener(server, worker, spool)
     log_event(
         log,

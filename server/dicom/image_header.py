@@ -150,7 +150,7 @@ def _projection_event(
         grids=tuple(
             Coded("", "", g) for g in header.many(ds.get("Grid")) if str(g) not in ("", "NONE")
         ),
-        filters=_filters(ds),
+        filters=filters(ds),
         primary_angle_deg=number(ds, "PositionerPrimaryAngle"),
         secondary_angle_deg=number(ds, "PositionerSecondaryAngle"),
         column_angulation_deg=number(ds, "ColumnAngulation")
@@ -178,7 +178,7 @@ def ct_image_report(ds: Dataset, units: UnitTable) -> DoseReport | str:
     z = position[2] if len(position) == 3 else None
     event = CtEvent(
         event_uid=text(ds, "IrradiationEventUID")
-        or _derived_uid("ct-series", str(ds.get("SeriesInstanceUID", ""))),
+        or derived_uid("ct-series", str(ds.get("SeriesInstanceUID", ""))),
         started=_acquired(ds),
         protocol=text(ds, "ProtocolName") or text(ds, "SeriesDescription"),
         target_region=Coded("", "", text(ds, "BodyPartExamined") or "")
@@ -236,10 +236,10 @@ def event_uid(ds: Dataset) -> str:
     ]
     if not parts[1]:  # no acquisition time: each image stands alone
         parts.append(str(ds.get("SOPInstanceUID", "")))
-    return _derived_uid("exposure", "|".join(parts))
+    return derived_uid("exposure", "|".join(parts))
 
 
-def _derived_uid(kind: str, key: str) -> str:
+def derived_uid(kind: str, key: str) -> str:
     """A valid DICOM UID under the UUID root (2.25), stable for the same key."""
     return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'kerma:{kind}:{key}').int}"
 
@@ -252,7 +252,7 @@ def _acquired(ds: Dataset) -> datetime | None:
     )
 
 
-def _filters(ds: Dataset) -> tuple[XRayFilter, ...]:
+def filters(ds: Dataset) -> tuple[XRayFilter, ...]:
     """FilterMaterial with one thickness pair per material (some devices write min > max)."""
     materials = [
         m.strip()

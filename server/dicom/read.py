@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 
-from server.dicom import fast_sr, header, image_header, rdsr_ct, rdsr_projection, vendor
+from server.dicom import fast_sr, header, image_header, mpps, rdsr_ct, rdsr_projection, vendor
 from server.dicom.sr import Item
 from server.dose import plausibility
 from server.dose.model import Coded, DoseReport, Equipment, Finding
@@ -115,6 +115,9 @@ def _dispatch(ds: Dataset, units: UnitTable, content: Content) -> Outcome:
     sop_class = str(ds.get("SOPClassUID", ""))
     uid = str(ds.get("SOPInstanceUID", "")) or None
     modality = str(ds.get("Modality", ""))
+    if sop_class == mpps.MPPS_CLASS:
+        report = mpps.mpps_report(ds, units)
+        return Read(report) if not isinstance(report, str) else Skipped(report, uid)
     if sop_class == RADIOPHARMACEUTICAL_SR:
         return Skipped("radiopharmaceutical dose SR: not an X-ray dose (not supported yet)", uid)
     if sop_class in SR_CLASSES:

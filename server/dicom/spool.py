@@ -8,10 +8,11 @@ order, so processing keeps the order in which objects came.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 from pathlib import Path
+
+from server.files import write_durably
 
 _SUFFIX = ".dcm"
 
@@ -22,27 +23,13 @@ class Spool:
         folder.mkdir(parents=True, exist_ok=True)
         self._sequence = itertools.count()
         self._lock = threading.Lock()
-        self._dir_fd = os.open(folder, os.O_RDONLY)
 
     def put(self, data: bytes) -> Path:
         """Write `data` durably; raises OSError when the disk refuses (full, read-only, gone)."""
         with self._lock:
             name = f"{time.time_ns():020d}-{next(self._sequence) % 1_000_000:06d}"
         target = self.folder / (name + _SUFFIX)
-        part = self.folder / (name + ".part")
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            part.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(part, target)
-        os.fsync(self._dir_fd)  # the rename itself must survive a power cut
+        write_durably(target, data)
         return target
 
     def discard_partial(self) -> None:
@@ -59,6 +46,3 @@ class Spool:
 
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        os.close(self._dir_fd)

@@ -18,5 +18,8 @@ class Status(IntEnum):
     NO_SUCH_OBJECT_INSTANCE = 0x0112
     INVALID_ATTRIBUTE_VALUE = 0x0106
     MISSING_ATTRIBUTE = 0x0120
-    # N-SET of a step that is COMPLETED or DISCONTINUED already (PS3.4 F.7.2.2.2)
-    MPPS_NO_LONGER_UPDATABLE = 0xA710
+
+
+# Error ID sent with PROCESSING_FAILURE when an N-SET names a step that is COMPLETED or
+# DISCONTINUED already: "Performed Procedure Step Object may no longer be updated" (PS3.4 F.7.2.2)
+ERROR_ID_NO_LONGER_UPDATABLE = 0xA710

@@ -13,6 +13,9 @@ from typing import Literal
 
 Severity = Literal["error", "warning", "information"]
 ReportKind = Literal["ct", "projection"]
+# where dose values were read from, most trusted first: an RDSR, a performed procedure step
+# (MPPS), the headers of the images
+SourceKind = Literal["rdsr", "mpps", "image-header"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Source:
     series_description: str | None = None
     modality: str | None = None  # of the object itself (SR for an RDSR)
     template: str | None = None  # "10011", "10001", or None for image headers
-    kind: Literal["rdsr", "image-header"] = "rdsr"
+    kind: SourceKind = "rdsr"
     content_datetime: datetime | None = None
     information_source: Coded | None = None  # 113854 Source of Dose Information
 
@@ -256,6 +259,7 @@ class ProjectionTotals:
     acquisition_time_s: float | None = None
     radiographic_frames: int | None = None
     reference_point_definition: Coded | None = None
+    entrance_exposure_mgy: float | None = None  # MPPS (0040,8302): for the whole step
 
 
 @dataclass(frozen=True)

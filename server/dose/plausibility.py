@@ -45,8 +45,9 @@ def _consistency(report: DoseReport, tolerance: Mapping[str, float]) -> Iterator
     """Totals against the sum of their events: DLP for CT, DAP per plane for projection."""
     relative = tolerance["relative"]
     totals = report.ct_totals
-    if totals is not None and totals.dlp_total_mgy_cm is not None and report.ct_events:
-        summed = sum(e.dlp_mgy_cm or 0.0 for e in report.ct_events)
+    dlps = [e.dlp_mgy_cm for e in report.ct_events if e.dlp_mgy_cm is not None]
+    if totals is not None and totals.dlp_total_mgy_cm is not None and dlps:  # MPPS events: no DLP
+        summed = sum(dlps)
         if _differs(summed, totals.dlp_total_mgy_cm, relative, tolerance["dlp_absolute_mgy_cm"]):
             yield Finding(
                 "ct_totals.dlp_total_mgy_cm",

@@ -544,6 +544,7 @@ def projection_summary(
             _integer(
                 "113731", "Total Number of Radiographic Frames" + label, t.radiographic_frames
             ),
+            _quantity("111636", "Entrance Exposure at RP" + label, t.entrance_exposure_mgy, "mGy"),
             _code_component(
                 "113780", "Reference Point Definition" + label, t.reference_point_definition
             ),
@@ -616,7 +617,7 @@ SOURCE_TAG = "https://kerma.example.org/fhir/CodeSystem/dose-source"
 
 
 def source_tag(kind: str) -> dict[str, Any]:
-    """meta.tag saying where a dose Observation came from: rdsr or image-header."""
+    """meta.tag saying where a dose Observation came from: rdsr, mpps or image-header."""
     return {"tag": [{"system": SOURCE_TAG, "code": kind}]}
 
 
@@ -803,7 +804,7 @@ def ct_summary(
             report, procedure_reported=Coded("SCT", "77477000", "Computed Tomography X-Ray")
         )
     resource = _summary_base(report, ctx, refs, events, sop_uids, previous)
-    dlp_total = round(sum(d for e in events if (d := component_value(e, "113838")) is not None), 4)
+    dlp_total = _ct_dlp_total(report, events, previous)
     ctdis = [
         c
         for e in events
@@ -822,10 +823,26 @@ def ct_summary(
         )
         if c is not None
     ]
+    dlp_text = f"{dlp_total:g} mGy.cm" if dlp_total is not None else "not reported"
     resource["valueString"] = (
-        f"CT Dose Length Product Total = {dlp_total:g} mGy.cm over {len(events)} irradiation events"
+        f"CT Dose Length Product Total = {dlp_text} over {len(events)} irradiation events"
     )
     return resource
+
+
+def _ct_dlp_total(
+    report: DoseReport, events: list[dict[str, Any]], previous: dict[str, Any] | None
+) -> float | None:
+    """The sum of the events' DLPs; without them (MPPS), the totals the reports stated."""
+    dlps = [d for e in events if (d := component_value(e, "113838")) is not None]
+    if dlps:
+        return round(sum(dlps), 4)
+    stated = [
+        report.ct_totals.dlp_total_mgy_cm if report.ct_totals else None,
+        component_value(previous or {}, "113813"),
+    ]
+    known = [v for v in stated if v is not None]
+    return round(sum(known), 4) if known else None
 
 
 def extend_scan_range(

@@ -126,8 +126,9 @@ class _Commit:
                     report.modality,
                     study=f"ImagingStudy/{study_stored.rid}",
                 )
-            if _source_kind(previous) == "rdsr" and report.source.kind == "image-header":
-                reason = "the study has a dose report (RDSR); its image headers add nothing"
+            stored_kind = _source_kind(previous) or "rdsr"
+            if _RANK[stored_kind] > _RANK[report.source.kind]:
+                reason = f"the study has dose values from {_NAMES[stored_kind]}; {_NAMES[report.source.kind]} add nothing"
                 return Result("skipped", self.name, report.modality, reason=reason)
         patient_ref = self._patient()
         study = mapping.imaging_study(
@@ -136,17 +137,14 @@ class _Commit:
         study_ref = self._save("ImagingStudy", study, study_stored)
         stored_events = self._events(study_ref) if study_stored is not None else []
         superseded: list[str] = []
-        if (
-            previous is not None
-            and _source_kind(previous) == "image-header"
-            and report.source.kind == "rdsr"
-        ):
-            # an RDSR supersedes what image headers said: their events go, the Provenance keeps both
+        replaced_kind = _source_kind(previous) if previous is not None else None
+        if previous is not None and _RANK[replaced_kind or "rdsr"] < _RANK[report.source.kind]:
+            # a better source supersedes: the old events go, the Provenance keeps both
             superseded = [f"Observation/{e['id']}" for e in stored_events]
             for event in stored_events:
                 self.service.delete_in(self.tx, "Observation", event["id"])
             stored_events = []
-            previous = {**previous, "component": []}  # header totals do not add to the RDSR's
+            previous = {**previous, "component": []}  # the old totals do not add to the new
         known = {_event_uid(e): e for e in stored_events}
         added, summary_device = self._add_events(patient_ref, study_ref, known)
         refs = mapping.Refs(patient_ref, summary_device, study_ref)
@@ -160,7 +158,7 @@ class _Commit:
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
         targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
-        self._provenance(report, targets, superseded)
+        self._provenance(report, targets, superseded, replaced_kind)
         return Result(
             "ingested", self.name, report.modality, events_added=len(added), study=study_ref
         )
@@ -314,14 +312,21 @@ class _Commit:
         resource["id"] = stored.rid
         return f"{rtype}/{stored.rid}"
 
-    def _provenance(self, report: DoseReport, targets: list[str], superseded: list[str]) -> None:
+    def _provenance(
+        self,
+        report: DoseReport,
+        targets: list[str],
+        superseded: list[str],
+        replaced_kind: str | None,
+    ) -> None:
         src = report.source
         provenance: dict[str, Any] = {
             "resourceType": "Provenance",
             "target": [{"reference": t} for t in targets],
             "recorded": instant(time.time()),
             "activity": {
-                "text": f"read from a {src.kind} ({'TID ' + src.template if src.template else 'image header'})"
+                "text": f"read from {_NAMES[src.kind]}"
+                + (f" (TID {src.template})" if src.template else "")
             },
             "agent": [{"who": {"display": "Kerma DICOM reader"}}],
             "entity": [
@@ -342,7 +347,7 @@ class _Commit:
                     "role": "removal",
                     "what": {
                         "reference": ref,
-                        "display": "event read from image headers, superseded by the RDSR",
+                        "display": f"event read from {_NAMES[replaced_kind or 'rdsr']}, superseded by {_NAMES[src.kind]}",
                     },
                 }
                 for ref in superseded
@@ -352,6 +357,15 @@ class _Commit:
                 {"text": f"{f.severity} {f.code} at {f.path}: {f.message}"} for f in report.findings
             ]
         self.service.create_in(self.tx, "Provenance", provenance, trusted=True)
+
+
+# which source of dose values wins when a study has several (see SourceKind)
+_RANK = {"rdsr": 3, "mpps": 2, "image-header": 1}
+_NAMES = {
+    "rdsr": "a dose report (RDSR)",
+    "mpps": "a performed procedure step (MPPS)",
+    "image-header": "image headers",
+}
 
 
 def _source_kind(summary: dict[str, Any]) -> str | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from server.files import write_durably
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,9 @@ class Quarantine:
         self.folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(data).hexdigest()[:16]
         target = self.folder / f"{digest}.dcm"
-        _write_synced(target, data)
+        write_durably(target, data)
         meta = {"name": name, "reason": reason, "received": time.time()}
-        _write_synced(target.with_suffix(".json"), json.dumps(meta).encode())
+        write_durably(target.with_suffix(".json"), json.dumps(meta).encode())
         return target
 
     def items(self) -> list[Quarantined]:
@@ -47,12 +48,3 @@ class Quarantine:
         """Forget an object that has now been read."""
         item.path.unlink(missing_ok=True)
         item.path.with_suffix(".json").unlink(missing_ok=True)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".part")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

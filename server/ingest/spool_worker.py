@@ -181,4 +181,3 @@ def _run_child(settings: Settings, parent: int, wake: _Event, stopping: _Event) 
         worker.run(stop_when=lambda: os.getppid() != parent)  # the server was killed
     finally:
         store.close()
-        spool.close()

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from pydicom import Dataset, dcmread
 from pynetdicom import AE
@@ -15,6 +17,7 @@ from pynetdicom.association import Association
 from server.config import Settings
 from server.dicom.scp import storage_classes
 from server.dicom.transport import NO_DELAY
+from server.fhir import FhirService
 from server.network import DicomListener, start_dicom
 from server.store.port import Store
 
@@ -66,3 +69,14 @@ def wait_until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
 
 def read(path: Path) -> Dataset:
     return dcmread(path)
+
+
+def summary_of(service: FhirService, study_uid: str) -> dict[str, Any]:
+    """The Radiation Dose Summary of the study with this UID."""
+    study = service.search("ImagingStudy", [("identifier", f"urn:dicom:uid|urn:oid:{study_uid}")])
+    assert study.total == 1
+    found = service.search(
+        "Observation",
+        [("part-of", f"ImagingStudy/{study.matches[0].rid}"), ("code", "http://loinc.org|73569-6")],
+    )
+    return orjson.loads(found.matches[0].body or b"")  # type: ignore[no-any-return]

@@ -8,7 +8,6 @@ import shutil
 from dataclasses import replace
 from typing import Any
 
-import orjson
 import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
@@ -21,19 +20,9 @@ from server.dicom.transport import NO_DELAY
 from server.fhir import FhirService
 from server.network import DicomListener, start_dicom
 from server.store.port import Store
-from tests.dicom.conftest import CORPUS, SIEMENS_CT, Connect, wait_until
+from tests.dicom.conftest import CORPUS, SIEMENS_CT, Connect, summary_of, wait_until
 
 CT_RDSR = "1.2.840.10008.5.1.4.1.1.88.67"
-
-
-def _summary(service: FhirService, study_uid: str) -> dict[str, Any]:
-    study = service.search("ImagingStudy", [("identifier", f"urn:dicom:uid|urn:oid:{study_uid}")])
-    assert study.total == 1
-    found = service.search(
-        "Observation",
-        [("part-of", f"ImagingStudy/{study.matches[0].rid}"), ("code", "http://loinc.org|73569-6")],
-    )
-    return orjson.loads(found.matches[0].body or b"")
 
 
 def _component(resource: dict[str, Any], code: str) -> dict[str, Any]:
@@ -61,7 +50,7 @@ def test_a_stored_rdsr_is_spooled_then_becomes_a_dose_report(
 
     assert listener.worker.drain() == 1
     assert listener.spool.pending() == []
-    dlp_total = _component(_summary(service, ds.StudyInstanceUID), "113813")
+    dlp_total = _component(summary_of(service, ds.StudyInstanceUID), "113813")
     assert dlp_total["valueQuantity"]["value"] == pytest.approx(724.52, abs=0.005)
     assert dlp_total["valueQuantity"]["code"] == "mGy.cm"
 
@@ -92,7 +81,7 @@ def test_compressed_and_deflated_objects_are_accepted_as_sent(
     assert assoc.send_c_store(ds).Status == Status.SUCCESS
     assoc.release()
     wait_until(lambda: listener.spool.pending() == [])
-    assert _summary(service, ds.StudyInstanceUID)["meta"]["tag"][0]["code"] == "image-header"
+    assert summary_of(service, ds.StudyInstanceUID)["meta"]["tag"][0]["code"] == "image-header"
 
 
 def test_spool_failure_answers_out_of_resources_and_never_success(

@@ -1,0 +1,32 @@
+"""Writing files that must survive a crash or a power cut once we have said they are kept."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically and fsync both the file and its directory entry.
+
+    Readers see the old file or the new one, never half of one; a `.part` file left by a
+    crash was never acknowledged to anyone. Raises OSError when the disk refuses.
+    """
+    part = path.with_name(path.name + ".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        part.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(part, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
