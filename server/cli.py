@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,18 @@ def serve() -> None:
 
     from server.app import create_app
     from server.logs import configure, log_event
-    from server.network import start_dicom
+    from server.network import PacsSchedule, start_dicom
 
     settings = _settings()
     configure(settings.log_level)
     app = create_app(settings)
     store = app.extensions["kerma.store"]
     dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
+    schedule = None
+    if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and dicom is not None:
+        # what it retrieves is stored by the DICOM listener's spool worker
+        schedule = PacsSchedule(settings, store, dicom.worker.notify)
+        schedule.start()
     log_event(
         logging.getLogger("kerma"),
         "serving",
@@ -61,6 +67,8 @@ def serve() -> None:
             ident="kerma",
         )
     finally:
+        if schedule is not None:
+            schedule.stop()
         if dicom is not None:
             dicom.stop()
 
@@ -213,6 +221,72 @@ def facts_rebuild() -> None:
     studies = rebuild(build_service(store, settings), unit_table())
     store.close()
     click.echo(f"dose facts rebuilt for {studies} studies")
+
+
+@main.group()
+def pacs() -> None:
+    """Query/retrieve from the PACS in KERMA_PACS_AE_TITLE / _HOST / _PORT."""
+
+
+@pacs.command("pull")
+@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d"]), help="first study date")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="last study date (default: open)")
+@click.option("--modality", "modalities", default="", help="e.g. CT,XA (default: every modality)")
+@click.option("--limit", type=int, help="at most this many studies (a trial run)")
+def pacs_pull(since: datetime, until: datetime | None, modalities: str, limit: int | None) -> None:
+    """Fetch the dose objects of studies in a date window: RDSRs, else dose screens and image
+    headers. Studies with an RDSR here, and studies unchanged since the last pull, are skipped;
+    an interrupted pull resumes where it stopped."""
+    from server.dicom.pacs import Pacs, PacsError
+    from server.dicom.spool import Spool
+    from server.fhir import build_service
+    from server.ingest import build_ingestor
+    from server.ingest.pull import PullState, matching_studies, pacs_config, pull
+    from server.ingest.spool_worker import SpoolWorker
+    from server.store import open_store
+
+    settings = _settings()
+    try:
+        config = pacs_config(settings)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    store = open_store(settings)
+    spool = Spool(settings.spool_dir)
+    state = PullState(settings.data_dir / "pacs" / "pulled.json")
+    wanted = tuple(m.strip().upper() for m in modalities.split(",") if m.strip())
+    tally: Counter[str] = Counter()
+    try:
+        with Pacs(config, spool, lambda: None) as pacs_:
+            studies = matching_studies(
+                pacs_, since.date(), until.date() if until else None, wanted
+            )[:limit]
+            service = build_service(store, settings)
+            with click.progressbar(
+                length=len(studies), label="pulling", file=sys.stderr, show_pos=True
+            ) as bar:
+                for outcome in pull(pacs_, studies, state, service):
+                    tally[outcome.status] += 1
+                    tally["objects"] += outcome.objects
+                    tally["failed"] += outcome.failed
+                    bar.update(1)
+    except PacsError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(
+        f"{tally['pulled']} studies pulled ({tally['objects']} objects, {tally['failed']} failed), "
+        f"{tally['complete']} complete already, {tally['unchanged']} unchanged since the last pull"
+    )
+    if config.retrieve == "move":
+        click.echo("objects were sent to the running `kerma serve`, which stores them")
+    else:
+        worker = SpoolWorker(spool, build_ingestor(store, settings), store.ping)
+        stored = worker.drain_unless_busy()
+        click.echo(
+            "the running `kerma serve` stores them"
+            if stored is None
+            else f"{stored} objects stored"
+        )
+    store.close()
+    sys.exit(1 if tally["failed"] else 0)
 
 
 @main.group()

@@ -29,6 +29,14 @@ class Settings:
     hl7_port: int = 2575
     ae_title: str = "KERMA"
     # Time zone of DICOM times that carry no offset (IANA name, e.g. Europe/Berlin).
+    # The PACS Kerma pulls dose objects from (empty AE title: none); "get" or "move" retrieves.
+    pacs_ae_title: str = ""
+    pacs_host: str = "127.0.0.1"
+    pacs_port: int = 104
+    pacs_retrieve: str = "get"
+    # `kerma serve` pulls the last pacs_pull_days days every pacs_pull_minutes (0: never).
+    pacs_pull_minutes: int = 0
+    pacs_pull_days: int = 2
     timezone: str = "UTC"
     # FHIR identifier system of the local patient ID (0010,0020); an issuer (0010,0021) is appended.
     patient_id_system: str = "urn:kerma:patient-id"

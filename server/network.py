@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import orjson
 from pynetdicom.transport import ThreadedAssociationServer
@@ -12,10 +16,12 @@ from server.config import Settings
 from server.dicom import mpps_scp
 from server.dicom.access import AE_TITLE_SYSTEM, CallingAeTitles
 from server.dicom.mpps_scp import MppsSteps
+from server.dicom.pacs import Pacs, PacsError
 from server.dicom.scp import ScpConfig, start_scp
 from server.dicom.spool import Spool
 from server.fhir import FhirService, build_service
 from server.ingest import build_ingestor
+from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import SpoolProcess, SpoolWorker
 from server.logs import log_event
 from server.store.port import Store
@@ -86,3 +92,45 @@ def registered_ae_titles(service: FhirService) -> set[str]:
             if i.get("system") == AE_TITLE_SYSTEM and i.get("value")
         )
     return titles
+
+
+class PacsSchedule:
+    """`kerma serve`'s periodic pull: every KERMA_PACS_PULL_MINUTES, the last
+    KERMA_PACS_PULL_DAYS days; what it retrieves goes through the spool like any C-STORE."""
+
+    def __init__(self, settings: Settings, store: Store, received: Callable[[], None]) -> None:
+        self._settings = settings
+        self._store = store
+        self._received = received
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kerma-pacs-pull", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        interval = self._settings.pacs_pull_minutes * 60
+        while not self._stopping.wait(interval):
+            try:
+                self.pull_once()
+            except (PacsError, OSError) as e:  # the PACS is down: try again next time
+                log_event(log, "pacs-pull-failed", error=e)
+
+    def pull_once(self) -> Counter[str]:
+        settings = self._settings
+        since = date.today() - timedelta(days=settings.pacs_pull_days)
+        state = PullState(settings.data_dir / "pacs" / "pulled.json")
+        service = build_service(self._store, settings)
+        tally: Counter[str] = Counter()
+        spool = Spool(settings.spool_dir)
+        with Pacs(pacs_config(settings), spool, self._received) as pacs:
+            studies = matching_studies(pacs, since, None, ())
+            for outcome in pull(pacs, studies, state, service):
+                tally[outcome.status] += 1
+                tally["objects"] += outcome.objects
+        log_event(log, "pacs-pulled", since=since, **tally)
+        return tally

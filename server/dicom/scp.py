@@ -62,7 +62,7 @@ def start_scp(
         ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)
     ae.add_supported_context(MPPS)
     handlers: list[tuple[evt.EventType, Callable[..., object], list[object]]] = [
-        (evt.EVT_C_STORE, _handle_store, [spool, received]),
+        (evt.EVT_C_STORE, handle_store, [spool, received]),
         (evt.EVT_REQUESTED, _handle_requested, [calling]),
         *(extra_handlers or []),
     ]
@@ -71,7 +71,7 @@ def start_scp(
     )
 
 
-def _handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> int:
+def handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> int:
     meta = event.file_meta
     meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
     data = b"".join((b"\x00" * 128, b"DICM", encode_file_meta(meta), event.encoded_dataset(False)))

@@ -20,7 +20,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from server.config import Settings
 from server.dicom.spool import Spool
@@ -80,16 +80,18 @@ class SpoolWorker:
             return self._stopping.is_set() or stop_when()
 
         with open(self._spool.folder / ".lock", "a") as lock:
-            while not stopping():
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:  # another worker (an orphan finishing) has the spool
-                    self._stopping.wait(_IDLE_SECONDS)
+            while not stopping() and not _locked(lock):
+                # another worker (an orphan finishing) has the spool
+                self._stopping.wait(_IDLE_SECONDS)
             while not stopping():
                 self._wake.clear()
                 self.drain(stopping)
                 self._wake.wait(_IDLE_SECONDS)
+
+    def drain_unless_busy(self) -> int | None:
+        """Drain now, unless another worker has the spool (None: that one stores it all)."""
+        with open(self._spool.folder / ".lock", "a") as lock:
+            return self.drain() if _locked(lock) else None
 
     def drain(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Process everything spooled now; returns how many objects left the spool."""
@@ -139,6 +141,14 @@ class SpoolWorker:
         except Exception:  # whatever the driver raises: the store is not there
             return False
         return True
+
+
+def _locked(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class SpoolProcess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -17,9 +18,11 @@ from pynetdicom.association import Association
 from server.config import Settings
 from server.dicom.scp import storage_classes
 from server.dicom.transport import NO_DELAY
-from server.fhir import FhirService
+from server.fhir import FhirService, build_service
+from server.ingest import Quarantine, build_ingestor
 from server.network import DicomListener, start_dicom
 from server.store.port import Store
+from server.store.sqlite import SqliteStore
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"
 SIEMENS_CT = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
@@ -80,3 +83,48 @@ def summary_of(service: FhirService, study_uid: str) -> dict[str, Any]:
         [("part-of", f"ImagingStudy/{study.matches[0].rid}"), ("code", "http://loinc.org|73569-6")],
     )
     return orjson.loads(found.matches[0].body or b"")  # type: ignore[no-any-return]
+
+
+DoseReports = dict[str, tuple[frozenset[str], int]]
+
+
+def dose_reports(service: FhirService) -> DoseReports:
+    """Per study: the SOP Instance UIDs its dose summary was read from, and its event count."""
+    found: DoseReports = {}
+    for stored in service.search("Observation", [("code", "73569-6"), ("_count", "1000")]).matches:
+        summary = orjson.loads(stored.body or b"")
+        study_ref = summary["partOf"][0]["reference"]
+        events = service.search("Observation", [("part-of", study_ref), ("code", "113852")]).total
+        study = orjson.loads(service.read(*study_ref.split("/")).body or b"")
+        uids = frozenset(i["value"] for i in summary["identifier"])
+        found[str(study["identifier"][0]["value"])] = (uids, events or 0)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def echo(port: int, called: str = "KERMA") -> bool:
+    """Whether a DICOM peer answers C-ECHO (it is up)."""
+    ae = AE(ae_title="PROBE")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    if not assoc.is_established:
+        return False
+    assoc.release()
+    return True
+
+
+def ingest_directly(paths: list[Path], data_dir: Path) -> tuple[DoseReports, list[str]]:
+    """What reading the files from disk gives: dose reports, names quarantined."""
+    settings = Settings(data_dir=data_dir)
+    store = SqliteStore(settings.sqlite_path)
+    ingestor = build_ingestor(store, settings)
+    for path in paths:
+        ingestor.ingest_file(path)
+    reports = dose_reports(build_service(store))
+    store.close()
+    return reports, [q.name for q in Quarantine(settings.quarantine_dir).items()]

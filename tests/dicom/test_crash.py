@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
 from server.fhir import build_service
 from server.store.sqlite import SqliteStore
-from tests.dicom.conftest import CORPUS, wait_until
+from tests.dicom.conftest import CORPUS, echo, free_port, wait_until
 
 OBJECTS = 500
 KILL_AFTER = 200
@@ -28,40 +27,24 @@ RDSR = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
 RDSR_CLASS = "1.2.840.10008.5.1.4.1.1.88.67"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _kerma_serve(data_dir: Path, dicom_port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "KERMA_DATA_DIR": str(data_dir),
-        "KERMA_HTTP_PORT": str(_free_port()),
+        "KERMA_HTTP_PORT": str(free_port()),
         "KERMA_DICOM_PORT": str(dicom_port),
         "KERMA_LOG_LEVEL": "WARNING",
     }
     kerma = Path(sys.executable).parent / "kerma"
     process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: _echo(dicom_port), seconds=30)
+        wait_until(lambda: echo(dicom_port), seconds=30)
         yield process
     finally:
         if process.poll() is None:
             process.terminate()
         process.wait(30)
-
-
-def _echo(port: int) -> bool:
-    ae = AE(ae_title="PROBE")
-    ae.add_requested_context("1.2.840.10008.1.1")
-    assoc = ae.associate("127.0.0.1", port, ae_title="KERMA")
-    if not assoc.is_established:
-        return False
-    assoc.release()
-    return True
 
 
 def _objects() -> Iterator[pydicom.Dataset]:
@@ -74,7 +57,7 @@ def _objects() -> Iterator[pydicom.Dataset]:
 
 
 def test_every_acknowledged_object_survives_kill_9(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     acknowledged: list[str] = []
     with _kerma_serve(tmp_path, port) as server:
         ae = AE(ae_title="MODALITY")
