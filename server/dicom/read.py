@@ -18,7 +18,16 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sr.codedict import codes
 
-from server.dicom import fast_sr, header, image_header, mpps, rdsr_ct, rdsr_projection, vendor
+from server.dicom import (
+    dose_info,
+    fast_sr,
+    header,
+    image_header,
+    mpps,
+    rdsr_ct,
+    rdsr_projection,
+    vendor,
+)
 from server.dicom.sr import Item
 from server.dose import plausibility
 from server.dose.model import Coded, DoseReport, Equipment, Finding
@@ -124,6 +133,8 @@ def _dispatch(ds: Dataset, units: UnitTable, content: Content) -> Outcome:
         return _structured_report(ds, sop_class, units, content)
     if modality in NO_XRAY_MODALITIES:
         return Skipped(f"{NO_XRAY_MODALITIES[modality]}: carries no X-ray dose", uid)
+    if sop_class.startswith(SECONDARY_CAPTURE) and dose_info.has_dose_tags(ds):
+        return Read(dose_info.dose_info_report(ds, units))
     if sop_class.startswith(SECONDARY_CAPTURE):
         return Skipped(
             "secondary capture (a dose screen?): reading dose screens (OCR) is not supported yet",

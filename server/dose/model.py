@@ -13,9 +13,9 @@ from typing import Literal
 
 Severity = Literal["error", "warning", "information"]
 ReportKind = Literal["ct", "projection"]
-# where dose values were read from, most trusted first: an RDSR, a performed procedure step
-# (MPPS), the headers of the images
-SourceKind = Literal["rdsr", "mpps", "image-header"]
+# where dose values were read from: an RDSR; the dose attributes of a dose screen (Philips
+# "Dose Info"); a performed procedure step (MPPS); a dose screen read by OCR; image headers
+SourceKind = Literal["rdsr", "dose-info", "mpps", "ocr", "image-header"]
 
 
 @dataclass(frozen=True)

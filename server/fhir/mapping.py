@@ -617,7 +617,7 @@ SOURCE_TAG = "https://kerma.example.org/fhir/CodeSystem/dose-source"
 
 
 def source_tag(kind: str) -> dict[str, Any]:
-    """meta.tag saying where a dose Observation came from: rdsr, mpps or image-header."""
+    """meta.tag saying where a dose Observation came from (SourceKind: rdsr, mpps, ocr...)."""
     return {"tag": [{"system": SOURCE_TAG, "code": kind}]}
 
 
@@ -833,7 +833,11 @@ def ct_summary(
 def _ct_dlp_total(
     report: DoseReport, events: list[dict[str, Any]], previous: dict[str, Any] | None
 ) -> float | None:
-    """The sum of the events' DLPs; without them (MPPS), the totals the reports stated."""
+    """The study's DLP total: as its one report states it; over several reports (continued
+    RDSRs), the sum of all their events; without event DLPs (MPPS), the stated totals summed."""
+    stated_alone = report.ct_totals.dlp_total_mgy_cm if report.ct_totals else None
+    if stated_alone is not None and not (previous or {}).get("component"):
+        return stated_alone
     dlps = [d for e in events if (d := component_value(e, "113838")) is not None]
     if dlps:
         return round(sum(dlps), 4)

@@ -359,11 +359,14 @@ class _Commit:
         self.service.create_in(self.tx, "Provenance", provenance, trusted=True)
 
 
-# which source of dose values wins when a study has several (see SourceKind)
-_RANK = {"rdsr": 3, "mpps": 2, "image-header": 1}
+# which source of dose values wins when a study has several (see SourceKind): machine-written
+# values before OCR, summaries with DLPs before image headers
+_RANK = {"rdsr": 5, "dose-info": 4, "mpps": 3, "ocr": 2, "image-header": 1}
 _NAMES = {
     "rdsr": "a dose report (RDSR)",
+    "dose-info": "the dose attributes of a dose screen",
     "mpps": "a performed procedure step (MPPS)",
+    "ocr": "a dose screen read by OCR",
     "image-header": "image headers",
 }
 

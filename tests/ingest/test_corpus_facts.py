@@ -39,9 +39,7 @@ DOSE_FILES = (
     "DX-Im", "MG-Im", "CT-SC",
 )  # fmt: skip
 # Whole files that other issues read.
-FILE_ELSEWHERE = {
-    "CT-SC-Philips_Brilliance16P.dcm": "a Philips dose-info secondary capture: dose screens are read by OCR, issue 4",
-}
+FILE_ELSEWHERE: dict[str, str] = {}
 UNITS = unit_table()
 THEIR_UNITS = {
     "Gy·m²": "Gy.m2",
