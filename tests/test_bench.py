@@ -43,6 +43,14 @@ def test_cstore_bench_runs(tmp_path: Path) -> None:
     assert "storescu -> storescp, 1 association" in out
 
 
+def test_ocr_bench_runs(tmp_path: Path) -> None:
+    out = _run(
+        "ocr.py",
+        *("--exams", "1", "--sizes", "512", "--degradations", "clean", "--dir", str(tmp_path)),
+    )
+    assert "all/clean" in out and "4 pages" in out
+
+
 def test_generated_resources_are_valid_fhir() -> None:
     """The bench loads generated resources as trusted; this is where they are validated."""
     sys.path.insert(0, str(BENCH))

@@ -24,8 +24,10 @@ from server.dicom import (
     header,
     image_header,
     mpps,
+    ocr,
     rdsr_ct,
     rdsr_projection,
+    screens,
     vendor,
 )
 from server.dicom.sr import Item
@@ -87,7 +89,7 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
     except Exception as e:  # pydicom raises many types on damaged files
         return Unreadable(f"cannot parse DICOM: {type(e).__name__}: {e}")
     try:
-        outcome = _dispatch(ds, units, content)
+        outcome = _dispatch(ds, units, content, raw)
     except Exception as e:  # a damaged element found late (e.g. a broken sequence)
         return Unreadable(f"cannot read DICOM content: {type(e).__name__}: {e}")
     if isinstance(outcome, Read):
@@ -120,7 +122,7 @@ def _root_item(ds: Dataset, content: Content) -> Item:
     return replace(root, children=children, _index={})
 
 
-def _dispatch(ds: Dataset, units: UnitTable, content: Content) -> Outcome:
+def _dispatch(ds: Dataset, units: UnitTable, content: Content, raw: bytes) -> Outcome:
     sop_class = str(ds.get("SOPClassUID", ""))
     uid = str(ds.get("SOPInstanceUID", "")) or None
     modality = str(ds.get("Modality", ""))
@@ -135,6 +137,9 @@ def _dispatch(ds: Dataset, units: UnitTable, content: Content) -> Outcome:
         return Skipped(f"{NO_XRAY_MODALITIES[modality]}: carries no X-ray dose", uid)
     if sop_class.startswith(SECONDARY_CAPTURE) and dose_info.has_dose_tags(ds):
         return Read(dose_info.dose_info_report(ds, units))
+    if sop_class.startswith(SECONDARY_CAPTURE) and modality == "CT" and screens.is_dose_screen(ds):
+        report = ocr.screen_report(pydicom.dcmread(io.BytesIO(raw)), units)  # pixels now
+        return Read(report) if not isinstance(report, str) else Skipped(report, uid)
     if sop_class.startswith(SECONDARY_CAPTURE):
         return Skipped(
             "secondary capture (a dose screen?): reading dose screens (OCR) is not supported yet",

@@ -272,7 +272,7 @@ class MammographyTotal:
 
 @dataclass(frozen=True)
 class DoseReport:
-    """One dose report: a CT or projection X-ray RDSR, or what image headers say."""
+    """One dose report: from an RDSR, an MPPS, a dose screen or image headers."""
 
     kind: ReportKind
     source: Source
@@ -290,7 +290,14 @@ class DoseReport:
     projection_events: tuple[ProjectionEvent, ...] = ()
     authorizing_person: str | None = None
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    # values read by OCR: (path, e.g. "ct_events[2].dlp_mgy_cm", confidence 0..1)
+    confidences: tuple[tuple[str, float], ...] = ()
 
     @property
     def modality(self) -> str:
         return self.equipment.modality or ("CT" if self.kind == "ct" else "DX")
+
+    @property
+    def needs_review(self) -> bool:
+        """Read by OCR with doubts: kept as preliminary until someone confirms the values."""
+        return self.source.kind == "ocr" and any(f.severity != "information" for f in self.findings)

@@ -1018,3 +1018,33 @@ def _merge_by_value(
 ) -> list[dict[str, Any]]:
     values = {i.get("value") for i in existing}
     return [*existing, *(i for i in new if i.get("value") not in values)]
+
+
+OCR_CONFIDENCE_URL = "https://kerma.example.org/fhir/StructureDefinition/ocr-confidence"
+# the component each value read by OCR is mapped to (DoseReport.confidences paths)
+_OCR_COMPONENTS = {
+    "ctdivol_mgy": "113830",
+    "dlp_mgy_cm": "113838",
+    "kvp_kv": "113733",
+    "tube_current_ma": "113734",
+    "dlp_total_mgy_cm": "113813",
+}
+
+
+def mark_reading(resource: dict[str, Any], report: DoseReport, prefix: str) -> dict[str, Any]:
+    """A resource of an OCR report: how sure the reading is of each value (an extension on its
+    component), and `preliminary` while doubts wait for review."""
+    confidences = {
+        _OCR_COMPONENTS[path.removeprefix(prefix)]: c
+        for path, c in report.confidences
+        if path.startswith(prefix) and path.removeprefix(prefix) in _OCR_COMPONENTS
+    }
+    for component in resource.get("component", []):
+        confidence = confidences.get(component["code"]["coding"][0]["code"])
+        if confidence is not None:
+            component["extension"] = [
+                {"url": OCR_CONFIDENCE_URL, "valueDecimal": round(confidence, 2)}
+            ]
+    if report.needs_review:
+        resource["status"] = "preliminary"
+    return resource

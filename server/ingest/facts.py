@@ -47,7 +47,10 @@ def study_facts(
     measurements: dict[str, float],
     units: UnitTable,
 ) -> list[DoseFact]:
-    """The study's rows: one per event, one for the study total."""
+    """The study's rows: one per event, one for the study total; none while the summary is
+    preliminary (OCR values waiting for review are no fact for statistics)."""
+    if summary.get("status") == "preliminary":
+        return []
     study_uid = str(study["identifier"][0]["value"]).removeprefix("urn:oid:")
     modality = next((m["code"] for m in study.get("modality", []) if m["code"] != "SR"), "")
     common: dict[str, Any] = {

@@ -154,6 +154,7 @@ class _Commit:
         sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
         build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
         summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
+        summary = mapping.mark_reading(summary, report, "ct_totals.")
         summary_ref = self._save("Observation", summary, summary_stored)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
@@ -220,6 +221,8 @@ class _Commit:
             refs = mapping.Refs(patient_ref, device_ref, study_ref)
             if isinstance(event, CtEvent):
                 resource = mapping.ct_event(event, report, self.ctx, refs)
+                index = report.ct_events.index(event)
+                resource = mapping.mark_reading(resource, report, f"ct_events[{index}].")
             else:
                 resource = mapping.projection_event(event, report, self.ctx, refs)
             added.append(

@@ -11,7 +11,6 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ import orjson
 
 from server.config import Settings
 from server.dicom.pacs import Pacs, PacsConfig, SeriesHit, StudyHit
+from server.dicom.screens import is_dose_screen_series
 from server.fhir import FhirService
 from server.fhir.mapping import SOURCE_TAG
 from server.files import write_durably
-from server.mappings import read_yaml
 
 RDSR_CLASSES = ("1.2.840.10008.5.1.4.1.1.88.67", "1.2.840.10008.5.1.4.1.1.88.76")
 # SR classes that sometimes hold a dose report (GE's "ESR" is an Enhanced SR)
@@ -129,23 +128,12 @@ def choose(pacs: Pacs, study_uid: str) -> list[tuple[SeriesHit, str | None]]:
     if reports:
         return reports
     for s in series:
-        if dose_screen(s.description) or s.modality in PROJECTION_MODALITIES:
+        if is_dose_screen_series(s.description) or s.modality in PROJECTION_MODALITIES:
             maybe.append((s, None))
         elif s.modality == "CT":
             uids = [uid for uid, _ in pacs.instances(study_uid, s.series_uid)]
             maybe += [(s, uid) for uid in dict.fromkeys(uids[:1] + uids[-1:])]
     return maybe
-
-
-def dose_screen(description: str) -> bool:
-    lowered = description.lower()
-    return any(d in lowered for d in _screens()["series_descriptions"])
-
-
-@functools.cache
-def _screens() -> dict[str, list[str]]:
-    table = read_yaml("dicom/dose_screens.yaml")
-    return {"series_descriptions": [d.lower() for d in table["series_descriptions"]]}
 
 
 def has_rdsr(service: FhirService, study_uid: str) -> bool:
