@@ -33,19 +33,21 @@ def main() -> None:
 
 @main.command()
 def serve() -> None:
-    """Run the HTTP server (FHIR REST at /fhir) on KERMA_HTTP_HOST:KERMA_HTTP_PORT and the DICOM
-    listener on KERMA_DICOM_HOST:KERMA_DICOM_PORT (0 disables it)."""
+    """Run the HTTP server (FHIR REST at /fhir) on KERMA_HTTP_HOST:KERMA_HTTP_PORT, the DICOM
+    listener on KERMA_DICOM_HOST:KERMA_DICOM_PORT and the HL7 MLLP listener on
+    KERMA_HL7_HOST:KERMA_HL7_PORT (port 0 disables a listener)."""
     import waitress
 
     from server.app import create_app
     from server.logs import configure, log_event
-    from server.network import PacsSchedule, start_dicom
+    from server.network import PacsSchedule, start_dicom, start_hl7
 
     settings = _settings()
     configure(settings.log_level)
     app = create_app(settings)
     store = app.extensions["kerma.store"]
     dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
+    hl7 = start_hl7(settings, store) if settings.hl7_port else None
     schedule = None
     if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and dicom is not None:
         # what it retrieves is stored by the DICOM listener's spool worker
@@ -71,6 +73,8 @@ def serve() -> None:
             schedule.stop()
         if dicom is not None:
             dicom.stop()
+        if hl7 is not None:
+            hl7.stop()
 
 
 @main.group()
@@ -201,6 +205,65 @@ def _print_tally(tally: Counter[tuple[str, str]], files: int, seconds: float) ->
         click.echo(f"{modality:10}" + "".join(f"{tally[(modality, s)]:>12}" for s in statuses))
     rate = files / seconds if seconds else 0.0
     click.echo(f"{files} files in {seconds:.1f} s ({rate:.1f} files/s)")
+
+
+@main.group()
+def hl7() -> None:
+    """HL7 v2: send messages to a listener, or apply files directly."""
+
+
+@hl7.command("send")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default=None, help="default: KERMA_HL7_HOST")
+@click.option("--port", type=int, default=None, help="default: KERMA_HL7_PORT")
+def hl7_send(paths: tuple[Path, ...], host: str | None, port: int | None) -> None:
+    """Send every message of the files over MLLP (one connection) and print each ACK."""
+    from hl7.client import MLLPClient
+
+    from server.hl7.files import messages_in
+
+    settings = _settings()
+    with MLLPClient(host or settings.hl7_host, port or settings.hl7_port) as client:
+        answers = [
+            (path, client.send_message(message))
+            for path in paths
+            for message in messages_in(path.read_bytes())
+        ]
+    _print_acks(answers)
+
+
+@hl7.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def hl7_import(paths: tuple[Path, ...]) -> None:
+    """Apply every message of the files (single messages or FHS/BHS batches) as if received."""
+    from server.hl7 import build_handler
+    from server.hl7.files import messages_in
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    handler = build_handler(store, settings)
+    answers = [
+        (path, handler.handle(message))
+        for path in paths
+        for message in messages_in(path.read_bytes())
+    ]
+    store.close()
+    _print_acks(answers)
+
+
+def _print_acks(answers: list[tuple[Path, bytes]]) -> None:
+    """One line per message: file, MSA-1, MSA-3; exit 1 unless every one was AA."""
+    codes = []
+    for path, answer in answers:
+        segments = answer.strip(b"\x0b\x1c\r").split(b"\r")
+        msa = next(
+            (s.decode(errors="replace").split("|") for s in segments if s.startswith(b"MSA")), []
+        )
+        code, text = [*msa, "", "", ""][1:4:2]
+        codes.append(code)
+        click.echo(f"{path.name}\t{code or '?'}\t{text}")
+    sys.exit(0 if codes and all(c == "AA" for c in codes) else 1)
 
 
 @main.group()

@@ -26,6 +26,7 @@ class Settings:
     dicom_port: int = 11112
     # "*" = any calling AE; else comma-separated titles, plus devices registered over the API.
     dicom_allowed_aes: str = "*"
+    hl7_host: str = "127.0.0.1"
     hl7_port: int = 2575
     ae_title: str = "KERMA"
     # Time zone of DICOM times that carry no offset (IANA name, e.g. Europe/Berlin).
@@ -40,6 +41,9 @@ class Settings:
     timezone: str = "UTC"
     # FHIR identifier system of the local patient ID (0010,0020); an issuer (0010,0021) is appended.
     patient_id_system: str = "urn:kerma:patient-id"
+    # Issuer assumed for DICOM objects that name none: the HIS's assigning authority (PID-3.4)
+    # of the same IDs, so ADT messages find the patients DICOM created.
+    patient_id_issuer: str = ""
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.
     base_url: str = ""

@@ -1,4 +1,5 @@
-"""The listeners `kerma serve` runs beside HTTP: the DICOM SCP and the spool worker behind it."""
+"""The listeners `kerma serve` runs beside HTTP: the DICOM SCP and the spool worker behind it,
+and the HL7 MLLP listener."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from server.dicom.pacs import Pacs, PacsError
 from server.dicom.scp import ScpConfig, start_scp
 from server.dicom.spool import Spool
 from server.fhir import FhirService, build_service
+from server.hl7 import build_handler
+from server.hl7.listener import Hl7Listener
 from server.ingest import build_ingestor
 from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import SpoolProcess, SpoolWorker
@@ -74,6 +77,21 @@ def start_dicom(settings: Settings, store: Store, worker_process: bool = False) 
         address=f"{settings.dicom_host}:{listener.port}",
         allowed_aes=settings.dicom_allowed_aes or "registered devices",
         spooled=len(spool.pending()),
+    )
+    return listener
+
+
+def start_hl7(settings: Settings, store: Store) -> Hl7Listener:
+    """Apply what an earlier run kept but did not apply, then listen on KERMA_HL7_PORT."""
+    handler = build_handler(store, settings)
+    replayed = handler.replay()
+    listener = Hl7Listener(handler.handle, settings.hl7_host, settings.hl7_port, settings.ae_title)
+    listener.start()
+    log_event(
+        logging.getLogger("kerma.hl7"),
+        "hl7-listening",
+        address=f"{settings.hl7_host}:{listener.port}",
+        replayed=replayed,
     )
     return listener
 

@@ -95,6 +95,16 @@ def build() -> dict[str, Any]:
     }
     for rtype in registry.resource_types():
         paths.update(_type_paths(rtype))
+    paths["/fhir/Patient/{id}/$unmerge"] = {
+        "post": _op(
+            "patient-unmerge",
+            "Undo the last merge of this Patient (role admin): what the merge moved goes back "
+            "to it, it is active again; returns the Provenance of the undo",
+            params=[_RID],
+            tag="Patient",
+            extra={"404": _outcome(), "409": _outcome()},
+        )
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -133,13 +143,16 @@ def build() -> dict[str, Any]:
     }
 
 
+_RID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
+}
+
+
 def _type_paths(rtype: str) -> dict[str, Any]:
-    rid = {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
-    }
+    rid = _RID
     vid = {"name": "vid", "in": "path", "required": True, "schema": {"type": "string"}}
     search_params = [_search_param(p) for p in registry.params(rtype).values()] + _RESULT_PARAMS
     write_errors = {

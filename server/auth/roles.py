@@ -20,6 +20,7 @@ class Role:
     read: frozenset[str]
     write: frozenset[str]
     delete: frozenset[str]
+    operations: frozenset[str] = frozenset()
     manage_users: bool = False
     own_devices_only: bool = False
 
@@ -38,6 +39,7 @@ def roles() -> dict[str, Role]:
             read=frozenset(spec.get("read", [])),
             write=frozenset(spec.get("write", [])),
             delete=frozenset(spec.get("delete", [])),
+            operations=frozenset(spec.get("operations", [])),
             manage_users=bool(spec.get("manage_users", False)),
             own_devices_only=bool(spec.get("own_devices_only", False)),
         )

@@ -53,6 +53,8 @@ class Context:
 
     timezone: tzinfo = UTC  # for DICOM times that carry no offset
     patient_id_system: str = "urn:kerma:patient-id"
+    # the issuer of local patient IDs, for objects that name none (0010,0021 empty)
+    patient_id_issuer: str = ""
     units: UnitTable = field(default_factory=unit_table)
 
     def convert(self, value: float | None, source: str, target: str) -> float | None:
@@ -67,10 +69,12 @@ def uid_identifier(uid: str, id_type: str | None = None) -> dict[str, Any]:
 
 
 def patient_identifier(report: DoseReport, ctx: Context) -> tuple[str, str] | None:
-    """(system, value): the issuer, when the file names one, is part of the system."""
+    """(system, value): the issuer (the file's, else the site's) is part of the system, as
+    HL7's assigning authority is: the same patient arriving by ADT is found by it."""
     if not report.patient.patient_id:
         return None
-    system = ctx.patient_id_system + (f":{report.patient.issuer}" if report.patient.issuer else "")
+    issuer = report.patient.issuer or ctx.patient_id_issuer
+    system = ctx.patient_id_system + (f":{issuer}" if issuer else "")
     return system, report.patient.patient_id
 
 
@@ -80,8 +84,9 @@ def patient(report: DoseReport, ctx: Context) -> dict[str, Any]:
     ident = patient_identifier(report, ctx)
     if ident:
         identifier: dict[str, Any] = {"system": ident[0], "value": ident[1]}
-        if p.issuer:
-            identifier["assigner"] = {"display": p.issuer}
+        issuer = p.issuer or ctx.patient_id_issuer
+        if issuer:
+            identifier["assigner"] = {"display": issuer}
         resource["identifier"] = [identifier]
     if p.name:
         resource["name"] = [_human_name(p.name)]

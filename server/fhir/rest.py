@@ -20,6 +20,7 @@ from server.auth.users import authenticate
 from server.fhir import bundles, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
+from server.fhir.patients import Patients
 from server.fhir.service import FhirService, check_type
 from server.fhir.values import instant
 from server.store.port import Stored, User
@@ -125,6 +126,21 @@ def batch_or_transaction() -> Response:
         _service(), bundle, base_url(), representation=_prefer("return") != "minimal"
     )
     return _json(result)
+
+
+@bp.post("/Patient/<rid>/$unmerge")
+def unmerge(rid: str) -> Response:
+    """Undo the last merge of this (merged, inactive) Patient: its resources go back to it."""
+    if "unmerge" not in g.role.operations:
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not run $unmerge")
+    settings = current_app.config["KERMA_SETTINGS"]
+    service = _service()
+    with service.store.transaction() as tx:
+        done = Patients(service, settings.patient_id_system).unmerge(
+            tx, rid, f"$unmerge by {g.user.name}"
+        )
+    assert done.provenance is not None
+    return _json(orjson.loads(service.read(*done.provenance.split("/")).body or b"{}"))
 
 
 @bp.get("/_history")

@@ -27,6 +27,9 @@ from server.store.query import Clause
 _MAX_INCLUDE_DEPTH = 3
 
 
+_EVERY = 1_000_000
+
+
 @dataclass(frozen=True)
 class Saved:
     stored: Stored
@@ -257,6 +260,12 @@ class FhirService:
                 412, "multiple-matches", f"{what} {query_string!r} matches more than one {rtype}"
             )
         return matches[0] if matches else None
+
+    def all_in(self, reader: Reader, rtype: str, pairs: list[tuple[str, str]]) -> list[Stored]:
+        """Every match of a search Kerma runs itself (no paging: callers bound their own)."""
+        request = self.parse_search(rtype, pairs, strict=True)
+        matches, _ = reader.search(replace(request.query, count=_EVERY, with_total=False))
+        return matches
 
     def _write(
         self,

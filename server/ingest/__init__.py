@@ -16,7 +16,9 @@ from server.store.port import Store
 
 def build_ingestor(store: Store, settings: Settings) -> Ingestor:
     ctx = Context(
-        timezone=ZoneInfo(settings.timezone), patient_id_system=settings.patient_id_system
+        timezone=ZoneInfo(settings.timezone),
+        patient_id_system=settings.patient_id_system,
+        patient_id_issuer=settings.patient_id_issuer,
     )
     return Ingestor(
         build_service(store, settings), unit_table(), ctx, Quarantine(settings.quarantine_dir)

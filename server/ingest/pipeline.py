@@ -20,7 +20,7 @@ import orjson
 from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
-from server.fhir import mapping
+from server.fhir import mapping, patients
 from server.fhir.service import FhirService
 from server.fhir.values import instant
 from server.ingest.facts import study_facts
@@ -30,7 +30,6 @@ from server.store.port import Stored, Transaction
 
 log = logging.getLogger("kerma.ingest")
 Status = Literal["ingested", "duplicate", "skipped", "quarantined"]
-_ALL = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -255,7 +254,9 @@ class _Commit:
         ident = mapping.patient_identifier(self.report, self.ctx)
         if ident is None:
             return None
-        found = self._find("Patient", [("identifier", f"{ident[0]}|{ident[1]}")])
+        found = patients.current(
+            self.service.all_in(self.tx, "Patient", [("identifier", f"{ident[0]}|{ident[1]}")])
+        )
         if found is not None:
             return f"Patient/{found.rid}"
         return self._save("Patient", mapping.patient(self.report, self.ctx), None)
@@ -292,11 +293,8 @@ class _Commit:
         return ref
 
     def _events(self, study_ref: str) -> list[dict[str, Any]]:
-        request = self.service.parse_search(
-            "Observation", [("part-of", study_ref), ("code", f"{mapping.DCM}|113852")]
-        )
-        matches, _ = self.tx.search(replace(request.query, count=_ALL, with_total=False))
-        return [_body(s) for s in matches]
+        pairs = [("part-of", study_ref), ("code", f"{mapping.DCM}|113852")]
+        return [_body(s) for s in self.service.all_in(self.tx, "Observation", pairs)]
 
     def _find(self, rtype: str, pairs: list[tuple[str, str]]) -> Stored | None:
         request = self.service.parse_search(rtype, pairs)

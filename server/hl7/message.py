@@ -1,0 +1,132 @@
+"""An HL7 v2 message as Kerma reads it: python-hl7's parser, with forgiving field access.
+
+python-hl7 parses a message in about 0.2 ms; hl7apy, measured here, takes 11 ms for an ADT^A40
+(2 ms for two segments alone), which would leave no room for the 300 applied messages a second
+one connection must carry. What hl7apy adds, validation, wrongly rejects valid ORM^O01; the
+fields Kerma needs are checked where they are used instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import hl7
+
+from server.mappings import read_yaml
+
+
+class Malformed(Exception):
+    """Bytes that are not an HL7 v2 message Kerma can read (answered with AR)."""
+
+    def __init__(self, reason: str, code: str = "100") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code  # HL7 table 0357
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    parsed: Any  # hl7.Message
+
+    def get(self, path: str) -> str:
+        """The value at a python-hl7 path ("PID.F3.R1.C4"), unescaped; "" when absent."""
+        try:
+            value = self.parsed[path]
+        except (IndexError, KeyError, ValueError):
+            return ""
+        return str(value).strip()
+
+    def count(self, segment: str) -> int:
+        try:
+            return len(self.parsed.segments(segment))
+        except KeyError:
+            return 0
+
+    def repeats(self, path: str) -> int:
+        """How many repetitions the field at `path` ("PID.F3") holds."""
+        n = 0
+        while self._exists(f"{path}.R{n + 1}"):
+            n += 1
+        return n
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.parsed[path]
+        except (IndexError, KeyError, ValueError):
+            return False
+        return True
+
+    @property
+    def event(self) -> str:
+        """MSH-9 as "type^trigger" ("ADT^A40")."""
+        return f"{self.get('MSH.F9.R1.C1')}^{self.get('MSH.F9.R1.C2')}"
+
+    @property
+    def control_id(self) -> str:
+        return self.get("MSH.F10")
+
+    @property
+    def version(self) -> str:
+        return self.get("MSH.F12.R1.C1")
+
+    @property
+    def sender(self) -> str:
+        return f"{self.get('MSH.F3')}|{self.get('MSH.F4')}"
+
+
+def parse(raw: bytes) -> Message:
+    """Decode by MSH-18 and parse; Malformed when there is no MSH or it cannot be split."""
+    text = decode(raw).replace("\r\n", "\r").replace("\n", "\r").strip("\r\x00 ")
+    if not text.startswith("MSH") or len(text) < 8:
+        raise Malformed("the message does not start with an MSH segment", "100")
+    try:
+        parsed = hl7.parse(text)
+    except Exception as e:  # python-hl7 raises several types on bad input
+        raise Malformed(f"cannot parse the message: {type(e).__name__}: {e}", "102") from None
+    message = Message(text, parsed)
+    if not message.get("MSH.F9.R1.C1"):
+        raise Malformed("MSH-9 (message type) is empty", "101")
+    return message
+
+
+def decode(raw: bytes) -> str:
+    charset = _msh_field(raw, 18).decode("ascii", "replace").split("^")[0].strip()
+    codec = _tables()["charsets"].get(charset.upper())
+    if codec:
+        return raw.decode(codec, "replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _msh_field(raw: bytes, number: int) -> bytes:
+    """MSH-n straight from the bytes (the charset must be known before decoding)."""
+    if not raw.startswith(b"MSH") or len(raw) < 4:
+        return b""
+    segment = raw.split(b"\r", 1)[0].split(b"\n", 1)[0]
+    fields = segment.split(raw[3:4])
+    return fields[number - 1] if len(fields) >= number else b""  # MSH-1 is the separator
+
+
+def supported_versions() -> list[str]:
+    return [str(v) for v in _tables()["versions"]]
+
+
+def action(event: str) -> str | None:
+    """What Kerma does with a message type^trigger (mappings/hl7/messages.yaml), or None."""
+    return _tables()["events"].get(event)  # type: ignore[no-any-return]
+
+
+def handled_types() -> set[str]:
+    return {e.split("^")[0] for e in _tables()["events"]}
+
+
+@functools.cache
+def _tables() -> dict[str, Any]:
+    table: dict[str, Any] = read_yaml("hl7/messages.yaml")
+    table["charsets"] = {str(k).upper(): v for k, v in table["charsets"].items()}
+    return table
