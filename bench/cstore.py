@@ -66,22 +66,22 @@ def main() -> None:
 
 def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]:
     data_dir = work / "kerma"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "KERMA_DATA_DIR": str(data_dir),
-        "KERMA_HTTP_PORT": str(_free_port()),
+        "KERMA_HTTP_PORT": str(free_port()),
         "KERMA_DICOM_PORT": str(port),
         "KERMA_LOG_LEVEL": "WARNING",
     }
     kerma = Path(sys.executable).parent / "kerma"
     server = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: _echo(port))
+        wait_for(lambda: _echo(port))
         started = time.perf_counter()
         one = _storescu(files, port, "KERMA", 1)
         many = _storescu(files, port, "KERMA", parallel)
-        _wait(lambda: not list((data_dir / "spool").glob("*.dcm")), seconds=3600)
+        wait_for(lambda: not list((data_dir / "spool").glob("*.dcm")), seconds=3600)
         processed = 2 * len(files) / (time.perf_counter() - started)
     finally:
         server.terminate()
@@ -92,7 +92,7 @@ def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]
 def _run_storescp(files: list[Path], parallel: int, work: Path) -> dict[str, float]:
     out = work / "storescp"
     out.mkdir()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         # --fork: a process per association, else storescp serves parallel senders in turn
         ["storescp", "--fork", "-od", str(out), "-aet", "STORESCP", str(port)],
@@ -100,7 +100,7 @@ def _run_storescp(files: list[Path], parallel: int, work: Path) -> dict[str, flo
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait(lambda: _echo(port, "STORESCP"))
+        wait_for(lambda: _echo(port, "STORESCP"))
         return {
             "one": _storescu(files, port, "STORESCP", 1),
             "parallel": _storescu(files, port, "STORESCP", parallel),
@@ -140,7 +140,7 @@ def _echo(port: int, called: str = "KERMA") -> bool:
     return True
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 30) -> None:
+def wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
@@ -148,7 +148,7 @@ def _wait(condition: Callable[[], bool], seconds: float = 30) -> None:
         time.sleep(0.05)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -43,6 +43,11 @@ def test_cstore_bench_runs(tmp_path: Path) -> None:
     assert "storescu -> storescp, 1 association" in out
 
 
+def test_hl7_bench_runs(tmp_path: Path) -> None:
+    out = _run("hl7.py", "--messages", "40", "--parallel", "2", "--dir", str(tmp_path))
+    assert "40 ADT messages" in out and "2 connections:" in out
+
+
 def test_ocr_bench_runs(tmp_path: Path) -> None:
     out = _run(
         "ocr.py",
