@@ -3,13 +3,25 @@ both call them)."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from server.config import Settings
 from server.fhir.errors import FhirError as FhirError
 from server.fhir.indexing import Indexer
+from server.fhir.mapping import Context
 from server.fhir.service import FhirService as FhirService
 from server.fhir.service import SearchResult as SearchResult
 from server.mappings import unit_table
 from server.store.port import Store
+
+
+def site_context(settings: Settings) -> Context:
+    """The site's time zone, patient identifier system and tables, for mapping to FHIR."""
+    return Context(
+        timezone=ZoneInfo(settings.timezone),
+        patient_id_system=settings.patient_id_system,
+        patient_id_issuer=settings.patient_id_issuer,
+    )
 
 
 def build_service(store: Store, settings: Settings | None = None) -> FhirService:
@@ -22,4 +34,4 @@ def build_service(store: Store, settings: Settings | None = None) -> FhirService
     )
 
 
-__all__ = ["FhirError", "FhirService", "SearchResult", "build_service"]
+__all__ = ["FhirError", "FhirService", "SearchResult", "build_service", "site_context"]

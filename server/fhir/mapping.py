@@ -917,7 +917,8 @@ def codeable(code: Coded) -> dict[str, Any]:
     if not code.value:  # a text where a code could have been
         return {"text": code.meaning}
     coding: dict[str, Any] = {
-        "system": _SCHEMES.get(code.scheme, f"urn:dicom:scheme:{code.scheme}"),
+        "system": _SCHEMES.get(code.scheme)
+        or (code.scheme if ":" in code.scheme else f"urn:dicom:scheme:{code.scheme}"),
         "code": code.value,
     }
     if code.meaning:

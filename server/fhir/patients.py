@@ -18,7 +18,7 @@ import orjson
 from server.dose.patient import Address, Identifier, PatientRecord
 from server.fhir import registry
 from server.fhir.errors import FhirError
-from server.fhir.mapping import LOINC, UCUM
+from server.fhir.mapping import LOINC, UCUM, Context, fhir_datetime
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.store.port import Stored, Transaction
@@ -38,9 +38,10 @@ class Merged:
 
 
 class Patients:
-    def __init__(self, service: FhirService, id_system: str) -> None:
+    def __init__(self, service: FhirService, ctx: Context) -> None:
         self.service = service
-        self.id_system = id_system
+        self.ctx = ctx
+        self.id_system = ctx.patient_id_system
 
     def system(self, authority: str) -> str:
         """The identifier system; DICOM's Issuer of Patient ID gives the same one."""
@@ -187,7 +188,7 @@ class Patients:
         return out
 
     def _measurements(self, tx: Transaction, patient_ref: str, record: PatientRecord) -> None:
-        when = instant(record.measured.timestamp()) if record.measured else None
+        when = fhir_datetime(record.measured, self.ctx) if record.measured else None
         for code, display, value, unit in (
             ("8302-2", "Body height", record.height_m, "m"),
             ("29463-7", "Body weight", record.weight_kg, "kg"),

@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from server.auth import audit
 from server.auth.roles import Action, Role, role
 from server.auth.users import authenticate
-from server.fhir import bundles, transaction
+from server.fhir import bundles, site_context, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.patients import Patients
@@ -136,7 +136,7 @@ def unmerge(rid: str) -> Response:
     settings = current_app.config["KERMA_SETTINGS"]
     service = _service()
     with service.store.transaction() as tx:
-        done = Patients(service, settings.patient_id_system).unmerge(
+        done = Patients(service, site_context(settings)).unmerge(
             tx, rid, f"$unmerge by {g.user.name}"
         )
     assert done.provenance is not None

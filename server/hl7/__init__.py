@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.config import Settings
-from server.fhir import build_service
+from server.fhir import build_service, site_context
 from server.hl7.handler import Hl7Handler
 from server.hl7.inbox import Inbox
 from server.mappings import unit_table
@@ -15,7 +15,7 @@ def build_handler(store: Store, settings: Settings) -> Hl7Handler:
         build_service(store, settings),
         Inbox(settings.data_dir / "hl7" / "inbox.sqlite3"),
         unit_table(),
-        settings.patient_id_system,
+        site_context(settings),
         settings.ae_title,
     )
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from server.dose.patient import Address, Identifier, PatientRecord
 from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
-from server.hl7.message import Message
+from server.hl7.message import Message, timestamp
 
 _GENDER = {"M": "male", "F": "female", "O": "other", "U": "unknown", "A": "other", "N": "unknown"}
 _HEIGHT = ("8302-2", "3137-7", "body height", "height")  # LOINC codes and the words HIS send
@@ -94,8 +94,8 @@ def _measurements(
             weight = _converted(units, float(raw), unit, "kg") or weight
         else:
             continue
-        measured = _datetime(message.get(f"OBX{i}.F14")) or measured
-    return height, weight, measured or _datetime(message.get("MSH.F7"))
+        measured = timestamp(message.get(f"OBX{i}.F14")) or measured
+    return height, weight, measured or timestamp(message.get("MSH.F7"))
 
 
 def _converted(units: UnitTable, value: float, unit: str, target: str) -> float | None:
@@ -114,14 +114,3 @@ def _date(text: str, where: str) -> date | None:
         raise Unreadable(
             f"{where.replace('^1^', '-')} {text!r} is not a date", "102", where
         ) from None
-
-
-def _datetime(text: str) -> datetime | None:
-    digits = re.match(r"\d{8,14}", text)
-    if not digits:
-        return None
-    stamp = digits.group(0)
-    try:
-        return datetime.strptime(stamp, "%Y%m%d%H%M%S"[: len(stamp) - 2])
-    except ValueError:
-        return None

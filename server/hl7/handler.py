@@ -13,9 +13,11 @@ from collections.abc import Callable
 
 from server.dose.units import UnitTable
 from server.fhir.errors import FhirError
+from server.fhir.mapping import Context
+from server.fhir.orders import Orders
 from server.fhir.patients import Patients
 from server.fhir.service import FhirService
-from server.hl7 import adt
+from server.hl7 import adt, orders
 from server.hl7.ack import Outcome, ack
 from server.hl7.inbox import Inbox
 from server.hl7.message import Malformed, Message, action, handled_types, parse, supported_versions
@@ -27,17 +29,19 @@ Apply = Callable[[Message], Outcome]
 
 class Hl7Handler:
     def __init__(
-        self, service: FhirService, inbox: Inbox, units: UnitTable, id_system: str, receiver: str
+        self, service: FhirService, inbox: Inbox, units: UnitTable, ctx: Context, receiver: str
     ) -> None:
         self.service = service
         self.inbox = inbox
         self.units = units
-        self.patients = Patients(service, id_system)
+        self.patients = Patients(service, ctx)
+        self.orders = Orders(service, ctx)
         self.receiver = receiver
         self._actions: dict[str, Apply] = {
             "patient": self._patient,
             "merge": self._merge,
             "identifier": self._identifier,
+            "order": self._order,
         }
 
     def handle(self, raw: bytes) -> bytes:
@@ -119,6 +123,14 @@ class Hl7Handler:
         return Outcome.applied(
             f"{merged.merged} merged into {merged.survivor}, {merged.moved} moved"
         )
+
+    def _order(self, message: Message) -> Outcome:
+        record = adt.patient(message, self.units)
+        found = orders.orders(message)
+        with self.service.store.transaction() as tx:
+            patient_ref = self.patients.upsert(tx, record)
+            refs = [self.orders.apply(tx, order, patient_ref) for order in found]
+        return Outcome.applied(", ".join(refs))
 
     def _identifier(self, message: Message) -> Outcome:
         record = adt.patient(message, self.units)

@@ -9,7 +9,9 @@ fields Kerma needs are checked where they are used instead.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import hl7
@@ -95,8 +97,10 @@ def parse(raw: bytes) -> Message:
 def decode(raw: bytes) -> str:
     charset = _msh_field(raw, 18).decode("ascii", "replace").split("^")[0].strip()
     codec = _tables()["charsets"].get(charset.upper())
-    if codec:
+    if codec not in (None, "ascii", "latin-1"):
         return raw.decode(codec, "replace")
+    # many senders declare ASCII or Latin-1 (or nothing) and send UTF-8; bytes that are valid
+    # UTF-8 with non-ASCII characters are practically never meant as Latin-1
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -121,6 +125,11 @@ def action(event: str) -> str | None:
     return _tables()["events"].get(event)  # type: ignore[no-any-return]
 
 
+def table(name: str) -> dict[str, str]:
+    """A code table of mappings/hl7/messages.yaml (order_control, priorities...)."""
+    return {str(k): str(v) for k, v in _tables()[name].items()}
+
+
 def handled_types() -> set[str]:
     return {e.split("^")[0] for e in _tables()["events"]}
 
@@ -130,3 +139,15 @@ def _tables() -> dict[str, Any]:
     table: dict[str, Any] = read_yaml("hl7/messages.yaml")
     table["charsets"] = {str(k).upper(): v for k, v in table["charsets"].items()}
     return table
+
+
+def timestamp(text: str) -> datetime | None:
+    """An HL7 DTM (YYYYMMDD[HH[MM[SS]]], offset ignored) as a naive datetime, or None."""
+    digits = re.match(r"\d{8,14}", text)
+    if not digits:
+        return None
+    stamp = digits.group(0)
+    try:
+        return datetime.strptime(stamp, "%Y%m%d%H%M%S"[: len(stamp) - 2])
+    except ValueError:
+        return None

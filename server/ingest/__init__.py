@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from server.config import Settings
-from server.fhir import build_service
-from server.fhir.mapping import Context
+from server.fhir import build_service, site_context
 from server.ingest.pipeline import Ingestor as Ingestor
 from server.ingest.pipeline import Result as Result
 from server.ingest.quarantine import Quarantine as Quarantine
@@ -15,13 +12,11 @@ from server.store.port import Store
 
 
 def build_ingestor(store: Store, settings: Settings) -> Ingestor:
-    ctx = Context(
-        timezone=ZoneInfo(settings.timezone),
-        patient_id_system=settings.patient_id_system,
-        patient_id_issuer=settings.patient_id_issuer,
-    )
     return Ingestor(
-        build_service(store, settings), unit_table(), ctx, Quarantine(settings.quarantine_dir)
+        build_service(store, settings),
+        unit_table(),
+        site_context(settings),
+        Quarantine(settings.quarantine_dir),
     )
 
 

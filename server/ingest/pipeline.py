@@ -21,6 +21,7 @@ from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import mapping, patients
+from server.fhir.orders import Orders
 from server.fhir.service import FhirService
 from server.fhir.values import instant
 from server.ingest.facts import study_facts
@@ -134,6 +135,10 @@ class _Commit:
             report, self.ctx, patient_ref, _body(study_stored) if study_stored else None
         )
         study_ref = self._save("ImagingStudy", study, study_stored)
+        if "basedOn" not in study:  # the order may have come first
+            saved = self.tx.read("ImagingStudy", study_ref.split("/")[1])
+            if saved is not None:
+                Orders(self.service, self.ctx).link_study(self.tx, saved)
         stored_events = self._events(study_ref) if study_stored is not None else []
         superseded: list[str] = []
         replaced_kind = _source_kind(previous) if previous is not None else None

@@ -99,6 +99,9 @@ def test_height_and_weight_from_obx_become_observations(
         ("ADT_A34-linuxforhealth-merge-test.hl7", "AA"),  # v2.3, no control id
         ("ADT_A40-dcm4che-PatientMerge.hl7", "AA"),
         ("ADT_A47-dcm4che-ChangePatientID.hl7", "AA"),
+        ("ORM_O01-dcm4che-2019-radiology-MR.hl7", "AA"),
+        ("OMI_O23-dcm4che-ImagingOrder.hl7", "AA"),
+        ("OMI_O23-dcm4che-filed-as-ORM_O01-GeneralOrder.hl7", "AA"),
         ("ORU_R01-dcm4che-2021.hl7", "AR"),  # results are not Kerma's business
         ("ORU_R01-python-hl7-normative-glucose.hl7", "AR"),
     ],
