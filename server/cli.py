@@ -275,7 +275,7 @@ def facts() -> None:
 def facts_rebuild() -> None:
     """Recompute the dose facts of every study from the stored resources."""
     from server.fhir import build_service
-    from server.ingest.facts import rebuild
+    from server.fhir.facts import rebuild
     from server.mappings import unit_table
     from server.store import open_store
 

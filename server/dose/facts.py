@@ -1,5 +1,5 @@
 """Dose facts: the flat projection statistics read (one row per irradiation event and one per
-study total). Derived data: `server.ingest.facts` builds them from the stored FHIR resources,
+study total). Derived data: `server.fhir.facts` builds them from the stored FHIR resources,
 so they can always be rebuilt from the store.
 """
 

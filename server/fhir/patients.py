@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from server.dose.patient import Address, Identifier, PatientRecord
-from server.fhir import registry
+from server.fhir import facts, registry
 from server.fhir.errors import FhirError
 from server.fhir.mapping import LOINC, UCUM, Context, fhir_datetime
 from server.fhir.service import FhirService, body_of
@@ -95,6 +95,7 @@ class Patients:
             body["link"] = [*links, {"other": {"reference": merged_ref}, "type": "replaces"}]
             body["identifier"] = _union(body.get("identifier", []), old.get("identifier", []))
             self.service.update_in(tx, "Patient", kept.rid, body, trusted=True)
+        self._refresh_facts(tx, moved)
         targets = [survivor_ref, _versioned(merged_stored), *moved]
         provenance = self._provenance(tx, "merge", targets, merged_ref, why)
         return Merged(survivor_ref, merged_ref, len(moved), provenance)
@@ -128,6 +129,7 @@ class Patients:
             i for i in kept.get("identifier", []) if (i.get("system"), i.get("value")) not in own
         ] or kept.get("identifier", [])
         self.service.update_in(tx, "Patient", survivor_ref.split("/")[1], kept, trusted=True)
+        self._refresh_facts(tx, moved_back)
         targets = [survivor_ref, merged_ref, *moved_back]
         provenance = self._provenance(tx, "unmerge", targets, merged_ref, why)
         return Merged(survivor_ref, merged_ref, len(moved_back), provenance)
@@ -229,6 +231,12 @@ class Patients:
             updated = self.service.update_in(tx, stored.rtype, stored.rid, body, trusted=True)
             moved.append(_versioned(updated.stored))
         return moved
+
+    def _refresh_facts(self, tx: Transaction, moved: list[str]) -> None:
+        """The dose-facts rows name the patient: those of moved studies are recomputed."""
+        for ref in moved:
+            if ref.startswith("ImagingStudy/"):
+                facts.refresh(self.service, tx, "/".join(ref.split("/")[:2]), self.ctx.units)
 
     def _provenance(
         self, tx: Transaction, activity: str, targets: list[str], entity: str, why: str

@@ -21,10 +21,10 @@ from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import mapping, patients
+from server.fhir.facts import study_facts
 from server.fhir.orders import Orders
 from server.fhir.service import FhirService
 from server.fhir.values import instant
-from server.ingest.facts import study_facts
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
 from server.store.port import Stored, Transaction

@@ -17,7 +17,7 @@ from server.dicom.read import Read, Skipped, read_dicom
 from server.fhir import FhirService
 from server.fhir.mapping import OCR_CONFIDENCE_URL
 from server.ingest import build_ingestor
-from server.ingest.facts import rebuild
+from server.fhir.facts import rebuild
 from server.mappings import unit_table
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS, summary_of

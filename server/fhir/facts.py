@@ -16,7 +16,7 @@ from server.dose.facts import DoseFact
 from server.dose.units import UnitTable
 from server.fhir.service import FhirService
 from server.fhir.values import date_range
-from server.store.port import Stored, Transaction
+from server.store.port import Transaction
 
 # fact field -> (component code, unit of the field)
 _EVENT_VALUES = {
@@ -168,27 +168,42 @@ def rebuild(service: FhirService, units: UnitTable) -> int:
         )
         for stored in page.matches:
             summary = orjson.loads(stored.body or b"{}")
-            study_ref = summary["partOf"][0]["reference"]
             with service.store.transaction() as tx:
-                study = orjson.loads((tx.read(*study_ref.split("/")) or _MISSING).body or b"{}")
-                events = _search_all(
-                    service, tx, [("part-of", study_ref), ("code", f"{DCM}|113852")]
-                )
-                measurements = {
-                    name: float(found[0]["valueQuantity"]["value"])
-                    for code, name in (("8302-2", "size_m"), ("29463-7", "weight_kg"))
-                    if (
-                        found := _search_all(
-                            service, tx, [("part-of", study_ref), ("code", f"{LOINC}|{code}")]
-                        )
-                    )
-                }
-                facts = study_facts(study, summary, events, measurements, units)
-                tx.replace_facts(facts[-1].study_uid, facts)
+                refresh(service, tx, summary["partOf"][0]["reference"], units, summary)
             done += 1
         if len(page.matches) < 200:
             return done
         offset += 200
+
+
+def refresh(
+    service: FhirService,
+    tx: Transaction,
+    study_ref: str,
+    units: UnitTable,
+    summary: dict[str, Any] | None = None,
+) -> None:
+    """Recompute one study's rows from its stored resources (after a merge or a reassign
+    changed whose they are)."""
+    if summary is None:
+        found = _search_all(service, tx, [("part-of", study_ref), ("code", f"{LOINC}|73569-6")])
+        if not found:
+            return
+        summary = found[0]
+    stored = tx.read(*study_ref.split("/"))
+    if stored is None or stored.deleted:
+        return
+    study = orjson.loads(stored.body or b"{}")
+    events = _search_all(service, tx, [("part-of", study_ref), ("code", f"{DCM}|113852")])
+    measurements = {
+        name: float(found[0]["valueQuantity"]["value"])
+        for code, name in (("8302-2", "size_m"), ("29463-7", "weight_kg"))
+        if (
+            found := _search_all(service, tx, [("part-of", study_ref), ("code", f"{LOINC}|{code}")])
+        )
+    }
+    study_uid = str(study["identifier"][0]["value"]).removeprefix("urn:oid:")
+    tx.replace_facts(study_uid, study_facts(study, summary, events, measurements, units))
 
 
 def _search_all(
@@ -199,6 +214,5 @@ def _search_all(
     return [orjson.loads(s.body or b"{}") for s in matches]
 
 
-_MISSING = Stored("ImagingStudy", "", 0, 0.0, b"{}")
 LOINC = "http://loinc.org"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
