@@ -118,9 +118,7 @@ def test_dose_data_first_then_the_order_by_study_uid(
     # the accession is wrong in the order, the study UID is right: the UID decides
     assert msa(build_handler(store, site).handle(_omi("O2", "OTHER", STUDY_UID)))[1] == "AA"
     [order] = _orders(service)
-    [study] = service.search(
-        "ImagingStudy", [("basedon", f"ServiceRequest/{order['id']}")]
-    ).matches
+    [study] = service.search("ImagingStudy", [("basedon", f"ServiceRequest/{order['id']}")]).matches
     assert _identifier(body(service, f"ImagingStudy/{study.rid}"), "ACSN") == "ACC12345601"
 
 
