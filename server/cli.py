@@ -266,6 +266,31 @@ def _print_acks(answers: list[tuple[Path, bytes]]) -> None:
     sys.exit(0 if codes and all(c == "AA" for c in codes) else 1)
 
 
+@main.command()
+@click.argument(
+    "kind",
+    type=click.Choice(["orders-without-dose", "dose-without-order", "demographics-mismatch"]),
+)
+@click.option(
+    "--hours", type=float, default=24.0, show_default=True, help="orders due longer ago than this"
+)
+def reconcile(kind: str, hours: float) -> None:
+    """List what does not match between dose data and the HIS/RIS: one line per resource
+    (reference, why). The same lists are at GET /fhir/List/$reconcile?kind=..."""
+    from server.fhir import build_service
+    from server.fhir.reconcile import reconciliation
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    service = build_service(store, settings)
+    listed, _ = reconciliation(service, store, kind, hours)
+    store.close()
+    for entry in listed.get("entry", []):
+        click.echo(f"{entry['item']['reference']}\t{entry['flag']['text']}")
+    click.echo(f"{len(listed.get('entry', []))}: {listed['title'].lower()}", err=True)
+
+
 @main.group()
 def facts() -> None:
     """The dose-facts projection that statistics read (derived from the FHIR resources)."""

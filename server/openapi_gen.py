@@ -95,6 +95,42 @@ def build() -> dict[str, Any]:
     }
     for rtype in registry.resource_types():
         paths.update(_type_paths(rtype))
+    paths["/fhir/ImagingStudy/{id}/$reassign"] = {
+        "post": _op(
+            "imagingstudy-reassign",
+            "Move a study, its dose Observations and alerts to another Patient and/or tie it to "
+            "another ServiceRequest (roles mpe, admin). Body: Parameters with `patient` and/or "
+            "`serviceRequest` as valueReference; returns the Provenance listing what moved",
+            params=[_RID],
+            body=True,
+            tag="ImagingStudy",
+            extra={"404": _outcome(), "422": _outcome()},
+        )
+    }
+    paths["/fhir/List/$reconcile"] = {
+        "get": _op(
+            "reconcile",
+            "Reconciliation with the HIS/RIS as a List: kind=orders-without-dose (due more than "
+            "`hours` ago, default 24), dose-without-order, or demographics-mismatch",
+            params=[
+                {
+                    "name": "kind",
+                    "in": "query",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "enum": [
+                            "orders-without-dose",
+                            "dose-without-order",
+                            "demographics-mismatch",
+                        ],
+                    },
+                },
+                {"name": "hours", "in": "query", "schema": {"type": "number"}},
+            ],
+            tag="List",
+        )
+    }
     paths["/fhir/Patient/{id}/$unmerge"] = {
         "post": _op(
             "patient-unmerge",

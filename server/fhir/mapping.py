@@ -19,6 +19,7 @@ from server.dose.model import (
     DoseReport,
     Equipment,
     MammographyTotal,
+    Patient,
     ProjectionEvent,
     ProjectionTotals,
 )
@@ -189,10 +190,28 @@ def imaging_study(
         src.modality or report.modality,
     }
     resource["modality"] = [{"system": DCM, "code": m} for m in sorted(modalities)]
+    at_modality = patient_at_modality(report.patient)
+    others = [e for e in resource.get("extension", []) if e["url"] != PATIENT_AT_MODALITY_URL]
+    resource["extension"] = others + ([at_modality] if at_modality else [])
+    if not resource["extension"]:
+        del resource["extension"]
     resource["series"] = _with_instance(resource.get("series", []), report)
     resource["numberOfSeries"] = len(resource["series"])
     resource["numberOfInstances"] = sum(len(s.get("instance", [])) for s in resource["series"])
     return resource
+
+
+def patient_at_modality(p: Patient) -> dict[str, Any] | None:
+    """Who the modality said the patient was (name, birth date, sex as keyed in there): the
+    reconciliation compares it with the Patient the HIS maintains."""
+    parts: list[dict[str, Any]] = []
+    if p.name:
+        parts.append({"url": "name", "valueString": p.name})
+    if p.birth_date:
+        parts.append({"url": "birthDate", "valueDate": p.birth_date.isoformat()})
+    if p.sex:
+        parts.append({"url": "gender", "valueCode": _GENDER[p.sex]})
+    return {"url": PATIENT_AT_MODALITY_URL, "extension": parts} if parts else None
 
 
 def _with_instance(series: list[dict[str, Any]], report: DoseReport) -> list[dict[str, Any]]:
@@ -619,6 +638,7 @@ def _component_coding(resource: dict[str, Any], code: str) -> dict[str, Any] | N
 
 
 SOURCE_TAG = "https://kerma.example.org/fhir/CodeSystem/dose-source"
+PATIENT_AT_MODALITY_URL = "https://kerma.example.org/fhir/StructureDefinition/patient-at-modality"
 
 
 def source_tag(kind: str) -> dict[str, Any]:

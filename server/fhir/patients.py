@@ -131,7 +131,9 @@ class Patients:
         self.service.update_in(tx, "Patient", survivor_ref.split("/")[1], kept, trusted=True)
         self._refresh_facts(tx, moved_back)
         targets = [survivor_ref, merged_ref, *moved_back]
-        provenance = self._provenance(tx, "unmerge", targets, merged_ref, why)
+        provenance = self._provenance(
+            tx, "unmerge", targets, merged_ref, why, undoes=f"Provenance/{merge['id']}"
+        )
         return Merged(survivor_ref, merged_ref, len(moved_back), provenance)
 
     def change_identifier(
@@ -217,20 +219,68 @@ class Patients:
             self.service.create_in(tx, "Observation", obs, trusted=True)
 
     def _move_references(self, tx: Transaction, old_ref: str, new_ref: str) -> list[str]:
+        moved = []
+        for stored in self._referencing(tx, old_ref):
+            body = _replace_reference(body_of(stored), old_ref, new_ref)
+            updated = self.service.update_in(tx, stored.rtype, stored.rid, body, trusted=True)
+            moved.append(_versioned(updated.stored))
+        return moved
+
+    def _referencing(self, tx: Transaction, ref: str) -> list[Stored]:
+        """Every resource that references `ref` ("Patient/x", "ImagingStudy/y"), but the
+        history and audit records."""
+        target_type = ref.split("/")[0]
         seen: dict[tuple[str, str], Stored] = {}
         for rtype in registry.resource_types():
             if rtype in _NOT_MOVED:
                 continue
             for p in registry.params(rtype).values():
-                if p.type == "reference" and "Patient" in p.targets and not p.special:
-                    for stored in self.service.all_in(tx, rtype, [(p.name, old_ref)]):
+                if p.type == "reference" and target_type in p.targets and not p.special:
+                    for stored in self.service.all_in(tx, rtype, [(p.name, ref)]):
                         seen[(stored.rtype, stored.rid)] = stored
+        return list(seen.values())
+
+    def reassign(
+        self,
+        tx: Transaction,
+        study_id: str,
+        patient_ref: str | None,
+        order_ref: str | None,
+        why: str,
+    ) -> str:
+        """$reassign: the study, and everything that hangs on it, to another patient and/or
+        order. Returns the Provenance, which lists what moved."""
+        study_ref = f"ImagingStudy/{study_id}"
+        study = body_of(_must_read(tx, study_ref))
+        old_patient = study.get("subject", {}).get("reference", "")
         moved = []
-        for stored in seen.values():
-            body = _replace_reference(body_of(stored), old_ref, new_ref)
-            updated = self.service.update_in(tx, stored.rtype, stored.rid, body, trusted=True)
-            moved.append(_versioned(updated.stored))
-        return moved
+        if patient_ref and patient_ref != old_patient:
+            if body_of(_must_read(tx, patient_ref)).get("active") is False:
+                raise FhirError.of(
+                    422, "business-rule", f"{patient_ref} was merged away (inactive)"
+                )
+            hanging = [s for s in self._referencing(tx, study_ref) if s.rtype != "ServiceRequest"]
+            for stored in [_must_read(tx, study_ref), *hanging]:
+                body = _replace_reference(body_of(stored), old_patient, patient_ref)
+                if stored.rtype == "ImagingStudy" and not old_patient.startswith("Patient/"):
+                    body["subject"] = {"reference": patient_ref}
+                updated = self.service.update_in(tx, stored.rtype, stored.rid, body, trusted=True)
+                moved.append(_versioned(updated.stored))
+        if order_ref:
+            _must_read(tx, order_ref)
+            study = body_of(_must_read(tx, study_ref))
+            study["basedOn"] = [{"reference": order_ref}]
+            updated = self.service.update_in(tx, "ImagingStudy", study_id, study, trusted=True)
+            moved = [m for m in moved if not m.startswith(f"{study_ref}/")] + [
+                _versioned(updated.stored)
+            ]
+        if not moved:
+            raise FhirError.of(
+                400, "invalid", "$reassign needs a patient or a serviceRequest that differs"
+            )
+        self._refresh_facts(tx, moved)
+        targets = [*(r for r in (patient_ref, order_ref) if r), *moved]
+        return self._provenance(tx, "reassign", targets, old_patient or study_ref, why)
 
     def _refresh_facts(self, tx: Transaction, moved: list[str]) -> None:
         """The dose-facts rows name the patient: those of moved studies are recomputed."""
@@ -239,9 +289,15 @@ class Patients:
                 facts.refresh(self.service, tx, "/".join(ref.split("/")[:2]), self.ctx.units)
 
     def _provenance(
-        self, tx: Transaction, activity: str, targets: list[str], entity: str, why: str
+        self,
+        tx: Transaction,
+        activity: str,
+        targets: list[str],
+        entity: str,
+        why: str,
+        undoes: str | None = None,
     ) -> str:
-        body = {
+        body: dict[str, Any] = {
             "resourceType": "Provenance",
             "target": [{"reference": t} for t in targets],
             "recorded": instant(time.time()),
@@ -250,17 +306,27 @@ class Patients:
             "agent": [{"who": {"display": why}}],
             "entity": [{"role": "removal", "what": {"reference": entity}}],
         }
+        if undoes:  # the Provenance of the change this one takes back
+            body["entity"].append({"role": "revision", "what": {"reference": undoes}})
         stored = self.service.create_in(tx, "Provenance", body, trusted=True).stored
         return f"Provenance/{stored.rid}"
 
     def _last_merge(self, tx: Transaction, merged_ref: str) -> dict[str, Any] | None:
-        found = [
+        """The Provenance of the merge to undo: the patient's last merge, unless undone."""
+        records = [
             body_of(s) for s in self.service.all_in(tx, "Provenance", [("entity", merged_ref)])
         ]
-        found.sort(key=lambda b: b.get("recorded", ""))
-        last = found[-1] if found else None
-        activity = (last or {}).get("activity", {}).get("coding", [{}])[0].get("code")
-        return last if activity == "merge" else None
+        undone = {
+            e["what"]["reference"]
+            for b in records
+            if _activity(b) == "unmerge"
+            for e in b["entity"]
+            if e["role"] == "revision"
+        }
+        merges = [
+            b for b in records if _activity(b) == "merge" and f"Provenance/{b['id']}" not in undone
+        ]
+        return max(merges, key=lambda b: b.get("recorded", ""), default=None)
 
     def _save(
         self, tx: Transaction, rtype: str, body: dict[str, Any], existing: Stored | None
@@ -278,6 +344,10 @@ def current(found: list[Stored]) -> Stored | None:
     the merged patient's identifiers too."""
     active = [s for s in found if body_of(s).get("active", True)]
     return (active or found)[0] if found else None
+
+
+def _activity(provenance: dict[str, Any]) -> str:
+    return str(provenance.get("activity", {}).get("coding", [{}])[0].get("code", ""))
 
 
 def _union(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:

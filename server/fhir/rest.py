@@ -21,6 +21,7 @@ from server.fhir import bundles, site_context, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.patients import Patients
+from server.fhir.reconcile import reconciliation
 from server.fhir.service import FhirService, check_type
 from server.fhir.values import instant
 from server.store.port import Stored, User
@@ -131,16 +132,84 @@ def batch_or_transaction() -> Response:
 @bp.post("/Patient/<rid>/$unmerge")
 def unmerge(rid: str) -> Response:
     """Undo the last merge of this (merged, inactive) Patient: its resources go back to it."""
-    if "unmerge" not in g.role.operations:
-        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not run $unmerge")
-    settings = current_app.config["KERMA_SETTINGS"]
+    _require_operation("unmerge")
     service = _service()
     with service.store.transaction() as tx:
-        done = Patients(service, site_context(settings)).unmerge(
-            tx, rid, f"$unmerge by {g.user.name}"
-        )
+        done = _patients().unmerge(tx, rid, f"$unmerge by {g.user.name}")
     assert done.provenance is not None
     return _json(orjson.loads(service.read(*done.provenance.split("/")).body or b"{}"))
+
+
+@bp.post("/ImagingStudy/<rid>/$reassign")
+def reassign(rid: str) -> Response:
+    """Move a study, with its dose Observations and alerts, to another Patient and/or tie it
+    to another ServiceRequest. Body: Parameters with `patient` and/or `serviceRequest`."""
+    _require_operation("reassign")
+    wanted = _reference_parameters(_body(), ("patient", "serviceRequest"))
+    service = _service()
+    with service.store.transaction() as tx:
+        ref = _patients().reassign(
+            tx,
+            rid,
+            wanted.get("patient"),
+            wanted.get("serviceRequest"),
+            f"$reassign by {g.user.name}",
+        )
+    provenance = orjson.loads(service.read(*ref.split("/")).body or b"{}")
+    before = provenance["entity"][0]["what"]["reference"]
+    patients = [r for r in (wanted.get("patient"), before) if r and r.startswith("Patient/")]
+    event = audit.audit_event(
+        g.user,
+        "operation",
+        patients,
+        request.method,
+        request.path,
+        "",
+        request.remote_addr,
+        time.time(),
+    )
+    service.create_internal(event)
+    return _json(provenance)
+
+
+@bp.get("/List/$reconcile")
+def reconcile() -> Response:
+    """Orders without dose data, dose data without orders, or patient mismatches, as a List."""
+    for rtype in ("ImagingStudy", "ServiceRequest", "Patient"):
+        _require("read", rtype)
+    try:
+        hours = float(request.args.get("hours", "24"))
+    except ValueError:
+        raise FhirError.of(400, "invalid", "hours must be a number") from None
+    service = _service()
+    listed, named = reconciliation(service, service.store, request.args.get("kind", ""), hours)
+    _audit("operation", named)
+    return _json(listed)
+
+
+def _require_operation(name: str) -> None:
+    if name not in g.role.operations:
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not run ${name}")
+
+
+def _patients() -> Patients:
+    return Patients(_service(), site_context(current_app.config["KERMA_SETTINGS"]))
+
+
+def _reference_parameters(body: Any, names: tuple[str, ...]) -> dict[str, str]:
+    """valueReference parameters of a Parameters resource, by name."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirError.of(400, "invalid", "send a Parameters resource")
+    found = {}
+    for p in body.get("parameter") or []:
+        ref = (p.get("valueReference") or {}).get("reference") if isinstance(p, dict) else None
+        if isinstance(p, dict) and p.get("name") in names and isinstance(ref, str):
+            found[p["name"]] = ref
+    if not found:
+        raise FhirError.of(
+            400, "required", f"name at least one of {', '.join(names)} (valueReference)"
+        )
+    return found
 
 
 @bp.get("/_history")

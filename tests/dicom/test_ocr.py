@@ -15,9 +15,9 @@ import pytest
 from server.config import Settings
 from server.dicom.read import Read, Skipped, read_dicom
 from server.fhir import FhirService
+from server.fhir.facts import rebuild
 from server.fhir.mapping import OCR_CONFIDENCE_URL
 from server.ingest import build_ingestor
-from server.fhir.facts import rebuild
 from server.mappings import unit_table
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS, summary_of

@@ -18,6 +18,9 @@ from server.network import start_hl7
 from server.store.port import Store
 
 SAMPLES = Path(__file__).parent.parent / "data" / "hl7"
+# the Siemens CT RDSR of the corpus (tests.dicom.conftest.SIEMENS_CT): patient 123456 without
+# issuer, accession ACC12345601, this study
+SIEMENS_STUDY_UID = "1.3.6.1.4.1.5962.99.1.2662687737.2058515598.1471541535737.3.0"
 
 
 @pytest.fixture
@@ -28,6 +31,17 @@ def hl7_settings(settings: Settings) -> Settings:
 @pytest.fixture
 def handler(hl7_settings: Settings, store: Store) -> Hl7Handler:
     return build_handler(store, hl7_settings)
+
+
+@pytest.fixture
+def site(settings: Settings) -> Settings:
+    """A site whose DICOM objects without an issuer carry the HIS's IDs (authority HOSP)."""
+    return replace(settings, patient_id_issuer="HOSP", hl7_port=0)
+
+
+@pytest.fixture
+def adt(site: Settings, store: Store) -> Hl7Handler:
+    return build_handler(store, site)
 
 
 @pytest.fixture

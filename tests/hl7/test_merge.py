@@ -4,7 +4,6 @@ patient; the FHIR API shows it there; the merged patient says where it went; an 
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,27 +12,16 @@ from pydicom.uid import generate_uid
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler, build_handler
+from server.hl7 import Hl7Handler
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.conftest import Api
 from tests.dicom.conftest import SIEMENS_CT
-from tests.hl7.conftest import body, message, msa, msh, patients
+from tests.hl7.conftest import SIEMENS_STUDY_UID, body, message, msa, msh, patients
 
 HOSP = "urn:kerma:patient-id:HOSP"
 # what the Siemens file says: Patient ID 123456, no issuer; the site's issuer is HOSP
 DICOM_ID = "123456"
-STUDY_UID = "1.3.6.1.4.1.5962.99.1.2662687737.2058515598.1471541535737.3.0"
-
-
-@pytest.fixture
-def site(settings: Settings) -> Settings:
-    return replace(settings, patient_id_issuer="HOSP", hl7_port=0)
-
-
-@pytest.fixture
-def adt(site: Settings, store: Store) -> Hl7Handler:
-    return build_handler(store, site)
 
 
 @pytest.fixture
@@ -94,7 +82,7 @@ def test_a40_moves_every_dose_resource_to_the_survivor_and_unmerge_moves_them_ba
     assert _dose_resources(service, survivor_ref) == before
     assert _dose_resources(service, ingested) == {"ImagingStudy": 0, "Observation": 0}
     # the statistics' projection follows
-    assert {f.patient for f in store.facts(study_uid=STUDY_UID)} == {survivor_ref}
+    assert {f.patient for f in store.facts(study_uid=SIEMENS_STUDY_UID)} == {survivor_ref}
 
     # over the FHIR API: the study is the survivor's; the old id says where its data went
     studies = api.search(f"/fhir/ImagingStudy?patient={survivor_ref}")
@@ -128,7 +116,7 @@ def test_a40_moves_every_dose_resource_to_the_survivor_and_unmerge_moves_them_ba
     assert undone.status_code == 200, undone.get_data(as_text=True)
     assert undone.get_json()["activity"]["coding"][0]["code"] == "unmerge"
     assert _dose_resources(service, ingested) == before
-    assert {f.patient for f in store.facts(study_uid=STUDY_UID)} == {ingested}
+    assert {f.patient for f in store.facts(study_uid=SIEMENS_STUDY_UID)} == {ingested}
     # only what the merge moved goes back: the later study stays with the survivor
     assert _dose_resources(service, survivor_ref) == before
     assert body(service, ingested)["active"] is True and "link" not in body(service, ingested)

@@ -3,10 +3,7 @@ tied to the ImagingStudy of real ingested dose data, whichever of the two arrive
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
-
-import pytest
 
 from server.config import Settings
 from server.fhir import FhirService
@@ -14,11 +11,9 @@ from server.hl7 import Hl7Handler, build_handler
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.dicom.conftest import SIEMENS_CT
-from tests.hl7.conftest import body, err, message, msa, msh, sample
+from tests.hl7.conftest import SIEMENS_STUDY_UID, body, err, message, msa, msh, sample
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
-# the Siemens CT RDSR of the corpus: patient 123456, accession ACC12345601, this study UID
-STUDY_UID = "1.3.6.1.4.1.5962.99.1.2662687737.2058515598.1471541535737.3.0"
 
 
 def _orders(service: FhirService) -> list[dict[str, Any]]:
@@ -95,11 +90,6 @@ def _omi(control: str, accession: str, study_uid: str = "") -> bytes:
     )
 
 
-@pytest.fixture
-def site(settings: Settings) -> Settings:
-    return replace(settings, patient_id_issuer="HOSP", hl7_port=0)
-
-
 def test_order_first_then_the_dose_data(site: Settings, store: Store, service: FhirService) -> None:
     assert msa(build_handler(store, site).handle(_omi("O1", "ACC12345601")))[1] == "AA"
     assert build_ingestor(store, site).ingest_file(SIEMENS_CT).status == "ingested"
@@ -116,7 +106,7 @@ def test_dose_data_first_then_the_order_by_study_uid(
 ) -> None:
     build_ingestor(store, site).ingest_file(SIEMENS_CT)
     # the accession is wrong in the order, the study UID is right: the UID decides
-    assert msa(build_handler(store, site).handle(_omi("O2", "OTHER", STUDY_UID)))[1] == "AA"
+    assert msa(build_handler(store, site).handle(_omi("O2", "OTHER", SIEMENS_STUDY_UID)))[1] == "AA"
     [order] = _orders(service)
     [study] = service.search("ImagingStudy", [("basedon", f"ServiceRequest/{order['id']}")]).matches
     assert _identifier(body(service, f"ImagingStudy/{study.rid}"), "ACSN") == "ACC12345601"

@@ -9,8 +9,8 @@ import pytest
 from server.config import Settings
 from server.dose.facts import DoseFact
 from server.fhir import build_service
-from server.ingest import build_ingestor
 from server.fhir.facts import rebuild
+from server.ingest import build_ingestor
 from server.mappings import unit_table
 from server.store.sqlite import SqliteStore
 
