@@ -72,6 +72,7 @@ def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]
         "KERMA_DATA_DIR": str(data_dir),
         "KERMA_HTTP_PORT": str(free_port()),
         "KERMA_DICOM_PORT": str(port),
+        "KERMA_HL7_PORT": "0",
         "KERMA_LOG_LEVEL": "WARNING",
     }
     kerma = Path(sys.executable).parent / "kerma"

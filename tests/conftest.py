@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +139,25 @@ def as_role(client: FlaskClient, tokens: dict[str, str]) -> Any:
 
 def load(name: str) -> Any:
     return orjson.loads((DATA / name).read_bytes())
+
+
+@contextmanager
+def kerma_serve(
+    data_dir: Path, ready: Callable[[], bool], **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`kerma serve` in its own process (a crash test kills it), up once `ready()` says so."""
+    env = {**os.environ, "KERMA_DATA_DIR": str(data_dir), "KERMA_LOG_LEVEL": "WARNING"}
+    env.update({f"KERMA_{k.upper()}": v for k, v in settings.items()})
+    kerma = Path(sys.executable).parent / "kerma"
+    process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("kerma serve did not come up")
+            time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(30)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import orjson
@@ -19,6 +17,7 @@ from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
 from server.fhir import build_service
 from server.store.sqlite import SqliteStore
+from tests.conftest import kerma_serve
 from tests.dicom.conftest import CORPUS, echo, free_port, wait_until
 
 OBJECTS = 500
@@ -27,24 +26,16 @@ RDSR = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
 RDSR_CLASS = "1.2.840.10008.5.1.4.1.1.88.67"
 
 
-@contextmanager
-def _kerma_serve(data_dir: Path, dicom_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "KERMA_DATA_DIR": str(data_dir),
-        "KERMA_HTTP_PORT": str(free_port()),
-        "KERMA_DICOM_PORT": str(dicom_port),
-        "KERMA_LOG_LEVEL": "WARNING",
-    }
-    kerma = Path(sys.executable).parent / "kerma"
-    process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: echo(dicom_port), seconds=30)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-        process.wait(30)
+def _kerma_serve(
+    data_dir: Path, dicom_port: int
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return kerma_serve(
+        data_dir,
+        lambda: echo(dicom_port),
+        http_port=str(free_port()),
+        dicom_port=str(dicom_port),
+        hl7_port="0",
+    )
 
 
 def _objects() -> Iterator[pydicom.Dataset]:
