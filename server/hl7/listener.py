@@ -54,11 +54,22 @@ class Hl7Listener:
             raise self._failure
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
+            self._thread.join(10)
         self._pool.shutdown(wait=True)
+
+    async def _shutdown(self) -> None:
+        """Stop listening, end the open connections (their answered messages are on disk),
+        then stop the loop."""
+        if self._server is not None:
+            self._server.close()
+        current = asyncio.current_task()
+        connections = [t for t in asyncio.all_tasks() if t is not current]
+        for task in connections:
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
+        self._loop.call_soon(self._loop.stop)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
