@@ -4,8 +4,9 @@ Every CT RDSR of the corpus, rendered in the GE, Siemens, Philips and Toshiba la
 512x512 and 1024x1024, clean and degraded (JPEG quality 35, low contrast with blur, shifted
 and turned 0.8 degrees), is read by the code ingestion runs (server/dicom/ocr.py). Each numeric
 field printed on a page (kV, mA, CTDIvol, DLP per series, the total DLP) is compared with what
-was read. Counted: fields exact; wrong fields flagged at that field (a finding names it);
-pages left for review (any doubt: status preliminary, no dose facts); and wrong fields on
+was read. Counted: fields exact; wrong fields flagged at that field (a finding names it, or
+names the rows as a whole: the readings disagree on how many there are); pages left for
+review (any doubt: status preliminary, no dose facts); and wrong fields on
 pages stored as final, the ones that would reach the statistics unnoticed.
 
     .venv/bin/python bench/ocr.py                       # all 352 pages, 2 processes
@@ -87,11 +88,15 @@ def _read_page(job: tuple[str, str, int, str]) -> dict[str, object]:
                 read[f"rows[{i}].kvp"] = event.sources[0].kvp_kv
                 read[f"rows[{i}].ma"] = event.sources[0].tube_current_ma
         flagged = {_truth_key(f.path) for f in report.findings}
+        if any(f.path == "ct_events" for f in report.findings):  # the rows themselves in doubt
+            flagged |= {key for key in page.truth if key.startswith("rows[")}
     fields = [(key, read.get(key) == value, key in flagged) for key, value in page.truth.items()]
     return {"vendor": vendor, "degradation": degradation, "fields": fields, "review": review}
 
 
 def _truth_key(path: str) -> str:
+    if path == "ct_events":
+        return path
     if path.startswith("ct_totals."):
         return "total_dlp"
     index, _, name = path.removeprefix("ct_events[").partition("].")
