@@ -24,6 +24,12 @@ SIEMENS_STUDY_UID = "1.3.6.1.4.1.5962.99.1.2662687737.2058515598.1471541535737.3
 
 
 @pytest.fixture
+def store(any_store: Store) -> Store:
+    """HL7 tests run on every store adapter: SQLite and MongoDB (mongomock, or a real server)."""
+    return any_store
+
+
+@pytest.fixture
 def hl7_settings(settings: Settings) -> Settings:
     return replace(settings, hl7_port=0, ae_title="KERMA")
 
