@@ -292,6 +292,30 @@ def reconcile(kind: str, hours: float) -> None:
 
 
 @main.group()
+def drl() -> None:
+    """Dose levels: national DRLs from mappings/drl/, as FHIR ObservationDefinitions."""
+
+
+@drl.command("load")
+def drl_load() -> None:
+    """Create or update an ObservationDefinition for every comparable level of
+    mappings/drl/national.csv (superseded and unverified ones too, marked as such)."""
+    from server.dose.drl import levels_from_rows
+    from server.fhir import build_service
+    from server.fhir.levels import load
+    from server.mappings import read_csv_rows, unit_table
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    levels = levels_from_rows(read_csv_rows("drl/national.csv"), unit_table())
+    created, updated = load(build_service(store, settings), levels)
+    store.close()
+    sets = len({level.set for level in levels})
+    click.echo(f"{len(levels)} levels of {sets} sets: {created} created, {updated} updated")
+
+
+@main.group()
 def facts() -> None:
     """The dose-facts projection that statistics read (derived from the FHIR resources)."""
 
