@@ -269,7 +269,9 @@ def _print_acks(answers: list[tuple[Path, bytes]]) -> None:
 @main.command()
 @click.argument(
     "kind",
-    type=click.Choice(["orders-without-dose", "dose-without-order", "demographics-mismatch"]),
+    type=click.Choice(
+        ["orders-without-dose", "dose-without-order", "demographics-mismatch", "unclassified"]
+    ),
 )
 @click.option(
     "--hours", type=float, default=24.0, show_default=True, help="orders due longer ago than this"

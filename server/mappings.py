@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from server.dose.classify import Rules
 from server.dose.units import Unit, UnitTable
 
 
@@ -44,3 +45,10 @@ def unit_table() -> UnitTable:
 @functools.cache
 def plausibility_bounds() -> dict[str, Any]:
     return read_yaml("dose/plausibility.yaml")  # type: ignore[no-any-return]
+
+
+@functools.cache
+def classification_rules() -> Rules:
+    return Rules(
+        read_yaml("classification/rules.yaml"), read_csv_rows("classification/procedures.csv")
+    )

@@ -111,7 +111,8 @@ def build() -> dict[str, Any]:
         "get": _op(
             "reconcile",
             "Reconciliation with the HIS/RIS as a List: kind=orders-without-dose (due more than "
-            "`hours` ago, default 24), dose-without-order, or demographics-mismatch",
+            "`hours` ago, default 24), dose-without-order, demographics-mismatch, or unclassified "
+            "(studies no classification rule matched, with their words)",
             params=[
                 {
                     "name": "kind",
@@ -123,6 +124,7 @@ def build() -> dict[str, Any]:
                             "orders-without-dose",
                             "dose-without-order",
                             "demographics-mismatch",
+                            "unclassified",
                         ],
                     },
                 },

@@ -20,7 +20,7 @@ class DoseFact:
     device: str | None = None
     date: float | None = None  # epoch seconds of the event or the study's irradiation start
     protocol: str | None = None
-    procedure: str | None = None  # the study's requested procedure or description
+    procedure: str | None = None  # the standard procedure, else the study's own words
     body_region: str | None = None
     acquisition_type: str | None = None
     age_years: float | None = None

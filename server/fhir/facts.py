@@ -57,8 +57,7 @@ def study_facts(
         "study_uid": study_uid,
         "modality": modality,
         "patient": study.get("subject", {}).get("reference"),
-        "procedure": (study.get("procedureCode") or [{}])[0].get("text")
-        or study.get("description"),
+        "procedure": _procedure(study),
         "age_years": _value(summary, "30525-0", "a", units),
         "weight_kg": measurements.get("weight_kg"),
         "size_m": measurements.get("size_m"),
@@ -86,6 +85,13 @@ def study_facts(
         )
     )
     return rows
+
+
+def _procedure(study: dict[str, Any]) -> str | None:
+    """The standard procedure when classified, else the study's own words."""
+    code = (study.get("procedureCode") or [{}])[0]
+    coding = (code.get("coding") or [{}])[0]
+    return coding.get("display") or code.get("text") or study.get("description")
 
 
 def _event_fact(event: dict[str, Any], common: dict[str, Any], units: UnitTable) -> DoseFact:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from server.dose.classify import Exam, Rules
 from server.dose.model import (
     Coded,
     CtEvent,
@@ -25,7 +26,7 @@ from server.dose.model import (
 )
 from server.dose.units import UnitTable
 from server.fhir.values import date_range
-from server.mappings import unit_table
+from server.mappings import classification_rules, unit_table
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 SCT = "http://snomed.info/sct"
@@ -57,6 +58,7 @@ class Context:
     # the issuer of local patient IDs, for objects that name none (0010,0021 empty)
     patient_id_issuer: str = ""
     units: UnitTable = field(default_factory=unit_table)
+    rules: Rules = field(default_factory=classification_rules)
 
     def convert(self, value: float | None, source: str, target: str) -> float | None:
         return None if value is None else self.units.convert(value, source, target)
@@ -177,8 +179,7 @@ def imaging_study(
         resource["started"] = fhir_datetime(started, ctx)
     if study.description:
         resource["description"] = study.description
-    if study.requested_procedure:
-        resource["procedureCode"] = [{"text": study.requested_procedure}]
+    _classify(resource, report, ctx)
     referrer, reader = person(study.referring_physician), person(study.reading_physician)
     if referrer:
         resource["referrer"] = {"display": referrer}
@@ -199,6 +200,41 @@ def imaging_study(
     resource["numberOfSeries"] = len(resource["series"])
     resource["numberOfInstances"] = sum(len(s.get("instance", [])) for s in resource["series"])
     return resource
+
+
+def exam_of(report: DoseReport) -> Exam:
+    """The words of a report that classification reads."""
+    protocols = [e.protocol for e in report.ct_events] + [
+        e.protocol for e in report.projection_events
+    ]
+    return Exam(
+        modality=report.modality,
+        requested_procedure=report.study.requested_procedure or "",
+        description=report.study.description or "",
+        protocols=tuple(dict.fromkeys(p for p in protocols if p)),
+        events=len(protocols),
+    )
+
+
+def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> None:
+    """procedureCode: the standard procedure the rules give (with the requested procedure as
+    its text), and which rule of which version decided, or that none matched (review list)."""
+    found = ctx.rules.classify(exam_of(report))
+    text = report.study.requested_procedure
+    code: dict[str, Any] = {}
+    if found is not None and found.procedure is not None:
+        p = found.procedure
+        code = {"coding": [{"system": p.system, "code": p.code, "display": p.name}]}
+    if text:
+        code["text"] = text
+    if code:
+        resource["procedureCode"] = [code]
+    decision = [
+        {"url": "rule", "valueString": found.rule if found else "unmatched"},
+        {"url": "version", "valueInteger": ctx.rules.version},
+    ]
+    others = [e for e in resource.get("extension", []) if e["url"] != CLASSIFICATION_URL]
+    resource["extension"] = [*others, {"url": CLASSIFICATION_URL, "extension": decision}]
 
 
 def patient_at_modality(p: Patient) -> dict[str, Any] | None:
@@ -639,6 +675,7 @@ def _component_coding(resource: dict[str, Any], code: str) -> dict[str, Any] | N
 
 SOURCE_TAG = "https://kerma.example.org/fhir/CodeSystem/dose-source"
 PATIENT_AT_MODALITY_URL = "https://kerma.example.org/fhir/StructureDefinition/patient-at-modality"
+CLASSIFICATION_URL = "https://kerma.example.org/fhir/StructureDefinition/classification"
 
 
 def source_tag(kind: str) -> dict[str, Any]:

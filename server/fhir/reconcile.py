@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.fhir.errors import FhirError
-from server.fhir.mapping import PATIENT_AT_MODALITY_URL
+from server.fhir.mapping import CLASSIFICATION_URL, PATIENT_AT_MODALITY_URL
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import date_range, instant
 from server.store.port import Reader, Stored
@@ -22,6 +22,7 @@ KINDS = {
     "orders-without-dose": "Orders without dose data",
     "dose-without-order": "Dose data without an order",
     "demographics-mismatch": "Studies whose patient at the modality differs from the HIS patient",
+    "unclassified": "Studies no classification rule matched",
 }
 LIST_CODES = "https://kerma.example.org/fhir/CodeSystem/reconciliation"
 _WAITING = ("active", "completed")  # orders that should have dose data by now
@@ -43,6 +44,8 @@ def reconciliation(
             for s in _all(service, reader, "ImagingStudy")
             if "basedOn" not in body_of(s)
         ]
+    elif kind == "unclassified":
+        found = unclassified(service, reader)
     else:
         found = demographics_mismatches(service, reader)
     listed = {
@@ -96,6 +99,23 @@ def demographics_mismatches(service: FhirService, reader: Reader) -> list[tuple[
         differences = _differences(at_modality, body_of(patient))
         if differences:
             found.append((study, "; ".join(differences)))
+    return found
+
+
+def unclassified(service: FhirService, reader: Reader) -> list[tuple[Stored, str]]:
+    """Studies the rules did not match, with the words they had, for whoever writes rules."""
+    found = []
+    for study in _all(service, reader, "ImagingStudy"):
+        body = body_of(study)
+        decision = next(
+            (e for e in body.get("extension", []) if e["url"] == CLASSIFICATION_URL), None
+        )
+        if decision is None or decision["extension"][0]["valueString"] != "unmatched":
+            continue
+        modalities = ",".join(m["code"] for m in body.get("modality", []))
+        words = [body.get("description"), *(c.get("text") for c in body.get("procedureCode", []))]
+        protocols = {s.get("description") for s in body.get("series", [])}
+        found.append((study, " | ".join(w for w in (modalities, *words, *protocols) if w)))
     return found
 
 

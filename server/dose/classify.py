@@ -1,0 +1,106 @@
+"""Classification of an examination to a standard procedure (RadLex Playbook RPID, or a local
+code where the Playbook has none) by rules kept as data (mappings/classification/rules.yaml).
+
+Pure: the rules and the procedure list come in as tables, the examination as its words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_MODALITY_GROUPS = {
+    "CR": "DX",
+    "DX": "DX",
+    "PX": "DX",
+    "IO": "DX",
+    "CT": "CT",
+    "MG": "MG",
+    "RF": "RF",
+    "XA": "XA",
+}
+
+
+@dataclass(frozen=True)
+class Exam:
+    """What is known of an examination to classify it by."""
+
+    modality: str
+    requested_procedure: str = ""
+    description: str = ""
+    protocols: tuple[str, ...] = ()
+    events: int = 0
+
+    @property
+    def text(self) -> str:
+        parts = (self.requested_procedure, self.description, *self.protocols)
+        return " ".join(p for p in parts if p).lower().replace("^", " ")
+
+
+@dataclass(frozen=True)
+class Procedure:
+    system: str
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Classified:
+    rule: str  # the id of the rule that matched
+    procedure: Procedure | None  # None: not a patient examination (QA, physics tests)
+    version: int
+
+
+@dataclass(frozen=True)
+class _Rule:
+    id: str
+    modalities: frozenset[str]
+    all: tuple[re.Pattern[str], ...]
+    none: tuple[re.Pattern[str], ...]
+    min_events: int
+    procedure: Procedure | None
+
+
+class Rules:
+    def __init__(self, table: dict[str, Any], procedures: list[dict[str, str]]) -> None:
+        known = {p["code"]: Procedure(p["system"], p["code"], p["name"]) for p in procedures}
+        words = {k: f"(?:{v})" for k, v in (table.get("words") or {}).items()}
+        self.version = int(table["version"])
+        self._rules = [self._rule(spec, known, words) for spec in table["rules"]]
+
+    def classify(self, exam: Exam) -> Classified | None:
+        """The first rule that matches, or None (the examination goes to the review list)."""
+        group = _MODALITY_GROUPS.get(exam.modality.upper(), exam.modality.upper())
+        text = exam.text
+        for rule in self._rules:
+            if (
+                group in rule.modalities
+                and exam.events >= rule.min_events
+                and all(p.search(text) for p in rule.all)
+                and not any(p.search(text) for p in rule.none)
+            ):
+                return Classified(rule.id, rule.procedure, self.version)
+        return None
+
+    @staticmethod
+    def _rule(spec: dict[str, Any], known: dict[str, Procedure], words: dict[str, str]) -> _Rule:
+        code = spec["procedure"]
+        if code is not None and code not in known:
+            raise ValueError(f"rule {spec['id']}: procedure {code!r} is not in procedures.csv")
+
+        def compiled(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
+            named = (
+                re.sub(r"\{(\w+)\}", lambda m: words.get(m.group(1), m.group(0)), p)
+                for p in patterns
+            )
+            return tuple(re.compile(p) for p in named)
+
+        return _Rule(
+            id=spec["id"],
+            modalities=frozenset(spec["modality"]),
+            all=compiled(spec.get("all", [])),
+            none=compiled(spec.get("none", [])),
+            min_events=int(spec.get("min_events", 0)),
+            procedure=known[code] if code is not None else None,
+        )

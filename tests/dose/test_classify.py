@@ -1,0 +1,76 @@
+"""Classification rules: first match wins, words and exclusions, events, table checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.dose.classify import Exam, Rules
+from server.mappings import classification_rules
+
+PROCEDURES = [
+    {"system": "http://radlex.org", "code": "RPID16", "name": "CT Chest wo IV Contrast"},
+    {"system": "http://radlex.org", "code": "RPID18", "name": "CT Chest w IV Contrast"},
+    {"system": "http://radlex.org", "code": "RPID2502", "name": "XR Chest 1 View"},
+    {"system": "http://radlex.org", "code": "RPID2503", "name": "XR Chest 2 Views"},
+]
+TABLE = {
+    "version": 3,
+    "words": {"contrast": "contrast|\\+c\\b"},
+    "rules": [
+        {"id": "qa", "modality": ["CT", "DX"], "all": ["phantom"], "procedure": None},
+        {
+            "id": "chest-w",
+            "modality": ["CT"],
+            "all": ["chest", "{contrast}"],
+            "procedure": "RPID18",
+        },
+        {"id": "chest-wo", "modality": ["CT"], "all": ["chest"], "procedure": "RPID16"},
+        {
+            "id": "xr-2v",
+            "modality": ["DX"],
+            "all": ["chest"],
+            "min_events": 2,
+            "procedure": "RPID2503",
+        },
+        {"id": "xr-1v", "modality": ["DX"], "all": ["chest"], "procedure": "RPID2502"},
+    ],
+}
+
+
+@pytest.fixture
+def rules() -> Rules:
+    return Rules(TABLE, PROCEDURES)
+
+
+def test_first_match_and_named_words(rules: Rules) -> None:
+    found = rules.classify(Exam("CT", description="CT CHEST +C", protocols=("Chest",)))
+    assert found is not None and found.rule == "chest-w" and found.version == 3
+    assert found.procedure is not None and found.procedure.code == "RPID18"
+    plain = rules.classify(Exam("CT", requested_procedure="Chest^Routine"))
+    assert plain is not None and plain.rule == "chest-wo"
+
+
+def test_modality_groups_and_event_counts(rules: Rules) -> None:
+    one = rules.classify(Exam("CR", description="Chest PA", events=1))
+    two = rules.classify(Exam("DX", description="Chest", events=2))
+    assert (one and one.rule, two and two.rule) == ("xr-1v", "xr-2v")
+    assert rules.classify(Exam("MG", description="chest")) is None
+
+
+def test_no_patient_exam_and_unmatched(rules: Rules) -> None:
+    qa = rules.classify(Exam("CT", description="Chest phantom"))
+    assert qa is not None and qa.procedure is None
+    assert rules.classify(Exam("CT", description="Knee")) is None
+
+
+def test_a_rule_naming_an_unknown_procedure_is_refused() -> None:
+    table = {**TABLE, "rules": [{"id": "x", "modality": ["CT"], "procedure": "RPID999999"}]}
+    with pytest.raises(ValueError, match="RPID999999"):
+        Rules(table, PROCEDURES)
+
+
+def test_the_shipped_rules_load() -> None:
+    shipped = classification_rules()
+    found = shipped.classify(Exam("CT", description="Thorax^Thorax_NON_CON (Adult)"))
+    assert found is not None and found.procedure is not None
+    assert (found.procedure.code, found.procedure.name) == ("RPID16", "CT Chest wo IV Contrast")
