@@ -44,6 +44,9 @@ class Settings:
     # Issuer assumed for DICOM objects that name none: the HIS's assigning authority (PID-3.4)
     # of the same IDs, so ADT messages find the patients DICOM created.
     patient_id_issuer: str = ""
+    # The DRL sets reports are compared with, by name as in mappings/drl/national.csv, comma-
+    # separated (e.g. "UKHSA GB 2022" or "BfS DE 2022"); empty: no DRL comparison.
+    drl_sets: str = ""
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.
     base_url: str = ""

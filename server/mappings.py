@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from server.dose.classify import Rules
+from server.dose.drl import DoseLevel, levels_from_rows
 from server.dose.units import Unit, UnitTable
 
 
@@ -52,3 +53,8 @@ def classification_rules() -> Rules:
     return Rules(
         read_yaml("classification/rules.yaml"), read_csv_rows("classification/procedures.csv")
     )
+
+
+@functools.cache
+def national_levels() -> tuple[DoseLevel, ...]:
+    return tuple(levels_from_rows(read_csv_rows("drl/national.csv"), unit_table()))

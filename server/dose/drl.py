@@ -12,7 +12,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from server.dose.model import DoseReport
 from server.dose.units import UnitTable
+
+ADULT_YEARS = 18  # below it, paediatric levels apply
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,89 @@ def _slug(text: str) -> str:
     """Lower-case words and numbers joined by "-" (accents dropped)."""
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z0-9.]+", "-", plain).strip("-")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A dose value of a report, as levels name it."""
+
+    quantity_code: str
+    per: str  # "event" or "examination"
+    value: float  # canonical unit of the quantity
+    event_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class Exceedance:
+    level: DoseLevel
+    value: Value
+
+    @property
+    def ratio(self) -> float:
+        return self.value.value / self.level.value
+
+
+def applicable(
+    levels: list[DoseLevel],
+    procedures: dict[tuple[str, str], frozenset[str]],
+    procedure: str,
+    age_years: float | None,
+    weight_kg: float | None = None,
+) -> list[DoseLevel]:
+    """The DRLs in force that apply to an examination of that standard procedure, age and
+    weight (unknown age: adult levels; levels by weight band only when the weight is known)."""
+    age = float(ADULT_YEARS) if age_years is None else age_years
+    return [
+        lv
+        for lv in levels
+        if lv.kind == "DRL"
+        and lv.current
+        and procedure in procedures.get((lv.set, lv.examination), frozenset())
+        and _within(age, lv.age_min_years, lv.age_max_years)
+        and (lv.population != "paediatric" or age < ADULT_YEARS)
+        and (
+            lv.weight_max_kg is None
+            or (weight_kg is not None and _within(weight_kg, lv.weight_min_kg, lv.weight_max_kg))
+        )
+    ]
+
+
+def _within(x: float, low: float | None, high: float | None) -> bool:
+    """Bands are half-open, as RP 185 writes them (5-<15 kg)."""
+    return (low is None or x >= low) and (high is None or x < high)
+
+
+def exceedances(levels: list[DoseLevel], values: list[Value]) -> list[Exceedance]:
+    """Each value above a level of its quantity and place in the report."""
+    return [
+        Exceedance(lv, v)
+        for lv in levels
+        for v in values
+        if v.quantity_code == lv.quantity_code and v.per == lv.per and v.value > lv.value
+    ]
+
+
+def procedure_map(rows: list[dict[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
+    """(set, examination) -> the standard procedures a level of that examination applies to."""
+    return {(r["set"], r["examination"]): frozenset(r["procedures"].split()) for r in rows}
+
+
+def report_values(report: DoseReport) -> list[Value]:
+    """The values of a report that levels are set for: per event CTDIvol, DLP and DAP, and
+    the examination's DLP and DAP totals."""
+    values = []
+    for ct in report.ct_events:
+        values += [
+            Value(code, "event", v, ct.event_uid)
+            for code, v in (("113830", ct.ctdivol_mgy), ("113838", ct.dlp_mgy_cm))
+            if v is not None
+        ]
+    for pe in report.projection_events:
+        if pe.dap_gy_m2 is not None:
+            values.append(Value("122130", "event", pe.dap_gy_m2, pe.event_uid))
+    if report.ct_totals and report.ct_totals.dlp_total_mgy_cm is not None:
+        values.append(Value("113813", "examination", report.ct_totals.dlp_total_mgy_cm))
+    dap_total = sum(t.dap_total_gy_m2 for t in report.projection_totals if t.dap_total_gy_m2)
+    if dap_total:
+        values.append(Value("113722", "examination", dap_total))
+    return values

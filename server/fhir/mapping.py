@@ -14,6 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from server.dose.classify import Exam, Rules
+from server.dose.drl import DoseLevel
 from server.dose.model import (
     Coded,
     CtEvent,
@@ -59,6 +60,9 @@ class Context:
     patient_id_issuer: str = ""
     units: UnitTable = field(default_factory=unit_table)
     rules: Rules = field(default_factory=classification_rules)
+    # the DRL sets the site compares with, and the procedures each level applies to
+    levels: tuple[DoseLevel, ...] = ()
+    level_procedures: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     def convert(self, value: float | None, source: str, target: str) -> float | None:
         return None if value is None else self.units.convert(value, source, target)

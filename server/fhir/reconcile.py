@@ -25,7 +25,8 @@ KINDS = {
     "unclassified": "Studies no classification rule matched",
 }
 LIST_CODES = "https://kerma.example.org/fhir/CodeSystem/reconciliation"
-_WAITING = ("active", "completed")  # orders that should have dose data by now
+_WAITING = ("active", "completed")
+_MAX_HOURS = 24 * 366 * 100  # orders that should have dose data by now
 
 
 def reconciliation(
@@ -34,6 +35,8 @@ def reconciliation(
     """The List resource, and the resources it names (for the audit trail)."""
     if kind not in KINDS:
         raise FhirError.of(400, "invalid", f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not 0 <= hours <= _MAX_HOURS:  # also refuses NaN
+        raise FhirError.of(400, "invalid", f"hours must be between 0 and {_MAX_HOURS}")
     if kind == "orders-without-dose":
         found = orders_without_dose(
             service, reader, datetime.now().astimezone() - timedelta(hours=hours)

@@ -12,15 +12,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
 from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
+from server.dose import drl
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
-from server.fhir import mapping, patients
+from server.fhir import issues, mapping, patients
 from server.fhir.facts import study_facts
 from server.fhir.orders import Orders
 from server.fhir.service import FhirService
@@ -162,11 +164,49 @@ class _Commit:
         summary_ref = self._save("Observation", summary, summary_stored)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
+        issues = self._check_levels(
+            study, summary, (patient_ref, study_ref, summary_ref), all_events
+        )
         targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
+        targets += issues
         self._provenance(report, targets, superseded, replaced_kind)
         return Result(
             "ingested", self.name, report.modality, events_added=len(added), study=study_ref
         )
+
+    def _check_levels(
+        self,
+        study: dict[str, Any],
+        summary: dict[str, Any],
+        refs: tuple[str | None, str, str],
+        events: list[dict[str, Any]],
+    ) -> list[str]:
+        """A DetectedIssue for each value above a DRL of the site's sets that applies to the
+        study's standard procedure (none for values still waiting for review)."""
+        coding = ((study.get("procedureCode") or [{}])[0].get("coding") or [{}])[0]
+        if not self.ctx.levels or not coding.get("code") or summary.get("status") == "preliminary":
+            return []
+        report = self.report
+        levels = drl.applicable(
+            list(self.ctx.levels),
+            self.ctx.level_procedures,
+            coding["code"],
+            report.patient.age_years,
+        )
+        by_uid = {_event_uid(e): f"Observation/{e['id']}" for e in events}
+        created = []
+        for found in drl.exceedances(levels, drl.report_values(report)):
+            key = issues.issue_key(found, report.study.study_uid)
+            if self._find("DetectedIssue", [("identifier", f"{issues.ISSUE_ID_SYSTEM}|{key}")]):
+                continue  # raised when this value was stored before
+            patient_ref, study_ref, summary_ref = refs
+            holder = by_uid.get(found.value.event_uid or "", summary_ref)
+            when = report.irradiation_start or report.study.started or datetime.now(UTC)
+            issue = issues.drl_exceeded(
+                found, report.study.study_uid, (patient_ref, study_ref, holder), when, self.ctx
+            )
+            created.append(self._save("DetectedIssue", issue, None))
+        return created
 
     def _project_facts(
         self, study: dict[str, Any], summary: dict[str, Any], events: list[dict[str, Any]]

@@ -68,3 +68,27 @@ def test_paediatric_bands(levels: list[DoseLevel]) -> None:
     assert by_weight and all(lv.population == "paediatric" for lv in by_weight)
     infants = [lv for lv in levels if lv.age_max_years == 0.25]
     assert infants and infants[0].age_min_years == 0
+
+
+def test_applicable_levels_by_procedure_age_and_force(levels: list[DoseLevel]) -> None:
+    from server.dose.drl import Value, applicable, exceedances, procedure_map
+
+    procedures = procedure_map(
+        [{"set": "UKHSA GB 2022", "examination": "Chest", "procedures": "RPID16 RPID18"},
+         {"set": "European Commission EU 2018", "examination": "Chest", "procedures": "RPID16"}]
+    )  # fmt: skip
+    adult = applicable(levels, procedures, "RPID16", 52.0)
+    assert {(lv.set, lv.quantity_code, lv.value) for lv in adult} == {
+        ("UKHSA GB 2022", "113830", 8.5),
+        ("UKHSA GB 2022", "113813", 290.0),
+    }
+    child = applicable(levels, procedures, "RPID16", 7.0, weight_kg=20.0)
+    assert {(lv.quantity_code, lv.value) for lv in child} == {("113830", 2.7), ("113813", 70.0)}
+    assert applicable(levels, procedures, "RPID16", 7.0) == []  # by weight band: weight needed
+    heavy_adult = applicable(levels, procedures, "RPID16", 52.0, weight_kg=70.0)
+    assert {lv.set for lv in heavy_adult} == {"UKHSA GB 2022"}
+    assert applicable(levels, procedures, "RPID22", 52.0) == []  # no level for that procedure
+    values = [Value("113830", "event", 9.0, "1.2.3"), Value("113830", "event", 8.5, "1.2.4"),
+              Value("113813", "examination", 250.0)]  # fmt: skip
+    [over] = exceedances(adult, values)
+    assert over.value.event_uid == "1.2.3" and over.ratio == pytest.approx(9.0 / 8.5)

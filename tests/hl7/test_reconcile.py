@@ -123,6 +123,11 @@ def test_reassign_refuses_what_it_cannot_do(trauma: str, api: Api) -> None:
     }
     assert api.post(f"/fhir/{trauma}/$reassign", gone).status_code == 404
     assert api.get("/fhir/List/$reconcile?kind=everything").status_code == 400
+    for hours in ("1e18", "nan", "-1"):
+        assert (
+            api.get(f"/fhir/List/$reconcile?kind=orders-without-dose&hours={hours}").status_code
+            == 400
+        )
 
 
 def test_kerma_reconcile_prints_the_list(site: Settings, store: Store, trauma: str) -> None:
