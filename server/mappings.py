@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from server.dose.alerts import AlertRule, rules_from_table
 from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, levels_from_rows
 from server.dose.units import Unit, UnitTable
@@ -58,3 +59,13 @@ def classification_rules() -> Rules:
 @functools.cache
 def national_levels() -> tuple[DoseLevel, ...]:
     return tuple(levels_from_rows(read_csv_rows("drl/national.csv"), unit_table()))
+
+
+@functools.cache
+def alert_rules(name: str) -> tuple[AlertRule, ...]:
+    """A rule set of mappings/alerts/ by its file name without .yaml."""
+    try:
+        table = read_yaml(f"alerts/{name}.yaml")
+    except FileNotFoundError:
+        raise ValueError(f"no alert rule set {name!r} in mappings/alerts") from None
+    return tuple(rules_from_table(table, unit_table()))

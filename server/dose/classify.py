@@ -43,6 +43,7 @@ class Procedure:
     system: str
     code: str
     name: str
+    region: str = ""  # RadLex body region: HEAD, CHEST...
 
 
 @dataclass(frozen=True)
@@ -64,14 +65,21 @@ class _Rule:
 
 class Rules:
     def __init__(self, table: dict[str, Any], procedures: list[dict[str, str]]) -> None:
-        known = {p["code"]: Procedure(p["system"], p["code"], p["name"]) for p in procedures}
+        known = {
+            p["code"]: Procedure(p["system"], p["code"], p["name"], p.get("body_region", ""))
+            for p in procedures
+        }
+        self._procedures = known
         words = {k: f"(?:{v})" for k, v in (table.get("words") or {}).items()}
         self.version = int(table["version"])
         self._rules = [self._rule(spec, known, words) for spec in table["rules"]]
 
+    def procedure(self, code: str) -> Procedure | None:
+        return self._procedures.get(code)
+
     def classify(self, exam: Exam) -> Classified | None:
         """The first rule that matches, or None (the examination goes to the review list)."""
-        group = _MODALITY_GROUPS.get(exam.modality.upper(), exam.modality.upper())
+        group = modality_group(exam.modality)
         text = exam.text
         for rule in self._rules:
             if (
@@ -104,3 +112,8 @@ class Rules:
             min_events=int(spec.get("min_events", 0)),
             procedure=known[code] if code is not None else None,
         )
+
+
+def modality_group(modality: str) -> str:
+    """The modality as rules and levels name it: CR and other radiography are DX."""
+    return _MODALITY_GROUPS.get(modality.upper(), modality.upper())

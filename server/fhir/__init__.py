@@ -12,7 +12,7 @@ from server.fhir.indexing import Indexer
 from server.fhir.mapping import Context
 from server.fhir.service import FhirService as FhirService
 from server.fhir.service import SearchResult as SearchResult
-from server.mappings import national_levels, read_csv_rows, unit_table
+from server.mappings import alert_rules, national_levels, read_csv_rows, unit_table
 from server.store.port import Store
 
 
@@ -25,6 +25,12 @@ def site_context(settings: Settings) -> Context:
         patient_id_issuer=settings.patient_id_issuer,
         levels=tuple(lv for lv in national_levels() if lv.set in sets),
         level_procedures=procedure_map(read_csv_rows("drl/procedures.csv")),
+        alert_rules=tuple(
+            rule
+            for name in settings.alert_rules.split(",")
+            if name.strip()
+            for rule in alert_rules(name.strip())
+        ),
     )
 
 

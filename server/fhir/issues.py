@@ -2,63 +2,89 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from server.dose.drl import Exceedance
+from server.dose.alerts import Alert
+from server.dose.drl import Exceedance, Value
 from server.fhir.levels import LEVEL_ID_SYSTEM
 from server.fhir.mapping import Context, fhir_datetime
 
 ISSUE_SYSTEM = "https://kerma.example.org/fhir/CodeSystem/dose-issue"
 ISSUE_ID_SYSTEM = "urn:kerma:detected-issue"
 _UNITS = {"mGy": "mGy", "mGy.cm": "mGy·cm", "Gy.m2": "Gy·m²"}
-
-
-def issue_key(exceedance: Exceedance, study_uid: str) -> str:
-    """One issue per value and level: the same report stored again raises nothing new."""
-    where = exceedance.value.event_uid or f"study:{study_uid}"
-    return f"{where}/{exceedance.level.key}"
+Refs = tuple[str | None, str, str]  # patient, study, the Observation holding the value
 
 
 def drl_exceeded(
-    exceedance: Exceedance,
-    study_uid: str,
-    refs: tuple[str | None, str, str],  # patient, study, the Observation holding the value
-    when: Any,
-    ctx: Context,
+    found: Exceedance, study_uid: str, refs: Refs, when: datetime, ctx: Context
 ) -> dict[str, Any]:
-    level, value = exceedance.level, exceedance.value
-    patient_ref, study_ref, observation_ref = refs
+    level, value = found.level, found.value
     unit = _UNITS.get(level.unit, level.unit)
-    where = "an irradiation event" if value.event_uid else "the examination"
     detail = (
-        f"{level.quantity} {value.value:.4g} {unit} of {where} is {exceedance.ratio:.2f} times the "
-        f"{level.set} DRL of {level.value:.4g} {unit} for {level.examination}"
+        f"{level.quantity} {value.value:.4g} {unit} of {_where(value)} is {found.ratio:.2f} times "
+        f"the {level.set} DRL of {level.value:.4g} {unit} for {level.examination}"
         + (f" ({level.clinical_indication})" if level.clinical_indication else "")
     )
+    evidence = {
+        "code": [{"text": f"{level.kind} {level.set}"}],
+        "detail": [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": level.key}}],
+    }
+    key = f"{_place(value, study_uid)}/{level.key}"
+    return _issue(key, ("drl-exceeded", "Diagnostic reference level exceeded"), "moderate",
+                  detail, evidence, refs, when, ctx)  # fmt: skip
+
+
+def significant_event(
+    found: Alert, study_uid: str, refs: Refs, when: datetime, ctx: Context
+) -> dict[str, Any]:
+    """A value a country's rules call a significant event (to be reported to the authority)."""
+    rule, value = found.rule, found.value
+    detail = f"{rule.set}: {rule.text}; the value is {value.value:.4g} ({_where(value)})"
+    evidence: dict[str, Any] = {"code": [{"text": f"{rule.set} {rule.id}"}]}
+    if found.level is not None:
+        evidence["detail"] = [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": found.level.key}}]
+        detail += f", {value.value / found.level.value:.2f} times the {found.level.set} DRL"
+    key = f"{_place(value, study_uid)}/{rule.set}/{rule.id}"
+    return _issue(key, ("significant-event", "Significant event"), "high",
+                  detail, evidence, refs, when, ctx)  # fmt: skip
+
+
+def issue_identifier(issue: dict[str, Any]) -> str:
+    """The search value that finds this issue again (the same value is raised once)."""
+    return f"{ISSUE_ID_SYSTEM}|{issue['identifier'][0]['value']}"
+
+
+def _issue(
+    key: str,
+    code: tuple[str, str],
+    severity: str,
+    detail: str,
+    evidence: dict[str, Any],
+    refs: Refs,
+    when: datetime,
+    ctx: Context,
+) -> dict[str, Any]:
+    patient_ref, study_ref, holder_ref = refs
     issue: dict[str, Any] = {
         "resourceType": "DetectedIssue",
-        "identifier": [{"system": ISSUE_ID_SYSTEM, "value": issue_key(exceedance, study_uid)}],
+        "identifier": [{"system": ISSUE_ID_SYSTEM, "value": key}],
         "status": "preliminary",
-        "code": {
-            "coding": [
-                {
-                    "system": ISSUE_SYSTEM,
-                    "code": "drl-exceeded",
-                    "display": "Diagnostic reference level exceeded",
-                }
-            ]
-        },
-        "severity": "moderate",
+        "code": {"coding": [{"system": ISSUE_SYSTEM, "code": code[0], "display": code[1]}]},
+        "severity": severity,
         "identifiedDateTime": fhir_datetime(when, ctx),
-        "implicated": [{"reference": observation_ref}, {"reference": study_ref}],
+        "implicated": [{"reference": holder_ref}, {"reference": study_ref}],
         "detail": detail,
-        "evidence": [
-            {
-                "code": [{"text": f"{level.kind} {level.set}"}],
-                "detail": [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": level.key}}],
-            }
-        ],
+        "evidence": [evidence],
     }
     if patient_ref:
         issue["patient"] = {"reference": patient_ref}
     return issue
+
+
+def _where(value: Value) -> str:
+    return "an irradiation event" if value.event_uid else "the examination"
+
+
+def _place(value: Value, study_uid: str) -> str:
+    return value.event_uid or f"study:{study_uid}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from server.dose.alerts import AlertRule
 from server.dose.classify import Exam, Rules
 from server.dose.drl import DoseLevel
 from server.dose.model import (
@@ -63,6 +64,7 @@ class Context:
     # the DRL sets the site compares with, and the procedures each level applies to
     levels: tuple[DoseLevel, ...] = ()
     level_procedures: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    alert_rules: tuple[AlertRule, ...] = ()  # the site's significant-event rules
 
     def convert(self, value: float | None, source: str, target: str) -> float | None:
         return None if value is None else self.units.convert(value, source, target)
@@ -239,6 +241,24 @@ def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> Non
     ]
     others = [e for e in resource.get("extension", []) if e["url"] != CLASSIFICATION_URL]
     resource["extension"] = [*others, {"url": CLASSIFICATION_URL, "extension": decision}]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a stored study was classified: the rule, and the procedure's code and region."""
+
+    rule: str
+    code: str = ""
+    region: str = ""
+
+
+def classification_of(study: dict[str, Any], ctx: Context) -> Decision:
+    found = next((e for e in study.get("extension", []) if e["url"] == CLASSIFICATION_URL), None)
+    rule = found["extension"][0]["valueString"] if found else "unmatched"
+    coding = ((study.get("procedureCode") or [{}])[0].get("coding") or [{}])[0]
+    code = str(coding.get("code", ""))
+    procedure = ctx.rules.procedure(code) if code else None
+    return Decision(rule, code, procedure.region if procedure else "")
 
 
 def patient_at_modality(p: Patient) -> dict[str, Any] | None:

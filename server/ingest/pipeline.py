@@ -19,7 +19,8 @@ from typing import Any, Literal
 import orjson
 
 from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
-from server.dose import drl
+from server.dose import alerts, drl
+from server.dose.classify import modality_group
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import issues, mapping, patients
@@ -181,32 +182,43 @@ class _Commit:
         refs: tuple[str | None, str, str],
         events: list[dict[str, Any]],
     ) -> list[str]:
-        """A DetectedIssue for each value above a DRL of the site's sets that applies to the
-        study's standard procedure (none for values still waiting for review)."""
-        coding = ((study.get("procedureCode") or [{}])[0].get("coding") or [{}])[0]
-        if not self.ctx.levels or not coding.get("code") or summary.get("status") == "preliminary":
+        """DetectedIssues for values above a DRL of the site's sets that applies to the study,
+        and for what the site's alert rules call significant events. None for physics and QA
+        studies, nor for values still waiting for review."""
+        decision = mapping.classification_of(study, self.ctx)
+        if decision.rule == "qa" or summary.get("status") == "preliminary":
             return []
         report = self.report
         levels = drl.applicable(
             list(self.ctx.levels),
             self.ctx.level_procedures,
-            coding["code"],
+            decision.code,
             report.patient.age_years,
+            report.patient.weight_kg,
         )
+        values = drl.report_values(report)
+        region = "head" if decision.region == "HEAD" else "body"
+        uid, when = report.study.study_uid, report.irradiation_start or report.study.started
+        when = when or datetime.now(UTC)
         by_uid = {_event_uid(e): f"Observation/{e['id']}" for e in events}
-        created = []
-        for found in drl.exceedances(levels, drl.report_values(report)):
-            key = issues.issue_key(found, report.study.study_uid)
-            if self._find("DetectedIssue", [("identifier", f"{issues.ISSUE_ID_SYSTEM}|{key}")]):
-                continue  # raised when this value was stored before
-            patient_ref, study_ref, summary_ref = refs
-            holder = by_uid.get(found.value.event_uid or "", summary_ref)
-            when = report.irradiation_start or report.study.started or datetime.now(UTC)
-            issue = issues.drl_exceeded(
-                found, report.study.study_uid, (patient_ref, study_ref, holder), when, self.ctx
+
+        def located(value: drl.Value) -> tuple[str | None, str, str]:
+            return refs[0], refs[1], by_uid.get(value.event_uid or "", refs[2])
+
+        found = [
+            issues.drl_exceeded(x, uid, located(x.value), when, self.ctx)
+            for x in drl.exceedances(levels, values)
+        ] + [
+            issues.significant_event(a, uid, located(a.value), when, self.ctx)
+            for a in alerts.evaluate(
+                list(self.ctx.alert_rules), modality_group(report.modality), region, values, levels
             )
-            created.append(self._save("DetectedIssue", issue, None))
-        return created
+        ]
+        return [
+            self._save("DetectedIssue", issue, None)
+            for issue in found
+            if not self._find("DetectedIssue", [("identifier", issues.issue_identifier(issue))])
+        ]
 
     def _project_facts(
         self, study: dict[str, Any], summary: dict[str, Any], events: list[dict[str, Any]]

@@ -63,3 +63,43 @@ def test_other_sets_do_not_apply(
 ) -> None:
     build_ingestor(store, Settings(data_dir=tmp_path, drl_sets=sets)).ingest_file(PHILIPS)
     assert _issues(service) == []
+
+
+def _replace_text(items: Any, old: str, new: str) -> None:
+    for item in items:
+        if getattr(item, "TextValue", None) == old:
+            item.TextValue = new
+        if "ContentSequence" in item:
+            _replace_text(item.ContentSequence, old, new)
+
+
+def test_a_significant_event_by_the_german_criteria(
+    store: Store, service: FhirService, tmp_path: Path
+) -> None:
+    import io
+
+    from pydicom import dcmread
+
+    # GE's QA scan (CTDIvol 222.59 mGy), presented as a patient's CT: a significant event
+    ds = dcmread(CORPUS / "openrem" / "CT-RDSR-GEPixelMed.dcm")
+    settings = Settings(data_dir=tmp_path, alert_rules="de_strlschv_annex14")
+    ingestor = build_ingestor(store, settings)
+    as_is = io.BytesIO()
+    ds.save_as(as_is)
+    ingestor.ingest_bytes(as_is.getvalue(), "qa.dcm")
+    assert _issues(service) == []  # physics and QA studies raise nothing
+    _replace_text(ds.ContentSequence, "10.13 RADIOTHERAPY QA", "Abdomen")
+    ds.StudyInstanceUID = ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    patient = io.BytesIO()
+    ds.save_as(patient)
+    assert ingestor.ingest_bytes(patient.getvalue(), "ct.dcm").status == "ingested"
+    [issue] = _issues(service)
+    assert issue["severity"] == "high"
+    assert issue["code"]["coding"][0]["code"] == "significant-event"
+    assert issue["detail"] == (
+        "StrlSchV Anlage 14 (DE): CTDIvol above 80 mGy in a body CT (single examination); "
+        "the value is 222.6 (an irradiation event)"
+    )
+    event = orjson.loads(service.read(*issue["implicated"][0]["reference"].split("/")).body or b"")
+    assert event["code"]["coding"][0]["code"] == "113852"
+    assert validate(issue) == []
