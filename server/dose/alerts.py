@@ -4,6 +4,7 @@ call significant events (e.g. Germany's StrlSchV Anlage 14). The rule sets are d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ class AlertRule:
     per: str = ""
     above: float | None = None  # canonical unit of the quantity
     drl_factor: float | None = None
+    # group criterion: the last `group_size` examinations of a type on a device average more
+    # than `mean_factor` x DRL while one of them is above `drl_factor` x DRL
+    group_size: int = 0
+    mean_factor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ def rules_from_table(table: dict[str, Any], units: UnitTable) -> list[AlertRule]
                 per=spec.get("per", ""),
                 above=above,
                 drl_factor=spec.get("drl_factor"),
+                group_size=int(spec.get("group", {}).get("size", 0)),
+                mean_factor=spec.get("group", {}).get("mean_factor"),
             )
         )
     return found
@@ -64,7 +71,11 @@ def evaluate(
     """Every value a rule calls a significant event. `region`: "head" or "body"."""
     alerts = []
     for rule in rules:
-        if modality not in rule.modalities or (rule.region and rule.region != region):
+        if (
+            rule.group_size
+            or modality not in rule.modalities
+            or (rule.region and rule.region != region)
+        ):
             continue
         if rule.above is not None:
             alerts += [
@@ -83,4 +94,35 @@ def evaluate(
                 and v.per == lv.per
                 and v.value > lv.value * rule.drl_factor
             ]
+    return alerts
+
+
+# DICOM code of an examination-level quantity -> the study row's field in the dose facts
+GROUP_QUANTITIES = {"113813": "dlp_mgy_cm", "113722": "dap_gy_m2"}
+
+
+def group_alerts(
+    rules: list[AlertRule], modality: str, drls: list[DoseLevel], recent: Callable[[int], list[Any]]
+) -> list[Alert]:
+    """Group criteria over the newest studies of this type on this device (`recent(n)`: their
+    dose-facts rows, newest first). The alert's value is the group's mean; it is raised once
+    per study whose value started it (the newest one above the single-value factor)."""
+    alerts = []
+    for rule in rules:
+        if not rule.group_size or modality not in rule.modalities or rule.mean_factor is None:
+            continue
+        for level in drls:
+            field = GROUP_QUANTITIES.get(level.quantity_code)
+            if field is None or level.per != "examination":
+                continue
+            rows = [r for r in recent(rule.group_size) if getattr(r, field) is not None]
+            if len(rows) < rule.group_size:
+                continue
+            mean = sum(getattr(r, field) for r in rows) / len(rows)
+            high = [r for r in rows if getattr(r, field) > (rule.drl_factor or 0) * level.value]
+            if high and mean > rule.mean_factor * level.value:
+                value = Value(
+                    level.quantity_code, "examination", mean, f"group:{high[0].study_uid}"
+                )
+                alerts.append(Alert(rule, value, rule.mean_factor * level.value, level))
     return alerts

@@ -83,6 +83,8 @@ def _issue(
 
 
 def _where(value: Value) -> str:
+    if (value.event_uid or "").startswith("group:"):
+        return "the mean of the group"
     return "an irradiation event" if value.event_uid else "the examination"
 
 

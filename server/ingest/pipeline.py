@@ -205,20 +205,40 @@ class _Commit:
         def located(value: drl.Value) -> tuple[str | None, str, str]:
             return refs[0], refs[1], by_uid.get(value.event_uid or "", refs[2])
 
-        found = [
-            issues.drl_exceeded(x, uid, located(x.value), when, self.ctx)
-            for x in drl.exceedances(levels, values)
-        ] + [
-            issues.significant_event(a, uid, located(a.value), when, self.ctx)
-            for a in alerts.evaluate(
-                list(self.ctx.alert_rules), modality_group(report.modality), region, values, levels
-            )
-        ]
+        group = modality_group(report.modality)
+        found = (
+            [
+                issues.drl_exceeded(x, uid, located(x.value), when, self.ctx)
+                for x in drl.exceedances(levels, values)
+            ]
+            + [
+                issues.significant_event(a, uid, refs, when, self.ctx)
+                for a in alerts.group_alerts(
+                    list(self.ctx.alert_rules), group, levels, self._recent(uid)
+                )
+            ]
+            + [
+                issues.significant_event(a, uid, located(a.value), when, self.ctx)
+                for a in alerts.evaluate(list(self.ctx.alert_rules), group, region, values, levels)
+            ]
+        )
         return [
             self._save("DetectedIssue", issue, None)
             for issue in found
             if not self._find("DetectedIssue", [("identifier", issues.issue_identifier(issue))])
         ]
+
+    def _recent(self, study_uid: str) -> Callable[[int], list[Any]]:
+        """The newest studies of this one's device and procedure up to it (dose-facts rows)."""
+        store = self.service.store
+        row = next((f for f in store.facts(study_uid) if f.level == "study"), None)
+
+        def recent(limit: int) -> list[Any]:
+            if row is None or not row.device or not row.procedure or row.date is None:
+                return []
+            return store.recent_studies(row.device, row.procedure, row.date, limit)
+
+        return recent
 
     def _project_facts(
         self, study: dict[str, Any], summary: dict[str, Any], events: list[dict[str, Any]]

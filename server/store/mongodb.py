@@ -281,16 +281,28 @@ class MongoStore:
 
     def facts(self, study_uid: str | None = None) -> list[DoseFact]:
         docs = self._facts.find({"study_uid": study_uid} if study_uid else {}).sort("_id", 1)
-        return [
-            DoseFact(
-                **{name: doc.get(name) for name in FACT_FIELDS if name != "key"}, key=doc["_id"]
-            )
-            for doc in docs
-        ]
+        return [_fact(doc) for doc in docs]
+
+    def recent_studies(
+        self, device: str, procedure: str, until: float, limit: int
+    ) -> list[DoseFact]:
+        query = {
+            "level": "study",
+            "device": device,
+            "procedure": procedure,
+            "date": {"$lte": until},
+        }
+        return [_fact(doc) for doc in self._facts.find(query).sort("date", -1).limit(limit)]
 
     def set_user_active(self, name: str, active: bool) -> bool:
         result = self._users.update_one({"_id": name}, {"$set": {"active": active}})
         return bool(result.matched_count == 1)
+
+
+def _fact(doc: Any) -> DoseFact:
+    return DoseFact(
+        **{name: doc.get(name) for name in FACT_FIELDS if name != "key"}, key=doc["_id"]
+    )
 
 
 class MongoTransaction:

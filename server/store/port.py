@@ -136,6 +136,12 @@ class Store(Reader, Protocol):
     def facts(self, study_uid: str | None = None) -> list[DoseFact]:
         """Dose facts, of one study or all (statistics read these)."""
 
+    def recent_studies(
+        self, device: str, procedure: str, until: float, limit: int
+    ) -> list[DoseFact]:
+        """The study rows of one device and procedure up to a time, newest first (group
+        criteria: "the last 20 examinations of a type on a device")."""
+
     def ping(self) -> None:
         """Raise if the store cannot answer."""
 

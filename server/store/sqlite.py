@@ -312,6 +312,16 @@ class SqliteStore:
         )
         return [DoseFact(*row) for row in rows]
 
+    def recent_studies(
+        self, device: str, procedure: str, until: float, limit: int
+    ) -> list[DoseFact]:
+        rows = self._conn().execute(
+            f"SELECT {', '.join(FACT_FIELDS)} FROM dose_fact WHERE level = 'study' AND device = ?"
+            " AND procedure = ? AND date <= ? ORDER BY date DESC LIMIT ?",
+            (device, procedure, until, limit),
+        )
+        return [DoseFact(*row) for row in rows]
+
     def set_user_active(self, name: str, active: bool) -> bool:
         cur = self._conn().execute(
             "UPDATE app_user SET active = ? WHERE name = ?", (int(active), name)

@@ -103,3 +103,58 @@ def test_a_significant_event_by_the_german_criteria(
     event = orjson.loads(service.read(*issue["implicated"][0]["reference"].split("/")).body or b"")
     assert event["code"]["coding"][0]["code"] == "113852"
     assert validate(issue) == []
+
+
+def _set_numeric(items: Any, code: str, value: float) -> None:
+    for item in items:
+        concept = item.get("ConceptNameCodeSequence")
+        if concept and concept[0].CodeValue == code and "MeasuredValueSequence" in item:
+            item.MeasuredValueSequence[0].NumericValue = str(value)
+        if "ContentSequence" in item:
+            _set_numeric(item.ContentSequence, code, value)
+
+
+def test_the_group_criterion_on_one_device(
+    store: Store, service: FhirService, tmp_path: Path
+) -> None:
+    """20 chest/abdomen/pelvis CTs on the Siemens Flash: averaging above twice the UK DRL
+    (660 mGy·cm) is a significant event once one of them is above three times it."""
+    import io
+
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    settings = Settings(
+        data_dir=tmp_path, drl_sets="UKHSA GB 2022", alert_rules="de_strlschv_annex14"
+    )
+    ingestor = build_ingestor(store, settings)
+    template = dcmread(CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")
+
+    def study(dlp_total: float) -> str:
+        ds = template.copy()
+        ds.StudyInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+        _set_numeric(ds.ContentSequence, "113813", dlp_total)
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        assert ingestor.ingest_bytes(buffer.getvalue(), "ct.dcm").status == "ingested"
+        return str(ds.StudyInstanceUID)
+
+    def events() -> list[dict[str, Any]]:
+        return [
+            i for i in _issues(service) if i["code"]["coding"][0]["code"] == "significant-event"
+        ]
+
+    for _ in range(19):
+        study(1400.0)  # above twice the DRL, not three times
+    assert events() == []
+    trigger = study(2100.0)  # the 20th, above three times: the group now qualifies
+    found = {i["identifier"][0]["value"].split("/")[-1]: i for i in events()}
+    assert set(found) == {"drl-3x", "group-20"}
+    group = found["group-20"]
+    assert group["identifier"][0]["value"].startswith(f"group:{trigger}/")
+    assert (
+        "the value is 1435 (the mean of the group), 2.17 times the UKHSA GB 2022 DRL"
+        in group["detail"]
+    )
+    study(1400.0)  # the next one: the same group trigger, not raised again
+    assert len([i for i in events() if i["identifier"][0]["value"].endswith("group-20")]) == 1
