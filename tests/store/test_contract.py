@@ -418,3 +418,27 @@ def test_dose_facts_replace_per_study_and_roll_back(any_store: Store) -> None:
         tx.replace_facts("s2", [])
         raise RuntimeError("boom")
     assert any_store.facts("s2") == [other]
+
+
+def test_recent_studies_of_a_device_and_procedure(any_store: Store) -> None:
+    from server.dose.facts import DoseFact
+
+    def row(
+        uid: str, date: float, device: str = "Device/ct1", procedure: str = "CT Chest"
+    ) -> DoseFact:
+        return DoseFact(f"study:{uid}", "study", uid, f"Observation/{uid}", "CT",
+                        device=device, procedure=procedure, date=date, dlp_mgy_cm=300.0)  # fmt: skip
+
+    rows = [row("a", 1.0), row("b", 3.0), row("c", 2.0), row("d", 4.0, device="Device/ct2"),
+            row("e", 5.0, procedure="CT Head")]  # fmt: skip
+    event = DoseFact("event:a:1", "event", "a", "Observation/e", "CT", device="Device/ct1",
+                     procedure="CT Chest", date=9.0)  # fmt: skip
+    with any_store.transaction() as tx:
+        for r in rows:
+            tx.replace_facts(r.study_uid, [r] + ([event] if r.study_uid == "a" else []))
+    newest = any_store.recent_studies("Device/ct1", "CT Chest", 10.0, 2)
+    assert [r.study_uid for r in newest] == ["b", "c"]
+    assert [r.study_uid for r in any_store.recent_studies("Device/ct1", "CT Chest", 2.0, 20)] == [
+        "c",
+        "a",
+    ]
