@@ -107,6 +107,17 @@ def build() -> dict[str, Any]:
             extra={"404": _outcome(), "422": _outcome()},
         )
     }
+    paths["/fhir/DetectedIssue/{id}/$acknowledge"] = {
+        "post": _op(
+            "detectedissue-acknowledge",
+            "Mark an alert reviewed (status final) with an optional comment (Parameters "
+            "`comment`, valueString); roles radiographer (own devices), mpe, admin; returns the "
+            "DetectedIssue",
+            params=[_RID],
+            tag="DetectedIssue",
+            extra={"404": _outcome()},
+        )
+    }
     paths["/fhir/List/$reconcile"] = {
         "get": _op(
             "reconcile",

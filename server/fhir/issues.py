@@ -12,6 +12,7 @@ from server.fhir.mapping import Context, fhir_datetime
 
 ISSUE_SYSTEM = "https://kerma.example.org/fhir/CodeSystem/dose-issue"
 ISSUE_ID_SYSTEM = "urn:kerma:detected-issue"
+COMMENT_URL = "https://kerma.example.org/fhir/StructureDefinition/comment"
 _UNITS = {"mGy": "mGy", "mGy.cm": "mGy·cm", "Gy.m2": "Gy·m²"}
 Refs = tuple[str | None, str, str]  # patient, study, the Observation holding the value
 
@@ -90,3 +91,18 @@ def _where(value: Value) -> str:
 
 def _place(value: Value, study_uid: str) -> str:
     return value.event_uid or f"study:{study_uid}"
+
+
+def acknowledged(issue: dict[str, Any], who: str, comment: str, when: datetime) -> dict[str, Any]:
+    """The issue reviewed: status final (off the review list), with who acknowledged it, when,
+    and what they said, kept as a mitigation entry (later comments add entries)."""
+    entry: dict[str, Any] = {
+        "action": {
+            "coding": [{"system": ISSUE_SYSTEM, "code": "acknowledged", "display": "Acknowledged"}]
+        },
+        "date": when.isoformat(timespec="seconds"),
+        "author": {"display": who},
+    }
+    if comment:
+        entry["extension"] = [{"url": COMMENT_URL, "valueString": comment}]
+    return {**issue, "status": "final", "mitigation": [*issue.get("mitigation", []), entry]}

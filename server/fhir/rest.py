@@ -8,6 +8,7 @@ OperationOutcome (see `init_app`'s handlers).
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from email.utils import formatdate
 from typing import Any
 
@@ -17,7 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from server.auth import audit
 from server.auth.roles import Action, Role, role
 from server.auth.users import authenticate
-from server.fhir import bundles, site_context, transaction
+from server.fhir import bundles, issues, site_context, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.patients import Patients
@@ -170,6 +171,46 @@ def reassign(rid: str) -> Response:
     )
     service.create_internal(event)
     return _json(provenance)
+
+
+@bp.post("/DetectedIssue/<rid>/$acknowledge")
+def acknowledge(rid: str) -> Response:
+    """Mark an alert reviewed (status final) with an optional comment (Parameters `comment`);
+    a radiographer may do so for the devices they work on only."""
+    _require_operation("acknowledge")
+    body = _body() if request.get_data() else {"resourceType": "Parameters"}
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirError.of(400, "invalid", "send a Parameters resource (or nothing)")
+    comment = next(
+        (
+            str(p.get("valueString", ""))
+            for p in body.get("parameter") or []
+            if isinstance(p, dict) and p.get("name") == "comment"
+        ),
+        "",
+    )
+    service = _service()
+    with service.store.transaction() as tx:
+        stored = tx.read("DetectedIssue", rid)
+        if stored is None or stored.deleted:
+            raise FhirError.of(404, "not-found", f"DetectedIssue/{rid} does not exist")
+        issue = orjson.loads(stored.body or b"{}")
+        if g.role.own_devices_only and not _on_own_device(tx, issue):
+            raise FhirError.of(403, "forbidden", "the alert is not about a device you work on")
+        done = issues.acknowledged(issue, g.user.name, comment, datetime.now(UTC))
+        saved = service.update_in(tx, "DetectedIssue", rid, done, trusted=True).stored
+    return _json(orjson.loads(saved.body or b"{}"))
+
+
+def _on_own_device(reader: Any, issue: dict[str, Any]) -> bool:
+    """Whether the Observation the alert implicates was made by one of the user's devices."""
+    for implicated in issue.get("implicated", []):
+        rtype, _, rid = str(implicated.get("reference", "")).partition("/")
+        found = reader.read(rtype, rid) if rtype == "Observation" else None
+        if found is not None and found.body:
+            device = orjson.loads(found.body).get("device", {}).get("reference")
+            return device in g.user.devices
+    return False
 
 
 @bp.get("/List/$reconcile")

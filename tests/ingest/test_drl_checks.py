@@ -158,3 +158,35 @@ def test_the_group_criterion_on_one_device(
     )
     study(1400.0)  # the next one: the same group trigger, not raised again
     assert len([i for i in events() if i["identifier"][0]["value"].endswith("group-20")]) == 1
+
+
+def test_acknowledging_an_alert(
+    store: Store, service: FhirService, tmp_path: Path, api: Any, as_role: Any
+) -> None:
+    build_ingestor(store, Settings(data_dir=tmp_path, drl_sets=SETS)).ingest_file(PHILIPS)
+    [issue] = _issues(service)
+    url = f"/fhir/DetectedIssue/{issue['id']}/$acknowledge"
+    comment = {"resourceType": "Parameters", "parameter": [{"name": "comment", "valueString": "obese patient, protocol checked"}]}  # fmt: skip
+    assert as_role("viewer").post(url, comment).status_code == 403
+    # the radiographer of the fixtures works on Device/dev-a, not on the Philips scanner
+    assert as_role("radiographer").post(url, comment).status_code == 403
+    assert len(api.search("/fhir/DetectedIssue?status=preliminary")) == 1  # the review list
+    done = api.post(url, comment)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    body = done.get_json()
+    assert body["status"] == "final"
+    [entry] = body["mitigation"]
+    assert entry["author"] == {"display": "mpe-user"}
+    assert entry["extension"][0]["valueString"] == "obese patient, protocol checked"
+    assert validate(body) == []
+    assert api.search("/fhir/DetectedIssue?status=preliminary") == []
+    assert len(api.post(url, {"resourceType": "Parameters"}).get_json()["mitigation"]) == 2
+    assert api.post("/fhir/DetectedIssue/nope/$acknowledge", comment).status_code == 404
+    # a radiographer of the Philips scanner may
+    from server.auth.users import add_user
+
+    summary = orjson.loads(
+        service.read(*issue["implicated"][0]["reference"].split("/")).body or b""
+    )
+    token = add_user(store, "rad-philips", "radiographer", (summary["device"]["reference"],))
+    assert as_role(token).post(url, comment).status_code == 200
