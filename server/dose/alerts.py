@@ -111,11 +111,13 @@ def group_alerts(
     for rule in rules:
         if not rule.group_size or modality not in rule.modalities or rule.mean_factor is None:
             continue
-        for level in drls:
-            field = GROUP_QUANTITIES.get(level.quantity_code)
-            if field is None or level.per != "examination":
-                continue
-            rows = [r for r in recent(rule.group_size) if getattr(r, field) is not None]
+        grouped = [
+            lv for lv in drls if lv.quantity_code in GROUP_QUANTITIES and lv.per == "examination"
+        ]
+        window = recent(rule.group_size) if grouped else []  # one read of the window per rule
+        for level in grouped:
+            field = GROUP_QUANTITIES[level.quantity_code]
+            rows = [r for r in window if getattr(r, field) is not None]
             if len(rows) < rule.group_size:
                 continue
             mean = sum(getattr(r, field) for r in rows) / len(rows)

@@ -197,11 +197,7 @@ def imaging_study(
         src.modality or report.modality,
     }
     resource["modality"] = [{"system": DCM, "code": m} for m in sorted(modalities)]
-    at_modality = patient_at_modality(report.patient)
-    others = [e for e in resource.get("extension", []) if e["url"] != PATIENT_AT_MODALITY_URL]
-    resource["extension"] = others + ([at_modality] if at_modality else [])
-    if not resource["extension"]:
-        del resource["extension"]
+    put_extension(resource, PATIENT_AT_MODALITY_URL, patient_at_modality(report.patient))
     resource["series"] = _with_instance(resource.get("series", []), report)
     resource["numberOfSeries"] = len(resource["series"])
     resource["numberOfInstances"] = sum(len(s.get("instance", [])) for s in resource["series"])
@@ -239,8 +235,27 @@ def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> Non
         {"url": "rule", "valueString": found.rule if found else "unmatched"},
         {"url": "version", "valueInteger": ctx.rules.version},
     ]
-    others = [e for e in resource.get("extension", []) if e["url"] != CLASSIFICATION_URL]
-    resource["extension"] = [*others, {"url": CLASSIFICATION_URL, "extension": decision}]
+    put_extension(resource, CLASSIFICATION_URL, {"url": CLASSIFICATION_URL, "extension": decision})
+
+
+def extension(resource: dict[str, Any], url: str) -> dict[str, Any] | None:
+    return next((e for e in resource.get("extension", []) if e["url"] == url), None)
+
+
+def put_extension(resource: dict[str, Any], url: str, value: dict[str, Any] | None) -> None:
+    """Replace the resource's extension of that url with `value` (None: remove it)."""
+    kept = [e for e in resource.get("extension", []) if e["url"] != url]
+    kept += [value] if value else []
+    if kept:
+        resource["extension"] = kept
+    else:
+        resource.pop("extension", None)
+
+
+def classifying_rule(study: dict[str, Any]) -> str:
+    """The id of the rule that classified a stored study, or "unmatched"."""
+    found = extension(study, CLASSIFICATION_URL)
+    return str(found["extension"][0]["valueString"]) if found else "unmatched"
 
 
 @dataclass(frozen=True)
@@ -253,8 +268,7 @@ class Decision:
 
 
 def classification_of(study: dict[str, Any], ctx: Context) -> Decision:
-    found = next((e for e in study.get("extension", []) if e["url"] == CLASSIFICATION_URL), None)
-    rule = found["extension"][0]["valueString"] if found else "unmatched"
+    rule = classifying_rule(study)
     coding = ((study.get("procedureCode") or [{}])[0].get("coding") or [{}])[0]
     code = str(coding.get("code", ""))
     procedure = ctx.rules.procedure(code) if code else None

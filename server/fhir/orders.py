@@ -23,13 +23,7 @@ class Orders:
         """Create or update the ServiceRequest; link the study if it is already here."""
         existing = self._find_order(tx, record)
         body = self._service_request(record, patient_ref, body_of(existing) if existing else None)
-        if existing is None:
-            stored = self.service.create_in(tx, "ServiceRequest", body, trusted=True).stored
-        else:
-            body["id"] = existing.rid
-            stored = self.service.update_in(
-                tx, "ServiceRequest", existing.rid, body, trusted=True
-            ).stored
+        stored = self.service.save_in(tx, "ServiceRequest", body, existing)
         ref = f"ServiceRequest/{stored.rid}"
         for study in self._studies(tx, record.study_uid, record.accession):
             self._link(tx, study, ref)

@@ -67,7 +67,7 @@ class Patients:
                 existing = tx.read("Patient", survivor.split("/")[1])
                 body = body_of(existing) if existing else body
         body = self._demographics(body, record)
-        ref = self._save(tx, "Patient", body, existing)
+        ref = f"Patient/{self.service.save_in(tx, 'Patient', body, existing).rid}"
         self._measurements(tx, ref, record)
         return ref
 
@@ -149,7 +149,7 @@ class Patients:
             i for i in body.get("identifier", []) if (i.get("system"), i.get("value")) not in old
         ]
         body = self._demographics(body, record)
-        return self._save(tx, "Patient", body, found)
+        return f"Patient/{self.service.save_in(tx, 'Patient', body, found).rid}"
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -327,16 +327,6 @@ class Patients:
             b for b in records if _activity(b) == "merge" and f"Provenance/{b['id']}" not in undone
         ]
         return max(merges, key=lambda b: b.get("recorded", ""), default=None)
-
-    def _save(
-        self, tx: Transaction, rtype: str, body: dict[str, Any], existing: Stored | None
-    ) -> str:
-        if existing is None:
-            stored = self.service.create_in(tx, rtype, body, trusted=True).stored
-        else:
-            body["id"] = existing.rid
-            stored = self.service.update_in(tx, rtype, existing.rid, body, trusted=True).stored
-        return f"{rtype}/{stored.rid}"
 
 
 def current(found: list[Stored]) -> Stored | None:

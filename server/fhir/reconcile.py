@@ -13,7 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.fhir.errors import FhirError
-from server.fhir.mapping import CLASSIFICATION_URL, PATIENT_AT_MODALITY_URL
+from server.fhir.mapping import (
+    CLASSIFICATION_URL,
+    PATIENT_AT_MODALITY_URL,
+    classifying_rule,
+    extension,
+)
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import date_range, instant
 from server.store.port import Reader, Stored
@@ -90,9 +95,7 @@ def demographics_mismatches(service: FhirService, reader: Reader) -> list[tuple[
     found = []
     for study in _all(service, reader, "ImagingStudy"):
         body = body_of(study)
-        at_modality = next(
-            (e for e in body.get("extension", []) if e["url"] == PATIENT_AT_MODALITY_URL), None
-        )
+        at_modality = extension(body, PATIENT_AT_MODALITY_URL)
         subject = body.get("subject", {}).get("reference", "")
         if at_modality is None or not subject.startswith("Patient/"):
             continue
@@ -110,11 +113,8 @@ def unclassified(service: FhirService, reader: Reader) -> list[tuple[Stored, str
     found = []
     for study in _all(service, reader, "ImagingStudy"):
         body = body_of(study)
-        decision = next(
-            (e for e in body.get("extension", []) if e["url"] == CLASSIFICATION_URL), None
-        )
-        if decision is None or decision["extension"][0]["valueString"] != "unmatched":
-            continue
+        if extension(body, CLASSIFICATION_URL) is None or classifying_rule(body) != "unmatched":
+            continue  # not classified at all (stored before classification), or classified
         modalities = ",".join(m["code"] for m in body.get("modality", []))
         words = [body.get("description"), *(c.get("text") for c in body.get("procedureCode", []))]
         protocols = {s.get("description") for s in body.get("series", [])}

@@ -261,6 +261,19 @@ class FhirService:
             )
         return matches[0] if matches else None
 
+    def save_in(
+        self, tx: Transaction, rtype: str, body: dict[str, Any], existing: Stored | None
+    ) -> Stored:
+        """Create, or update `existing`, a resource Kerma built itself (no client validation);
+        `body` gets its id, so callers can use it as stored."""
+        if existing is None:
+            stored = self.create_in(tx, rtype, body, trusted=True).stored
+        else:
+            body["id"] = existing.rid
+            stored = self.update_in(tx, rtype, existing.rid, body, trusted=True).stored
+        body["id"] = stored.rid
+        return stored
+
     def all_in(self, reader: Reader, rtype: str, pairs: list[tuple[str, str]]) -> list[Stored]:
         """Every match of a search Kerma runs itself (no paging: callers bound their own)."""
         request = self.parse_search(rtype, pairs, strict=True)

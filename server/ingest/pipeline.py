@@ -185,6 +185,8 @@ class _Commit:
         """DetectedIssues for values above a DRL of the site's sets that applies to the study,
         and for what the site's alert rules call significant events. None for physics and QA
         studies, nor for values still waiting for review."""
+        if not self.ctx.levels and not self.ctx.alert_rules:
+            return []  # the site compares with nothing: no work on every ingest
         decision = mapping.classification_of(study, self.ctx)
         if decision.rule == "qa" or summary.get("status") == "preliminary":
             return []
@@ -229,11 +231,12 @@ class _Commit:
         ]
 
     def _recent(self, study_uid: str) -> Callable[[int], list[Any]]:
-        """The newest studies of this one's device and procedure up to it (dose-facts rows)."""
+        """The newest studies of this one's device and procedure up to it (dose-facts rows);
+        read only when a group rule asks."""
         store = self.service.store
-        row = next((f for f in store.facts(study_uid) if f.level == "study"), None)
 
         def recent(limit: int) -> list[Any]:
+            row = next((f for f in store.facts(study_uid) if f.level == "study"), None)
             if row is None or not row.device or not row.procedure or row.date is None:
                 return []
             return store.recent_studies(row.device, row.procedure, row.date, limit)
@@ -380,15 +383,7 @@ class _Commit:
 
     def _save(self, rtype: str, resource: dict[str, Any], existing: Stored | None) -> str:
         """Create or update; `resource` gets its id, so callers can use it as stored."""
-        if existing is None:
-            stored = self.service.create_in(self.tx, rtype, resource, trusted=True).stored
-        else:
-            resource["id"] = existing.rid
-            stored = self.service.update_in(
-                self.tx, rtype, existing.rid, resource, trusted=True
-            ).stored
-        resource["id"] = stored.rid
-        return f"{rtype}/{stored.rid}"
+        return f"{rtype}/{self.service.save_in(self.tx, rtype, resource, existing).rid}"
 
     def _provenance(
         self,
