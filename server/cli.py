@@ -39,8 +39,10 @@ def serve() -> None:
     import waitress
 
     from server.app import create_app
+    from server.fhir import build_service
     from server.logs import configure, log_event
     from server.network import PacsSchedule, start_dicom, start_hl7
+    from server.notify.delivery import Dispatcher
 
     settings = _settings()
     configure(settings.log_level)
@@ -48,6 +50,8 @@ def serve() -> None:
     store = app.extensions["kerma.store"]
     dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
     hl7 = start_hl7(settings, store) if settings.hl7_port else None
+    dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
+    dispatcher.start()
     schedule = None
     if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and dicom is not None:
         # what it retrieves is stored by the DICOM listener's spool worker
@@ -69,6 +73,7 @@ def serve() -> None:
             ident="kerma",
         )
     finally:
+        dispatcher.stop()
         if schedule is not None:
             schedule.stop()
         if dicom is not None:
@@ -302,15 +307,14 @@ def drl() -> None:
 def drl_load() -> None:
     """Create or update an ObservationDefinition for every comparable level of
     mappings/drl/national.csv (superseded and unverified ones too, marked as such)."""
-    from server.dose.drl import levels_from_rows
     from server.fhir import build_service
-    from server.fhir.levels import load
-    from server.mappings import read_csv_rows, unit_table
+    from server.fhir.level_store import load
+    from server.mappings import national_levels
     from server.store import open_store
 
     settings = _settings()
     store = open_store(settings)
-    levels = levels_from_rows(read_csv_rows("drl/national.csv"), unit_table())
+    levels = list(national_levels())
     created, updated = load(build_service(store, settings), levels)
     store.close()
     sets = len({level.set for level in levels})

@@ -53,6 +53,17 @@ class Settings:
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.
     base_url: str = ""
+    # e-mail notifications (FHIR Subscriptions with channel email): "" = none are sent
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "kerma@localhost"
+    smtp_starttls: str = "no"  # "yes": STARTTLS before login and sending
+    smtp_user: str = ""
+    smtp_password: str = ""
+    # failed notifications are retried after notify_retry_seconds, then twice as long each
+    # time, up to notify_attempts attempts in all
+    notify_retry_seconds: int = 30
+    notify_attempts: int = 8
     max_body_bytes: int = 20 * 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 1000

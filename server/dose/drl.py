@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from server.dose.model import DoseReport
 from server.dose.units import UnitTable
@@ -43,6 +43,9 @@ class DoseLevel:
     verified: bool = False
     verification: str = ""
     source: str = ""
+    # the standard procedures it applies to, when the level names them itself (a level made
+    # over the API); national levels name theirs in mappings/drl/procedures.csv
+    procedures: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def key(self) -> str:
@@ -138,16 +141,18 @@ def applicable(
     procedure: str,
     age_years: float | None,
     weight_kg: float | None = None,
+    kind: str = "DRL",
 ) -> list[DoseLevel]:
-    """The DRLs in force that apply to an examination of that standard procedure, age and
-    weight (unknown age: adult levels; levels by weight band only when the weight is known)."""
+    """The levels of a kind (DRL, alert) in force that apply to an examination of that
+    standard procedure, age and weight (unknown age: adult levels; levels by weight band only
+    when the weight is known)."""
     age = float(ADULT_YEARS) if age_years is None else age_years
     return [
         lv
         for lv in levels
-        if lv.kind == "DRL"
+        if lv.kind == kind
         and lv.current
-        and procedure in procedures.get((lv.set, lv.examination), frozenset())
+        and procedure in (lv.procedures or procedures.get((lv.set, lv.examination), frozenset()))
         and _within(age, lv.age_min_years, lv.age_max_years)
         and (lv.population != "paediatric" or age < ADULT_YEARS)
         and (

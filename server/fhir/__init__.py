@@ -12,18 +12,16 @@ from server.fhir.indexing import Indexer
 from server.fhir.mapping import Context
 from server.fhir.service import FhirService as FhirService
 from server.fhir.service import SearchResult as SearchResult
-from server.mappings import alert_rules, national_levels, read_csv_rows, unit_table
+from server.mappings import alert_rules, read_csv_rows, unit_table
 from server.store.port import Store
 
 
 def site_context(settings: Settings) -> Context:
     """The site's time zone, patient identifier system and tables, for mapping to FHIR."""
-    sets = {s.strip() for s in settings.drl_sets.split(",") if s.strip()}
     return Context(
         timezone=ZoneInfo(settings.timezone),
         patient_id_system=settings.patient_id_system,
         patient_id_issuer=settings.patient_id_issuer,
-        levels=tuple(lv for lv in national_levels() if lv.set in sets),
         level_procedures=procedure_map(read_csv_rows("drl/procedures.csv")),
         alert_rules=tuple(
             rule

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,17 +15,41 @@ ISSUE_SYSTEM = "https://kerma.example.org/fhir/CodeSystem/dose-issue"
 ISSUE_ID_SYSTEM = "urn:kerma:detected-issue"
 COMMENT_URL = "https://kerma.example.org/fhir/StructureDefinition/comment"
 _UNITS = {"mGy": "mGy", "mGy.cm": "mGy·cm", "Gy.m2": "Gy·m²"}
-Refs = tuple[str | None, str, str]  # patient, study, the Observation holding the value
+MODALITY_TAG = "https://kerma.example.org/fhir/CodeSystem/modality"
+DEPARTMENT_TAG = "https://kerma.example.org/fhir/CodeSystem/department"
 
 
-def drl_exceeded(
+@dataclass(frozen=True)
+class Refs:
+    """Where an issue was found: what it implicates, and the tags notifications route by."""
+
+    patient: str | None
+    study: str
+    holder: str  # the Observation holding the value
+    device: str | None = None
+    modality: str = ""
+    department: str = ""
+
+    def at(self, holder: str) -> Refs:
+        return replace(self, holder=holder)
+
+
+_LEVEL_ISSUES = {  # level kind -> issue code, display, severity, what the level is called
+    "DRL": ("drl-exceeded", "Diagnostic reference level exceeded", "moderate", "DRL"),
+    "alert": ("alert-level-exceeded", "Alert level exceeded", "high", "alert level"),
+}
+
+
+def level_exceeded(
     found: Exceedance, study_uid: str, refs: Refs, when: datetime, ctx: Context
 ) -> dict[str, Any]:
+    """A value above a DRL (moderate) or above an alert level the site set (high)."""
     level, value = found.level, found.value
+    code, display, severity, called = _LEVEL_ISSUES[level.kind]
     unit = _UNITS.get(level.unit, level.unit)
     detail = (
         f"{level.quantity} {value.value:.4g} {unit} of {_where(value)} is {found.ratio:.2f} times "
-        f"the {level.set} DRL of {level.value:.4g} {unit} for {level.examination}"
+        f"the {level.set} {called} of {level.value:.4g} {unit} for {level.examination}"
         + (f" ({level.clinical_indication})" if level.clinical_indication else "")
     )
     evidence = {
@@ -32,8 +57,7 @@ def drl_exceeded(
         "detail": [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": level.key}}],
     }
     key = f"{_place(value, study_uid)}/{level.key}"
-    return _issue(key, ("drl-exceeded", "Diagnostic reference level exceeded"), "moderate",
-                  detail, evidence, refs, when, ctx)  # fmt: skip
+    return _issue(key, (code, display), severity, detail, evidence, refs, when, ctx)
 
 
 def significant_event(
@@ -66,7 +90,12 @@ def _issue(
     when: datetime,
     ctx: Context,
 ) -> dict[str, Any]:
-    patient_ref, study_ref, holder_ref = refs
+    implicated = [refs.holder, refs.study, *([refs.device] if refs.device else [])]
+    tags = [
+        {"system": system, "code": value}
+        for system, value in ((MODALITY_TAG, refs.modality), (DEPARTMENT_TAG, refs.department))
+        if value
+    ]
     issue: dict[str, Any] = {
         "resourceType": "DetectedIssue",
         "identifier": [{"system": ISSUE_ID_SYSTEM, "value": key}],
@@ -74,12 +103,14 @@ def _issue(
         "code": {"coding": [{"system": ISSUE_SYSTEM, "code": code[0], "display": code[1]}]},
         "severity": severity,
         "identifiedDateTime": fhir_datetime(when, ctx),
-        "implicated": [{"reference": holder_ref}, {"reference": study_ref}],
+        "implicated": [{"reference": ref} for ref in implicated],
         "detail": detail,
         "evidence": [evidence],
     }
-    if patient_ref:
-        issue["patient"] = {"reference": patient_ref}
+    if tags:
+        issue["meta"] = {"tag": tags}
+    if refs.patient:
+        issue["patient"] = {"reference": refs.patient}
     return issue
 
 

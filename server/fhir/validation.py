@@ -11,8 +11,10 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from server.fhir.errors import Issue
-from server.mappings import read_yaml
+from server.fhir.errors import FhirError, Issue
+from server.fhir.levels import dose_level, is_dose_level, known_quantities
+from server.mappings import national_levels, read_yaml, unit_table
+from server.notify import subscriptions
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -33,7 +35,20 @@ def validate(resource: dict[str, Any]) -> list[Issue]:
         issues.append(Issue("value", f"invalid id {rid!r}", expression=f"{rtype}.id"))
     issues.extend(_structure(rtype, resource))
     issues.extend(_required_bindings(rtype, resource))
+    if rtype == "ObservationDefinition" and is_dose_level(resource) and not issues:
+        issues.extend(_dose_level(resource))
+    if rtype == "Subscription" and not issues:
+        issues.extend(subscriptions.problems(resource))
     return issues
+
+
+def _dose_level(resource: dict[str, Any]) -> list[Issue]:
+    """A dose level must be one the checks can compare with."""
+    try:
+        dose_level(resource, unit_table(), known_quantities(national_levels()))
+    except FhirError as e:
+        return e.issues
+    return []
 
 
 def _structure(rtype: str, resource: dict[str, Any]) -> list[Issue]:

@@ -25,11 +25,13 @@ from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import issues, mapping, patients
 from server.fhir.facts import study_facts
+from server.fhir.level_store import SiteLevels
 from server.fhir.orders import Orders
 from server.fhir.service import FhirService
 from server.fhir.values import instant
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
+from server.notify import routing
 from server.store.port import Stored, Transaction
 
 log = logging.getLogger("kerma.ingest")
@@ -48,12 +50,18 @@ class Result:
 
 class Ingestor:
     def __init__(
-        self, service: FhirService, units: UnitTable, ctx: mapping.Context, quarantine: Quarantine
+        self,
+        service: FhirService,
+        units: UnitTable,
+        ctx: mapping.Context,
+        quarantine: Quarantine,
+        levels: SiteLevels | None = None,
     ) -> None:
         self._service = service
         self._units = units
         self._ctx = ctx
         self.quarantine = quarantine
+        self._levels = levels  # the DRLs and alert levels of the site, None: compare with none
         self._devices: dict[str, str] = {}
 
     def ingest_file(self, path: Path) -> Result:
@@ -78,9 +86,10 @@ class Ingestor:
         return self.store_report(outcome.report, name)
 
     def store_report(self, report: DoseReport, name: str) -> Result:
+        ctx = self._levels.context(self._ctx) if self._levels else self._ctx
         try:
             with self._service.store.transaction() as tx:
-                result = _Commit(self._service, self._ctx, tx, report, name, self._devices).run()
+                result = _Commit(self._service, ctx, tx, report, name, self._devices).run()
         except BaseException:
             self._devices.clear()  # a rolled-back transaction may have created a cached device
             raise
@@ -165,11 +174,18 @@ class _Commit:
         summary_ref = self._save("Observation", summary, summary_stored)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
-        issues = self._check_levels(
-            study, summary, (patient_ref, study_ref, summary_ref), all_events
+        where = issues.Refs(
+            patient_ref,
+            study_ref,
+            summary_ref,
+            summary.get("device", {}).get("reference"),
+            modality_group(report.modality),
+            report.equipment.department or "",
         )
+        found = self._check_levels(study, summary, where, all_events)
+        routing.queue(self.service, self.tx, found)
         targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
-        targets += issues
+        targets += found
         self._provenance(report, targets, superseded, replaced_kind)
         return Result(
             "ingested", self.name, report.modality, events_added=len(added), study=study_ref
@@ -179,7 +195,7 @@ class _Commit:
         self,
         study: dict[str, Any],
         summary: dict[str, Any],
-        refs: tuple[str | None, str, str],
+        refs: issues.Refs,
         events: list[dict[str, Any]],
     ) -> list[str]:
         """DetectedIssues for values above a DRL of the site's sets that applies to the study,
@@ -191,12 +207,16 @@ class _Commit:
         if decision.rule == "qa" or summary.get("status") == "preliminary":
             return []
         report = self.report
-        levels = drl.applicable(
-            list(self.ctx.levels),
-            self.ctx.level_procedures,
-            decision.code,
-            report.patient.age_years,
-            report.patient.weight_kg,
+        levels, alert_levels = (
+            drl.applicable(
+                list(self.ctx.levels),
+                self.ctx.level_procedures,
+                decision.code,
+                report.patient.age_years,
+                report.patient.weight_kg,
+                kind,
+            )
+            for kind in ("DRL", "alert")
         )
         values = drl.report_values(report)
         region = "head" if decision.region == "HEAD" else "body"
@@ -204,14 +224,14 @@ class _Commit:
         when = when or datetime.now(UTC)
         by_uid = {_event_uid(e): f"Observation/{e['id']}" for e in events}
 
-        def located(value: drl.Value) -> tuple[str | None, str, str]:
-            return refs[0], refs[1], by_uid.get(value.event_uid or "", refs[2])
+        def located(value: drl.Value) -> issues.Refs:
+            return refs.at(by_uid.get(value.event_uid or "", refs.holder))
 
-        group = modality_group(report.modality)
+        group = refs.modality
         found = (
             [
-                issues.drl_exceeded(x, uid, located(x.value), when, self.ctx)
-                for x in drl.exceedances(levels, values)
+                issues.level_exceeded(x, uid, located(x.value), when, self.ctx)
+                for x in drl.exceedances(levels + alert_levels, values)
             ]
             + [
                 issues.significant_event(a, uid, refs, when, self.ctx)

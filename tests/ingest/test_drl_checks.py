@@ -11,10 +11,14 @@ import pytest
 
 from server.config import Settings
 from server.fhir import FhirService
+from server.fhir.level_store import SiteLevels, load
+from server.fhir.mapping import Context
 from server.fhir.validation import validate
 from server.ingest import build_ingestor
+from server.mappings import national_levels
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS
+from tests.fhir.test_levels import local_level
 
 SETS = "UKHSA GB 2022,BfS DE 2022"
 PHILIPS = CORPUS / "openrem" / "CT-SC-Philips_Brilliance16P.dcm"
@@ -103,6 +107,55 @@ def test_a_significant_event_by_the_german_criteria(
     event = orjson.loads(service.read(*issue["implicated"][0]["reference"].split("/")).body or b"")
     assert event["code"]["coding"][0]["code"] == "113852"
     assert validate(issue) == []
+
+
+def test_the_sites_own_levels_made_over_the_api(
+    store: Store, service: FhirService, tmp_path: Path, api: Any
+) -> None:
+    """A local DRL and a local alert level for chest/abdomen/pelvis CT, created over the API,
+    are compared with (no DRL set chosen in the settings)."""
+    for level in (
+        local_level("Site 2026", "DRL", "113830", "event", 10, "mGy", "ct-cap-w"),
+        local_level("Site 2026", "alert", "113813", "examination", 1000, "mGy.cm", "ct-cap-w"),
+        local_level("Site 2026", "DRL", "113830", "event", 1, "mGy", "ct-head-wo"),
+    ):
+        assert api.post("/fhir/ObservationDefinition", level).status_code == 201
+    build_ingestor(store, Settings(data_dir=tmp_path)).ingest_file(PHILIPS)
+    found = {i["code"]["coding"][0]["code"]: i for i in _issues(service)}
+    assert set(found) == {"drl-exceeded", "alert-level-exceeded"}
+    assert found["drl-exceeded"]["severity"] == "moderate"
+    assert found["drl-exceeded"]["detail"] == (
+        "Mean CTDIvol 11.33 mGy of an irradiation event is 1.13 times the Site 2026 DRL of "
+        "10 mGy for CT chest, abdomen, pelvis"
+    )
+    assert found["alert-level-exceeded"]["severity"] == "high"
+    assert found["alert-level-exceeded"]["detail"] == (
+        "CT Dose Length Product Total 1102 mGy·cm of the examination is 1.10 times the "
+        "Site 2026 alert level of 1000 mGy·cm for CT chest, abdomen, pelvis"
+    )
+    for issue in found.values():
+        assert validate(issue) == []
+
+
+def test_levels_changed_over_the_api_apply_from_the_next_reading(
+    store: Store, service: FhirService, api: Any
+) -> None:
+    national = national_levels()
+    levels = SiteLevels(service, frozenset({"UKHSA GB 2022"}), national, max_age_s=0)
+    ctx = Context()
+    chosen = levels.context(ctx).levels
+    assert {lv.set for lv in chosen} == {"UKHSA GB 2022"}  # from mappings/drl, not yet loaded
+    load(service, list(national))
+    assert len(levels.context(ctx).levels) == len(chosen)  # the same levels, stored
+    level = local_level("Site 2026", "DRL", "113830", "event", 10, "mGy", "ct-cap-w")
+    api.post("/fhir/ObservationDefinition", level)
+    site = levels.context(ctx)
+    [local] = [lv for lv in site.levels if lv.set == "Site 2026"]
+    assert (local.value, local.procedures) == (10, {"ct-cap-w"})
+    cached = SiteLevels(service, frozenset(), national, max_age_s=3600)
+    assert len(cached.context(ctx).levels) == 1
+    api.post("/fhir/ObservationDefinition", {**level, "identifier": [{"value": "another"}]})
+    assert len(cached.context(ctx).levels) == 1  # read again only after max_age_s
 
 
 def _set_numeric(items: Any, code: str, value: float) -> None:

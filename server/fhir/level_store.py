@@ -1,0 +1,81 @@
+"""Where the dose levels live for the checks: loaded from mappings/drl/ into the store, and
+read back (national sets the site chose, and the site's own levels made over the API)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from server.dose.drl import DoseLevel, procedure_map
+from server.fhir.errors import FhirError
+from server.fhir.levels import (
+    KIND_SYSTEM,
+    LEVEL_ID_SYSTEM,
+    dose_level,
+    known_quantities,
+    observation_definition,
+)
+from server.fhir.mapping import Context
+from server.fhir.service import FhirService, body_of
+from server.mappings import classification_rules, read_csv_rows
+
+
+@dataclass
+class SiteLevels:
+    """The levels the checks compare with: those of the national sets the site chose
+    (KERMA_DRL_SETS, from mappings/drl/ or as stored) and every level of a set the site made
+    itself over the API. Read again at most every `max_age_s`, so that a level changed over
+    the API applies, in every process, to reports ingested from then on."""
+
+    service: FhirService
+    sets: frozenset[str]
+    national: tuple[DoseLevel, ...]
+    max_age_s: float = 30.0
+    _read_at: float = field(default=float("-inf"), init=False)
+    _context: Context | None = field(default=None, init=False)
+
+    def context(self, ctx: Context) -> Context:
+        """`ctx` with the site's levels."""
+        now = time.monotonic()
+        if self._context is None or now - self._read_at > self.max_age_s:
+            self._context = self._read(ctx)
+            self._read_at = now
+        return self._context
+
+    def _read(self, ctx: Context) -> Context:
+        national_sets = {lv.set for lv in self.national}
+        chosen = {lv.key: lv for lv in self.national if lv.set in self.sets}
+        units = known_quantities(self.national)
+        pairs = [("category", f"{KIND_SYSTEM}|")]
+        for stored in self.service.all_in(self.service.store, "ObservationDefinition", pairs):
+            body = body_of(stored)
+            try:
+                level = dose_level(body, ctx.units, units)
+            except FhirError:
+                continue  # written before it was checked, or by a trusted loader: not comparable
+            if level.set in self.sets or level.set not in national_sets:
+                chosen[level.key] = level
+        return replace(ctx, levels=tuple(chosen.values()))
+
+
+def load(service: FhirService, levels: list[DoseLevel]) -> tuple[int, int]:
+    """Create or update one ObservationDefinition per level, naming the standard procedures
+    it applies to (mappings/drl/procedures.csv); (created, updated)."""
+    applies_to = procedure_map(read_csv_rows("drl/procedures.csv"))
+    rules = classification_rules()
+    created = updated = 0
+    with service.store.transaction() as tx:
+        for level in levels:
+            codes = sorted(applies_to.get((level.set, level.examination), ()))
+            procedures = [p for p in map(rules.procedure, codes) if p is not None]
+            body = observation_definition(level, procedures)
+            pairs = [("identifier", f"{LEVEL_ID_SYSTEM}|{level.key}")]
+            found = service.all_in(tx, "ObservationDefinition", pairs)
+            if not found:
+                service.create_in(tx, "ObservationDefinition", body, trusted=True)
+                created += 1
+            elif {k: v for k, v in body_of(found[0]).items() if k not in ("id", "meta")} != body:
+                body["id"] = found[0].rid
+                service.update_in(tx, "ObservationDefinition", found[0].rid, body, trusted=True)
+                updated += 1
+    return created, updated

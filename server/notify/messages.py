@@ -1,0 +1,31 @@
+"""The words of a notification. No patient names: the mail names the issue, the device and
+the study's date, and links to the issue, where people with access read the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.notify.channels import Mail
+
+_SEVERITY = {"high": "HIGH", "moderate": "moderate", "low": "low"}
+
+
+def issue_mail(issue: dict[str, Any], device: str, base_url: str, to: tuple[str, ...]) -> Mail:
+    code = issue["code"]["coding"][0]
+    tags = {t["system"].rsplit("/", 1)[-1]: t["code"] for t in issue.get("meta", {}).get("tag", [])}
+    where = " ".join(p for p in (tags.get("modality"), device) if p) or "a device"
+    subject = f"[Kerma] {_SEVERITY.get(issue.get('severity', ''), '')} {code['display']}: {where}"
+    link = f"{base_url.rstrip('/')}/DetectedIssue/{issue['id']}"
+    lines = [
+        f"{code['display']} ({issue.get('severity', '')}), found {issue.get('identifiedDateTime', '')}",
+        "",
+        issue.get("detail", ""),
+        "",
+        f"Device: {device or 'unknown'}"
+        + (f", {tags['department']}" if "department" in tags else ""),
+        f"Rule: {', '.join(c['text'] for e in issue.get('evidence', []) for c in e.get('code', []))}",
+        "",
+        f"Review and acknowledge: {link}",
+        f"(POST {link}/$acknowledge with a comment)",
+    ]
+    return Mail(to, " ".join(subject.split()), "\n".join(lines) + "\n")

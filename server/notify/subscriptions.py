@@ -1,0 +1,60 @@
+"""Subscriptions as Kerma serves them: a DetectedIssue search as criteria, an e-mail or
+rest-hook channel, optionally a Kerma role whose people get the mails."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from server.fhir.errors import FhirError, Issue
+from server.fhir.search import SearchError, parse
+
+ROLE_URL = "https://kerma.example.org/fhir/StructureDefinition/recipient-role"
+CHANNELS = ("email", "rest-hook")
+
+
+def criteria_pairs(subscription: dict[str, Any]) -> list[tuple[str, str]]:
+    """The search of a Subscription's criteria; 422 when it is not a DetectedIssue search."""
+    rtype, _, query = str(subscription.get("criteria", "")).partition("?")
+    if rtype != "DetectedIssue":
+        raise FhirError(422, Issue("not-supported", "Kerma sends notifications of DetectedIssues:"
+                                   " criteria is DetectedIssue?<search>",
+                                   expression="Subscription.criteria"))  # fmt: skip
+    return parse_qsl(query, keep_blank_values=True)
+
+
+def problems(subscription: dict[str, Any]) -> list[Issue]:
+    """What keeps a Subscription from being served (checked when it is written)."""
+    try:
+        parse("DetectedIssue", criteria_pairs(subscription), strict=True)
+    except FhirError as e:
+        return e.issues
+    except SearchError as e:
+        return [Issue("invalid", str(e), expression="Subscription.criteria")]
+    channel = subscription.get("channel") or {}
+    where = "Subscription.channel"
+    if channel.get("type") not in CHANNELS:
+        return [Issue("not-supported", f"channel.type is one of {', '.join(CHANNELS)}",
+                      expression=f"{where}.type")]  # fmt: skip
+    endpoint = str(channel.get("endpoint", ""))
+    if channel["type"] == "rest-hook" and not endpoint.startswith(("http://", "https://")):
+        return [Issue("required", "a rest-hook needs an http(s) endpoint",
+                      expression=f"{where}.endpoint")]  # fmt: skip
+    if channel["type"] == "email" and not (
+        endpoint.startswith("mailto:") or recipient_role(subscription)
+    ):
+        return [Issue("required", "an email channel needs a mailto: endpoint or a recipient-role extension",
+                      expression=f"{where}.endpoint")]  # fmt: skip
+    return []
+
+
+def recipient_role(subscription: dict[str, Any]) -> str:
+    """The Kerma role whose people (PractitionerRole with that code) get the mails, if any."""
+    return next(
+        (
+            str(e.get("valueCode", ""))
+            for e in subscription.get("extension") or []
+            if e.get("url") == ROLE_URL
+        ),
+        "",
+    )
