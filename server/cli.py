@@ -40,6 +40,7 @@ def serve() -> None:
 
     from server.app import create_app
     from server.fhir import build_service
+    from server.jobs.daily import DailyJobs
     from server.logs import configure, log_event
     from server.network import PacsSchedule, start_dicom, start_hl7
     from server.notify.delivery import Dispatcher
@@ -52,6 +53,8 @@ def serve() -> None:
     hl7 = start_hl7(settings, store) if settings.hl7_port else None
     dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
     dispatcher.start()
+    daily = DailyJobs(store, settings)
+    daily.start()
     schedule = None
     if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and dicom is not None:
         # what it retrieves is stored by the DICOM listener's spool worker
@@ -73,6 +76,7 @@ def serve() -> None:
             ident="kerma",
         )
     finally:
+        daily.stop()
         dispatcher.stop()
         if schedule is not None:
             schedule.stop()
@@ -296,6 +300,49 @@ def reconcile(kind: str, hours: float) -> None:
     for entry in listed.get("entry", []):
         click.echo(f"{entry['item']['reference']}\t{entry['flag']['text']}")
     click.echo(f"{len(listed.get('entry', []))}: {listed['title'].lower()}", err=True)
+
+
+@main.command()
+@click.option(
+    "--now", type=click.DateTime(), default=None, help="run as of this time (default: now)"
+)
+def monitor(now: datetime | None) -> None:
+    """Run the daily jobs once (kerma serve runs them at KERMA_DAILY_AT): the monitoring over
+    the dose facts (medians above DRLs, parameter drift) as DetectedIssues, one line per new
+    one, and the daily review lists of digest Subscriptions (sent by kerma serve)."""
+    from server.jobs.daily import run_daily
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    issues, digests = run_daily(store, settings, (now or datetime.now()).astimezone())
+    store.close()
+    for ref in issues:
+        click.echo(ref)
+    click.echo(f"{len(issues)} new DetectedIssues, {len(digests)} review lists queued", err=True)
+
+
+@main.command("protocol-review")
+@click.argument("kind", type=click.Choice(["duplicate-protocols", "across-devices"]))
+@click.option("--days", type=int, default=90, show_default=True, help="facts of the last days")
+def protocol_review_cmd(kind: str, days: int) -> None:
+    """Duplicate protocols (same device, same parameters, different names) or standard
+    procedures done differently on different devices: one line per device (reference, what).
+    The same lists are at GET /fhir/List/$protocol-review?kind=..."""
+    from server.fhir import build_service
+    from server.fhir.monitoring import protocol_review
+    from server.mappings import monitoring_table
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    listed = protocol_review(
+        build_service(store, settings), monitoring_table(), kind, days, datetime.now().astimezone()
+    )
+    store.close()
+    for entry in listed["entry"]:
+        click.echo(f"{entry['item']['reference']}\t{entry['flag']['text']}")
+    click.echo(f"{len(listed['entry'])}: {listed['title'].lower()}", err=True)
 
 
 @main.group()

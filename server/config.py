@@ -64,6 +64,8 @@ class Settings:
     # time, up to notify_attempts attempts in all
     notify_retry_seconds: int = 30
     notify_attempts: int = 8
+    # local time of the daily run: monitoring (medians, drift) and the daily review lists
+    daily_at: str = "06:30"
     max_body_bytes: int = 20 * 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 1000

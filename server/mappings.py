@@ -13,6 +13,7 @@ import yaml
 from server.dose.alerts import AlertRule, rules_from_table
 from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, levels_from_rows
+from server.dose.monitoring import Table
 from server.dose.units import Unit, UnitTable
 
 
@@ -54,6 +55,11 @@ def classification_rules() -> Rules:
     return Rules(
         read_yaml("classification/rules.yaml"), read_csv_rows("classification/procedures.csv")
     )
+
+
+@functools.cache
+def monitoring_table() -> Table:
+    return Table.of(read_yaml("monitoring.yaml"))
 
 
 @functools.cache

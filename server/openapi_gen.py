@@ -13,6 +13,7 @@ import yaml
 
 from server import __version__
 from server.fhir import registry
+from server.fhir.monitoring import REVIEW_KINDS
 
 _FHIR_JSON = "application/fhir+json"
 _RESULT_PARAMS: list[dict[str, Any]] = [
@@ -140,6 +141,24 @@ def build() -> dict[str, Any]:
                     },
                 },
                 {"name": "hours", "in": "query", "schema": {"type": "number"}},
+            ],
+            tag="List",
+        )
+    }
+    paths["/fhir/List/$protocol-review"] = {
+        "get": _op(
+            "protocol-review",
+            "Protocols for review as a List, from the dose facts of the last `days` (default "
+            "90): kind=duplicate-protocols (one device, same parameters, different names) or "
+            "across-devices (one standard procedure, medians differing between devices)",
+            params=[
+                {
+                    "name": "kind",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "enum": list(REVIEW_KINDS)},
+                },
+                {"name": "days", "in": "query", "schema": {"type": "integer"}},
             ],
             tag="List",
         )

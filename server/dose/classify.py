@@ -77,6 +77,10 @@ class Rules:
     def procedure(self, code: str) -> Procedure | None:
         return self._procedures.get(code)
 
+    def named(self, name: str) -> Procedure | None:
+        """The procedure of that name (the dose facts keep names, levels name codes)."""
+        return next((p for p in self._procedures.values() if p.name == name), None)
+
     def classify(self, exam: Exam) -> Classified | None:
         """The first rule that matches, or None (the examination goes to the review list)."""
         group = modality_group(exam.modality)

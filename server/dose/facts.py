@@ -38,6 +38,11 @@ class DoseFact:
     fluoro_time_s: float | None = None
     exposure_index: float | None = None
     kvp_kv: float | None = None
+    # acquisition parameters, for monitoring their drift (events only)
+    tube_current_ma: float | None = None
+    exposure_mas: float | None = None  # CT: per rotation; radiography: of the exposure
+    pitch_factor: float | None = None
+    collimation_mm: float | None = None  # CT nominal total collimation width
 
 
 FACT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DoseFact))

@@ -29,6 +29,9 @@ _EVENT_VALUES = {
     "exposure_index": ("113845", "1"),
     "kvp_kv": ("113733", "kV"),
     "fluoro_time_s": ("113742", "s"),
+    "tube_current_ma": ("113734", "mA"),
+    "pitch_factor": ("113828", "1"),
+    "collimation_mm": ("113827", "mm"),
 }
 _STUDY_VALUES = {
     "dlp_mgy_cm": ("113813", "mGy.cm"),
@@ -102,6 +105,7 @@ def _event_fact(event: dict[str, Any], common: dict[str, Any], units: UnitTable)
     values: dict[str, Any] = {
         name: _value(event, code, unit, units) for name, (code, unit) in _EVENT_VALUES.items()
     }
+    values["exposure_mas"] = _exposure_mas(event, values["tube_current_ma"], units)
     return DoseFact(
         key=key,
         level="event",
@@ -114,6 +118,18 @@ def _event_fact(event: dict[str, Any], common: dict[str, Any], units: UnitTable)
         **values,
         **common,
     )
+
+
+def _exposure_mas(
+    event: dict[str, Any], current_ma: float | None, units: UnitTable
+) -> float | None:
+    """A radiograph's exposure as recorded; a CT acquisition's tube current times the time of
+    one rotation (the mAs CT protocols are set in)."""
+    recorded = _value(event, "113736", "mA.s", units)
+    rotation_s = _value(event, "113834", "s", units)
+    if recorded is not None or current_ma is None or rotation_s is None:
+        return recorded
+    return round(current_ma * rotation_s, 6)
 
 
 def _components(resource: dict[str, Any], code: str) -> list[dict[str, Any]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from server.dose.alerts import Alert
 from server.dose.drl import Exceedance, Value
+from server.dose.monitoring import Drift, MedianAbove
 from server.fhir.levels import LEVEL_ID_SYSTEM
 from server.fhir.mapping import Context, fhir_datetime
 
@@ -29,6 +31,7 @@ class Refs:
     device: str | None = None
     modality: str = ""
     department: str = ""
+    device_name: str = ""
 
     def at(self, holder: str) -> Refs:
         return replace(self, holder=holder)
@@ -75,6 +78,54 @@ def significant_event(
                   detail, evidence, refs, when, ctx)  # fmt: skip
 
 
+def median_above(
+    found: MedianAbove, days: int, until: datetime, refs: Refs, ctx: Context
+) -> dict[str, Any]:
+    """The median of a device's examinations of one procedure above a DRL over a period:
+    raised once per device, procedure, level and calendar month."""
+    level = found.level
+    unit = _UNITS.get(level.unit, level.unit)
+    values = "examinations" if level.per == "examination" else "irradiation events"
+    detail = (
+        f"The median {level.quantity} of {found.n} {values} of {found.procedure} on "
+        f"{refs.device_name or refs.device} in the {days} days until {until.date().isoformat()} "
+        f"is {found.median:.4g} {unit}, {found.median / level.value:.2f} times the {level.set} "
+        f"DRL of {level.value:.4g} {unit} for {level.examination}"
+    )
+    evidence = {
+        "code": [{"text": f"median above {level.kind} {level.set}"}],
+        "detail": [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": level.key}}],
+    }
+    key = f"median:{refs.device}:{_word(found.procedure)}:{level.key}:{until:%Y-%m}"
+    return _issue(key, ("median-above-drl", "Median above the diagnostic reference level"),
+                  "moderate", detail, evidence, refs, until, ctx)  # fmt: skip
+
+
+def parameter_drift(
+    found: Drift, since: datetime, until: datetime, refs: Refs, ctx: Context
+) -> dict[str, Any]:
+    """An acquisition parameter of a protocol that changed between two periods: raised once
+    per device, procedure, protocol, parameter and calendar month."""
+    t = found.tolerance
+    unit = f" {t.unit}" if t.unit else ""
+    detail = (
+        f"{t.name} of protocol {found.protocol!r} ({found.procedure}) on "
+        f"{refs.device_name or refs.device} changed from {found.before:.4g}{unit} (median of "
+        f"{found.n_before} events before {since.date().isoformat()}) to {found.after:.4g}{unit} "
+        f"(median of {found.n_after} events since, until {until.date().isoformat()}); "
+        f"rank-sum test p = {found.p_value:.2g}"
+    )
+    evidence = {"code": [{"text": f"parameter drift {found.field}"}]}
+    key = f"drift:{refs.device}:{_word(found.procedure)}:{_word(found.protocol)}:{found.field}:{until:%Y-%m}"
+    return _issue(key, ("parameter-drift", "Acquisition parameter changed"), "moderate",
+                  detail, evidence, refs, until, ctx)  # fmt: skip
+
+
+def _word(text: str) -> str:
+    """Text in an identifier that searches find again: no commas, bars or spaces."""
+    return re.sub(r"[^A-Za-z0-9./:-]+", "-", text).strip("-")
+
+
 def issue_identifier(issue: dict[str, Any]) -> str:
     """The search value that finds this issue again (the same value is raised once)."""
     return f"{ISSUE_ID_SYSTEM}|{issue['identifier'][0]['value']}"
@@ -90,7 +141,7 @@ def _issue(
     when: datetime,
     ctx: Context,
 ) -> dict[str, Any]:
-    implicated = [refs.holder, refs.study, *([refs.device] if refs.device else [])]
+    implicated = [ref for ref in (refs.holder, refs.study, refs.device) if ref]
     tags = [
         {"system": system, "code": value}
         for system, value in ((MODALITY_TAG, refs.modality), (DEPARTMENT_TAG, refs.department))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+from server.config import Settings
 from server.dose.drl import DoseLevel, procedure_map
 from server.fhir.errors import FhirError
 from server.fhir.levels import (
@@ -17,7 +18,7 @@ from server.fhir.levels import (
 )
 from server.fhir.mapping import Context
 from server.fhir.service import FhirService, body_of
-from server.mappings import classification_rules, read_csv_rows
+from server.mappings import classification_rules, national_levels, read_csv_rows
 
 
 @dataclass
@@ -56,6 +57,12 @@ class SiteLevels:
             if level.set in self.sets or level.set not in national_sets:
                 chosen[level.key] = level
         return replace(ctx, levels=tuple(chosen.values()))
+
+
+def site_levels(service: FhirService, settings: Settings) -> SiteLevels:
+    """The levels of the site's settings (KERMA_DRL_SETS) and of its own sets."""
+    sets = frozenset(s.strip() for s in settings.drl_sets.split(",") if s.strip())
+    return SiteLevels(service, sets, national_levels())
 
 
 def load(service: FhirService, levels: list[DoseLevel]) -> tuple[int, int]:

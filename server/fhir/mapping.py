@@ -154,6 +154,13 @@ def device(eq: Equipment, modality: str) -> dict[str, Any]:
     return resource
 
 
+def device_label(device: dict[str, Any]) -> str:
+    """How people name a device: manufacturer, model and station name."""
+    names = {n.get("type"): n.get("name") for n in device.get("deviceName") or []}
+    kinds = ("manufacturer-name", "model-name", "user-friendly-name")
+    return " ".join(str(names[k]) for k in kinds if names.get(k))
+
+
 def imaging_study(
     report: DoseReport, ctx: Context, patient_ref: str | None, existing: dict[str, Any] | None
 ) -> dict[str, Any]:

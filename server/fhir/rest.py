@@ -21,10 +21,12 @@ from server.auth.users import authenticate
 from server.fhir import bundles, issues, site_context, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
+from server.fhir.monitoring import protocol_review
 from server.fhir.patients import Patients
 from server.fhir.reconcile import reconciliation
 from server.fhir.service import FhirService, check_type
 from server.fhir.values import instant
+from server.mappings import monitoring_table
 from server.store.port import Stored, User
 from server.store.query import ReferenceClause
 
@@ -225,6 +227,24 @@ def reconcile() -> Response:
     service = _service()
     listed, named = reconciliation(service, service.store, request.args.get("kind", ""), hours)
     _audit("operation", named)
+    return _json(listed)
+
+
+@bp.get("/List/$protocol-review")
+def protocol_review_list() -> Response:
+    """Duplicate protocols or differences between devices, from the dose facts, as a List."""
+    _require("read", "Device")
+    try:
+        days = int(request.args.get("days", "90"))
+    except ValueError:
+        raise FhirError.of(400, "invalid", "days must be a whole number") from None
+    listed = protocol_review(
+        _service(),
+        monitoring_table(),
+        request.args.get("kind", ""),
+        days,
+        datetime.now().astimezone(),
+    )
     return _json(listed)
 
 

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from server.config import Settings
 from server.fhir import build_service, site_context
-from server.fhir.level_store import SiteLevels
+from server.fhir.level_store import site_levels
 from server.ingest.pipeline import Ingestor as Ingestor
 from server.ingest.pipeline import Result as Result
 from server.ingest.quarantine import Quarantine as Quarantine
-from server.mappings import national_levels, unit_table
+from server.mappings import unit_table
 from server.store.port import Store
 
 
 def build_ingestor(store: Store, settings: Settings) -> Ingestor:
     service = build_service(store, settings)
-    sets = frozenset(s.strip() for s in settings.drl_sets.split(",") if s.strip())
     return Ingestor(
         service,
         unit_table(),
         site_context(settings),
         Quarantine(settings.quarantine_dir),
-        SiteLevels(service, sets, national_levels()),
+        site_levels(service, settings),
     )
 
 

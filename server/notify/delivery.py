@@ -18,12 +18,13 @@ from typing import Any
 
 from server.config import Settings
 from server.fhir.errors import FhirError
+from server.fhir.mapping import device_label
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.logs import log_event
 from server.notify import channels, messages
 from server.notify.routing import NOTIFICATION_SYSTEM
-from server.notify.subscriptions import recipient_role
+from server.notify.subscriptions import is_digest, recipient_role
 
 log = logging.getLogger("kerma.notify")
 ATTEMPTS_URL = "https://kerma.example.org/fhir/StructureDefinition/delivery-attempts"
@@ -101,8 +102,8 @@ class Dispatcher:
         failures = _attempts(communication)
         try:
             subscription = self._read(communication["basedOn"][0]["reference"])
-            issue = self._read(communication["about"][0]["reference"])
-            recipients = self._send(subscription, issue)
+            found = [self._read(about["reference"]) for about in communication["about"]]
+            recipients = self._send(subscription, found)
         except (channels.SendFailed, FhirError) as e:
             failures += 1
             gave_up = failures >= self._policy.attempts
@@ -131,20 +132,24 @@ class Dispatcher:
         body = {k: v for k, v in communication.items() if k not in ("statusReason",)}
         self._service.update("Communication", communication["id"], {**body, **update})
 
-    def _send(self, subscription: dict[str, Any], issue: dict[str, Any]) -> str:
-        """Send one issue through one subscription's channel; to whom, in words."""
+    def _send(self, subscription: dict[str, Any], found: list[dict[str, Any]]) -> str:
+        """Send issues (one, or a day's for a digest) through a subscription's channel; to
+        whom, in words."""
         channel = subscription.get("channel") or {}
         if channel.get("type") == "rest-hook":
             headers = dict(
                 (name.strip(), value.strip())
                 for name, _, value in (h.partition(":") for h in channel.get("header") or [])
             )
-            payload = issue if channel.get("payload") else None
+            payload = found[0] if channel.get("payload") else None
             status = channels.post_json(channel["endpoint"], payload, headers)
             return f"{channel['endpoint']} (HTTP {status})"
         to = self._mail_recipients(subscription)
-        device = self._device_name(issue)
-        channels.send_mail(self._smtp, messages.issue_mail(issue, device, self._base_url, to))
+        if is_digest(subscription):
+            mail = messages.digest_mail(found, self._device_name, self._base_url, to)
+        else:
+            mail = messages.issue_mail(found[0], self._device_name(found[0]), self._base_url, to)
+        channels.send_mail(self._smtp, mail)
         return ", ".join(to)
 
     def _mail_recipients(self, subscription: dict[str, Any]) -> tuple[str, ...]:
@@ -174,17 +179,7 @@ class Dispatcher:
         )
         if ref is None:
             return ""
-        device = self._read(ref)
-        names = {n.get("type"): n.get("name") for n in device.get("deviceName") or []}
-        return " ".join(
-            n
-            for n in (
-                names.get("manufacturer-name"),
-                names.get("model-name"),
-                names.get("user-friendly-name"),
-            )
-            if n
-        )
+        return device_label(self._read(ref))
 
     def _read(self, ref: str) -> dict[str, Any]:
         rtype, rid = ref.split("/", 1)

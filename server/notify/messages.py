@@ -3,6 +3,7 @@ the study's date, and links to the issue, where people with access read the rest
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from server.notify.channels import Mail
@@ -29,3 +30,30 @@ def issue_mail(issue: dict[str, Any], device: str, base_url: str, to: tuple[str,
         f"(POST {link}/$acknowledge with a comment)",
     ]
     return Mail(to, " ".join(subject.split()), "\n".join(lines) + "\n")
+
+
+def digest_mail(
+    found: list[dict[str, Any]],
+    device_of: Callable[[dict[str, Any]], str],
+    base_url: str,
+    to: tuple[str, ...],
+) -> Mail:
+    """The daily review list: every issue still to review, most severe first."""
+    order = {"high": 0, "moderate": 1, "low": 2}
+    ranked = sorted(
+        found, key=lambda i: (order.get(i.get("severity", ""), 3), i.get("identifiedDateTime", ""))
+    )
+    base = base_url.rstrip("/")
+    lines = [
+        f"{len(ranked)} dose alerts to review (GET {base}/DetectedIssue?status=preliminary)",
+        "",
+    ]
+    for n, issue in enumerate(ranked, 1):
+        code = issue["code"]["coding"][0]
+        lines += [
+            f"{n}. {code['display']} ({issue.get('severity', '')}), {issue.get('identifiedDateTime', '')}, {device_of(issue) or 'unknown device'}",
+            f"   {issue.get('detail', '')}",
+            f"   {base}/DetectedIssue/{issue['id']}",
+            "",
+        ]
+    return Mail(to, f"[Kerma] {len(ranked)} dose alerts to review", "\n".join(lines))

@@ -9,9 +9,11 @@ the same transaction as the issue: queued durably with it, and found by its iden
 
 from __future__ import annotations
 
+from datetime import date
+
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService, body_of
-from server.notify.subscriptions import criteria_pairs
+from server.notify.subscriptions import criteria_pairs, is_digest
 from server.store.port import Transaction
 
 NOTIFICATION_SYSTEM = "urn:kerma:notification"
@@ -24,6 +26,8 @@ def queue(service: FhirService, tx: Transaction, issue_refs: list[str]) -> list[
     queued = []
     for stored in service.all_in(tx, "Subscription", [("status", "active")]):
         subscription = body_of(stored)
+        if is_digest(subscription):
+            continue  # sent once a day by queue_digests
         try:
             pairs = criteria_pairs(subscription)
         except FhirError:
@@ -32,18 +36,43 @@ def queue(service: FhirService, tx: Transaction, issue_refs: list[str]) -> list[
             rid = ref.split("/", 1)[1]
             if not service.all_in(tx, "DetectedIssue", [("_id", rid), *pairs]):
                 continue
-            key = f"{stored.rid}/{rid}"
-            if service.all_in(
-                tx, "Communication", [("identifier", f"{NOTIFICATION_SYSTEM}|{key}")]
-            ):
-                continue
-            communication = {
-                "resourceType": "Communication",
-                "identifier": [{"system": NOTIFICATION_SYSTEM, "value": key}],
-                "basedOn": [{"reference": f"Subscription/{stored.rid}"}],
-                "status": "preparation",
-                "about": [{"reference": ref}],
-            }
-            created = service.create_in(tx, "Communication", communication, trusted=True)
-            queued.append(f"Communication/{created.stored.rid}")
+            queued += _queue(service, tx, f"{stored.rid}/{rid}", stored.rid, [ref])
     return queued
+
+
+def queue_digests(service: FhirService, day: date) -> list[str]:
+    """For each daily-digest Subscription: one Communication naming every DetectedIssue its
+    criteria find that is still to review (status preliminary); none when there is none."""
+    queued = []
+    with service.store.transaction() as tx:
+        for stored in service.all_in(tx, "Subscription", [("status", "active")]):
+            subscription = body_of(stored)
+            if not is_digest(subscription):
+                continue
+            try:
+                pairs = [*criteria_pairs(subscription), ("status", "preliminary")]
+            except FhirError:
+                continue
+            found = service.all_in(tx, "DetectedIssue", pairs)
+            refs = [f"DetectedIssue/{s.rid}" for s in found]
+            if refs:
+                key = f"{stored.rid}/digest/{day.isoformat()}"
+                queued += _queue(service, tx, key, stored.rid, refs)
+    return queued
+
+
+def _queue(
+    service: FhirService, tx: Transaction, key: str, subscription_id: str, about: list[str]
+) -> list[str]:
+    """The Communication of one notification, unless one with that key exists."""
+    if service.all_in(tx, "Communication", [("identifier", f"{NOTIFICATION_SYSTEM}|{key}")]):
+        return []
+    communication = {
+        "resourceType": "Communication",
+        "identifier": [{"system": NOTIFICATION_SYSTEM, "value": key}],
+        "basedOn": [{"reference": f"Subscription/{subscription_id}"}],
+        "status": "preparation",
+        "about": [{"reference": ref} for ref in about],
+    }
+    created = service.create_in(tx, "Communication", communication, trusted=True)
+    return [f"Communication/{created.stored.rid}"]

@@ -10,6 +10,7 @@ from server.fhir.errors import FhirError, Issue
 from server.fhir.search import SearchError, parse
 
 ROLE_URL = "https://kerma.example.org/fhir/StructureDefinition/recipient-role"
+DIGEST_URL = "https://kerma.example.org/fhir/StructureDefinition/daily-digest"
 CHANNELS = ("email", "rest-hook")
 
 
@@ -45,7 +46,18 @@ def problems(subscription: dict[str, Any]) -> list[Issue]:
     ):
         return [Issue("required", "an email channel needs a mailto: endpoint or a recipient-role extension",
                       expression=f"{where}.endpoint")]  # fmt: skip
+    if is_digest(subscription) and channel["type"] != "email":
+        return [Issue("not-supported", "a daily digest is sent by e-mail",
+                      expression=f"{where}.type")]  # fmt: skip
     return []
+
+
+def is_digest(subscription: dict[str, Any]) -> bool:
+    """A daily review list: one mail a day with the issues still to review, not one per issue."""
+    return any(
+        e.get("url") == DIGEST_URL and e.get("valueBoolean") is True
+        for e in subscription.get("extension") or []
+    )
 
 
 def recipient_role(subscription: dict[str, Any]) -> str:

@@ -120,4 +120,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX dose_fact_device ON dose_fact (level, device, date);
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE dose_fact ADD COLUMN tube_current_ma REAL;
+        ALTER TABLE dose_fact ADD COLUMN exposure_mas REAL;
+        ALTER TABLE dose_fact ADD COLUMN pitch_factor REAL;
+        ALTER TABLE dose_fact ADD COLUMN collimation_mm REAL;
+        """,
+    ),
 )

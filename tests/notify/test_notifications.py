@@ -4,6 +4,7 @@ real local SMTP server, posted to a real local HTTP receiver with retries, never
 from __future__ import annotations
 
 import io
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,21 @@ from pydicom import dcmread
 
 from server.config import Settings
 from server.fhir import FhirService
+from server.fhir.validation import validate
 from server.ingest import build_ingestor
 from server.notify import channels
 from server.notify.delivery import Dispatcher, Policy
+from server.notify.routing import queue_digests
+from server.notify.subscriptions import DIGEST_URL
 from server.store.port import Store
 from tests.conftest import Api
-from tests.ingest.test_drl_checks import PHILIPS, SETS
+from tests.dicom.conftest import CORPUS
+from tests.ingest.test_drl_checks import PHILIPS, SETS, _replace_text
 from tests.notify.conftest import Inbox, free_port
 
 MODALITY_TAG = "https://kerma.example.org/fhir/CodeSystem/modality"
 ROLE_URL = "https://kerma.example.org/fhir/StructureDefinition/recipient-role"
+ISSUES = "https://kerma.example.org/fhir/CodeSystem/dose-issue"
 
 
 def subscription(criteria: str, channel: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -193,3 +199,55 @@ def test_subscriptions_kerma_cannot_serve_are_refused(
 def test_radiographers_cannot_route_alerts(as_role: Any) -> None:
     sub = subscription("DetectedIssue?", {"type": "email", "endpoint": "mailto:a@b"})
     assert as_role("radiographer").post("/fhir/Subscription", sub).status_code == 403
+
+
+def test_the_daily_review_list(
+    store: Store, service: FhirService, api: Api, tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    """A digest subscription gets one mail a day with every alert still to review, and no
+    mail per alert."""
+    inbox, port = smtp_server
+    digest = subscription(
+        "DetectedIssue?",
+        {"type": "email", "endpoint": "mailto:rpo@hospital.test"},
+        extension=[{"url": DIGEST_URL, "valueBoolean": True}],
+    )
+    assert api.post("/fhir/Subscription", digest).status_code == 201
+    _ingest(store, tmp_path)  # one DRL exceedance
+    _ingest_german_qa_as_patient(store, tmp_path)  # one significant event
+    assert _communications(api) == []  # nothing per alert
+    [issue] = api.search(f"/fhir/DetectedIssue?code={ISSUES}|drl-exceeded")
+    api.post(f"/fhir/DetectedIssue/{issue['id']}/$acknowledge", {"resourceType": "Parameters"})
+    today = date(2026, 11, 26)
+    assert len(queue_digests(service, today)) == 1
+    assert queue_digests(service, today) == []  # once a day
+    assert _dispatcher(service, port).run_once() == 1
+    [(rcpt, message, _)] = inbox.wait(1)
+    assert rcpt == ["rpo@hospital.test"]
+    assert message["Subject"] == "[Kerma] 1 dose alerts to review"
+    text = message.get_content()
+    assert "1. Significant event (high)" in text and "CTDIvol above 80 mGy" in text
+    assert issue["id"] not in text  # acknowledged: off the list
+    assert validate(_communications(api)[0]) == []
+
+
+def test_a_digest_is_mail_only(api: Api) -> None:
+    hook = subscription(
+        "DetectedIssue?",
+        {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook"},
+        extension=[{"url": DIGEST_URL, "valueBoolean": True}],
+    )
+    assert api.post("/fhir/Subscription", hook).status_code == 422
+
+
+def _ingest_german_qa_as_patient(store: Store, tmp_path: Path) -> None:
+    """GE's QA scan (CTDIvol 222.59 mGy) presented as a patient's abdomen CT."""
+    ds = dcmread(CORPUS / "openrem" / "CT-RDSR-GEPixelMed.dcm")
+    _replace_text(ds.ContentSequence, "10.13 RADIOTHERAPY QA", "Abdomen")
+    ds.StudyInstanceUID = ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    data = io.BytesIO()
+    ds.save_as(data)
+    settings = Settings(data_dir=tmp_path, alert_rules="de_strlschv_annex14")
+    assert (
+        build_ingestor(store, settings).ingest_bytes(data.getvalue(), "ct.dcm").status == "ingested"
+    )

@@ -1,0 +1,70 @@
+"""The daily run of `kerma serve` (at KERMA_DAILY_AT, local time): the monitoring over the
+dose facts (medians above DRLs, parameter drift) and the daily review lists of digest
+Subscriptions. `kerma monitor` runs the same once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from server.config import Settings
+from server.fhir import build_service, site_context
+from server.fhir.level_store import site_levels
+from server.fhir.monitoring import run
+from server.logs import log_event
+from server.mappings import monitoring_table
+from server.notify.routing import queue_digests
+from server.store.port import Store
+
+log = logging.getLogger("kerma.jobs")
+
+
+def run_daily(store: Store, settings: Settings, now: datetime) -> tuple[list[str], list[str]]:
+    """(new DetectedIssues, queued digests)."""
+    service = build_service(store, settings)
+    ctx = site_levels(service, settings).context(site_context(settings))
+    issues = run(service, ctx, monitoring_table(), now)
+    digests = queue_digests(service, now.date())
+    log_event(log, "daily-run", issues=len(issues), digests=len(digests))
+    return issues, digests
+
+
+def next_run(now: datetime, at: str) -> datetime:
+    """The next time of day `at` ("HH:MM") after `now` (an aware local time).
+
+    >>> next_run(datetime(2026, 11, 26, 7, 0), "06:30").isoformat()
+    '2026-11-27T06:30:00'
+    >>> next_run(datetime(2026, 11, 26, 6, 0), "06:30").isoformat()
+    '2026-11-26T06:30:00'
+    """
+    hours, _, minutes = at.partition(":")
+    today = now.replace(hour=int(hours), minute=int(minutes or 0), second=0, microsecond=0)
+    return today if today > now else today + timedelta(days=1)
+
+
+class DailyJobs:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        next_run(datetime.now(), settings.daily_at)  # a bad KERMA_DAILY_AT fails at start
+        self._store = store
+        self._settings = settings
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kerma-daily", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        while True:
+            now = datetime.now().astimezone()
+            wait_s = (next_run(now, self._settings.daily_at) - now).total_seconds()
+            if self._stopping.wait(wait_s):
+                return
+            try:
+                run_daily(self._store, self._settings, datetime.now().astimezone())
+            except Exception as e:  # the store is away: the next day's run tries again
+                log_event(log, "daily-run-failed", error=type(e).__name__)

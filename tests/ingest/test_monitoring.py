@@ -1,0 +1,169 @@
+"""Monitoring over the dose facts, on synthetic series built from a corpus report: the same
+CT chest/abdomen/pelvis on one Siemens scanner over four months, its CTDIvol raised after a
+given day (the drift), its DLP totals above the UK DRL (the median exceedance); and a second
+scanner doing the same examination differently."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from server.config import Settings
+from server.fhir import FhirService, site_context
+from server.fhir.level_store import site_levels
+from server.fhir.monitoring import run
+from server.fhir.validation import validate
+from server.ingest import Ingestor, build_ingestor
+from server.mappings import monitoring_table
+from server.store.port import Store
+from tests.dicom.conftest import CORPUS
+from tests.ingest.test_drl_checks import _replace_text, _set_numeric
+
+NOW = datetime(2026, 11, 26, 6, 30, tzinfo=UTC)
+CHANGED = NOW - timedelta(days=30)  # the software update
+SIEMENS = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
+SETTINGS = {"drl_sets": "UKHSA GB 2022"}
+
+
+def _copy(template: Dataset, when: datetime, ctdivol_mgy: float, dlp_total_mgy_cm: float) -> bytes:
+    ds = template.copy()
+    ds.StudyInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = when.strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = when.strftime("%H%M%S")
+    _set_datetimes(ds.ContentSequence, when)
+    _set_numeric(ds.ContentSequence, "113830", ctdivol_mgy)
+    _set_numeric(ds.ContentSequence, "113813", dlp_total_mgy_cm)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _set_datetimes(items: Any, when: datetime) -> None:
+    for item in items:
+        if item.ValueType == "DATETIME":
+            item.DateTime = when.strftime("%Y%m%d%H%M%S+0000")
+        if "ContentSequence" in item:
+            _set_datetimes(item.ContentSequence, when)
+
+
+def _series(ingestor: Ingestor, template: Dataset, days: range, ctdivol: float, dlp: float) -> None:
+    for day in days:
+        data = _copy(template, NOW - timedelta(days=day, hours=2), ctdivol, dlp)
+        assert ingestor.ingest_bytes(data, "ct.dcm").status == "ingested"
+
+
+@pytest.fixture
+def scanner(store: Store, tmp_path: Path) -> tuple[Ingestor, Dataset]:
+    """12 examinations in the 90 days before the update, 12 after it, CTDIvol 30 % up."""
+    ingestor = build_ingestor(store, Settings(data_dir=tmp_path, **SETTINGS))
+    template = dcmread(SIEMENS)
+    _series(ingestor, template, range(115, 31, -7), 10.0, 500.0)
+    _series(ingestor, template, range(26, 2, -2), 13.0, 900.0)
+    return ingestor, template
+
+
+def _run(service: FhirService, tmp_path: Path) -> list[dict[str, Any]]:
+    settings = Settings(data_dir=tmp_path, **SETTINGS)
+    ctx = site_levels(service, settings).context(site_context(settings))
+    created = run(service, ctx, monitoring_table(), NOW)
+    return [orjson.loads(service.read(*ref.split("/")).body or b"") for ref in created]
+
+
+DEVICE_NAME = "SIEMENS SOMATOM Definition Flash CTAWP00001"
+CAP = "CT Chest/Abdomen/Pelvis w IV Contrast"
+
+
+def _codes(issues: list[dict[str, Any]]) -> list[str]:
+    return sorted(i["code"]["coding"][0]["code"] for i in issues)
+
+
+def test_drift_and_median_above_the_drl(scanner: Any, service: FhirService, tmp_path: Path) -> None:
+    found = _run(service, tmp_path)
+    assert _codes(found) == ["median-above-drl"] + ["parameter-drift"] * 3
+    drifts = {
+        i["detail"].split("'")[1]: i for i in found if "drift" in i["code"]["coding"][0]["code"]
+    }
+    assert set(drifts) == {"TAP", "Monitoring", "PreMonitoring"}  # every protocol; kVp did not move
+    assert drifts["TAP"]["detail"] == (
+        f"CTDIvol of protocol 'TAP' ({CAP}) on {DEVICE_NAME} changed from 10 mGy (median of 12 "
+        "events before 2026-10-27) to 13 mGy (median of 12 events since, until 2026-11-26); "
+        "rank-sum test p = 1.9e-06"
+    )
+    [median] = [i for i in found if i["code"]["coding"][0]["code"] == "median-above-drl"]
+    assert median["detail"] == (
+        f"The median CT Dose Length Product Total of 20 examinations of {CAP} on {DEVICE_NAME} "
+        "in the 90 days until 2026-11-26 is 900 mGy·cm, 1.36 times the UKHSA GB 2022 DRL of "
+        "660 mGy·cm for Chest, abdomen, pelvis"
+    )
+    for issue in found:
+        assert validate(issue) == [], issue
+        [device] = issue["implicated"]
+        assert device["reference"].startswith("Device/") and "patient" not in issue
+        assert {
+            "system": "https://kerma.example.org/fhir/CodeSystem/modality",
+            "code": "CT",
+        } in issue["meta"]["tag"]
+    assert _run(service, tmp_path) == []  # raised once
+
+
+def test_no_drift_without_enough_values_or_change(
+    store: Store, service: FhirService, tmp_path: Path
+) -> None:
+    ingestor = build_ingestor(store, Settings(data_dir=tmp_path, **SETTINGS))
+    template = dcmread(SIEMENS)
+    _series(ingestor, template, range(80, 31, -7), 10.0, 500.0)  # 7 before the update
+    _series(ingestor, template, range(26, 2, -2), 13.0, 500.0)  # 12 after
+    assert _run(service, tmp_path) == []  # too few before
+    _series(ingestor, template, range(88, 81, -1), 12.8, 500.0)
+    assert _run(service, tmp_path) == []  # 14 before, median 11.4: 14 % less, within 15 %
+
+
+def test_monitoring_issues_are_notified(
+    scanner: Any, service: FhirService, tmp_path: Path, api: Any
+) -> None:
+    sub = {"resourceType": "Subscription", "status": "active", "reason": "drift",
+           "criteria": "DetectedIssue?code=https://kerma.example.org/fhir/CodeSystem/dose-issue|parameter-drift",
+           "channel": {"type": "email", "endpoint": "mailto:mpe@hospital.test"}}  # fmt: skip
+    assert api.post("/fhir/Subscription", sub).status_code == 201
+    _run(service, tmp_path)
+    assert len(api.search("/fhir/Communication?status=preparation")) == 3
+
+
+def test_duplicate_protocols_and_differences_between_devices(
+    scanner: tuple[Ingestor, Dataset], api: Any
+) -> None:
+    ingestor, template = scanner
+    other = template.copy()  # the same model, another scanner
+    other.DeviceSerialNumber, other.StationName = "99999", "CT2"
+    _replace_text(other.ContentSequence, "00001", "99999")  # observer serial
+    _replace_text(other.ContentSequence, "73491", "99999")  # the events' irradiating device
+    _replace_text(other.ContentSequence, "CTAWP00001", "CT2")
+    _series(ingestor, other, range(40, 4, -3), 30.0, 1500.0)
+    url = "/fhir/List/$protocol-review?days=200&kind="
+    [duplicates] = [
+        e["flag"]["text"]
+        for e in api.get(url + "duplicate-protocols").get_json()["entry"]
+        if DEVICE_NAME in e["flag"]["text"]
+    ]
+    assert duplicates == (
+        f"'Monitoring' / 'PreMonitoring' on {DEVICE_NAME}: acquisition_type Stationary "
+        "Acquisition, kvp_kv 120.0, exposure_mas 20.0, collimation_mm 10.0"
+    )
+    across = api.get(url + "across-devices").get_json()
+    texts = {e["flag"]["text"] for e in across["entry"]}
+    other_name = "SIEMENS SOMATOM Definition Flash CT2"
+    assert texts == {
+        f"{CAP}, median CTDIvol: {DEVICE_NAME} 11.5 mGy (n=72); {other_name} 30 mGy (n=36)",
+        f"{CAP}, median DLP: {DEVICE_NAME} 700 mGy·cm (n=24); {other_name} 1500 mGy·cm (n=12)",
+    }  # the scouts do not count; kVp is the same on both
+    assert validate(across) == []
+    assert api.get(url + "nonsense").status_code == 400
+    assert api.get("/fhir/List/$protocol-review?kind=across-devices&days=x").status_code == 400
