@@ -324,7 +324,13 @@ def monitor(now: datetime | None) -> None:
 
 @main.command("protocol-review")
 @click.argument("kind", type=click.Choice(["duplicate-protocols", "across-devices"]))
-@click.option("--days", type=int, default=90, show_default=True, help="facts of the last days")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=90,
+    show_default=True,
+    help="facts of the last days",
+)
 def protocol_review_cmd(kind: str, days: int) -> None:
     """Duplicate protocols (same device, same parameters, different names) or standard
     procedures done differently on different devices: one line per device (reference, what).
@@ -346,6 +352,53 @@ def protocol_review_cmd(kind: str, days: int) -> None:
 
 
 @main.group()
+def classification() -> None:
+    """The classification rules (mappings/classification/, or the Library edited over the API)."""
+
+
+@classification.command("export")
+def classification_export() -> None:
+    """Print the shipped rules and procedures as the FHIR Library to edit and PUT (with its
+    version raised) to /fhir/Library/<id>; the stored Library then replaces the shipped tables."""
+    from server.fhir.rules import library
+    from server.mappings import read_text
+
+    body = library(
+        read_text("classification/rules.yaml"), read_text("classification/procedures.csv")
+    )
+    click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+
+
+@classification.command("reapply")
+def classification_reapply() -> None:
+    """Classify every stored study again with the rules in force (as POST
+    /fhir/ImagingStudy/$reclassify does in the background), followed as a Task."""
+    from server.fhir import build_service, site_context
+    from server.fhir.reclassify import reclassify
+    from server.fhir.site_tables import site_tables
+    from server.jobs import tasks
+    from server.mappings import unit_table
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    service = build_service(store, settings)
+    rules = site_tables(service, settings, max_age_s=0).context(site_context(settings)).rules
+    task = tasks.create(
+        service,
+        "reclassify",
+        f"classify every study with rules version {rules.version}, from the command line",
+    )
+    done = tasks.run(
+        service, task, lambda progress: reclassify(service, rules, unit_table(), progress)
+    )
+    store.close()
+    for output in done.get("output", []):
+        click.echo(f"{output['type']['text']}\t{output['valueInteger']}")
+    click.echo(f"Task/{done['id']} {done['status']}", err=True)
+
+
+@main.group()
 def drl() -> None:
     """Dose levels: national DRLs from mappings/drl/, as FHIR ObservationDefinitions."""
 
@@ -355,7 +408,7 @@ def drl_load() -> None:
     """Create or update an ObservationDefinition for every comparable level of
     mappings/drl/national.csv (superseded and unverified ones too, marked as such)."""
     from server.fhir import build_service
-    from server.fhir.level_store import load
+    from server.fhir.site_tables import load
     from server.mappings import national_levels
     from server.store import open_store
 

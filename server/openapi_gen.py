@@ -108,6 +108,17 @@ def build() -> dict[str, Any]:
             extra={"404": _outcome(), "422": _outcome()},
         )
     }
+    paths["/fhir/ImagingStudy/$reclassify"] = {
+        "post": _op(
+            "imagingstudy-reclassify",
+            "Classify every stored study again with the classification rules in force (the "
+            "Library edited over the API, else the shipped tables), in the background (roles "
+            "mpe, admin); 202 with the Task that follows it (Content-Location)",
+            params=[],
+            tag="ImagingStudy",
+            status="202",
+        )
+    }
     paths["/fhir/DetectedIssue/{id}/$acknowledge"] = {
         "post": _op(
             "detectedissue-acknowledge",

@@ -125,3 +125,21 @@ def test_serve_answers_over_http(env: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_monitor_and_protocol_review(env: dict[str, str]) -> None:
+    """The daily jobs once, and the protocol review lists, on a store with one CT study."""
+    run(["ingest", str(DATA / "dicom/openrem/CT-RDSR-Siemens_Flash-TAP-SS.dcm")], env)
+    done = run(
+        ["monitor", "--now", "1997-02-01 06:30:00"], {**env, "KERMA_DRL_SETS": "UKHSA GB 2022"}
+    )
+    assert done.stdout == ""  # one study: no median of ten, no drift
+    assert done.stderr.strip().endswith("0 new DetectedIssues, 0 review lists queued")
+    listed = run(["protocol-review", "duplicate-protocols", "--days", "3660"], env)
+    assert (
+        listed.stderr.strip()
+        == "0: protocols of one device with the same parameters under different names"
+    )
+    for bad_args in (["nonsense"], ["across-devices", "--days", "0"]):
+        bad = run(["protocol-review", *bad_args], env, check=False)
+        assert bad.returncode == 2 and "Usage:" in bad.stderr

@@ -39,6 +39,25 @@ class Exam:
 
 
 @dataclass(frozen=True)
+class Acquisition:
+    """What is known of one CT acquisition or one radiograph to classify it by."""
+
+    modality: str
+    protocol: str = ""
+    region: str = ""  # target region as the device names it
+    acquisition_type: str = ""  # CT: spiral, sequenced, constant angle (localizer)...
+    view: str = ""  # DX/MG: image view (PA, AP, cranio-caudal...)
+    laterality: str = ""
+    phantom: str = ""  # CT: the CTDI phantom (head, body)
+    scan_length_mm: float | None = None
+
+    @property
+    def text(self) -> str:
+        parts = (self.protocol, self.region, self.acquisition_type, self.view, self.laterality)
+        return " ".join(p for p in parts if p).lower().replace("^", " ")
+
+
+@dataclass(frozen=True)
 class Procedure:
     system: str
     code: str
@@ -61,6 +80,15 @@ class _Rule:
     none: tuple[re.Pattern[str], ...]
     min_events: int
     procedure: Procedure | None
+    phantom: str = ""  # acquisitions: the phantom's name contains this (head, body)
+    scan_length_mm: tuple[float, float] | None = None  # acquisitions: within [min, max]
+
+    def matches(self, group: str, text: str) -> bool:
+        return (
+            group in self.modalities
+            and all(p.search(text) for p in self.all)
+            and not any(p.search(text) for p in self.none)
+        )
 
 
 class Rules:
@@ -73,6 +101,9 @@ class Rules:
         words = {k: f"(?:{v})" for k, v in (table.get("words") or {}).items()}
         self.version = int(table["version"])
         self._rules = [self._rule(spec, known, words) for spec in table["rules"]]
+        self._acquisitions = [
+            self._rule(spec, known, words) for spec in table.get("acquisitions") or []
+        ]
 
     def procedure(self, code: str) -> Procedure | None:
         return self._procedures.get(code)
@@ -86,11 +117,27 @@ class Rules:
         group = modality_group(exam.modality)
         text = exam.text
         for rule in self._rules:
+            if rule.matches(group, text) and exam.events >= rule.min_events:
+                return Classified(rule.id, rule.procedure, self.version)
+        return None
+
+    def classify_acquisition(self, acquisition: Acquisition) -> Classified | None:
+        """The first acquisition rule that matches, or None (the examination's procedure
+        applies to it)."""
+        group = modality_group(acquisition.modality)
+        text = acquisition.text
+        length = acquisition.scan_length_mm
+        for rule in self._acquisitions:
             if (
-                group in rule.modalities
-                and exam.events >= rule.min_events
-                and all(p.search(text) for p in rule.all)
-                and not any(p.search(text) for p in rule.none)
+                rule.matches(group, text)
+                and rule.phantom in acquisition.phantom.lower()
+                and (
+                    rule.scan_length_mm is None
+                    or (
+                        length is not None
+                        and rule.scan_length_mm[0] <= length <= rule.scan_length_mm[1]
+                    )
+                )
             ):
                 return Classified(rule.id, rule.procedure, self.version)
         return None
@@ -115,6 +162,8 @@ class Rules:
             none=compiled(spec.get("none", [])),
             min_events=int(spec.get("min_events", 0)),
             procedure=known[code] if code is not None else None,
+            phantom=str(spec.get("phantom", "")).lower(),
+            scan_length_mm=tuple(spec["scan_length_mm"]) if "scan_length_mm" in spec else None,
         )
 
 

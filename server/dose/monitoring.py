@@ -233,10 +233,10 @@ def _values(rows: Iterable[DoseFact], field: str) -> list[float]:
 
 
 def _by_device_protocol(rows: Iterable[DoseFact]) -> dict[tuple[str, str, str], list[DoseFact]]:
-    """Event rows by (device, standard procedure, protocol)."""
+    """Event rows by (device, standard procedure or "", protocol)."""
     grouped: dict[tuple[str, str, str], list[DoseFact]] = defaultdict(list)
     for row in rows:
         usable = row.level == "event" and row.acquisition_type != _SCOUT
-        if usable and row.device and row.procedure and row.protocol:
-            grouped[(row.device, row.procedure, row.protocol)].append(row)
+        if usable and row.device and row.protocol:  # some acquisitions are no procedure
+            grouped[(row.device, row.procedure or "", row.protocol)].append(row)
     return grouped

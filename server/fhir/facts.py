@@ -14,6 +14,7 @@ import orjson
 
 from server.dose.facts import DoseFact
 from server.dose.units import UnitTable
+from server.fhir.acquisitions import event_procedure
 from server.fhir.service import FhirService
 from server.fhir.values import date_range
 from server.store.port import Transaction
@@ -116,8 +117,15 @@ def _event_fact(event: dict[str, Any], common: dict[str, Any], units: UnitTable)
         body_region=_text(event.get("bodySite")),
         acquisition_type=acquisition.get("display") if acquisition else None,
         **values,
-        **common,
+        **{**common, "procedure": _event_procedure(event, common["procedure"])},
     )
+
+
+def _event_procedure(event: dict[str, Any], study_procedure: str | None) -> str | None:
+    """The acquisition's own standard procedure (None: it is none, e.g. a localizer), else
+    the study's."""
+    classified, coding = event_procedure(event)
+    return (coding or {}).get("display") if classified else study_procedure
 
 
 def _exposure_mas(

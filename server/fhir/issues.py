@@ -109,7 +109,9 @@ def parameter_drift(
     t = found.tolerance
     unit = f" {t.unit}" if t.unit else ""
     detail = (
-        f"{t.name} of protocol {found.protocol!r} ({found.procedure}) on "
+        f"{t.name} of protocol {found.protocol!r}"
+        + (f" ({found.procedure})" if found.procedure else "")
+        + f" on "
         f"{refs.device_name or refs.device} changed from {found.before:.4g}{unit} (median of "
         f"{found.n_before} events before {since.date().isoformat()}) to {found.after:.4g}{unit} "
         f"(median of {found.n_after} events since, until {until.date().isoformat()}); "

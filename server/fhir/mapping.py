@@ -14,7 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from server.dose.alerts import AlertRule
-from server.dose.classify import Exam, Rules
+from server.dose.classify import Classified, Exam, Rules
 from server.dose.drl import DoseLevel
 from server.dose.model import (
     Coded,
@@ -226,10 +226,15 @@ def exam_of(report: DoseReport) -> Exam:
 
 
 def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> None:
-    """procedureCode: the standard procedure the rules give (with the requested procedure as
-    its text), and which rule of which version decided, or that none matched (review list)."""
     found = ctx.rules.classify(exam_of(report))
-    text = report.study.requested_procedure
+    apply_classification(resource, found, report.study.requested_procedure, ctx.rules.version)
+
+
+def apply_classification(
+    resource: dict[str, Any], found: Classified | None, text: str | None, version: int
+) -> None:
+    """procedureCode: the standard procedure the rules gave (with the requested procedure as
+    its text), and which rule of which version decided, or that none matched (review list)."""
     code: dict[str, Any] = {}
     if found is not None and found.procedure is not None:
         p = found.procedure
@@ -238,9 +243,11 @@ def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> Non
         code["text"] = text
     if code:
         resource["procedureCode"] = [code]
+    else:
+        resource.pop("procedureCode", None)
     decision = [
         {"url": "rule", "valueString": found.rule if found else "unmatched"},
-        {"url": "version", "valueInteger": ctx.rules.version},
+        {"url": "version", "valueInteger": version},
     ]
     put_extension(resource, CLASSIFICATION_URL, {"url": CLASSIFICATION_URL, "extension": decision})
 

@@ -11,6 +11,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from server.fhir import rules
 from server.fhir.errors import FhirError, Issue
 from server.fhir.levels import dose_level, is_dose_level, known_quantities
 from server.mappings import national_levels, read_yaml, unit_table
@@ -39,6 +40,8 @@ def validate(resource: dict[str, Any]) -> list[Issue]:
         issues.extend(_dose_level(resource))
     if rtype == "Subscription" and not issues:
         issues.extend(subscriptions.problems(resource))
+    if rtype == "Library" and rules.is_rules_library(resource) and not issues:
+        issues.extend(rules.problems(resource))
     return issues
 
 

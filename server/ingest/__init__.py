@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.config import Settings
 from server.fhir import build_service, site_context
-from server.fhir.level_store import site_levels
+from server.fhir.site_tables import site_tables
 from server.ingest.pipeline import Ingestor as Ingestor
 from server.ingest.pipeline import Result as Result
 from server.ingest.quarantine import Quarantine as Quarantine
@@ -19,7 +19,7 @@ def build_ingestor(store: Store, settings: Settings) -> Ingestor:
         unit_table(),
         site_context(settings),
         Quarantine(settings.quarantine_dir),
-        site_levels(service, settings),
+        site_tables(service, settings),
     )
 
 

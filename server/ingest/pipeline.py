@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,11 +24,11 @@ from server.dose import alerts, drl
 from server.dose.classify import modality_group
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
-from server.fhir import issues, mapping, patients
+from server.fhir import acquisitions, issues, mapping, patients
 from server.fhir.facts import study_facts
-from server.fhir.level_store import SiteLevels
 from server.fhir.orders import Orders
 from server.fhir.service import FhirService
+from server.fhir.site_tables import SiteTables
 from server.fhir.values import instant
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
@@ -55,7 +56,7 @@ class Ingestor:
         units: UnitTable,
         ctx: mapping.Context,
         quarantine: Quarantine,
-        levels: SiteLevels | None = None,
+        levels: SiteTables | None = None,
     ) -> None:
         self._service = service
         self._units = units
@@ -162,7 +163,7 @@ class _Commit:
             stored_events = []
             previous = {**previous, "component": []}  # the old totals do not add to the new
         known = {_event_uid(e): e for e in stored_events}
-        added, summary_device = self._add_events(patient_ref, study_ref, known)
+        added, summary_device = self._add_events(patient_ref, study, known)
         refs = mapping.Refs(patient_ref, summary_device, study_ref)
         all_events = sorted(
             [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
@@ -198,57 +199,75 @@ class _Commit:
         refs: issues.Refs,
         events: list[dict[str, Any]],
     ) -> list[str]:
-        """DetectedIssues for values above a DRL of the site's sets that applies to the study,
-        and for what the site's alert rules call significant events. None for physics and QA
-        studies, nor for values still waiting for review."""
+        """DetectedIssues for values above a level of the site that applies (per acquisition:
+        the acquisition's procedure; per examination: the study's), and for what the site's
+        alert rules call significant events. None for physics and QA studies, nor for values
+        still waiting for review."""
         if not self.ctx.levels and not self.ctx.alert_rules:
             return []  # the site compares with nothing: no work on every ingest
         decision = mapping.classification_of(study, self.ctx)
         if decision.rule == "qa" or summary.get("status") == "preliminary":
             return []
         report = self.report
-        levels, alert_levels = (
-            drl.applicable(
-                list(self.ctx.levels),
-                self.ctx.level_procedures,
-                decision.code,
-                report.patient.age_years,
-                report.patient.weight_kg,
-                kind,
-            )
-            for kind in ("DRL", "alert")
-        )
-        values = drl.report_values(report)
-        region = "head" if decision.region == "HEAD" else "body"
         uid, when = report.study.study_uid, report.irradiation_start or report.study.started
         when = when or datetime.now(UTC)
-        by_uid = {_event_uid(e): f"Observation/{e['id']}" for e in events}
+        by_uid = {_event_uid(e): e for e in events}
 
         def located(value: drl.Value) -> issues.Refs:
-            return refs.at(by_uid.get(value.event_uid or "", refs.holder))
+            event = by_uid.get(value.event_uid or "")
+            return refs.at(f"Observation/{event['id']}" if event else refs.holder)
 
-        group = refs.modality
-        found = (
-            [
+        rules, group = list(self.ctx.alert_rules), refs.modality
+        study_levels = self._levels(decision.code, "DRL")
+        found = [
+            issues.significant_event(a, uid, refs, when, self.ctx)
+            for a in alerts.group_alerts(rules, group, study_levels, self._recent(uid))
+        ]
+        for code, values in self._by_procedure(decision.code, by_uid).items():
+            levels = self._levels(code, "DRL")
+            procedure = self.ctx.rules.procedure(code or decision.code)
+            region = "head" if procedure and procedure.region == "HEAD" else "body"
+            found += [
                 issues.level_exceeded(x, uid, located(x.value), when, self.ctx)
-                for x in drl.exceedances(levels + alert_levels, values)
+                for x in drl.exceedances(levels + self._levels(code, "alert"), values)
             ]
-            + [
-                issues.significant_event(a, uid, refs, when, self.ctx)
-                for a in alerts.group_alerts(
-                    list(self.ctx.alert_rules), group, levels, self._recent(uid)
-                )
-            ]
-            + [
+            found += [
                 issues.significant_event(a, uid, located(a.value), when, self.ctx)
-                for a in alerts.evaluate(list(self.ctx.alert_rules), group, region, values, levels)
+                for a in alerts.evaluate(rules, group, region, values, levels)
             ]
-        )
         return [
             self._save("DetectedIssue", issue, None)
             for issue in found
             if not self._find("DetectedIssue", [("identifier", issues.issue_identifier(issue))])
         ]
+
+    def _by_procedure(
+        self, study_code: str, events: dict[str, dict[str, Any]]
+    ) -> dict[str, list[drl.Value]]:
+        """The report's values by the standard procedure they are compared for: an event's
+        own (per-acquisition classification), else the study's; "" for values of no
+        procedure (localizers, bolus tracking: fixed alert thresholds only)."""
+        grouped: dict[str, list[drl.Value]] = defaultdict(list)
+        for value in drl.report_values(self.report):
+            event = events.get(value.event_uid or "")
+            classified, coding = acquisitions.event_procedure(event) if event else (False, None)
+            code = str((coding or {}).get("code", "")) if classified else study_code
+            grouped[code].append(value)
+        return grouped
+
+    def _levels(self, code: str, kind: str) -> list[drl.DoseLevel]:
+        """The levels of a kind that apply to this report's patient for a procedure."""
+        if not code:
+            return []
+        patient = self.report.patient
+        return drl.applicable(
+            list(self.ctx.levels),
+            self.ctx.level_procedures,
+            code,
+            patient.age_years,
+            patient.weight_kg,
+            kind,
+        )
 
     def _recent(self, study_uid: str) -> Callable[[int], list[Any]]:
         """The newest studies of this one's device and procedure up to it (dose-facts rows);
@@ -294,11 +313,14 @@ class _Commit:
         )
 
     def _add_events(
-        self, patient_ref: str | None, study_ref: str, known: dict[str, dict[str, Any]]
+        self, patient_ref: str | None, study: dict[str, Any], known: dict[str, dict[str, Any]]
     ) -> tuple[list[dict[str, Any]], str]:
-        """Create the report's events that are not stored yet (a known CT event read from images
-        may grow its scan range); also the device the summary names."""
+        """Create the report's events that are not stored yet, each classified (a known CT
+        event read from images may grow its scan range); also the device the summary names."""
         report = self.report
+        study_ref = f"ImagingStudy/{study['id']}"
+        decision = mapping.classification_of(study, self.ctx)
+        study_procedure = self.ctx.rules.procedure(decision.code) if decision.code else None
         added: list[dict[str, Any]] = []
         devices: set[str] = set()
         events: tuple[CtEvent | ProjectionEvent, ...] = (
@@ -324,6 +346,9 @@ class _Commit:
                 resource = mapping.mark_reading(resource, report, f"ct_events[{index}].")
             else:
                 resource = mapping.projection_event(event, report, self.ctx, refs)
+            acquisitions.classify_event(
+                resource, report.modality, self.ctx.rules, study_procedure, decision.rule
+            )
             added.append(
                 {
                     **resource,

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from server.config import Settings
 from server.fhir import build_service, site_context
-from server.fhir.level_store import site_levels
 from server.fhir.monitoring import run
+from server.fhir.site_tables import site_tables
 from server.logs import log_event
 from server.mappings import monitoring_table
 from server.notify.routing import queue_digests
@@ -23,7 +23,7 @@ log = logging.getLogger("kerma.jobs")
 def run_daily(store: Store, settings: Settings, now: datetime) -> tuple[list[str], list[str]]:
     """(new DetectedIssues, queued digests)."""
     service = build_service(store, settings)
-    ctx = site_levels(service, settings).context(site_context(settings))
+    ctx = site_tables(service, settings).context(site_context(settings))
     issues = run(service, ctx, monitoring_table(), now)
     digests = queue_digests(service, now.date())
     log_event(log, "daily-run", issues=len(issues), digests=len(digests))

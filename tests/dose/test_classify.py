@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.dose.classify import Exam, Rules
+from server.dose.classify import Acquisition, Exam, Rules
 from server.mappings import classification_rules
 
 PROCEDURES = [
@@ -74,3 +74,29 @@ def test_the_shipped_rules_load() -> None:
     found = shipped.classify(Exam("CT", description="Thorax^Thorax_NON_CON (Adult)"))
     assert found is not None and found.procedure is not None
     assert (found.procedure.code, found.procedure.name) == ("RPID16", "CT Chest wo IV Contrast")
+
+
+def test_acquisition_rules_read_region_view_phantom_and_length() -> None:
+    table = {
+        **TABLE,
+        "acquisitions": [
+            {"id": "scout", "modality": ["CT"], "all": ["constant angle"], "procedure": None},
+            {"id": "chest-short", "modality": ["CT"], "all": ["chest"], "phantom": "body",
+             "scan_length_mm": [100, 400], "procedure": "RPID16"},
+            {"id": "xr-chest", "modality": ["DX"], "all": ["chest", "pa"], "procedure": "RPID2502"},
+        ],
+    }  # fmt: skip
+    rules = Rules(table, PROCEDURES)
+
+    def rule(**words: object) -> str | None:
+        found = rules.classify_acquisition(Acquisition(**words))  # type: ignore[arg-type]
+        return found.rule if found else None
+
+    chest = {"modality": "CT", "region": "Chest", "phantom": "IEC Body Dosimetry Phantom"}
+    assert rule(**chest, scan_length_mm=300.0) == "chest-short"
+    assert rule(**chest, scan_length_mm=600.0) is None  # too long for that rule
+    assert rule(**chest) is None  # no length, no match of a rule that bounds it
+    assert rule(**{**chest, "phantom": "IEC Head Dosimetry Phantom"}, scan_length_mm=300.0) is None
+    assert rule(modality="CT", acquisition_type="Constant Angle Acquisition") == "scout"
+    assert rule(modality="CR", region="CHEST", view="PA") == "xr-chest"  # CR is radiography
+    assert rule(modality="MG", region="Breast") is None

@@ -9,7 +9,6 @@ import pytest
 
 from server.fhir import FhirService
 from server.fhir.errors import FhirError
-from server.fhir.level_store import load
 from server.fhir.levels import (
     KIND_SYSTEM,
     LEVEL_ID_SYSTEM,
@@ -18,6 +17,7 @@ from server.fhir.levels import (
     known_quantities,
     observation_definition,
 )
+from server.fhir.site_tables import load
 from server.fhir.validation import validate
 from server.mappings import national_levels, unit_table
 from tests.conftest import Api
@@ -30,7 +30,10 @@ def _load(service: FhirService) -> tuple[int, int]:
     return load(service, list(national_levels()))
 
 
-_EXAMINATIONS = {"ct-cap-w": "CT chest, abdomen, pelvis"}
+_EXAMINATIONS = {
+    "ct-cap-w": "CT chest, abdomen, pelvis",
+    "ct-acq-abdomen-pelvis": "CT abdomen-pelvis sequence",
+}
 
 
 def local_level(
@@ -97,6 +100,13 @@ def test_a_uk_level_as_fhir(service: FhirService, as_role: Any) -> None:
                     ("RPID23", "CT Head w and wo IV Contrast"),
                     ("RPID24", "CT Head w IV Contrast"),
                 )
+            ]
+            + [  # per sequence, for the head acquisitions of any examination
+                {
+                    "system": "https://kerma.example.org/fhir/CodeSystem/procedure",
+                    "code": "ct-acq-head",
+                    "display": "CT acquisition: head",
+                }
             ],
         }
     ]

@@ -12,12 +12,17 @@ import pytest
 
 from server.config import Settings
 from server.fhir import FhirService
+from server.fhir.acquisitions import event_procedure
 from server.fhir.mapping import CLASSIFICATION_URL
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS
 
 EVENTS, CLASSIFIED_EVENTS = 645, 220  # irradiation events of the patient examinations (README)
+# CT acquisitions and DX/MG radiographs of the patient examinations: all, matched by an
+# acquisition rule, classified to a procedure (the rest: localizers, bolus tracking, test
+# patterns) (README)
+ACQUISITIONS = (63, 63, 45)
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +39,18 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     found = []
     for stored in service.search("ImagingStudy", [("_count", "500")]).matches:
         study = orjson.loads(stored.body or b"")
-        pairs = [("part-of", f"ImagingStudy/{stored.rid}"), ("code", "113852"), ("_count", "1")]
-        study["events"] = service.search("Observation", pairs).total
+        pairs = [("part-of", f"ImagingStudy/{stored.rid}"), ("code", "113852"), ("_count", "5000")]
+        events = [orjson.loads(e.body or b"") for e in service.search("Observation", pairs).matches]
+        study["events"] = len(events)
+        study["acquisitions"] = [event_procedure(e) for e in events]
+        study["acquisition_rules"] = [_rule(e) for e in events if CLASSIFICATION_URL in str(e)]
         found.append(study)
     store.close()
     return found
 
 
-def _rule(study: dict[str, Any]) -> str:
-    [ext] = [e for e in study["extension"] if e["url"] == CLASSIFICATION_URL]
+def _rule(resource: dict[str, Any]) -> str:
+    [ext] = [e for e in resource["extension"] if e["url"] == CLASSIFICATION_URL]
     return str(ext["extension"][0]["valueString"])
 
 
@@ -62,6 +70,24 @@ def test_corpus_coverage(studies: list[dict[str, Any]]) -> None:
     assert rules["qa"] == 3  # the physics and QA studies are recognised, not classified
     assert (len(classified), len(patient_exams)) == (23, 40)
     assert (classified_events, events) == (CLASSIFIED_EVENTS, EVENTS)
+
+
+def test_acquisitions_of_the_corpus(studies: list[dict[str, Any]]) -> None:
+    """Each CT acquisition and radiograph (DX, MG) of the patient examinations classified on
+    its own: by an acquisition rule (a procedure, or none for localizers and bolus tracking),
+    else by its examination's procedure, else not at all."""
+    patient = [s for s in studies if _rule(s) != "qa"]
+    rules = Counter(r for s in patient for r in s["acquisition_rules"])
+    by_own_rule = sum(n for r, n in rules.items() if r != "examination")
+    with_procedure = sum(
+        1 for s in patient for classified, coding in s["acquisitions"] if classified and coding
+    )
+    print(
+        f"{sum(rules.values())} acquisitions: {by_own_rule} by their own rule, {with_procedure} to a procedure"
+    )
+    assert (sum(rules.values()), by_own_rule, with_procedure) == ACQUISITIONS
+    assert rules["ct-localizer"] == 13 and rules["ct-bolus-tracking"] == 2
+    assert (rules["mg-cc"], rules["mg-mlo"]) == (16, 4)
 
 
 def test_known_studies(studies: list[dict[str, Any]]) -> None:

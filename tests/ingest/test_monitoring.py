@@ -18,8 +18,8 @@ from pydicom.uid import generate_uid
 
 from server.config import Settings
 from server.fhir import FhirService, site_context
-from server.fhir.level_store import site_levels
 from server.fhir.monitoring import run
+from server.fhir.site_tables import site_tables
 from server.fhir.validation import validate
 from server.ingest import Ingestor, build_ingestor
 from server.mappings import monitoring_table
@@ -72,13 +72,14 @@ def scanner(store: Store, tmp_path: Path) -> tuple[Ingestor, Dataset]:
 
 def _run(service: FhirService, tmp_path: Path) -> list[dict[str, Any]]:
     settings = Settings(data_dir=tmp_path, **SETTINGS)
-    ctx = site_levels(service, settings).context(site_context(settings))
+    ctx = site_tables(service, settings).context(site_context(settings))
     created = run(service, ctx, monitoring_table(), NOW)
     return [orjson.loads(service.read(*ref.split("/")).body or b"") for ref in created]
 
 
 DEVICE_NAME = "SIEMENS SOMATOM Definition Flash CTAWP00001"
 CAP = "CT Chest/Abdomen/Pelvis w IV Contrast"
+CAP_SEQUENCE = "CT acquisition: chest, abdomen and pelvis"  # its acquisition, classified
 
 
 def _codes(issues: list[dict[str, Any]]) -> list[str]:
@@ -93,7 +94,7 @@ def test_drift_and_median_above_the_drl(scanner: Any, service: FhirService, tmp_
     }
     assert set(drifts) == {"TAP", "Monitoring", "PreMonitoring"}  # every protocol; kVp did not move
     assert drifts["TAP"]["detail"] == (
-        f"CTDIvol of protocol 'TAP' ({CAP}) on {DEVICE_NAME} changed from 10 mGy (median of 12 "
+        f"CTDIvol of protocol 'TAP' ({CAP_SEQUENCE}) on {DEVICE_NAME} changed from 10 mGy (median of 12 "
         "events before 2026-10-27) to 13 mGy (median of 12 events since, until 2026-11-26); "
         "rank-sum test p = 1.9e-06"
     )
@@ -161,9 +162,9 @@ def test_duplicate_protocols_and_differences_between_devices(
     texts = {e["flag"]["text"] for e in across["entry"]}
     other_name = "SIEMENS SOMATOM Definition Flash CT2"
     assert texts == {
-        f"{CAP}, median CTDIvol: {DEVICE_NAME} 11.5 mGy (n=72); {other_name} 30 mGy (n=36)",
+        f"{CAP_SEQUENCE}, median CTDIvol: {DEVICE_NAME} 11.5 mGy (n=24); {other_name} 30 mGy (n=12)",
         f"{CAP}, median DLP: {DEVICE_NAME} 700 mGy·cm (n=24); {other_name} 1500 mGy·cm (n=12)",
-    }  # the scouts do not count; kVp is the same on both
+    }  # per acquisition (localizer and bolus tracking are none); kVp is the same on both
     assert validate(across) == []
     assert api.get(url + "nonsense").status_code == 400
     assert api.get("/fhir/List/$protocol-review?kind=across-devices&days=x").status_code == 400

@@ -22,7 +22,8 @@ from server.notify.subscriptions import DIGEST_URL
 from server.store.port import Store
 from tests.conftest import Api
 from tests.dicom.conftest import CORPUS
-from tests.ingest.test_drl_checks import PHILIPS, SETS, _replace_text
+from tests.fhir.test_levels import local_level
+from tests.ingest.test_drl_checks import PHILIPS, _replace_text
 from tests.notify.conftest import Inbox, free_port
 
 MODALITY_TAG = "https://kerma.example.org/fhir/CodeSystem/modality"
@@ -52,14 +53,21 @@ def _communications(api: Api) -> list[dict[str, Any]]:
     return api.search("/fhir/Communication?_count=100")
 
 
+@pytest.fixture(autouse=True)
+def site_level(api: Api) -> None:
+    """One level the site set: chest/abdomen/pelvis CT, DLP total 660 mGy·cm."""
+    level = local_level("Site 2026", "DRL", "113813", "examination", 660, "mGy.cm", "ct-cap-w")
+    assert api.post("/fhir/ObservationDefinition", level).status_code == 201
+
+
 def _ingest(store: Store, tmp_path: Path, sop_instance_uid: str = "") -> None:
-    """The Philips CT (one DLP total above the UK DRL); another copy of its dose report when
-    a SOP Instance UID is given."""
+    """The Philips CT (its DLP total above the site's level): one DetectedIssue; another copy
+    of its dose report when a SOP Instance UID is given."""
     ds = dcmread(PHILIPS)
     ds.SOPInstanceUID = sop_instance_uid or ds.SOPInstanceUID
     data = io.BytesIO()
     ds.save_as(data)
-    ingestor = build_ingestor(store, Settings(data_dir=tmp_path, drl_sets=SETS))
+    ingestor = build_ingestor(store, Settings(data_dir=tmp_path))
     assert ingestor.ingest_bytes(data.getvalue(), "ct.dcm").status == "ingested"
 
 
@@ -104,7 +112,7 @@ def test_mail_to_an_address_and_to_everyone_of_a_role(
     )
     assert message["From"] == "kerma@hospital.test"
     assert (
-        "CT Dose Length Product Total 1102 mGy·cm of the examination is 1.67 times the UKHSA GB 2022 DRL of 660 mGy·cm"
+        "CT Dose Length Product Total 1102 mGy·cm of the examination is 1.67 times the Site 2026 DRL of 660 mGy·cm"
         in text
     )
     [issue] = api.search("/fhir/DetectedIssue")
@@ -251,3 +259,27 @@ def _ingest_german_qa_as_patient(store: Store, tmp_path: Path) -> None:
     assert (
         build_ingestor(store, settings).ingest_bytes(data.getvalue(), "ct.dcm").status == "ingested"
     )
+
+
+def test_routing_by_department(
+    store: Store, service: FhirService, api: Api, tmp_path: Path
+) -> None:
+    """The department the modality names (Institutional Department Name) tags its alerts;
+    a subscription for a department gets that department's alerts only."""
+    tag = "https://kerma.example.org/fhir/CodeSystem/department"
+    subs = {}
+    for department in ("CT Nord", "CT Süd"):
+        sub = subscription(
+            f"DetectedIssue?_tag={tag}|{department}", {"type": "email", "endpoint": "mailto:a@b"}
+        )
+        subs[department] = api.post("/fhir/Subscription", sub).get_json()["id"]
+    ds = dcmread(PHILIPS)
+    ds.InstitutionalDepartmentName = "CT Nord"
+    data = io.BytesIO()
+    ds.save_as(data)
+    ingestor = build_ingestor(store, Settings(data_dir=tmp_path))
+    assert ingestor.ingest_bytes(data.getvalue(), "ct.dcm").status == "ingested"
+    [issue] = api.search("/fhir/DetectedIssue")
+    assert {"system": tag, "code": "CT Nord"} in issue["meta"]["tag"]
+    [queued] = _communications(api)
+    assert queued["basedOn"] == [{"reference": f"Subscription/{subs['CT Nord']}"}]

@@ -1,5 +1,6 @@
-"""Where the dose levels live for the checks: loaded from mappings/drl/ into the store, and
-read back (national sets the site chose, and the site's own levels made over the API)."""
+"""The site's tables as stored, for ingestion and the checks: dose levels (loaded from
+mappings/drl/ into the store, and the site's own made over the API) and the classification
+rules (the Library edited over the API, else mappings/classification/)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from server.config import Settings
+from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, procedure_map
 from server.fhir.errors import FhirError
 from server.fhir.levels import (
@@ -17,16 +19,17 @@ from server.fhir.levels import (
     observation_definition,
 )
 from server.fhir.mapping import Context
+from server.fhir.rules import RULES_IDENTIFIER, rules_of
 from server.fhir.service import FhirService, body_of
 from server.mappings import classification_rules, national_levels, read_csv_rows
 
 
 @dataclass
-class SiteLevels:
-    """The levels the checks compare with: those of the national sets the site chose
-    (KERMA_DRL_SETS, from mappings/drl/ or as stored) and every level of a set the site made
-    itself over the API. Read again at most every `max_age_s`, so that a level changed over
-    the API applies, in every process, to reports ingested from then on."""
+class SiteTables:
+    """The levels the checks compare with (those of the national sets the site chose,
+    KERMA_DRL_SETS, from mappings/drl/ or as stored, and every level of a set the site made
+    itself) and the classification rules in force. Read again at most every `max_age_s`, so
+    that a change over the API applies, in every process, to reports ingested from then on."""
 
     service: FhirService
     sets: frozenset[str]
@@ -36,7 +39,7 @@ class SiteLevels:
     _context: Context | None = field(default=None, init=False)
 
     def context(self, ctx: Context) -> Context:
-        """`ctx` with the site's levels."""
+        """`ctx` with the site's levels and rules."""
         now = time.monotonic()
         if self._context is None or now - self._read_at > self.max_age_s:
             self._context = self._read(ctx)
@@ -56,13 +59,23 @@ class SiteLevels:
                 continue  # written before it was checked, or by a trusted loader: not comparable
             if level.set in self.sets or level.set not in national_sets:
                 chosen[level.key] = level
-        return replace(ctx, levels=tuple(chosen.values()))
+        return replace(ctx, levels=tuple(chosen.values()), rules=self._rules(ctx))
+
+    def _rules(self, ctx: Context) -> Rules:
+        pairs = [("identifier", RULES_IDENTIFIER), ("status", "active")]
+        found = self.service.all_in(self.service.store, "Library", pairs)
+        if not found:
+            return ctx.rules
+        try:
+            return rules_of(body_of(found[0]))
+        except FhirError:
+            return ctx.rules  # checked when written; a broken one never replaces working rules
 
 
-def site_levels(service: FhirService, settings: Settings) -> SiteLevels:
-    """The levels of the site's settings (KERMA_DRL_SETS) and of its own sets."""
+def site_tables(service: FhirService, settings: Settings, max_age_s: float = 30.0) -> SiteTables:
+    """The tables of the site's settings (KERMA_DRL_SETS) and of what it made over the API."""
     sets = frozenset(s.strip() for s in settings.drl_sets.split(",") if s.strip())
-    return SiteLevels(service, sets, national_levels())
+    return SiteTables(service, sets, national_levels(), max_age_s)
 
 
 def load(service: FhirService, levels: list[DoseLevel]) -> tuple[int, int]:

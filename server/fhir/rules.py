@@ -1,0 +1,108 @@
+"""The classification rules as a FHIR Library, so that medical physicists edit them over the
+API and FHIR's history keeps every version.
+
+The Library (identifier urn:kerma:classification|rules, status active) carries the two tables
+of mappings/classification/ as attachments: the rules (`application/yaml`, as rules.yaml) and
+the procedures (`text/csv`, as procedures.csv). Its `version` is the rules' `version:`, which
+each decision records. Without such a Library the shipped tables apply.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+from typing import Any
+
+import yaml
+
+from server.dose.classify import Rules
+from server.fhir.errors import FhirError, Issue
+
+RULES_SYSTEM = "urn:kerma:classification"
+RULES_IDENTIFIER = f"{RULES_SYSTEM}|rules"
+_TABLES = {"application/yaml": "rules.yaml", "text/csv": "procedures.csv"}
+
+
+def is_rules_library(resource: dict[str, Any]) -> bool:
+    return any(
+        i.get("system") == RULES_SYSTEM and i.get("value") == "rules"
+        for i in resource.get("identifier") or []
+    )
+
+
+def library(rules_yaml: str, procedures_csv: str) -> dict[str, Any]:
+    """The Library of two tables (what `kerma classification export` writes)."""
+    version = (yaml.safe_load(rules_yaml) or {}).get("version")
+    return {
+        "resourceType": "Library",
+        "identifier": [{"system": RULES_SYSTEM, "value": "rules"}],
+        "version": str(version),
+        "name": "KermaClassificationRules",
+        "title": "Classification of examinations to standard procedures",
+        "status": "active",
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/library-type",
+                    "code": "asset-collection",
+                }
+            ]
+        },
+        "content": [
+            _attachment("application/yaml", rules_yaml),
+            _attachment("text/csv", procedures_csv),
+        ],
+    }
+
+
+def rules_of(resource: dict[str, Any]) -> Rules:
+    """The rules a Library holds; 422 saying what is wrong with them."""
+    where = "Library.content"
+    tables: dict[str, str] = {}
+    for n, attachment in enumerate(resource.get("content") or []):
+        kind = attachment.get("contentType")
+        if kind in _TABLES:
+            try:
+                tables[kind] = base64.b64decode(attachment.get("data", ""), validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                raise _invalid(
+                    f"content[{n}].data is not base64 of UTF-8 text", f"{where}[{n}]"
+                ) from None
+    missing = [name for kind, name in _TABLES.items() if kind not in tables]
+    if missing:
+        raise _invalid(f"the Library needs {', '.join(missing)} as attachments "
+                       f"({', '.join(_TABLES)})", where)  # fmt: skip
+    try:
+        table = yaml.safe_load(tables["application/yaml"])
+        procedures = list(csv.DictReader(io.StringIO(tables["text/csv"])))
+        rules = Rules(table, procedures)
+    except (yaml.YAMLError, re.error, KeyError, TypeError, ValueError) as e:
+        detail = f"missing {e}" if isinstance(e, KeyError) else str(e)
+        raise _invalid(f"the rules cannot be used: {detail}", where) from None
+    if str(resource.get("version")) != str(rules.version):
+        raise _invalid(
+            f"Library.version must be the rules' version ({rules.version})", "Library.version"
+        )
+    return rules
+
+
+def problems(resource: dict[str, Any]) -> list[Issue]:
+    try:
+        rules_of(resource)
+    except FhirError as e:
+        return e.issues
+    return []
+
+
+def _attachment(kind: str, text: str) -> dict[str, Any]:
+    return {
+        "contentType": kind,
+        "title": _TABLES[kind],
+        "data": base64.b64encode(text.encode()).decode(),
+    }
+
+
+def _invalid(text: str, expression: str) -> FhirError:
+    return FhirError(422, Issue("invalid", text, expression=expression))
