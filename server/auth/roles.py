@@ -11,6 +11,9 @@ from server.mappings import read_yaml
 Action = Literal["read", "write", "delete"]
 # Types that need to be named explicitly: "*" does not reach them.
 _EXPLICIT_ONLY = frozenset({"AuditEvent"})
+# The site's configuration (classification rules, notification routing): "*" reads it but
+# does not write or delete it; roles that may change it name it.
+_CONFIGURATION = frozenset({"Library", "Subscription"})
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class Role:
 
     def can(self, action: Action, rtype: str) -> bool:
         allowed: frozenset[str] = getattr(self, action)
-        return rtype in allowed or ("*" in allowed and rtype not in _EXPLICIT_ONLY)
+        hidden = _EXPLICIT_ONLY | (_CONFIGURATION if action != "read" else frozenset())
+        return rtype in allowed or ("*" in allowed and rtype not in hidden)
 
 
 @functools.cache

@@ -48,12 +48,20 @@ class Acquisition:
     acquisition_type: str = ""  # CT: spiral, sequenced, constant angle (localizer)...
     view: str = ""  # DX/MG: image view (PA, AP, cranio-caudal...)
     laterality: str = ""
+    orientation: str = ""  # DX/MG: patient orientation (erect, recumbent)
     phantom: str = ""  # CT: the CTDI phantom (head, body)
     scan_length_mm: float | None = None
 
     @property
     def text(self) -> str:
-        parts = (self.protocol, self.region, self.acquisition_type, self.view, self.laterality)
+        parts = (
+            self.protocol,
+            self.region,
+            self.acquisition_type,
+            self.view,
+            self.laterality,
+            self.orientation,
+        )
         return " ".join(p for p in parts if p).lower().replace("^", " ")
 
 

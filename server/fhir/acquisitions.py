@@ -20,6 +20,7 @@ _CODES = {  # DICOM codes of the event's components that classification reads
     "acquisition_type": "113820",
     "view": "111031",
     "laterality": "272741003",
+    "orientation": "113743",
     "phantom": "113835",
 }
 

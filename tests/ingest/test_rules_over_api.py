@@ -57,6 +57,7 @@ def test_rules_edited_over_the_api_classify_what_comes_next(
     new, newer = edited(SHIPPED + 1), edited(SHIPPED + 2)
     assert as_role("viewer").put("/fhir/Library/classification", new).status_code == 403
     assert as_role("radiographer").put("/fhir/Library/classification", new).status_code == 403
+    assert as_role("integration").put("/fhir/Library/classification", new).status_code == 403
     saved = api.put("/fhir/Library/classification", new)
     assert saved.status_code == 201, saved.get_data(as_text=True)
     assert api.put("/fhir/Library/classification", newer).status_code == 200

@@ -204,9 +204,13 @@ def test_subscriptions_kerma_cannot_serve_are_refused(
     assert any(text in i["diagnostics"] for i in refused.get_json()["issue"]), refused.get_json()
 
 
-def test_radiographers_cannot_route_alerts(as_role: Any) -> None:
+def test_only_mpe_and_admin_route_alerts(as_role: Any) -> None:
     sub = subscription("DetectedIssue?", {"type": "email", "endpoint": "mailto:a@b"})
-    assert as_role("radiographer").post("/fhir/Subscription", sub).status_code == 403
+    for name in ("radiographer", "viewer", "integration"):
+        assert as_role(name).post("/fhir/Subscription", sub).status_code == 403, name
+    created = as_role("admin").post("/fhir/Subscription", sub).get_json()
+    assert as_role("integration").get(f"/fhir/Subscription/{created['id']}").status_code == 200
+    assert as_role("integration").delete(f"/fhir/Subscription/{created['id']}").status_code == 403
 
 
 def test_the_daily_review_list(
