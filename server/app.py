@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from server.config import Settings
 from server.fhir import build_service, rest
 from server.fhir.errors import FhirError, Issue, outcome
+from server.jobs.queue import jobs_for
 from server.logs import log_event
 from server.store import Store, open_store
 
@@ -32,7 +33,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.config["KERMA_SETTINGS"] = settings
     store = store or open_store(settings)
     app.extensions["kerma.store"] = store
-    rest.init_app(app, build_service(store, settings))
+    service = build_service(store, settings)
+    rest.init_app(app, service)
+    app.extensions["kerma.jobs"] = jobs_for(service, settings)
     _init_meta_routes(app, store)
     _init_docs(app)
     _init_errors(app)

@@ -40,7 +40,7 @@ def serve() -> None:
 
     from server.app import create_app
     from server.fhir import build_service
-    from server.jobs.daily import DailyJobs
+    from server.jobs.schedule import DailyJobs
     from server.logs import configure, log_event
     from server.network import PacsSchedule, start_dicom, start_hl7
     from server.notify.delivery import Dispatcher
@@ -53,7 +53,9 @@ def serve() -> None:
     hl7 = start_hl7(settings, store) if settings.hl7_port else None
     dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
     dispatcher.start()
-    daily = DailyJobs(store, settings)
+    daily = DailyJobs(
+        build_service(store, settings), app.extensions["kerma.jobs"], settings.daily_at
+    )
     daily.start()
     schedule = None
     if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and dicom is not None:
@@ -373,29 +375,33 @@ def classification_export() -> None:
 def classification_reapply() -> None:
     """Classify every stored study again with the rules in force (as POST
     /fhir/ImagingStudy/$reclassify does in the background), followed as a Task."""
-    from server.fhir import build_service, site_context
-    from server.fhir.reclassify import reclassify
-    from server.fhir.site_tables import site_tables
+    from server.fhir import build_service
     from server.jobs import tasks
-    from server.mappings import unit_table
+    from server.jobs.kinds import kinds
     from server.store import open_store
 
     settings = _settings()
     store = open_store(settings)
     service = build_service(store, settings)
-    rules = site_tables(service, settings, max_age_s=0).context(site_context(settings)).rules
-    task = tasks.create(
-        service,
-        "reclassify",
-        f"classify every study with rules version {rules.version}, from the command line",
-    )
-    done = tasks.run(
-        service, task, lambda progress: reclassify(service, rules, unit_table(), progress)
-    )
+    task = tasks.create(service, "reclassify", "classify every study again, from the command line")
+    done = tasks.run(service, task["id"], kinds(service, settings))
     store.close()
     for output in done.get("output", []):
         click.echo(f"{output['type']['text']}\t{output['valueInteger']}")
     click.echo(f"Task/{done['id']} {done['status']}", err=True)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="stop when the queue is empty")
+def worker(burst: bool) -> None:
+    """Run background jobs (re-classification, the daily run...) from Redis
+    (KERMA_REDIS_URL), with the same KERMA_* settings as kerma serve."""
+    from server.jobs.worker import work
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("set KERMA_REDIS_URL: without Redis, kerma serve runs the jobs")
+    work(settings.redis_url, burst)
 
 
 @main.group()

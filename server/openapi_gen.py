@@ -119,6 +119,17 @@ def build() -> dict[str, Any]:
             status="202",
         )
     }
+    paths["/fhir/Task/{id}/$retry"] = {
+        "post": _op(
+            "task-retry",
+            "Run a failed background job (Task) again (roles mpe, admin); 202 with the Task, "
+            "409 when it did not fail",
+            params=[_RID],
+            tag="Task",
+            status="202",
+            extra={"404": _outcome(), "409": _outcome()},
+        )
+    }
     paths["/fhir/DetectedIssue/{id}/$acknowledge"] = {
         "post": _op(
             "detectedissue-acknowledge",

@@ -23,13 +23,11 @@ from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.monitoring import protocol_review
 from server.fhir.patients import Patients
-from server.fhir.reclassify import reclassify
 from server.fhir.reconcile import reconciliation
 from server.fhir.service import FhirService, check_type
-from server.fhir.site_tables import site_tables
 from server.fhir.values import instant
 from server.jobs import tasks
-from server.mappings import monitoring_table, unit_table
+from server.mappings import monitoring_table
 from server.store.port import Stored, User
 from server.store.query import ReferenceClause
 
@@ -183,15 +181,21 @@ def reclassify_studies() -> Response:
     """Classify every stored study again with the rules in force, in the background; 202 with
     the Task that follows it (Content-Location)."""
     _require_operation("reclassify")
-    service = _service()
-    settings = current_app.config["KERMA_SETTINGS"]
-    rules = site_tables(service, settings, max_age_s=0).context(site_context(settings)).rules
-    task = tasks.start(
-        service,
-        "reclassify",
-        f"classify every study with rules version {rules.version}, started by {g.user.name}",
-        lambda progress: reclassify(service, rules, unit_table(), progress),
+    task = tasks.create(
+        _service(), "reclassify", f"classify every study again, asked by {g.user.name}"
     )
+    return _submitted(task)
+
+
+@bp.post("/Task/<rid>/$retry")
+def retry_task(rid: str) -> Response:
+    """Run a failed Task again; 202 with the Task."""
+    _require_operation("retry")
+    return _submitted(tasks.retry(_service(), rid))
+
+
+def _submitted(task: dict[str, Any]) -> Response:
+    current_app.extensions["kerma.jobs"].submit(task["id"])
     response = _json(task)
     response.status_code = 202
     response.headers["Content-Location"] = f"{base_url()}/Task/{task['id']}"

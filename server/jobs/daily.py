@@ -1,11 +1,10 @@
-"""The daily run of `kerma serve` (at KERMA_DAILY_AT, local time): the monitoring over the
-dose facts (medians above DRLs, parameter drift) and the daily review lists of digest
-Subscriptions. `kerma monitor` runs the same once."""
+"""The daily run (a job `kerma serve` submits at KERMA_DAILY_AT, local time): the monitoring
+over the dose facts (medians above DRLs, parameter drift) and the daily review lists of
+digest Subscriptions. `kerma monitor` runs the same once."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime, timedelta
 
 from server.config import Settings
@@ -41,30 +40,3 @@ def next_run(now: datetime, at: str) -> datetime:
     hours, _, minutes = at.partition(":")
     today = now.replace(hour=int(hours), minute=int(minutes or 0), second=0, microsecond=0)
     return today if today > now else today + timedelta(days=1)
-
-
-class DailyJobs:
-    def __init__(self, store: Store, settings: Settings) -> None:
-        next_run(datetime.now(), settings.daily_at)  # a bad KERMA_DAILY_AT fails at start
-        self._store = store
-        self._settings = settings
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kerma-daily", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(60)
-
-    def _run(self) -> None:
-        while True:
-            now = datetime.now().astimezone()
-            wait_s = (next_run(now, self._settings.daily_at) - now).total_seconds()
-            if self._stopping.wait(wait_s):
-                return
-            try:
-                run_daily(self._store, self._settings, datetime.now().astimezone())
-            except Exception as e:  # the store is away: the next day's run tries again
-                log_event(log, "daily-run-failed", error=type(e).__name__)
