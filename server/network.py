@@ -4,7 +4,6 @@ and the HL7 MLLP listener."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from server.config import Settings
 from server.dicom import mpps_scp
 from server.dicom.access import AE_TITLE_SYSTEM, CallingAeTitles
 from server.dicom.mpps_scp import MppsSteps
-from server.dicom.pacs import Pacs, PacsError
+from server.dicom.pacs import Pacs
 from server.dicom.scp import ScpConfig, start_scp
 from server.dicom.spool import Spool
 from server.fhir import FhirService, build_service
@@ -26,6 +25,7 @@ from server.hl7.listener import Hl7Listener
 from server.ingest import build_ingestor
 from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import SpoolProcess, SpoolWorker
+from server.jobs.periodic import Periodic
 from server.logs import log_event
 from server.store.port import Store
 
@@ -112,31 +112,21 @@ def registered_ae_titles(service: FhirService) -> set[str]:
     return titles
 
 
-class PacsSchedule:
+class PacsSchedule(Periodic):
     """`kerma serve`'s periodic pull: every KERMA_PACS_PULL_MINUTES, the last
     KERMA_PACS_PULL_DAYS days; what it retrieves goes through the spool like any C-STORE."""
 
     def __init__(self, settings: Settings, store: Store, received: Callable[[], None]) -> None:
+        super().__init__("pacs-pull")
         self._settings = settings
         self._store = store
         self._received = received
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kerma-pacs-pull", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def wait_s(self) -> float:
+        return float(self._settings.pacs_pull_minutes * 60)
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(60)
-
-    def _run(self) -> None:
-        interval = self._settings.pacs_pull_minutes * 60
-        while not self._stopping.wait(interval):
-            try:
-                self.pull_once()
-            except (PacsError, OSError) as e:  # the PACS is down: try again next time
-                log_event(log, "pacs-pull-failed", error=e)
+    def tick(self) -> None:
+        self.pull_once()
 
     def pull_once(self) -> Counter[str]:
         settings = self._settings

@@ -10,7 +10,6 @@ sending and recording it may repeat that one message.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from server.fhir.errors import FhirError
 from server.fhir.mapping import device_label
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
+from server.jobs.periodic import Periodic
 from server.logs import log_event
 from server.notify import channels, messages
 from server.notify.routing import NOTIFICATION_SYSTEM
@@ -41,16 +41,17 @@ class Policy:
         return float(self.retry_s * 2 ** (failures - 1))
 
 
-class Dispatcher:
+class Dispatcher(Periodic):
+    """Sends what is due, every POLL_S seconds in `kerma serve` (or once: run_once)."""
+
     def __init__(
         self, service: FhirService, smtp: channels.Smtp, policy: Policy, base_url: str = ""
     ) -> None:
+        super().__init__("notify")
         self._service = service
         self._smtp = smtp
         self._policy = policy
         self._base_url = base_url
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, service: FhirService, settings: Settings) -> Dispatcher:
@@ -66,21 +67,11 @@ class Dispatcher:
         base = settings.base_url or f"http://{settings.http_host}:{settings.http_port}/fhir"
         return cls(service, smtp, policy, base)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="kerma-notify", daemon=True)
-        self._thread.start()
+    def wait_s(self) -> float:
+        return POLL_S
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(2 * channels.TIMEOUT_S)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(POLL_S):
-            try:
-                self.run_once()
-            except Exception as e:  # the store is away for a moment: try again next round
-                log_event(log, "notify-failed", error=type(e).__name__)
+    def tick(self) -> None:
+        self.run_once()
 
     def run_once(self, now: float | None = None) -> int:
         """Attempt every notification that is due; how many were attempted."""
