@@ -19,6 +19,7 @@ from server.fhir import build_service, rest
 from server.fhir.errors import FhirError, Issue, outcome
 from server.jobs.queue import jobs_for
 from server.logs import log_event
+from server.stats import rest as stats_rest
 from server.store import Store, open_store
 
 log = logging.getLogger("kerma.http")
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     service = build_service(store, settings)
     rest.init_app(app, service)
     app.extensions["kerma.jobs"] = jobs_for(service, settings)
+    stats_rest.init_app(app)
     _init_meta_routes(app, store)
     _init_docs(app)
     _init_errors(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -51,6 +52,9 @@ def serve() -> None:
     store = app.extensions["kerma.store"]
     dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
     hl7 = start_hl7(settings, store) if settings.hl7_port else None
+    # the first statistics query reads the facts into memory: do it before anyone asks
+    warm = app.extensions["kerma.facts"].values()
+    threading.Thread(target=lambda: [f.current() for f in warm], daemon=True).start()
     dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
     dispatcher.start()
     daily = DailyJobs(

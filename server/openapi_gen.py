@@ -14,6 +14,7 @@ import yaml
 from server import __version__
 from server.fhir import registry
 from server.fhir.monitoring import REVIEW_KINDS
+from server.stats.service import GROUPS, UNITS
 
 _FHIR_JSON = "application/fhir+json"
 _RESULT_PARAMS: list[dict[str, Any]] = [
@@ -185,6 +186,7 @@ def build() -> dict[str, Any]:
             tag="List",
         )
     }
+    paths.update(_stats_paths())
     paths["/fhir/Patient/{id}/$unmerge"] = {
         "post": _op(
             "patient-unmerge",
@@ -355,6 +357,37 @@ def _history_params() -> list[dict[str, Any]]:
         {"name": "_count", "in": "query", "schema": {"type": "integer", "minimum": 0}},
         {"name": "_offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
     ]
+
+
+def _stats_paths() -> dict[str, Any]:
+    """The statistics (server/stats/rest.py): JSON, or CSV with format=csv."""
+    query: list[dict[str, Any]] = [
+        {"name": "quantity", "in": "query", "required": True,
+         "schema": {"type": "string", "enum": list(UNITS)}},
+        {"name": "level", "in": "query", "schema": {"type": "string", "enum": ["study", "event"]}},
+        {"name": "group", "in": "query", "description": f"comma-separated: {', '.join(GROUPS)}",
+         "schema": {"type": "string"}},
+        {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+        {"name": "to", "in": "query", "description": "exclusive",
+         "schema": {"type": "string", "format": "date"}},
+        *({"name": name, "in": "query", "schema": {"type": "string"}}
+          for name in ("modality", "device", "procedure")),
+        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+    ]  # fmt: skip
+    summaries = {
+        "dose": "A dose quantity per group (n, mean, sd, min, p25, median, p75, p95, max) and, "
+        "per standard procedure, the ratio of the median to each DRL that applies",
+        "load": "Examinations (level=study) or irradiation events per group (device, weekday, "
+        "hour, procedure...)",
+        "drl-proposal": "Per standard procedure: the typical value (median) and a local DRL "
+        "proposal (75th percentile of the device medians)",
+    }
+    return {
+        f"/stats/{name}": {
+            "get": _op(f"stats-{name}", text, params=query, tag="statistics", json_body="Object")
+        }
+        for name, text in summaries.items()
+    }
 
 
 def _outcome() -> dict[str, Any]:

@@ -48,6 +48,11 @@ def test_hl7_bench_runs(tmp_path: Path) -> None:
     assert "40 ADT messages" in out and "2 connections:" in out
 
 
+def test_dose_stats_bench_runs(tmp_path: Path) -> None:
+    out = _run("dose_stats.py", "--events", "2000", "--repeat", "1", "--dir", str(tmp_path))
+    assert "2000 irradiation events" in out and "groups:" in out
+
+
 def test_notify_bench_runs(tmp_path: Path) -> None:
     out = _run("notify.py", "--rounds", "2", "--dir", str(tmp_path))
     assert "2 C-STOREs of a report above a DRL" in out and "after C-STORE Success" in out

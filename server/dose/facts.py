@@ -5,6 +5,7 @@ so they can always be rebuilt from the store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -46,3 +47,19 @@ class DoseFact:
 
 
 FACT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DoseFact))
+# a dose level's quantity and place in a report -> the field and the row level holding it
+LEVEL_FIELDS = {
+    ("113830", "event"): ("ctdivol_mgy", "event"),
+    ("113838", "event"): ("dlp_mgy_cm", "event"),
+    ("122130", "event"): ("dap_gy_m2", "event"),
+    ("113813", "examination"): ("dlp_mgy_cm", "study"),
+    ("113722", "examination"): ("dap_gy_m2", "study"),
+}
+
+
+def checked_fields(names: Sequence[str]) -> list[str]:
+    """Field names checked against DoseFact's (stores put them into queries)."""
+    unknown = [n for n in names if n not in FACT_FIELDS]
+    if unknown:
+        raise ValueError(f"no dose-fact field {', '.join(unknown)}")
+    return list(names)

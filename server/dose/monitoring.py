@@ -15,16 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.dose.drl import DoseLevel
-from server.dose.facts import DoseFact
+from server.dose.facts import LEVEL_FIELDS, DoseFact
 
-# a level's quantity and place -> the dose-facts field and the row level holding it
-_LEVEL_FIELDS = {
-    ("113830", "event"): ("ctdivol_mgy", "event"),
-    ("113838", "event"): ("dlp_mgy_cm", "event"),
-    ("122130", "event"): ("dap_gy_m2", "event"),
-    ("113813", "examination"): ("dlp_mgy_cm", "study"),
-    ("113722", "examination"): ("dap_gy_m2", "study"),
-}
 _SCOUT = "Constant Angle Acquisition"  # CT localizers: no dose level is meant for them
 
 
@@ -124,7 +116,7 @@ def medians_above(
         if not row.device or not row.procedure or row.acquisition_type == _SCOUT:
             continue
         for level in levels_of(row):
-            field, row_level = _LEVEL_FIELDS.get((level.quantity_code, level.per), ("", ""))
+            field, row_level = LEVEL_FIELDS.get((level.quantity_code, level.per), ("", ""))
             value = getattr(row, field, None) if row.level == row_level else None
             if value is not None and value > 0:
                 values[(row.device, row.procedure, level)].append(value)

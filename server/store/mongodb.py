@@ -32,7 +32,7 @@ from mongoengine import (
 )
 from pymongo.errors import DuplicateKeyError
 
-from server.dose.facts import FACT_FIELDS, DoseFact
+from server.dose.facts import FACT_FIELDS, DoseFact, checked_fields
 from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
 from server.store.query import (
     Bound,
@@ -67,6 +67,7 @@ _KIND = {
     "composite": "cq",
 }
 SCHEMA_VERSION = 2
+_CHANGE_COUNTER = "counter"  # the fact_change document holding the latest write's number
 
 
 class ResourceDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
@@ -176,6 +177,7 @@ class MongoStore:
         self._ver = VersionDoc._get_collection()
         self._users = UserDoc._get_collection()
         self._facts = FactDoc._get_collection()
+        self._changes = self._facts.database["fact_change"]
         self._transactions = _supports_transactions(self._client)
         self._migrate()
 
@@ -183,6 +185,7 @@ class MongoStore:
         """Index creation is idempotent; the version records which declaration ran last."""
         for doc in (ResourceDoc, VersionDoc, UserDoc, FactDoc):
             doc.ensure_indexes()
+        self._changes.create_index("seq")
         SchemaDoc.objects(id="schema").update_one(set__version=SCHEMA_VERSION, upsert=True)
 
     def schema_version(self) -> int:
@@ -247,9 +250,9 @@ class MongoStore:
     def transaction(self) -> Iterator[MongoTransaction]:
         if self._transactions:
             with self._client.start_session() as session, session.start_transaction():
-                yield MongoTransaction(self._res, self._ver, self._facts, session)
+                yield MongoTransaction(self._res, self._ver, self._facts, self._changes, session)
             return
-        tx = MongoTransaction(self._res, self._ver, self._facts, None)
+        tx = MongoTransaction(self._res, self._ver, self._facts, self._changes, None)
         try:
             yield tx
         except BaseException:
@@ -294,6 +297,30 @@ class MongoStore:
         }
         return [_fact(doc) for doc in self._facts.find(query).sort("date", -1).limit(limit)]
 
+    def fact_columns(
+        self,
+        level: str,
+        columns: Sequence[str],
+        since: float,
+        until: float,
+        studies: Sequence[str] | None = None,
+    ) -> dict[str, list[Any]]:
+        wanted = checked_fields(columns)
+        query: dict[str, Any] = {"level": level, "date": {"$gte": since, "$lt": until}}
+        if studies is not None:
+            query["study_uid"] = {"$in": list(studies)}
+        docs = list(self._facts.find(query, dict.fromkeys(wanted, 1)))
+        return {c: [doc.get(c) for doc in docs] for c in wanted}
+
+    def fact_version(self) -> int:
+        counter = self._changes.find_one({"_id": _CHANGE_COUNTER})
+        return int(counter["n"]) if counter else 0
+
+    def fact_changes(self, after: int) -> tuple[int, list[str]]:
+        docs = list(self._changes.find({"seq": {"$gt": after}}).sort("seq", 1))
+        latest = docs[-1]["seq"] if docs else max(after, self.fact_version())
+        return int(latest), list(dict.fromkeys(d["study_uid"] for d in docs))
+
     def set_user_active(self, name: str, active: bool) -> bool:
         result = self._users.update_one({"_id": name}, {"$set": {"active": active}})
         return bool(result.matched_count == 1)
@@ -308,10 +335,11 @@ def _fact(doc: Any) -> DoseFact:
 class MongoTransaction:
     """Writes applied as they come; on a standalone server each is logged so it can be undone."""
 
-    def __init__(self, res: Any, ver: Any, facts: Any, session: Any) -> None:
+    def __init__(self, res: Any, ver: Any, facts: Any, changes: Any, session: Any) -> None:
         self._res = res
         self._ver = ver
         self._facts = facts
+        self._changes = changes
         self._session = session
         self._undo: list[tuple[str, str, dict[str, Any] | None]] = []
 
@@ -370,6 +398,15 @@ class MongoTransaction:
             ]
             self._facts.insert_many(docs, session=self._session)
         self._undo.append(("facts", study_uid, {"docs": before}))
+        # the change log: an entry left by an undone write only makes a cache read a study
+        # again (the counter is a document of the same collection)
+        counter = self._changes.find_one_and_update(
+            {"_id": _CHANGE_COUNTER}, {"$inc": {"n": 1}}, upsert=True, return_document=True,
+            session=self._session,
+        )  # fmt: skip
+        self._changes.insert_one(
+            {"seq": counter["n"], "study_uid": study_uid}, session=self._session
+        )
 
     def undo(self) -> None:
         for collection, key, previous in reversed(self._undo):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from server.dose.facts import DoseFact
 from server.store.query import Query
@@ -141,6 +141,25 @@ class Store(Reader, Protocol):
     ) -> list[DoseFact]:
         """The study rows of one device and procedure up to a time, newest first (group
         criteria: "the last 20 examinations of a type on a device")."""
+
+    def fact_columns(
+        self,
+        level: str,
+        columns: Sequence[str],
+        since: float,
+        until: float,
+        studies: Sequence[str] | None = None,
+    ) -> dict[str, list[Any]]:
+        """Columns (DoseFact field names) of the rows of one level ("event", "study") dated
+        in [since, until), of some studies only when named: what statistics read, without
+        building a row object each."""
+
+    def fact_version(self) -> int:
+        """The number of the latest write of dose facts (0: none yet)."""
+
+    def fact_changes(self, after: int) -> tuple[int, list[str]]:
+        """The studies whose dose facts were written after write `after`, and the latest
+        write's number: what a copy of the facts reads again to be current."""
 
     def ping(self) -> None:
         """Raise if the store cannot answer."""

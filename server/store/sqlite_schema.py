@@ -129,4 +129,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE dose_fact ADD COLUMN collimation_mm REAL;
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE fact_change (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            study_uid TEXT NOT NULL
+        );
+        """,
+    ),
 )

@@ -442,3 +442,52 @@ def test_recent_studies_of_a_device_and_procedure(any_store: Store) -> None:
         "c",
         "a",
     ]
+
+
+def test_fact_columns_of_a_level_and_period(any_store: Store) -> None:
+    from server.dose.facts import DoseFact
+
+    rows = [
+        DoseFact("study:a", "study", "a", "Observation/a", "CT", date=1.0, dlp_mgy_cm=100.0, device="Device/x"),
+        DoseFact("study:b", "study", "b", "Observation/b", "CT", date=2.0, dlp_mgy_cm=200.0),
+        DoseFact("study:c", "study", "c", "Observation/c", "DX", date=3.0, dap_gy_m2=1e-5),
+        DoseFact("event:a:1", "event", "a", "Observation/e", "CT", date=1.0, ctdivol_mgy=9.0),
+    ]  # fmt: skip
+    with any_store.transaction() as tx:
+        for uid in "abc":
+            tx.replace_facts(uid, [r for r in rows if r.study_uid == uid])
+    found = any_store.fact_columns("study", ["study_uid", "dlp_mgy_cm", "device"], 1.0, 3.0)
+    assert sorted(zip(*found.values(), strict=True)) == [
+        ("a", 100.0, "Device/x"),
+        ("b", 200.0, None),
+    ]
+    assert any_store.fact_columns("event", ["ctdivol_mgy"], 0.0, 10.0) == {"ctdivol_mgy": [9.0]}
+    assert any_store.fact_columns("study", ["modality"], 5.0, 9.0) == {"modality": []}
+    with pytest.raises(ValueError, match="no dose-fact field"):
+        any_store.fact_columns("study", ["modality; DROP TABLE dose_fact"], 0.0, 9.0)
+
+
+def test_fact_changes_name_the_studies_written_since(any_store: Store) -> None:
+    from server.dose.facts import DoseFact
+
+    def row(uid: str, value: float) -> DoseFact:
+        return DoseFact(
+            f"study:{uid}", "study", uid, f"Observation/{uid}", "CT", date=1.0, dlp_mgy_cm=value
+        )
+
+    assert any_store.fact_version() == 0
+    with any_store.transaction() as tx:
+        tx.replace_facts("a", [row("a", 1.0)])
+        tx.replace_facts("b", [row("b", 2.0)])
+    first = any_store.fact_version()
+    assert first >= 2 and any_store.fact_changes(0) == (first, ["a", "b"])
+    with any_store.transaction() as tx:
+        tx.replace_facts("b", [row("b", 3.0)])
+        tx.replace_facts("c", [])
+    latest, changed = any_store.fact_changes(first)
+    assert latest > first and changed == ["b", "c"]
+    assert any_store.fact_changes(latest) == (latest, [])
+    only_b = any_store.fact_columns(
+        "study", ["study_uid", "dlp_mgy_cm"], float("-inf"), float("inf"), ["b"]
+    )
+    assert only_b == {"study_uid": ["b"], "dlp_mgy_cm": [3.0]}

@@ -1,0 +1,144 @@
+"""Statistics over many irradiation events on the embedded store: one grouped table (CTDIvol
+per device and standard procedure: n, mean, sd, min, percentiles, max, DRL comparison), timed
+as GET /stats/dose computes it: from the columnar copy of the facts (server/stats/columns.py),
+which the first query reads from SQLite and later queries only bring up to date. The floor:
+numpy's median over the same values in memory.
+
+N synthetic event rows (default 1,000,000) in the dose-facts table: 25 devices, the CT
+procedures of mappings/classification/procedures.csv, two years of dates, lognormal CTDIvol.
+
+    .venv/bin/python bench/dose_stats.py
+    .venv/bin/python bench/dose_stats.py --events 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ingest import RESULTS
+
+from server.config import Settings
+from server.dose.facts import DoseFact
+from server.fhir import site_context
+from server.mappings import read_csv_rows, statistics_tables
+from server.stats.columns import FactColumns
+from server.stats.service import Query, Statistics
+from server.store.sqlite import SqliteStore
+
+EVENTS_PER_STUDY = 5
+START = 1_735_689_600.0  # 2025-01-01
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="kerma-stats-bench-"))
+    try:
+        store = SqliteStore(work / "kerma.sqlite3")
+        loaded = _load(store, args.events)
+        settings = Settings(data_dir=work, drl_sets="UKHSA GB 2022")
+        from server.fhir import build_service
+        from server.fhir.site_tables import site_tables
+
+        ctx = site_tables(build_service(store, settings), settings).context(site_context(settings))
+        copies = {level: FactColumns(store, level) for level in ("event", "study")}
+        stats = Statistics(store, ctx, statistics_tables(), copies.__getitem__)
+        query = Query(
+            "ctdivol_mgy", "event", ("device", "procedure"), START, START + 2 * 366 * 86400
+        )
+        started = time.perf_counter()
+        stats.dose(query)
+        first = time.perf_counter() - started
+        with store.transaction() as tx:  # one more study arrives: the copy reads it alone
+            tx.replace_facts("2.25.new", [DoseFact("event:new:1", "event", "2.25.new", "Observation/new", "CT",
+                                                   device="Device/ct0", date=START + 5, ctdivol_mgy=12.0)])  # fmt: skip
+        started = time.perf_counter()
+        stats.dose(query)
+        after_write = time.perf_counter() - started
+        times, rows = [], []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            rows = stats.dose(query)
+            times.append(time.perf_counter() - started)
+        values = np.array(
+            store.fact_columns("event", ["ctdivol_mgy"], query.since, query.until)["ctdivol_mgy"]
+        )
+        floors = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            np.median(values)
+            floors.append(time.perf_counter() - started)
+        store.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}",
+        "events": args.events,
+        "load_s": round(loaded, 1),
+        "groups": len(rows),
+        "first_query_s": round(first, 2),
+        "after_one_write_s": round(after_write, 3),
+        "table_s": round(min(times), 3),
+        "numpy_median_s": round(min(floors), 4),
+    }
+    print(f"{results['date']}  {results['machine']}")
+    print(f"{args.events} irradiation events in the dose facts (loaded in {results['load_s']} s)")
+    print(f"  first query (reads the columnar copy from SQLite): {results['first_query_s']} s")
+    print(
+        f"  after one study was written (the copy reads it alone): {results['after_one_write_s']} s"
+    )
+    print(
+        f"  CTDIvol per device and procedure, {len(rows)} groups: {results['table_s']} s (best of {args.repeat})"
+    )
+    print(
+        f"  numpy median of the same {values.size} values in memory: {results['numpy_median_s']} s"
+    )
+    args.dir.mkdir(parents=True, exist_ok=True)
+    (args.dir / "statistics.json").write_text(json.dumps(results, indent=2))
+
+
+def _load(store: SqliteStore, events: int) -> float:
+    """Synthetic facts, one transaction per 2,000 studies; the time it took."""
+    rng = np.random.default_rng(2026)
+    procedures = [
+        r["name"] for r in read_csv_rows("classification/procedures.csv") if r["modality"] == "CT"
+    ]
+    studies = max(events // EVENTS_PER_STUDY, 1)
+    started = time.perf_counter()
+    batch: list[tuple[str, list[DoseFact]]] = []
+    for n in range(studies):
+        uid = f"2.25.{n}"
+        device = f"Device/ct{rng.integers(25)}"
+        procedure = procedures[rng.integers(len(procedures))]
+        date = START + float(rng.uniform(0, 2 * 365 * 86400))
+        ctdi = rng.lognormal(2.3, 0.4, EVENTS_PER_STUDY)
+        rows = [
+            DoseFact(f"event:{uid}:{i}", "event", uid, f"Observation/{n}-{i}", "CT", device=device,
+                     date=date + i, procedure=procedure, protocol=f"P{i}", ctdivol_mgy=float(c))
+            for i, c in enumerate(ctdi)
+        ]  # fmt: skip
+        batch.append((uid, rows))
+        if len(batch) == 2000 or n == studies - 1:
+            with store.transaction() as tx:
+                for study_uid, facts in batch:
+                    tx.replace_facts(study_uid, facts)
+            batch = []
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Statistics over the dose facts, for REST, reports and GraphQL."""

@@ -1,0 +1,269 @@
+"""Statistics over the dose facts (requirements S1, S2, P1, H1): a dose quantity summarised per
+group (device, standard procedure, protocol, period, age band...), its medians against the
+DRLs that apply, local DRL proposals and the load of the modalities. REST (/stats), reports
+and GraphQL call these functions: one implementation of every number.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, tzinfo
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from server.dose import drl
+from server.dose.facts import LEVEL_FIELDS
+from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
+from server.fhir.errors import FhirError
+from server.fhir.mapping import Context, device_label
+from server.fhir.service import body_of
+from server.stats.columns import FactColumns
+from server.store.port import Store
+
+GROUPS = ("modality", "device", "procedure", "protocol", "body_region", "acquisition_type",
+          "age_band", "year", "month", "week", "weekday", "hour")  # fmt: skip
+UNITS = {
+    "ctdivol_mgy": "mGy", "dlp_mgy_cm": "mGy·cm", "ssde_mgy": "mGy", "dap_gy_m2": "Gy·m²",
+    "dose_rp_gy": "Gy", "agd_mgy": "mGy", "exposure_index": "", "fluoro_time_s": "s",
+    "kvp_kv": "kV", "tube_current_ma": "mA", "exposure_mas": "mAs", "pitch_factor": "",
+    "collimation_mm": "mm",
+}  # fmt: skip
+_PERIODS = {"year": "%Y", "month": "%Y-%m", "week": "%G-W%V", "weekday": "%u %a", "hour": "%H"}
+_MAX_DAYS = 366 * 50
+
+
+@dataclass(frozen=True)
+class Query:
+    quantity: str
+    level: str = "study"  # study totals or irradiation events
+    group_by: tuple[str, ...] = ("procedure",)
+    since: float = 0.0  # epoch seconds, [since, until)
+    until: float = math.inf
+    modality: str = ""
+    device: str = ""
+    procedure: str = ""
+
+
+@dataclass(frozen=True)
+class LevelComparison:
+    set: str
+    examination: str
+    level: float
+    ratio: float  # median / level
+
+    @property
+    def within(self) -> bool:
+        return self.ratio <= 1.0
+
+
+@dataclass(frozen=True)
+class Row:
+    group: dict[str, str | None]
+    summary: Summary
+    levels: tuple[LevelComparison, ...] = ()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A local DRL proposal for one standard procedure (ICRP 135's method)."""
+
+    procedure: str
+    n: int
+    devices: int  # devices with enough values to have a median that counts
+    typical_value: float  # median of all values
+    proposal: float | None  # the percentile of the device medians; None without devices
+    levels: tuple[LevelComparison, ...] = ()
+
+
+def query_of(args: Mapping[str, str], timezone: tzinfo, now: datetime) -> Query:
+    """A Query from request arguments (quantity, level, group, from, to, modality, device,
+    procedure); 400 naming what is wrong. Default period: the last 365 days."""
+    quantity = args.get("quantity", "")
+    if quantity not in UNITS:
+        raise _invalid(f"quantity must be one of {', '.join(UNITS)}")
+    level = args.get("level", "study")
+    if level not in ("study", "event"):
+        raise _invalid("level must be study or event")
+    group_by = tuple(g for g in args.get("group", "procedure").split(",") if g)
+    unknown = [g for g in group_by if g not in GROUPS]
+    if unknown or not group_by or len(set(group_by)) != len(group_by):
+        raise _invalid(f"group is a comma-separated list of {', '.join(GROUPS)}, each once")
+    until = _day(args.get("to"), "to", timezone) if args.get("to") else now.timestamp()
+    start = _day(args.get("from"), "from", timezone) if args.get("from") else until - 365 * 86400
+    if not 0 < until - start <= _MAX_DAYS * 86400:
+        raise _invalid(f"from must be before to, at most {_MAX_DAYS} days")
+    return Query(quantity, level, group_by, start, until, args.get("modality", ""),
+                 args.get("device", ""), args.get("procedure", ""))  # fmt: skip
+
+
+def _day(text: str | None, name: str, timezone: tzinfo) -> float:
+    """A date (YYYY-MM-DD) as the start of that day in the site's time zone; `to` is
+    exclusive, so to=2026-12-01 ends with November."""
+    try:
+        day = date.fromisoformat(text or "")
+    except ValueError:
+        raise _invalid(f"{name} must be a date YYYY-MM-DD") from None
+    return datetime.combine(day, time(), timezone).timestamp()
+
+
+def _invalid(text: str) -> FhirError:
+    return FhirError.of(400, "invalid", text)
+
+
+@dataclass
+class Statistics:
+    store: Store
+    ctx: Context
+    tables: StatisticsTables
+    facts: Callable[[str], FactColumns]  # the columnar copy of a level's facts
+    _labels: dict[str, str] = field(default_factory=dict)
+
+    def dose(self, q: Query) -> list[Row]:
+        """The quantity summarised per group, with the DRLs of each procedure compared."""
+        columns, words, keep = self._select(q)
+        values = columns[q.quantity][keep]
+        combined, labels, sizes = self._groups(q, columns, words, keep)
+        rows = []
+        for summary in summarise(values, combined):
+            group = self._group(q.group_by, labels, split(summary.group, sizes))
+            rows.append(Row(group, summary, self._compare(q, group, summary.median)))
+        return rows
+
+    def load(self, q: Query) -> list[tuple[dict[str, str | None], int]]:
+        """How many examinations (study rows) or irradiation events per group (H1): those
+        that have the quantity."""
+        columns, words, keep = self._select(q)
+        keep &= ~np.isnan(columns[q.quantity])
+        combined, labels, sizes = self._groups(q, columns, words, keep)
+        counts = np.bincount(combined) if combined.size else np.zeros(0, np.int64)
+        return [
+            (self._group(q.group_by, labels, split(int(code), sizes)), int(n))
+            for code, n in enumerate(counts)
+            if n
+        ]
+
+    def drl_proposal(self, q: Query) -> list[Proposal]:
+        """Per standard procedure: the typical value (median of all values) and the proposed
+        local DRL (the percentile of the device medians with enough values)."""
+        by_device = self.dose(Query(**{**q.__dict__, "group_by": ("procedure", "device")}))
+        by_procedure = self.dose(Query(**{**q.__dict__, "group_by": ("procedure",)}))
+        proposals = []
+        for row in by_procedure:
+            procedure = row.group["procedure"]
+            medians = [r.summary.median for r in by_device if r.group["procedure"] == procedure
+                       and r.summary.n >= self.tables.min_values_per_device]  # fmt: skip
+            proposal = (
+                float(np.percentile(medians, self.tables.proposal_percentile)) if medians else None
+            )
+            proposals.append(Proposal(str(procedure), row.summary.n, len(medians),
+                                      row.summary.median, proposal, row.levels))  # fmt: skip
+        return proposals
+
+    def device_name(self, ref: str) -> str:
+        if ref not in self._labels:
+            stored = self.store.read(*ref.split("/", 1))
+            self._labels[ref] = (device_label(body_of(stored)) if stored else "") or ref
+        return self._labels[ref]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _select(
+        self, q: Query
+    ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, list[str | None]], npt.NDArray[np.bool_]]:
+        """The level's columns, their labels, and which rows the query asks for."""
+        facts = self.facts(q.level)
+        columns, labels = facts.current()
+        keep = (columns["date"] >= q.since) & (columns["date"] < q.until)
+        for name in ("modality", "device", "procedure"):
+            wanted = getattr(q, name)
+            if wanted:
+                code = facts.code(name, wanted)
+                keep &= columns[name] == (-1 if code is None else code)
+        return columns, labels, keep
+
+    def _groups(
+        self,
+        q: Query,
+        columns: dict[str, npt.NDArray[Any]],
+        labels: dict[str, list[str | None]],
+        keep: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.int64], list[list[object]], list[int]]:
+        parts, names = [], []
+        for name in q.group_by:
+            if name in _PERIODS:
+                code, label = _period_codes(
+                    columns["date"][keep], _PERIODS[name], self.ctx.timezone
+                )
+            elif name == "age_band":
+                code, label = self._age_codes(columns["age_years"][keep])
+            else:
+                code, label = columns[name][keep], list(labels[name])
+            parts.append(code)
+            names.append(label)
+        sizes = [max(len(label), 1) for label in names]
+        return combine(parts, sizes), names, sizes
+
+    def _age_codes(
+        self, ages: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.int64], list[object]]:
+        bands = self.tables.age_bands
+        edges = [b for _, b in bands if b is not None]
+        band = np.digitize(ages, edges)  # NaN (age unknown) lands past the last band
+        band[np.isnan(ages)] = len(bands)
+        return band.astype(np.int64), [label for label, _ in bands] + [None]
+
+    def _group(
+        self, names: tuple[str, ...], labels: list[list[object]], parts: list[int]
+    ) -> dict[str, str | None]:
+        group: dict[str, str | None] = {}
+        for name, label, part in zip(names, labels, parts, strict=True):
+            value = label[part]
+            group[name] = None if value is None else str(value)
+            if name == "device" and value is not None:
+                group["device_name"] = self.device_name(str(value))
+        return group
+
+    def _compare(
+        self, q: Query, group: dict[str, str | None], median: float
+    ) -> tuple[LevelComparison, ...]:
+        procedure = self.ctx.rules.named(group.get("procedure") or "")
+        if procedure is None:
+            return ()
+        found = drl.applicable(list(self.ctx.levels), self.ctx.level_procedures, procedure.code,
+                               _band_age(self.tables, group.get("age_band")))  # fmt: skip
+        return tuple(
+            LevelComparison(lv.set, lv.examination, lv.value, median / lv.value)
+            for lv in found
+            if LEVEL_FIELDS.get((lv.quantity_code, lv.per)) == (q.quantity, q.level)
+        )
+
+
+def _band_age(tables: StatisticsTables, band: str | None) -> float | None:
+    """An age inside a band (its lower bound), for the levels of that band; None: adult."""
+    lower = 0.0
+    for label, below in tables.age_bands:
+        if label == band:
+            return lower if below is not None else None
+        lower = below if below is not None else lower
+    return None
+
+
+def _period_codes(
+    dates: npt.NDArray[np.float64], pattern: str, timezone: tzinfo
+) -> tuple[npt.NDArray[np.int64], list[object]]:
+    """Period labels in the site's time zone (daylight saving included): computed once per
+    hour that occurs, not once per row."""
+    hours, inverse = np.unique(np.floor(dates / 3600.0), return_inverse=True)
+    names = [_period_name(float(h), pattern, timezone) for h in hours]
+    label_codes, labels = codes(names)
+    return label_codes[inverse], labels
+
+
+@functools.cache
+def _period_name(hour: float, pattern: str, timezone: tzinfo) -> str:
+    return (datetime.fromtimestamp(hour * 3600.0, timezone)).strftime(pattern)
