@@ -20,6 +20,9 @@ import platform
 import shutil
 import tempfile
 import time
+import tracemalloc
+from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from server.dose.facts import DoseFact
 from server.fhir import site_context
 from server.mappings import read_csv_rows, statistics_tables
 from server.stats.columns import FactColumns
+from server.stats.export import Export
 from server.stats.service import Query, Statistics
 from server.store.sqlite import SqliteStore
 
@@ -73,6 +77,13 @@ def main() -> None:
             started = time.perf_counter()
             rows = stats.dose(query)
             times.append(time.perf_counter() - started)
+        export = Export(store, b"bench", UTC, lambda ref: ref)
+        tracemalloc.start()
+        started = time.perf_counter()
+        exported = sum(len(piece) for piece in export.csv(replace(query, level="event")))
+        export_s = time.perf_counter() - started
+        export_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         values = np.array(
             store.fact_columns("event", ["ctdivol_mgy"], query.since, query.until)["ctdivol_mgy"]
         )
@@ -94,6 +105,9 @@ def main() -> None:
         "after_one_write_s": round(after_write, 3),
         "table_s": round(min(times), 3),
         "numpy_median_s": round(min(floors), 4),
+        "export_csv_s": round(export_s, 1),
+        "export_csv_mb": round(exported / 1e6, 1),
+        "export_peak_python_mb": round(export_peak / 1e6, 1),
     }
     print(f"{results['date']}  {results['machine']}")
     print(f"{args.events} irradiation events in the dose facts (loaded in {results['load_s']} s)")
@@ -107,6 +121,8 @@ def main() -> None:
     print(
         f"  numpy median of the same {values.size} values in memory: {results['numpy_median_s']} s"
     )
+    print(f"  pseudonymised CSV export of every event: {results['export_csv_s']} s, "
+          f"{results['export_csv_mb']} MB, peak Python memory {results['export_peak_python_mb']} MB")  # fmt: skip
     args.dir.mkdir(parents=True, exist_ok=True)
     (args.dir / "statistics.json").write_text(json.dumps(results, indent=2))
 

@@ -358,6 +358,36 @@ def protocol_review_cmd(kind: str, days: int) -> None:
 
 
 @main.group()
+def report() -> None:
+    """PDF reports from the statistics."""
+
+
+@report.command("department")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="first day")
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="day after the last"
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def report_department(start: datetime, end: datetime, out: Path) -> None:
+    """The department report of [--from, --to) as PDF: per modality, procedure and device n,
+    median, 75th percentile and DRLs; the alerts and how they were handled; charts."""
+    from server.fhir import build_service, site_context
+    from server.reports.documents import department_pdf
+    from server.store import open_store
+
+    settings = _settings()
+    if end <= start:
+        raise click.UsageError("--to must be after --from")
+    local = site_context(settings).timezone
+    store = open_store(settings)
+    pdf = department_pdf(build_service(store, settings), settings, start.replace(tzinfo=local),
+                         end.replace(tzinfo=local), datetime.now().astimezone())  # fmt: skip
+    store.close()
+    out.write_bytes(pdf)
+    click.echo(f"{out} ({len(pdf)} bytes)", err=True)
+
+
+@main.group()
 def classification() -> None:
     """The classification rules (mappings/classification/, or the Library edited over the API)."""
 

@@ -66,6 +66,8 @@ class Settings:
     notify_attempts: int = 8
     # local time of the daily run: monitoring (medians, drift) and the daily review lists
     daily_at: str = "06:30"
+    # the key of the pseudonyms in exports; "" = a random key kept in data_dir/pseudonym.key
+    pseudonym_key: str = ""
     max_body_bytes: int = 20 * 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 1000

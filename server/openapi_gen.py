@@ -187,6 +187,29 @@ def build() -> dict[str, Any]:
         )
     }
     paths.update(_stats_paths())
+    paths["/fhir/Measure/{id}/$evaluate-measure"] = {
+        "get": _op(
+            "measure-evaluate",
+            "A MeasureReport of one of Kerma's statistics (Measure ids dose-<quantity>-<level>, "
+            "e.g. dose-dlp-mgy-cm-study) for a period, stratified by `group` as GET /stats/dose",
+            params=[
+                _RID,
+                {
+                    "name": "periodStart",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date"},
+                },
+                {
+                    "name": "periodEnd",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date"},
+                },
+                {"name": "group", "in": "query", "schema": {"type": "string"}},
+            ],
+            tag="Measure",
+            extra={"404": _outcome()},
+        )
+    }
     paths["/fhir/Patient/{id}/$unmerge"] = {
         "post": _op(
             "patient-unmerge",
@@ -382,12 +405,69 @@ def _stats_paths() -> dict[str, Any]:
         "drl-proposal": "Per standard procedure: the typical value (median) and a local DRL "
         "proposal (75th percentile of the device medians)",
     }
-    return {
+    paths = {
         f"/stats/{name}": {
             "get": _op(f"stats-{name}", text, params=query, tag="statistics", json_body="Object")
         }
         for name, text in summaries.items()
     }
+    kind = {"name": "kind", "in": "path", "required": True,
+            "schema": {"type": "string", "enum": ["timeline", "boxplot", "histogram", "load"]}}  # fmt: skip
+    period = {
+        "name": "period",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["year", "month", "week"]},
+    }
+    chart = _op("stats-chart", "A chart of the statistics as SVG: timeline (median per period with "
+                "the DRLs of `procedure`), boxplot (per device), histogram, load (weekday x hour)",
+                params=[kind, period, *query], tag="statistics", extra={"404": _outcome()})  # fmt: skip
+    chart["responses"]["200"] = {
+        "description": "SVG",
+        "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+    }
+    paths["/stats/charts/{kind}.svg"] = {"get": chart}
+    dates = [q for q in query if q["name"] in ("from", "to")]
+    paths["/stats/reports/department"] = {
+        "post": _op(
+            "stats-report-department",
+            "Make the department report of [from, to) in the "
+            "background: 202 with the Task, whose output `report` is the DocumentReference "
+            "holding the PDF",
+            params=dates,
+            tag="statistics",
+            status="202",
+        )
+    }
+    pdf = _op("stats-report-pdf", "A report Kerma made, as PDF", params=[_RID], tag="statistics",
+              extra={"404": _outcome()})  # fmt: skip
+    pdf["responses"]["200"] = {
+        "description": "PDF",
+        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    paths["/stats/reports/{id}.pdf"] = {"get": pdf}
+    level = {"name": "level", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": ["study", "event"]}}  # fmt: skip
+    fmt = {
+        "name": "fmt",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["csv", "xlsx"]},
+    }
+    identified = {
+        "name": "identified",
+        "in": "query",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    }
+    filters = [q for q in query if q["name"] not in ("quantity", "level", "group", "format")]
+    export = _op("stats-export", "Every dose-facts row of a level with all parameters, as CSV "
+                 "(streamed) or XLSX; pseudonymised, identified=true for mpe and admin",
+                 params=[level, fmt, identified, *filters], tag="statistics", extra={"404": _outcome()})  # fmt: skip
+    export["responses"]["200"] = {
+        "description": "CSV or XLSX",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+    paths["/stats/export/{level}.{fmt}"] = {"get": export}
+    return paths
 
 
 def _outcome() -> dict[str, Any]:

@@ -39,6 +39,8 @@ class StatisticsTables:
     age_bands: tuple[tuple[str, float | None], ...]  # (label, upper bound exclusive)
     min_values_per_device: int
     proposal_percentile: float
+    # department report: (modality, quantity, level, title) per section
+    report_sections: tuple[tuple[str, str, str, str], ...] = ()
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> StatisticsTables:
@@ -46,6 +48,10 @@ class StatisticsTables:
             tuple((b["label"], b["below"]) for b in table["age_bands"]),
             int(table["drl_proposal"]["min_values_per_device"]),
             float(table["drl_proposal"]["percentile"]),
+            tuple(
+                (r["modality"], r["quantity"], r["level"], r["title"])
+                for r in table.get("report_sections", [])
+            ),
         )
 
 

@@ -8,7 +8,8 @@ OperationOutcome (see `init_app`'s handlers).
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
 from typing import Any
 
@@ -28,6 +29,9 @@ from server.fhir.service import FhirService, check_type
 from server.fhir.values import instant
 from server.jobs import tasks
 from server.mappings import monitoring_table
+from server.stats import measures
+from server.stats import rest as stats_rest
+from server.stats.service import query_of
 from server.store.port import Stored, User
 from server.store.query import ReferenceClause
 
@@ -185,6 +189,36 @@ def reclassify_studies() -> Response:
         _service(), "reclassify", f"classify every study again, asked by {g.user.name}"
     )
     return _submitted(task)
+
+
+@bp.get("/Measure/<rid>/$evaluate-measure")
+def evaluate_measure(rid: str) -> Response:
+    """A MeasureReport of one of Kerma's statistics for a period (periodStart, periodEnd as
+    dates, both inclusive), stratified by `group` (as GET /stats/dose), filtered likewise."""
+    _require("read", "MeasureReport")
+    quantity, level = measures.definition(rid)
+    service = _service()
+    if service.store.read("Measure", rid) is None:  # so that the report's canonical resolves
+        service.update("Measure", rid, measures.measure(quantity, level))
+    args = {**request.args, "quantity": quantity, "level": level}
+    args = {k: v for k, v in args.items() if k not in ("periodStart", "periodEnd")}
+    if "periodStart" in request.args:
+        args["from"] = request.args["periodStart"]
+    if "periodEnd" in request.args:
+        args["to"] = _next_day(request.args["periodEnd"])
+    settings = current_app.config["KERMA_SETTINGS"]
+    now = datetime.now().astimezone()
+    query = query_of(args, site_context(settings).timezone, now)
+    statistics = stats_rest.statistics()
+    overall = statistics.dose(replace(query, group_by=("modality",)))
+    return _json(measures.report(query, overall, statistics.dose(query), now))
+
+
+def _next_day(text: str) -> str:
+    try:
+        return (date.fromisoformat(text) + timedelta(days=1)).isoformat()
+    except ValueError:
+        raise FhirError.of(400, "invalid", "periodEnd must be a date YYYY-MM-DD") from None
 
 
 @bp.post("/Task/<rid>/$retry")

@@ -4,7 +4,7 @@ and settings of the process that runs it (an RQ worker or `kerma serve`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime, time
 
 from server.config import Settings
 from server.fhir import site_context
@@ -14,6 +14,7 @@ from server.fhir.site_tables import site_tables
 from server.jobs.daily import run_daily
 from server.jobs.tasks import Progress, Work
 from server.mappings import unit_table
+from server.reports import documents
 
 
 def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
@@ -30,4 +31,20 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
         found, digests = run_daily(service.store, settings, now.astimezone())
         return {"detectedIssues": len(found), "reviewLists": len(digests)}
 
-    return {"reclassify": reclassify_studies, "daily": daily}
+    def department_report(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
+        """The department report of [from, to) as PDF, kept as a DocumentReference."""
+        start, end = (_local_day(inputs[name], settings) for name in ("from", "to"))
+        pdf = documents.department_pdf(service, settings, start, end, datetime.now().astimezone())
+        title = f"Department dose report {start.date()} to {end.date()}"
+        return {"report": documents.store_pdf(service, pdf, "department", title, start, end)}
+
+    return {
+        "reclassify": reclassify_studies,
+        "daily": daily,
+        "report-department": department_report,
+    }
+
+
+def _local_day(text: str, settings: Settings) -> datetime:
+    """The start of a day (YYYY-MM-DD) in the site's time zone."""
+    return datetime.combine(date.fromisoformat(text), time(), site_context(settings).timezone)

@@ -4,21 +4,29 @@ tools. Aggregates only: every role that may read MeasureReports (the authority r
 from __future__ import annotations
 
 import csv
+import functools
 import io
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
+from server.auth import audit
+from server.auth.pseudonyms import site_key
 from server.auth.roles import role
 from server.auth.users import authenticate
 from server.fhir import site_context
 from server.fhir.errors import FhirError
-from server.fhir.site_tables import site_tables
-from server.mappings import statistics_tables
+from server.fhir.service import FhirService, body_of
+from server.jobs import tasks
+from server.reports import documents
 from server.stats.columns import FactColumns
-from server.stats.service import UNITS, Proposal, Query, Row, Statistics, query_of
+from server.stats.export import Export
+from server.stats.service import UNITS, Proposal, Query, Row, Statistics, query_of, site_statistics
 
 bp = Blueprint("stats", __name__)
 
@@ -48,7 +56,7 @@ def dose() -> Response:
     """A dose quantity summarised per group: n, mean, sd, min, p25, median, p75, p95, max,
     and for standard procedures the DRLs that apply (ratio of the median to each)."""
     query = _query()
-    rows = _statistics().dose(query)
+    rows = statistics().dose(query)
     header = [*_group_columns(query), "n", "mean", "sd", "min", "p25", "median", "p75", "p95",
               "max", "unit", "drl"]  # fmt: skip
     return _answer(query, [_dose_row(query, r) for r in rows], header)
@@ -59,7 +67,7 @@ def load() -> Response:
     """Examinations (level=study) or irradiation events per group: by device, weekday, hour,
     procedure... (the quantity only selects which rows count: those that have it)."""
     query = _query()
-    rows = [{**group, "n": n} for group, n in _statistics().load(query)]
+    rows = [{**group, "n": n} for group, n in statistics().load(query)]
     return _answer(query, rows, [*_group_columns(query), "n"])
 
 
@@ -68,22 +76,151 @@ def drl_proposal() -> Response:
     """Per standard procedure: the typical value (median) and a local DRL proposal (the 75th
     percentile of the device medians), beside the DRLs in force."""
     query = _query()
-    rows = [_proposal_row(query, p) for p in _statistics().drl_proposal(query)]
+    rows = [_proposal_row(query, p) for p in statistics().drl_proposal(query)]
     header = ["procedure", "n", "devices", "typical_value", "proposal", "unit", "drl"]
     return _answer(query, rows, header)
 
 
-def _query() -> Query:
-    settings = current_app.config["KERMA_SETTINGS"]
-    return query_of(request.args, site_context(settings).timezone, datetime.now().astimezone())
+@bp.get("/charts/<kind>.svg")
+def chart(kind: str) -> Response:
+    """timeline (median per `period`, month by default, with the DRLs of `procedure`), boxplot
+    (per device), histogram, or load (examinations by weekday and hour), as SVG."""
+    from server.stats import charts
+
+    query = _query()
+    stats = statistics()
+    unit = UNITS[query.quantity]
+    title = f"{query.quantity}" + (f", {query.procedure}" if query.procedure else "")
+    if kind == "timeline":
+        period = request.args.get("period", "month")
+        if period not in ("year", "month", "week"):
+            raise FhirError.of(400, "invalid", "period is year, month or week")
+        rows = stats.dose(replace(query, group_by=(period,)))
+        levels = (
+            [(lv.set, lv.level) for lv in stats.levels_of(query, query.procedure)]
+            if query.procedure
+            else []
+        )
+        svg = charts.timeline([str(r.group[period]) for r in rows], [r.summary.median for r in rows],
+                              levels, f"median {title}", unit)  # fmt: skip
+    elif kind == "boxplot":
+        rows = stats.dose(replace(query, group_by=("device",)))
+        svg = charts.boxplot(
+            [(str(r.group.get("device_name")), r.summary) for r in rows], title, unit
+        )
+    elif kind == "histogram":
+        svg = charts.histogram(stats.values(query), title, unit)
+    elif kind == "load":
+        counts = stats.load(replace(query, group_by=("weekday", "hour")))
+        grid = {(int(str(g["weekday"])[0]), int(str(g["hour"]))): n for g, n in counts}
+        svg = charts.load_heatmap(grid, "examinations by weekday and hour")
+    else:
+        raise FhirError.of(404, "not-found", "charts: timeline, boxplot, histogram, load")
+    return Response(svg, 200, content_type="image/svg+xml")
 
 
-def _statistics() -> Statistics:
+@bp.get("/export/<level>.<fmt>")
+def export(level: str, fmt: str) -> Response:
+    """Every row of the dose facts of `level` (study, event) as CSV or XLSX, filtered like the
+    statistics; pseudonymised, or identified (identified=true) for roles allowed to."""
+    if level not in ("study", "event") or fmt not in ("csv", "xlsx"):
+        raise FhirError.of(404, "not-found", "exports: /stats/export/study|event.csv|xlsx")
+    if not g.role.can("read", "Observation"):
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} reads aggregates only")
+    identified = request.args.get("identified", "false") == "true"
+    if identified and "export-identified" not in g.role.operations:
+        raise FhirError.of(
+            403, "forbidden", f"role {g.role.name} may export pseudonymised data only"
+        )
+    query = replace(query_of({"quantity": "dlp_mgy_cm", **request.args}, _timezone(),
+                             datetime.now().astimezone()), level=level)  # fmt: skip
     settings = current_app.config["KERMA_SETTINGS"]
     service = current_app.extensions["kerma.fhir"]
-    ctx = site_tables(service, settings).context(site_context(settings))
-    facts = current_app.extensions["kerma.facts"]
-    return Statistics(service.store, ctx, statistics_tables(), facts.__getitem__)
+    exporter = Export(service.store, site_key(settings), _timezone(), statistics().device_name,
+                      _patient_ids(service) if identified else None)  # fmt: skip
+    if identified:
+        event = audit.audit_event(g.user, "operation", [], request.method, request.path,
+                                  request.query_string.decode(errors="replace"),
+                                  request.remote_addr, datetime.now().timestamp())  # fmt: skip
+        service.create_internal(event)
+    name = f"kerma-{level}s-{'identified' if identified else 'pseudonymised'}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "csv":
+        return Response(stream_with_context(exporter.csv(query)), 200, headers=headers,
+                        content_type="text/csv; charset=utf-8")  # fmt: skip
+    path = exporter.xlsx(query)
+    return Response(_file_then_delete(path), 200, headers=headers, content_type=_XLSX)
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _file_then_delete(path: Path) -> Iterator[bytes]:
+    try:
+        with path.open("rb") as data:
+            while chunk := data.read(1 << 16):
+                yield chunk
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _patient_ids(service: FhirService) -> Callable[[str], str]:
+    """The patient's ID (the first identifier) of a Patient reference."""
+
+    @functools.cache
+    def patient_id(ref: str) -> str:
+        stored = service.store.read(*ref.split("/", 1)) if ref else None
+        identifiers = body_of(stored).get("identifier", []) if stored else []
+        return str(identifiers[0].get("value", "")) if identifiers else ""
+
+    return patient_id
+
+
+@bp.post("/reports/department")
+def department_report() -> Response:
+    """Make the department report of [from, to) in the background: 202 with the Task; its
+    output `report` is the DocumentReference holding the PDF (GET /stats/reports/<id>.pdf)."""
+    if not g.role.can("read", "DetectedIssue"):
+        raise FhirError.of(
+            403, "forbidden", f"role {g.role.name} may not read the alerts a report lists"
+        )
+    query = query_of(
+        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
+    )
+    local = _timezone()
+    inputs = {name: datetime.fromtimestamp(t, local).date().isoformat()
+              for name, t in (("from", query.since), ("to", query.until))}  # fmt: skip
+    service = current_app.extensions["kerma.fhir"]
+    task = tasks.create(
+        service, "report-department", f"department report asked by {g.user.name}", inputs
+    )
+    current_app.extensions["kerma.jobs"].submit(task["id"])
+    response = Response(orjson.dumps(task), 202, content_type="application/fhir+json")
+    response.headers["Content-Location"] = f"{request.host_url.rstrip('/')}/fhir/Task/{task['id']}"
+    return response
+
+
+@bp.get("/reports/<id>.pdf")
+def report_pdf(id: str) -> Response:  # the path parameter of the spec
+    """A report Kerma made, as the PDF."""
+    pdf = documents.pdf_of(current_app.extensions["kerma.fhir"], id)
+    return Response(pdf, 200, content_type="application/pdf")
+
+
+def _query() -> Query:
+    return query_of(request.args, _timezone(), datetime.now().astimezone())
+
+
+def _timezone() -> tzinfo:
+    return site_context(current_app.config["KERMA_SETTINGS"]).timezone
+
+
+def statistics() -> Statistics:
+    """The statistics of the app's store and site (also for $evaluate-measure)."""
+    settings = current_app.config["KERMA_SETTINGS"]
+    return site_statistics(
+        current_app.extensions["kerma.fhir"], settings, current_app.extensions["kerma.facts"]
+    )
 
 
 def _group_columns(query: Query) -> list[str]:

@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.config import Settings
 from server.dose import drl
 from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
+from server.fhir import site_context
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context, device_label
-from server.fhir.service import body_of
+from server.fhir.service import FhirService, body_of
+from server.fhir.site_tables import site_tables
+from server.mappings import statistics_tables
 from server.stats.columns import FactColumns
 from server.store.port import Store
 
@@ -134,6 +138,17 @@ class Statistics:
             rows.append(Row(group, summary, self._compare(q, group, summary.median)))
         return rows
 
+    def values(self, q: Query) -> npt.NDArray[np.float64]:
+        """The quantity's values the query selects (histograms)."""
+        columns, _, keep = self._select(q)
+        values: npt.NDArray[np.float64] = columns[q.quantity][keep]
+        return values[~np.isnan(values)]
+
+    def levels_of(self, q: Query, procedure: str) -> tuple[LevelComparison, ...]:
+        """The DRLs for the query's quantity and level that apply to a standard procedure,
+        each as compared with a median of 1 (so `ratio` is 1 / level)."""
+        return self._compare(q, {"procedure": procedure}, 1.0)
+
     def load(self, q: Query) -> list[tuple[dict[str, str | None], int]]:
         """How many examinations (study rows) or irradiation events per group (H1): those
         that have the quantity."""
@@ -241,6 +256,16 @@ class Statistics:
             for lv in found
             if LEVEL_FIELDS.get((lv.quantity_code, lv.per)) == (q.quantity, q.level)
         )
+
+
+def site_statistics(
+    service: FhirService, settings: Settings, facts: Mapping[str, FactColumns] | None = None
+) -> Statistics:
+    """The statistics of a store with the site's levels and rules; `facts`: the columnar
+    copies to use (the app keeps its own; a job reads them once)."""
+    ctx = site_tables(service, settings).context(site_context(settings))
+    copies = facts or {level: FactColumns(service.store, level) for level in ("event", "study")}
+    return Statistics(service.store, ctx, statistics_tables(), copies.__getitem__)
 
 
 def _band_age(tables: StatisticsTables, band: str | None) -> float | None:

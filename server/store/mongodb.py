@@ -312,6 +312,16 @@ class MongoStore:
         docs = list(self._facts.find(query, dict.fromkeys(wanted, 1)))
         return {c: [doc.get(c) for doc in docs] for c in wanted}
 
+    def fact_rows(
+        self, level: str, columns: Sequence[str], since: float, until: float
+    ) -> Iterator[tuple[Any, ...]]:
+        wanted = checked_fields(columns)
+        query = {"level": level, "date": {"$gte": since, "$lt": until}}
+        for doc in self._facts.find(query, dict.fromkeys(wanted, 1)).sort(
+            [("date", 1), ("_id", 1)]
+        ):
+            yield tuple(doc.get(c) for c in wanted)
+
     def fact_version(self) -> int:
         counter = self._changes.find_one({"_id": _CHANGE_COUNTER})
         return int(counter["n"]) if counter else 0

@@ -154,6 +154,12 @@ class Store(Reader, Protocol):
         in [since, until), of some studies only when named: what statistics read, without
         building a row object each."""
 
+    def fact_rows(
+        self, level: str, columns: Sequence[str], since: float, until: float
+    ) -> Iterator[tuple[Any, ...]]:
+        """The same rows as fact_columns, one tuple at a time, in date order: exports stream
+        them in bounded memory."""
+
     def fact_version(self) -> int:
         """The number of the latest write of dose facts (0: none yet)."""
 

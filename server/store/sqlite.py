@@ -347,6 +347,18 @@ class SqliteStore:
         found = list(zip(*rows, strict=True)) if rows else [() for _ in wanted]
         return {name: list(values) for name, values in zip(wanted, found, strict=True)}
 
+    def fact_rows(
+        self, level: str, columns: Sequence[str], since: float, until: float
+    ) -> Iterator[tuple[Any, ...]]:
+        wanted = checked_fields(columns)
+        sql = (
+            f"SELECT {', '.join(wanted)} FROM dose_fact WHERE level = ? AND date >= ? "
+            "AND date < ? ORDER BY date, key"
+        )
+        cursor = self._conn().execute(sql, (level, since, until))
+        while rows := cursor.fetchmany(1000):
+            yield from rows
+
     def fact_version(self) -> int:
         row = self._conn().execute("SELECT max(seq) FROM fact_change").fetchone()
         return int(row[0] or 0)

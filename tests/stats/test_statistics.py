@@ -40,18 +40,6 @@ def test_summaries_agree_with_numpy() -> None:
     assert [split(int(c), [3, 4]) for c in codes] == [[2, 1], [0, 3]]
 
 
-@pytest.fixture
-def scanner(store: Store, settings: Settings) -> None:
-    """24 chest/abdomen/pelvis CTs on one Siemens scanner: 12 with DLP 500 mGy·cm (every 7 days
-    from 3 August to 19 October 2026), 12 with 900 (every 2 days from 31 October)."""
-    from pydicom import dcmread
-
-    ingestor = build_ingestor(store, settings)
-    template = dcmread(SIEMENS)
-    _series(ingestor, template, range(115, 31, -7), 10.0, 500.0)
-    _series(ingestor, template, range(26, 2, -2), 13.0, 900.0)
-
-
 def test_dose_statistics_by_procedure_with_the_drl(
     scanner: None, settings: Settings, store: Store, tokens: dict[str, str]
 ) -> None:
@@ -151,3 +139,81 @@ def test_a_study_written_after_a_query_counts_in_the_next(
     _series(build_ingestor(store, settings), dcmread(SIEMENS), range(1, 0, -1), 13.0, 2000.0)
     [row] = api.get(url).get_json()["rows"]
     assert (row["n"], row["max"]) == (25, 2000)
+
+
+def test_statistics_as_fhir_measure_reports(
+    scanner: None, settings: Settings, store: Store, tokens: dict[str, str], as_role: Any
+) -> None:
+    from server.fhir.validation import validate
+
+    api = _api(settings, store, tokens, drl_sets="UKHSA GB 2022")
+    url = "/fhir/Measure/dose-dlp-mgy-cm-study/$evaluate-measure?periodStart=2026-07-01&periodEnd=2026-11-30&group=procedure"
+    answer = api.get(url)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    report = answer.get_json()
+    assert validate(report) == []
+    assert report["measure"] == "https://kerma.example.org/fhir/Measure/dose-dlp-mgy-cm-study"
+    [group] = report["group"]
+    assert group["population"][0]["count"] == 24 and group["measureScore"]["value"] == 700
+    [stratum] = group["stratifier"][0]["stratum"]
+    assert stratum["component"] == [{"code": {"text": "procedure"}, "value": {"text": CAP}}]
+    assert stratum["measureScore"] == {
+        "value": 700.0,
+        "unit": "mGy·cm",
+        "system": "http://unitsofmeasure.org",
+        "code": "mGy.cm",
+    }
+    details = {e["url"]: e for e in stratum["extension"][0]["extension"]}
+    assert (
+        details["p75"]["valueQuantity"]["value"] == 900
+        and details["min"]["valueQuantity"]["value"] == 500
+    )
+    drl = {e["url"]: e for e in details["drl"]["extension"]}
+    assert drl["set"]["valueString"] == "UKHSA GB 2022" and drl["ratio"]["valueDecimal"] == 1.0606
+    # the same numbers as the JSON statistics
+    [row] = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()["rows"]
+    assert (row["median"], row["p75"], row["n"]) == (700, 900, 24)
+    measure = api.get("/fhir/Measure/dose-dlp-mgy-cm-study").get_json()
+    assert (
+        validate(measure) == [] and measure["scoring"]["coding"][0]["code"] == "continuous-variable"
+    )
+    assert as_role("authority").get(url).status_code == 200
+    assert api.get("/fhir/Measure/nonsense/$evaluate-measure").status_code == 404
+    assert api.get(url.replace("2026-11-30", "30.11.2026")).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("chart", "words"),
+    [
+        (f"timeline.svg?quantity=dlp_mgy_cm&procedure={CAP}&{PERIOD}", ["median", "DRL UKHSA GB 2022: 660 mGy·cm", "2026-11"]),
+        (f"boxplot.svg?quantity=dlp_mgy_cm&{PERIOD}", ["CTAWP00001", "mGy·cm"]),
+        (f"histogram.svg?quantity=ctdivol_mgy&level=event&{PERIOD}", ["count", "mGy"]),
+        (f"load.svg?quantity=dlp_mgy_cm&{PERIOD}", ["Mon", "hour", "examinations"]),
+    ],
+)  # fmt: skip
+def test_charts_render(
+    scanner: None,
+    settings: Settings,
+    store: Store,
+    tokens: dict[str, str],
+    chart: str,
+    words: list[str],
+) -> None:
+    """Each chart is SVG with its words as text, and renders to a PNG that is not blank."""
+    import cairosvg
+    from PIL import Image
+
+    api = _api(settings, store, tokens, drl_sets="UKHSA GB 2022")
+    answer = api.get(f"/stats/charts/{chart}")
+    assert answer.status_code == 200 and answer.content_type == "image/svg+xml"
+    svg = answer.get_data(as_text=True)
+    for word in words:
+        assert word in svg, word
+    png = Image.open(io.BytesIO(cairosvg.svg2png(bytestring=svg.encode())))
+    assert png.size[0] > 500 and png.size[1] > 250
+    colours = png.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 20  # drawn, not blank
+
+
+def test_unknown_chart(api: Api) -> None:
+    assert api.get("/stats/charts/pie.svg?quantity=dlp_mgy_cm").status_code == 404

@@ -491,3 +491,27 @@ def test_fact_changes_name_the_studies_written_since(any_store: Store) -> None:
         "study", ["study_uid", "dlp_mgy_cm"], float("-inf"), float("inf"), ["b"]
     )
     assert only_b == {"study_uid": ["b"], "dlp_mgy_cm": [3.0]}
+
+
+def test_fact_rows_stream_in_date_order(any_store: Store) -> None:
+    from server.dose.facts import DoseFact
+
+    with any_store.transaction() as tx:
+        for n, date in enumerate((3.0, 1.0, 2.0, 9.0)):
+            uid = f"s{n}"
+            tx.replace_facts(
+                uid,
+                [
+                    DoseFact(
+                        f"study:{uid}",
+                        "study",
+                        uid,
+                        f"Observation/{n}",
+                        "CT",
+                        date=date,
+                        dlp_mgy_cm=float(n),
+                    )
+                ],
+            )
+    rows = any_store.fact_rows("study", ["study_uid", "dlp_mgy_cm"], 0.0, 5.0)
+    assert list(rows) == [("s1", 1.0), ("s2", 2.0), ("s0", 0.0)]

@@ -1,0 +1,1 @@
+"""PDF reports (WeasyPrint, Jinja2 templates in templates/) built from the statistics."""

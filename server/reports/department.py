@@ -1,0 +1,80 @@
+"""The department report for a period (requirement S4): per modality section, each standard
+procedure and device with n, median, 75th percentile and the DRLs compared; the alerts of the
+period and how they were handled; the timeline of CT medians and the modality load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from server.fhir.service import FhirService, body_of
+from server.fhir.values import instant
+from server.stats import charts
+from server.stats.service import UNITS, Query, Row, Statistics
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    unit: str
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class Alert:
+    identified: str
+    severity: str
+    kind: str
+    detail: str
+    status: str  # "open", or who acknowledged it with their comment
+
+
+@dataclass(frozen=True)
+class DepartmentReport:
+    start: datetime
+    end: datetime  # exclusive
+    generated: str
+    sections: list[Section]
+    alerts: list[Alert]
+    timeline_svg: str
+    load_svg: str
+
+
+def department_report(
+    stats: Statistics, service: FhirService, start: datetime, end: datetime, now: datetime
+) -> DepartmentReport:
+    period = (start.timestamp(), end.timestamp())
+    sections = []
+    for modality, quantity, level, title in stats.tables.report_sections:
+        query = Query(quantity, level, ("procedure", "device"), *period, modality=modality)
+        rows = stats.dose(query)
+        if rows:
+            sections.append(Section(title, UNITS[quantity], rows))
+    ct = Query("dlp_mgy_cm", "study", ("month",), *period, modality="CT")
+    months = stats.dose(ct)
+    timeline = charts.timeline([str(r.group["month"]) for r in months], [r.summary.median for r in months],
+                               [], "CT: median DLP per examination and month", UNITS["dlp_mgy_cm"])  # fmt: skip
+    counts = stats.load(replace(ct, group_by=("weekday", "hour"), modality=""))
+    grid = {(int(str(g["weekday"])[0]), int(str(g["hour"]))): n for g, n in counts}
+    load = charts.load_heatmap(grid, "examinations by weekday and hour")
+    return DepartmentReport(start, end, instant(now.timestamp()), sections,
+                            _alerts(service, start, end), timeline, load)  # fmt: skip
+
+
+def _alerts(service: FhirService, start: datetime, end: datetime) -> list[Alert]:
+    pairs = [("identified", f"ge{start.isoformat()}"), ("identified", f"lt{end.isoformat()}"),
+             ("_sort", "identified")]  # fmt: skip
+    return [_alert(body_of(s)) for s in service.all_in(service.store, "DetectedIssue", pairs)]
+
+
+def _alert(issue: dict[str, Any]) -> Alert:
+    handled = "open"
+    if issue.get("status") == "final" and issue.get("mitigation"):
+        last = issue["mitigation"][-1]
+        comment = next((e["valueString"] for e in last.get("extension", [])), "")
+        handled = f"acknowledged by {last['author']['display']} {last['date'][:10]}" + (
+            f": {comment}" if comment else ""
+        )
+    return Alert(issue.get("identifiedDateTime", "")[:16].replace("T", " "), issue.get("severity", ""),
+                 issue["code"]["coding"][0]["display"], issue.get("detail", ""), handled)  # fmt: skip

@@ -1,0 +1,110 @@
+"""The department report: a real PDF (WeasyPrint) whose text, read back with pypdf, holds the
+numbers the statistics API gives, the DRL comparison, and the alerts with how they were
+handled; made in the background over REST, and from the command line."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+from pydicom import dcmread
+
+from server.app import create_app
+from server.config import Settings
+from server.ingest import build_ingestor
+from server.store.port import Store
+from tests.conftest import Api
+from tests.ingest.test_monitoring import SIEMENS, _series
+
+PERIOD = "from=2026-07-01&to=2026-12-01"
+DEVICE = "SIEMENS SOMATOM Definition Flash CTAWP00001"
+
+
+@pytest.fixture
+def site(settings: Settings, store: Store, tokens: dict[str, str]) -> Api:
+    """24 CT chest/abdomen/pelvis examinations compared with the UK DRLs (12 above it)."""
+    uk = replace(settings, drl_sets="UKHSA GB 2022")
+    ingestor = build_ingestor(store, uk)
+    template = dcmread(SIEMENS)
+    _series(ingestor, template, range(115, 31, -7), 10.0, 500.0)
+    _series(ingestor, template, range(26, 2, -2), 13.0, 900.0)
+    return Api(create_app(uk, store).test_client(), tokens["mpe"])
+
+
+def _text(pdf: bytes) -> str:
+    return " ".join(
+        " ".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf)).pages
+    )
+
+
+def _finished(api: Api, task: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        current: dict[str, Any] = api.get(f"/fhir/Task/{task['id']}").get_json()
+        if current["status"] not in ("requested", "in-progress") or time.monotonic() > deadline:
+            return current
+        time.sleep(0.1)
+
+
+def test_the_department_report_over_rest(site: Api, as_role: Any) -> None:
+    alerts = site.search(
+        "/fhir/DetectedIssue?code=https://kerma.example.org/fhir/CodeSystem/dose-issue|drl-exceeded&_count=100"
+    )
+    assert len(alerts) == 12
+    url = f"/fhir/DetectedIssue/{alerts[0]['id']}/$acknowledge"
+    comment = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "comment", "valueString": "new protocol from December"}],
+    }
+    assert site.post(url, comment).status_code == 200
+    assert as_role("authority").post(f"/stats/reports/department?{PERIOD}", {}).status_code == 403
+    started = site.post(f"/stats/reports/department?{PERIOD}", {})
+    assert started.status_code == 202, started.get_data(as_text=True)
+    task = _finished(site, started.get_json())
+    assert task["status"] == "completed", task
+    [output] = task["output"]
+    document = output["valueReference"]["reference"]
+    pdf = site.get(f"/stats/reports/{document.split('/')[1]}.pdf")
+    assert pdf.status_code == 200 and pdf.content_type == "application/pdf"
+    assert pdf.data.startswith(b"%PDF")
+    text = _text(pdf.data)
+    [row] = site.get(
+        f"/stats/dose?quantity=dlp_mgy_cm&group=procedure,device&modality=CT&{PERIOD}"
+    ).get_json()["rows"]
+    assert (row["n"], row["median"], row["p75"]) == (24, 700, 900)
+    # the table row: procedure (its cell wraps after "Abdomen/"), device, n, median, 75th
+    # percentile, DRL (ratio)
+    assert f"Pelvis w IV Contrast {DEVICE} 24 700 900 UKHSA GB 2022 660 (1.06x)" in text
+    assert "CT: DLP per examination" in text and "CT: CTDIvol per acquisition" in text
+    assert "Period 2026-07-01 to 2026-12-01" in text
+    assert text.count("Diagnostic reference level exceeded") == 12
+    assert (
+        "acknowledged by mpe" in text and "new protocol from December" in text
+    )  # "mpe-user" wraps
+    assert text.count(" open ") + text.count(" open") >= 11
+    assert "examinations by weekday and hour" in text  # the load chart's text
+
+
+def test_the_department_report_from_the_command_line(
+    site: Api, settings: Settings, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
+    env["KERMA_DATA_DIR"] = str(settings.data_dir)
+    env["KERMA_DRL_SETS"] = "UKHSA GB 2022"
+    out = tmp_path / "report.pdf"
+    kerma = str(Path(sys.executable).parent / "kerma")
+    done = subprocess.run([kerma, "report", "department", "--from", "2026-07-01", "--to", "2026-12-01",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"Pelvis w IV Contrast {DEVICE} 24 700 900" in _text(out.read_bytes())
+    bad = subprocess.run([kerma, "report", "department", "--from", "2026-12-01", "--to", "2026-07-01",
+                          "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "--to must be after --from" in bad.stderr
