@@ -371,20 +371,59 @@ def report() -> None:
 def report_department(start: datetime, end: datetime, out: Path) -> None:
     """The department report of [--from, --to) as PDF: per modality, procedure and device n,
     median, 75th percentile and DRLs; the alerts and how they were handled; charts."""
-    from server.fhir import build_service, site_context
+    from server.fhir import build_service
     from server.reports.documents import department_pdf
     from server.store import open_store
 
     settings = _settings()
-    if end <= start:
-        raise click.UsageError("--to must be after --from")
-    local = site_context(settings).timezone
+    first, last = _local_period(start, end, settings)
     store = open_store(settings)
-    pdf = department_pdf(build_service(store, settings), settings, start.replace(tzinfo=local),
-                         end.replace(tzinfo=local), datetime.now().astimezone())  # fmt: skip
+    pdf = department_pdf(
+        build_service(store, settings), settings, first, last, datetime.now().astimezone()
+    )
     store.close()
     out.write_bytes(pdf)
     click.echo(f"{out} ({len(pdf)} bytes)", err=True)
+
+
+@report.command("survey")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="first day")
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="day after the last"
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="a .pdf, or a .json Bundle of MeasureReports")  # fmt: skip
+def report_survey(start: datetime, end: datetime, out: Path) -> None:
+    """The national DRL survey of [--from, --to): per standard procedure and device n, median
+    and mean of CTDIvol, DLP, DAP, AGD and patient weight."""
+    from server.fhir import build_service
+    from server.reports import survey
+    from server.stats.service import site_statistics
+    from server.store import open_store
+
+    settings = _settings()
+    first, last = _local_period(start, end, settings)
+    store = open_store(settings)
+    stats = site_statistics(build_service(store, settings), settings)
+    tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
+    if out.suffix == ".json":
+        out.write_bytes(orjson.dumps(survey.bundle(tables, stats, now), option=orjson.OPT_INDENT_2))
+    else:
+        out.write_bytes(survey.pdf(tables, first, last, now))
+    store.close()
+    click.echo(
+        f"{out}: {sum(len(rows) for _, rows in tables)} rows in {len(tables)} tables", err=True
+    )
+
+
+def _local_period(start: datetime, end: datetime, settings: Settings) -> tuple[datetime, datetime]:
+    """[--from, --to) as days in the site's time zone."""
+    from server.fhir import site_context
+
+    if end <= start:
+        raise click.UsageError("--to must be after --from")
+    local = site_context(settings).timezone
+    return start.replace(tzinfo=local), end.replace(tzinfo=local)
 
 
 @main.group()

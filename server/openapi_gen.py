@@ -187,6 +187,7 @@ def build() -> dict[str, Any]:
         )
     }
     paths.update(_stats_paths())
+    paths.update(_bulk_paths())
     paths["/fhir/Measure/{id}/$evaluate-measure"] = {
         "get": _op(
             "measure-evaluate",
@@ -382,6 +383,44 @@ def _history_params() -> list[dict[str, Any]]:
     ]
 
 
+def _bulk_paths() -> dict[str, Any]:
+    """FHIR Bulk Data export (server/fhir/rest.py): kick-off, status, files."""
+    kick: list[dict[str, Any]] = [
+        {"name": "Prefer", "in": "header", "required": True, "schema": {"type": "string", "enum": ["respond-async"]}},
+        {"name": "_type", "in": "query", "schema": {"type": "string"}},
+        {"name": "_since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "_outputFormat", "in": "query", "schema": {"type": "string"}},
+    ]  # fmt: skip
+    text = ("FHIR Bulk Data export ({}): 202 with Content-Location, the status URL; ndjson per type; "
+            "pseudonymised for the authority role")  # fmt: skip
+    paths: dict[str, Any] = {
+        "/fhir/$export": {"get": _op("export-system", text.format("system level"), params=kick, status="202")},
+        "/fhir/Patient/$export": {"get": _op("export-patient", text.format("Patient level"), params=kick,
+                                             tag="Patient", status="202")},
+        "/fhir/Group/{id}/$export": {"get": _op("export-group", text.format("Group level"), params=[_RID, *kick],
+                                                tag="Group", status="202", extra={"404": _outcome()})},
+        "/fhir/$export-status/{id}": {
+            "get": _op("export-status", "202 while the export runs (X-Progress), then 200 with the manifest",
+                       params=[_RID], json_body="Object", extra={"404": _outcome()}),
+            "delete": _op("export-delete", "Delete the export and its files", params=[_RID], status="202",
+                          extra={"404": _outcome()}),
+        },
+    }  # fmt: skip
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    file = _op(
+        "export-file",
+        "One ndjson file of an export",
+        params=[_RID, name],
+        extra={"404": _outcome()},
+    )
+    file["responses"]["200"] = {
+        "description": "ndjson",
+        "content": {"application/fhir+ndjson": {"schema": {"type": "string"}}},
+    }
+    paths["/fhir/$export-file/{id}/{name}"] = {"get": file}
+    return paths
+
+
 def _stats_paths() -> dict[str, Any]:
     """The statistics (server/stats/rest.py): JSON, or CSV with format=csv."""
     query: list[dict[str, Any]] = [
@@ -467,6 +506,17 @@ def _stats_paths() -> dict[str, Any]:
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
     paths["/stats/export/{level}.{fmt}"] = {"get": export}
+    survey_fmt = {
+        "name": "fmt",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["json", "pdf"]},
+    }
+    survey = _op("stats-survey", "The national DRL survey of [from, to): per standard procedure and device n, "
+                 "median and mean of CTDIvol, DLP, DAP, AGD and patient weight, as a Bundle of "
+                 "MeasureReports (json) or PDF", params=[survey_fmt, *dates], tag="statistics",
+                 extra={"404": _outcome()})  # fmt: skip
+    paths["/stats/survey.{fmt}"] = {"get": survey}
     return paths
 
 

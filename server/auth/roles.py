@@ -26,6 +26,7 @@ class Role:
     operations: frozenset[str] = frozenset()
     manage_users: bool = False
     own_devices_only: bool = False
+    bulk_export: str = "none"  # FHIR $export: "identified", "pseudonymised" or "none"
 
     def can(self, action: Action, rtype: str) -> bool:
         allowed: frozenset[str] = getattr(self, action)
@@ -46,6 +47,7 @@ def roles() -> dict[str, Role]:
             operations=frozenset(spec.get("operations", [])),
             manage_users=bool(spec.get("manage_users", False)),
             own_devices_only=bool(spec.get("own_devices_only", False)),
+            bulk_export=str(spec.get("bulk_export", "none")),
         )
         for name, spec in table.items()
     }

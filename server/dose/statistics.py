@@ -41,6 +41,8 @@ class StatisticsTables:
     proposal_percentile: float
     # department report: (modality, quantity, level, title) per section
     report_sections: tuple[tuple[str, str, str, str], ...] = ()
+    # national DRL survey: (quantity, level) per table
+    survey: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> StatisticsTables:
@@ -52,6 +54,7 @@ class StatisticsTables:
                 (r["modality"], r["quantity"], r["level"], r["title"])
                 for r in table.get("report_sections", [])
             ),
+            tuple((r["quantity"], r["level"]) for r in table.get("survey", [])),
         )
 
 

@@ -7,10 +7,12 @@ OperationOutcome (see `init_app`'s handlers).
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,13 +21,14 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from server.auth import audit
 from server.auth.roles import Action, Role, role
 from server.auth.users import authenticate
-from server.fhir import bundles, issues, site_context, transaction
+from server.config import Settings
+from server.fhir import bulk, bundles, issues, registry, site_context, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.monitoring import protocol_review
 from server.fhir.patients import Patients
 from server.fhir.reconcile import reconciliation
-from server.fhir.service import FhirService, check_type
+from server.fhir.service import FhirService, body_of, check_type
 from server.fhir.values import instant
 from server.jobs import tasks
 from server.mappings import monitoring_table
@@ -219,6 +222,112 @@ def _next_day(text: str) -> str:
         return (date.fromisoformat(text) + timedelta(days=1)).isoformat()
     except ValueError:
         raise FhirError.of(400, "invalid", "periodEnd must be a date YYYY-MM-DD") from None
+
+
+@bp.get("/$export")
+def export_system() -> Response:
+    """FHIR Bulk Data export of everything the role may export (async: 202, Content-Location)."""
+    return _kick_off("system")
+
+
+@bp.get("/Patient/$export")
+def export_patients() -> Response:
+    return _kick_off("patient")
+
+
+@bp.get("/Group/<rid>/$export")
+def export_group(rid: str) -> Response:
+    _service().read("Group", rid)  # 404 now rather than a failed job later
+    return _kick_off(f"group:{rid}")
+
+
+def _kick_off(level: str) -> Response:
+    """Check the request as the Bulk Data IG asks, then start the export as a job."""
+    mode = g.role.bulk_export
+    if mode == "none":
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not run $export")
+    if "respond-async" not in request.headers.get("Prefer", ""):
+        raise FhirError.of(400, "invalid", "$export needs the header Prefer: respond-async")
+    fmt = request.args.get("_outputFormat", "application/fhir+ndjson")
+    if fmt not in ("application/fhir+ndjson", "application/ndjson", "ndjson"):
+        raise FhirError.of(400, "not-supported", f"_outputFormat {fmt!r}: Kerma writes ndjson")
+    allowed = [t for t in registry.resource_types() if _exportable(t, mode)]
+    if level != "system":
+        allowed = [t for t in allowed if t in bulk.PATIENT_TYPES]
+    wanted = [t for t in request.args.get("_type", "").split(",") if t] or allowed
+    refused = [t for t in wanted if t not in allowed]
+    if refused:
+        raise FhirError.of(400, "invalid", f"_type: {', '.join(refused)} cannot be exported here")
+    since = request.args.get("_since", "")
+    if since:
+        _service().parse_search("Patient", [("_lastUpdated", f"ge{since}")])  # 400 if no instant
+    inputs = {"level": level, "types": ",".join(wanted), "since": since,
+              "pseudonymise": str(mode == "pseudonymised").lower(), "request": request.url,
+              "user": g.user.name}  # fmt: skip
+    task = tasks.create(_service(), "bulk-export", f"$export by {g.user.name}", inputs)
+    current_app.extensions["kerma.jobs"].submit(task["id"])
+    response = Response(b"", 202)
+    response.headers["Content-Location"] = f"{base_url()}/$export-status/{task['id']}"
+    return response
+
+
+def _exportable(rtype: str, mode: str) -> bool:
+    """Pseudonymised exports give the patient data too (that is their point); otherwise what
+    the role may read. Never the audit trail, never Kerma's own job records."""
+    if rtype in ("AuditEvent", "Task", "Communication", "Subscription"):
+        return False
+    return g.role.can("read", rtype) or (mode == "pseudonymised" and rtype in bulk.PATIENT_TYPES)
+
+
+@bp.route("/$export-status/<rid>", methods=["GET", "DELETE"])
+def export_status(rid: str) -> Response:
+    task = _export_task(rid)
+    if request.method == "DELETE":
+        shutil.rmtree(_export_dir(rid), ignore_errors=True)
+        _service().delete("Task", rid)
+        return Response(b"", 202)
+    if task["status"] in ("requested", "in-progress"):
+        progress = (task.get("businessStatus") or {}).get("text", task["status"])
+        return Response(b"", 202, headers={"X-Progress": progress, "Retry-After": "2"})
+    if task["status"] == "failed":
+        raise FhirError.of(500, "exception", f"the export failed: {task['statusReason']['text']}")
+    inputs = {i["type"]["text"]: i.get("valueString", "") for i in task.get("input", [])}
+    outputs = [o for o in task.get("output", []) if "valueInteger" in o]
+    manifest = {
+        "transactionTime": task["authoredOn"],
+        "request": inputs.get("request", ""),
+        "requiresAccessToken": True,
+        "output": [{"type": o["type"]["text"], "count": o["valueInteger"],
+                    "url": f"{base_url()}/$export-file/{rid}/{o['type']['text']}.ndjson"} for o in outputs],
+        "error": [],
+    }  # fmt: skip
+    return Response(orjson.dumps(manifest), 200, content_type="application/json")
+
+
+@bp.get("/$export-file/<rid>/<name>")
+def export_file(rid: str, name: str) -> Response:
+    _export_task(rid)
+    path = _export_dir(rid) / name
+    if not name.endswith(".ndjson") or "/" in name or not path.is_file():
+        raise FhirError.of(404, "not-found", f"no export file {name}")
+    return Response(path.read_bytes(), 200, content_type="application/fhir+ndjson")
+
+
+def _export_task(rid: str) -> dict[str, Any]:
+    """The export's Task, for its owner (or an admin) only."""
+    stored = _service().store.read("Task", rid)
+    task = body_of(stored) if stored and not stored.deleted else {}
+    inputs = {i["type"]["text"]: i.get("valueString", "") for i in task.get("input", [])}
+    if task.get("code", {}).get("text") != "bulk-export":
+        raise FhirError.of(404, "not-found", f"no export {rid}")
+    if inputs.get("user") != g.user.name and not g.role.manage_users:
+        raise FhirError.of(403, "forbidden", "an export is for the user who asked for it")
+    return task
+
+
+def _export_dir(rid: str) -> Path:
+    settings: Settings = current_app.config["KERMA_SETTINGS"]
+    return settings.data_dir / "exports" / rid
 
 
 @bp.post("/Task/<rid>/$retry")

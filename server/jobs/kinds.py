@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, time
 
+from server.auth.pseudonyms import site_key
 from server.config import Settings
-from server.fhir import site_context
+from server.fhir import bulk, site_context
 from server.fhir.reclassify import reclassify
-from server.fhir.service import FhirService
+from server.fhir.service import FhirService, body_of
 from server.fhir.site_tables import site_tables
 from server.jobs.daily import run_daily
 from server.jobs.tasks import Progress, Work
@@ -38,10 +39,26 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
         title = f"Department dose report {start.date()} to {end.date()}"
         return {"report": documents.store_pdf(service, pdf, "department", title, start, end)}
 
+    def bulk_export(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
+        """FHIR $export: ndjson files per type in data_dir/exports/<task id>."""
+        patients: list[str] | None = None
+        if inputs["level"] == "patient":
+            patients = [s.rid for s in service.all_in(service.store, "Patient", [])]
+        elif inputs["level"].startswith("group:"):
+            group = service.read("Group", inputs["level"].removeprefix("group:"))
+            members = body_of(group).get("member", [])
+            patients = [str(m["entity"]["reference"]).removeprefix("Patient/") for m in members
+                        if str(m["entity"].get("reference", "")).startswith("Patient/")]  # fmt: skip
+        key = site_key(settings) if inputs["pseudonymise"] == "true" else None
+        out = settings.data_dir / "exports" / inputs["task"]
+        return bulk.export(service, out, inputs["types"].split(","), inputs.get("since", ""),
+                           patients, key, progress)  # fmt: skip
+
     return {
         "reclassify": reclassify_studies,
         "daily": daily,
         "report-department": department_report,
+        "bulk-export": bulk_export,
     }
 
 

@@ -39,7 +39,9 @@ def create(
     }
     if inputs:
         task["input"] = [
-            {"type": {"text": name}, "valueString": value} for name, value in inputs.items()
+            {"type": {"text": name}, "valueString": value}
+            for name, value in inputs.items()
+            if value  # FHIR has no empty strings: an absent input is ""
         ]
     return body_of(service.create_internal(task))
 
@@ -67,6 +69,7 @@ def run(service: FhirService, rid: str, kinds: Mapping[str, Work]) -> dict[str, 
         _update(service, rid, {"businessStatus": {"text": f"{done} done"}})
 
     inputs = {str(i["type"]["text"]): str(i.get("valueString", "")) for i in task.get("input", [])}
+    inputs["task"] = rid  # where the work keeps what it makes (e.g. export files)
     try:
         outputs = work(inputs, progress)
     except Exception as e:  # any failure ends on the Task, with its reason

@@ -19,7 +19,7 @@ from server.stats.service import GROUPS, UNITS, LevelComparison, Query, Row
 BASE = "https://kerma.example.org/fhir/Measure/"
 STATISTICS_URL = "https://kerma.example.org/fhir/StructureDefinition/dose-statistics"
 _UCUM = {"mGy": "mGy", "mGy·cm": "mGy.cm", "Gy·m²": "Gy.m2", "Gy": "Gy", "s": "s", "kV": "kV",
-         "mA": "mA", "mAs": "mA.s", "mm": "mm", "": "1"}  # fmt: skip
+         "mA": "mA", "mAs": "mA.s", "mm": "mm", "kg": "kg", "": "1"}  # fmt: skip
 _LEVELS = {"study": "examination (study totals)", "event": "irradiation event"}
 _POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 _SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"

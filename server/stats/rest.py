@@ -23,7 +23,7 @@ from server.fhir import site_context
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService, body_of
 from server.jobs import tasks
-from server.reports import documents
+from server.reports import documents, survey
 from server.stats.columns import FactColumns
 from server.stats.export import Export
 from server.stats.service import UNITS, Proposal, Query, Row, Statistics, query_of, site_statistics
@@ -174,6 +174,24 @@ def _patient_ids(service: FhirService) -> Callable[[str], str]:
         return str(identifiers[0].get("value", "")) if identifiers else ""
 
     return patient_id
+
+
+@bp.get("/survey.<fmt>")
+def national_survey(fmt: str) -> Response:
+    """The national DRL survey of [from, to): a Bundle of MeasureReports (json) or a PDF."""
+    if fmt not in ("json", "pdf"):
+        raise FhirError.of(404, "not-found", "the survey is survey.json or survey.pdf")
+    query = query_of(
+        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
+    )
+    stats, now = statistics(), datetime.now().astimezone()
+    start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
+    tables = survey.survey(stats, start, end)
+    if fmt == "pdf":
+        return Response(survey.pdf(tables, start, end, now), 200, content_type="application/pdf")
+    return Response(
+        orjson.dumps(survey.bundle(tables, stats, now)), 200, content_type="application/fhir+json"
+    )
 
 
 @bp.post("/reports/department")

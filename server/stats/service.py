@@ -35,7 +35,7 @@ UNITS = {
     "ctdivol_mgy": "mGy", "dlp_mgy_cm": "mGy·cm", "ssde_mgy": "mGy", "dap_gy_m2": "Gy·m²",
     "dose_rp_gy": "Gy", "agd_mgy": "mGy", "exposure_index": "", "fluoro_time_s": "s",
     "kvp_kv": "kV", "tube_current_ma": "mA", "exposure_mas": "mAs", "pitch_factor": "",
-    "collimation_mm": "mm",
+    "collimation_mm": "mm", "weight_kg": "kg",
 }  # fmt: skip
 _PERIODS = {"year": "%Y", "month": "%Y-%m", "week": "%G-W%V", "weekday": "%u %a", "hour": "%H"}
 _MAX_DAYS = 366 * 50

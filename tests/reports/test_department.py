@@ -9,37 +9,19 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pypdf
-import pytest
-from pydicom import dcmread
 
-from server.app import create_app
 from server.config import Settings
-from server.ingest import build_ingestor
-from server.store.port import Store
 from tests.conftest import Api
-from tests.ingest.test_monitoring import SIEMENS, _series
 
 PERIOD = "from=2026-07-01&to=2026-12-01"
 DEVICE = "SIEMENS SOMATOM Definition Flash CTAWP00001"
 
 
-@pytest.fixture
-def site(settings: Settings, store: Store, tokens: dict[str, str]) -> Api:
-    """24 CT chest/abdomen/pelvis examinations compared with the UK DRLs (12 above it)."""
-    uk = replace(settings, drl_sets="UKHSA GB 2022")
-    ingestor = build_ingestor(store, uk)
-    template = dcmread(SIEMENS)
-    _series(ingestor, template, range(115, 31, -7), 10.0, 500.0)
-    _series(ingestor, template, range(26, 2, -2), 13.0, 900.0)
-    return Api(create_app(uk, store).test_client(), tokens["mpe"])
-
-
-def _text(pdf: bytes) -> str:
+def text_of(pdf: bytes) -> str:
     return " ".join(
         " ".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf)).pages
     )
@@ -75,7 +57,7 @@ def test_the_department_report_over_rest(site: Api, as_role: Any) -> None:
     pdf = site.get(f"/stats/reports/{document.split('/')[1]}.pdf")
     assert pdf.status_code == 200 and pdf.content_type == "application/pdf"
     assert pdf.data.startswith(b"%PDF")
-    text = _text(pdf.data)
+    text = text_of(pdf.data)
     [row] = site.get(
         f"/stats/dose?quantity=dlp_mgy_cm&group=procedure,device&modality=CT&{PERIOD}"
     ).get_json()["rows"]
@@ -104,7 +86,7 @@ def test_the_department_report_from_the_command_line(
     done = subprocess.run([kerma, "report", "department", "--from", "2026-07-01", "--to", "2026-12-01",
                            "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"Pelvis w IV Contrast {DEVICE} 24 700 900" in _text(out.read_bytes())
+    assert f"Pelvis w IV Contrast {DEVICE} 24 700 900" in text_of(out.read_bytes())
     bad = subprocess.run([kerma, "report", "department", "--from", "2026-12-01", "--to", "2026-07-01",
                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "--to must be after --from" in bad.stderr

@@ -1,0 +1,45 @@
+"""The national DRL survey (requirements P1, P7): what authorities ask for, per standard
+procedure and device: n, median and mean of CTDIvol, DLP, DAP, AGD, and of the patients'
+weight where known. As a FHIR Bundle of MeasureReports (one per quantity, stratified by
+procedure and device) and as a PDF with the same numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from server.fhir.values import instant
+from server.reports import render
+from server.stats import measures
+from server.stats.service import UNITS, Query, Row, Statistics
+
+
+def survey(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Query, list[Row]]]:
+    """Each quantity of the survey with its rows (procedure, device), where there are any."""
+    found = []
+    for quantity, level in stats.tables.survey:
+        query = Query(quantity, level, ("procedure", "device"), start.timestamp(), end.timestamp())
+        rows = [r for r in stats.dose(query) if r.group.get("procedure")]
+        if rows:
+            found.append((query, rows))
+    return found
+
+
+def bundle(
+    tables: list[tuple[Query, list[Row]]], stats: Statistics, now: datetime
+) -> dict[str, Any]:
+    """A collection Bundle of MeasureReports (what goes to the authority)."""
+    entries = []
+    for query, rows in tables:
+        overall = stats.dose(Query(**{**query.__dict__, "group_by": ("modality",)}))
+        entries.append({"resource": measures.report(query, overall, rows, now)})
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": instant(now.timestamp()),
+            "entry": entries}  # fmt: skip
+
+
+def pdf(
+    tables: list[tuple[Query, list[Row]]], start: datetime, end: datetime, now: datetime
+) -> bytes:
+    sections = [(q.quantity, q.level, UNITS[q.quantity], rows) for q, rows in tables]
+    return render.pdf("survey.html", sections=sections, start=start, end=end,
+                      generated=instant(now.timestamp()))  # fmt: skip

@@ -1,0 +1,26 @@
+"""A site with 24 CT examinations on one scanner, compared with the UK DRLs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from pydicom import dcmread
+
+from server.app import create_app
+from server.config import Settings
+from server.ingest import build_ingestor
+from server.store.port import Store
+from tests.conftest import Api
+from tests.ingest.test_monitoring import SIEMENS, _series
+
+
+@pytest.fixture
+def site(settings: Settings, store: Store, tokens: dict[str, str]) -> Api:
+    """24 CT chest/abdomen/pelvis examinations compared with the UK DRLs (12 above it)."""
+    uk = replace(settings, drl_sets="UKHSA GB 2022")
+    ingestor = build_ingestor(store, uk)
+    template = dcmread(SIEMENS)
+    _series(ingestor, template, range(115, 31, -7), 10.0, 500.0)
+    _series(ingestor, template, range(26, 2, -2), 13.0, 900.0)
+    return Api(create_app(uk, store).test_client(), tokens["mpe"])

@@ -1,0 +1,60 @@
+"""The national DRL survey: a Bundle of valid MeasureReports and a PDF with the same numbers,
+for the authority role too (aggregates only)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from server.config import Settings
+from server.fhir.validation import validate
+from tests.conftest import Api
+from tests.reports.test_department import DEVICE, PERIOD, text_of
+
+
+def test_the_survey_as_a_bundle_and_a_pdf(site: Api, as_role: Any) -> None:
+    answer = as_role("authority").get(f"/stats/survey.json?{PERIOD}")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    bundle = answer.get_json()
+    assert validate(bundle) == []
+    reports = {e["resource"]["measure"].rsplit("/", 1)[1]: e["resource"] for e in bundle["entry"]}
+    # CT only, so no DAP or AGD; the Siemens reports carry the patient's weight
+    assert set(reports) == {
+        "dose-ctdivol-mgy-event",
+        "dose-dlp-mgy-cm-study",
+        "dose-weight-kg-study",
+    }
+    [weight] = reports["dose-weight-kg-study"]["group"][0]["stratifier"][0]["stratum"]
+    assert weight["population"][0]["count"] == 24 and weight["measureScore"]["unit"] == "kg"
+    dlp = reports["dose-dlp-mgy-cm-study"]["group"][0]["stratifier"][0]
+    assert dlp["code"] == [{"text": "procedure,device"}]
+    [stratum] = dlp["stratum"]
+    mean = next(e for e in stratum["extension"][0]["extension"] if e["url"] == "mean")
+    assert (
+        stratum["population"][0]["count"],
+        stratum["measureScore"]["value"],
+        mean["valueQuantity"]["value"],
+    ) == (24, 700, 700)
+    pdf = site.get(f"/stats/survey.pdf?{PERIOD}")
+    assert pdf.status_code == 200 and pdf.content_type == "application/pdf"
+    text = text_of(pdf.data)
+    assert "dlp_mgy_cm per examination (mGy·cm)" in text
+    assert f"Pelvis w IV Contrast {DEVICE} 24 700 700" in text  # n, median, mean
+    assert site.get(f"/stats/survey.xml?{PERIOD}").status_code == 404
+
+
+def test_the_survey_from_the_command_line(site: Api, settings: Settings, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
+    env["KERMA_DATA_DIR"] = str(settings.data_dir)
+    kerma = str(Path(sys.executable).parent / "kerma")
+    out = tmp_path / "survey.json"
+    done = subprocess.run([kerma, "report", "survey", "--from", "2026-07-01", "--to", "2026-12-01",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "3 rows in 3 tables" in done.stderr
+    assert orjson.loads(out.read_bytes())["type"] == "collection"
