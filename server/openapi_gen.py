@@ -517,6 +517,15 @@ def _stats_paths() -> dict[str, Any]:
                  "MeasureReports (json) or PDF", params=[survey_fmt, *dates], tag="statistics",
                  extra={"404": _outcome()})  # fmt: skip
     paths["/stats/survey.{fmt}"] = {"get": survey}
+    tables = [*dates, *(q for q in query if q["name"] in ("device", "format"))]
+    paths["/stats/devices"] = {"get": _op("stats-devices", "Every device with its identity (type, "
+                               "manufacturer, model, station name, serial number, software, department) "
+                               "and its examinations in the period", params=tables, tag="statistics",
+                               json_body="Object")}  # fmt: skip
+    paths["/stats/above-levels"] = {"get": _op("stats-above-levels", "The alerts of the period: "
+                                    "examinations above DRLs or alert levels, significant events, medians "
+                                    "above DRLs, parameter drift, with their status", params=tables,
+                                    tag="statistics", json_body="Object")}  # fmt: skip
     return paths
 
 

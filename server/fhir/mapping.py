@@ -154,6 +154,22 @@ def device(eq: Equipment, modality: str) -> dict[str, Any]:
     return resource
 
 
+def device_identity(device: dict[str, Any]) -> dict[str, str]:
+    """What a device table shows of a Device: name, type, manufacturer, model, station name,
+    serial number, software versions, department."""
+    names = {n.get("type"): n.get("name") for n in device.get("deviceName") or []}
+    return {
+        "name": device_label(device),
+        "type": str(((device.get("type") or {}).get("coding") or [{}])[0].get("code", "")),
+        "manufacturer": str(device.get("manufacturer", "")),
+        "model": str(device.get("modelNumber", "")),
+        "station_name": str(names.get("user-friendly-name") or ""),
+        "serial_number": str(device.get("serialNumber", "")),
+        "software_versions": "; ".join(str(v.get("value")) for v in device.get("version") or []),
+        "department": str((device.get("location") or {}).get("display", "")),
+    }
+
+
 def device_label(device: dict[str, Any]) -> str:
     """How people name a device: manufacturer, model and station name."""
     names = {n.get("type"): n.get("name") for n in device.get("deviceName") or []}

@@ -15,6 +15,7 @@ from server.fhir.site_tables import site_tables
 from server.jobs.daily import run_daily
 from server.jobs.tasks import Progress, Work
 from server.mappings import unit_table
+from server.notify import routing
 from server.reports import documents
 
 
@@ -37,7 +38,10 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
         start, end = (_local_day(inputs[name], settings) for name in ("from", "to"))
         pdf = documents.department_pdf(service, settings, start, end, datetime.now().astimezone())
         title = f"Department dose report {start.date()} to {end.date()}"
-        return {"report": documents.store_pdf(service, pdf, "department", title, start, end)}
+        ref = documents.store_pdf(service, pdf, "department", title, start, end)
+        with service.store.transaction() as tx:  # mailed to whom subscribed to reports
+            routing.queue(service, tx, [ref])
+        return {"report": ref}
 
     def bulk_export(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
         """FHIR $export: ndjson files per type in data_dir/exports/<task id>."""

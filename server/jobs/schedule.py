@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from server.fhir.service import FhirService
 from server.jobs import tasks
@@ -27,3 +27,23 @@ class DailyJobs(Periodic):
     def tick(self) -> None:
         task = tasks.create(self._service, "daily", "the daily run")
         self._jobs.submit(task["id"])
+        inputs = monthly_report(datetime.now().astimezone().date())
+        if inputs:  # the month's department report, mailed to its subscribers
+            report = tasks.create(self._service, "report-department", "the monthly report", inputs)
+            self._jobs.submit(report["id"])
+
+
+def monthly_report(today: date) -> dict[str, str] | None:
+    """On the first of a month, the period of the month before.
+
+    >>> monthly_report(date(2026, 12, 1))
+    {'from': '2026-11-01', 'to': '2026-12-01'}
+    >>> monthly_report(date(2027, 1, 1))
+    {'from': '2026-12-01', 'to': '2027-01-01'}
+    >>> monthly_report(date(2026, 12, 2)) is None
+    True
+    """
+    if today.day != 1:
+        return None
+    last_month = (today - timedelta(days=1)).replace(day=1)
+    return {"from": last_month.isoformat(), "to": today.isoformat()}

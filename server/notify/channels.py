@@ -36,6 +36,7 @@ class Mail:
     to: tuple[str, ...]
     subject: str
     text: str
+    attachments: tuple[tuple[str, str, bytes], ...] = ()  # (file name, content type, bytes)
 
 
 def send_mail(smtp: Smtp, mail: Mail) -> None:
@@ -50,6 +51,9 @@ def send_mail(smtp: Smtp, mail: Mail) -> None:
         mail.subject,
     )
     message.set_content(mail.text)
+    for name, content_type, data in mail.attachments:
+        maintype, _, subtype = content_type.partition("/")
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     try:
         with smtplib.SMTP(smtp.host, smtp.port, timeout=TIMEOUT_S) as client:
             if smtp.starttls:

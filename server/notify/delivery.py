@@ -9,6 +9,7 @@ sending and recording it may repeat that one message.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from dataclasses import dataclass
@@ -136,6 +137,10 @@ class Dispatcher(Periodic):
             status = channels.post_json(channel["endpoint"], payload, headers)
             return f"{channel['endpoint']} (HTTP {status})"
         to = self._mail_recipients(subscription)
+        if found[0]["resourceType"] == "DocumentReference":
+            pdf = base64.b64decode(found[0]["content"][0]["attachment"]["data"])
+            channels.send_mail(self._smtp, messages.report_mail(found[0], pdf, self._base_url, to))
+            return ", ".join(to)
         if is_digest(subscription):
             mail = messages.digest_mail(found, self._device_name, self._base_url, to)
         else:

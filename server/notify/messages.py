@@ -57,3 +57,13 @@ def digest_mail(
             "",
         ]
     return Mail(to, f"[Kerma] {len(ranked)} dose alerts to review", "\n".join(lines))
+
+
+def report_mail(document: dict[str, Any], pdf: bytes, base_url: str, to: tuple[str, ...]) -> Mail:
+    """A report Kerma made, attached."""
+    attachment = document["content"][0]["attachment"]
+    title = document.get("description", "Dose report")
+    link = f"{base_url.rstrip('/')}/DocumentReference/{document['id']}"
+    text = f"{title}\n\nThe report is attached ({attachment.get('title', 'report.pdf')}).\nIn Kerma: {link}\n"
+    name = attachment.get("title", "report.pdf")
+    return Mail(to, f"[Kerma] {title}", text, ((name, attachment["contentType"], pdf),))

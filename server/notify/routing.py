@@ -1,6 +1,6 @@
-"""Which new DetectedIssues go where: FHIR R4 Subscriptions on DetectedIssue.
+"""Which new DetectedIssues (and reports) go where: FHIR R4 Subscriptions.
 
-A Subscription's criteria is a DetectedIssue search (`DetectedIssue?severity=high&device=
+A Subscription's criteria is a search (`DetectedIssue?severity=high&device=
 Device/ct1&_tag=<department>`); an issue matches when that search, narrowed to its id, finds
 it, so routing uses the search code and nothing else. Every match becomes a Communication in
 the same transaction as the issue: queued durably with it, and found by its identifier
@@ -13,15 +13,16 @@ from datetime import date
 
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService, body_of
-from server.notify.subscriptions import criteria_pairs, is_digest
+from server.notify.subscriptions import criteria, is_digest
 from server.store.port import Transaction
 
 NOTIFICATION_SYSTEM = "urn:kerma:notification"
 
 
-def queue(service: FhirService, tx: Transaction, issue_refs: list[str]) -> list[str]:
-    """A Communication (status preparation) per new issue and active Subscription it matches."""
-    if not issue_refs:
+def queue(service: FhirService, tx: Transaction, refs: list[str]) -> list[str]:
+    """A Communication (status preparation) per new resource (an alert, a report) and active
+    Subscription it matches."""
+    if not refs:
         return []
     queued = []
     for stored in service.all_in(tx, "Subscription", [("status", "active")]):
@@ -29,12 +30,12 @@ def queue(service: FhirService, tx: Transaction, issue_refs: list[str]) -> list[
         if is_digest(subscription):
             continue  # sent once a day by queue_digests
         try:
-            pairs = criteria_pairs(subscription)
+            topic, pairs = criteria(subscription)
         except FhirError:
             continue  # refused when written; one stored before then is not served
-        for ref in issue_refs:
-            rid = ref.split("/", 1)[1]
-            if not service.all_in(tx, "DetectedIssue", [("_id", rid), *pairs]):
+        for ref in refs:
+            rtype, rid = ref.split("/", 1)
+            if rtype != topic or not service.all_in(tx, rtype, [("_id", rid), *pairs]):
                 continue
             queued += _queue(service, tx, f"{stored.rid}/{rid}", stored.rid, [ref])
     return queued
@@ -50,9 +51,12 @@ def queue_digests(service: FhirService, day: date) -> list[str]:
             if not is_digest(subscription):
                 continue
             try:
-                pairs = [*criteria_pairs(subscription), ("status", "preliminary")]
+                topic, pairs = criteria(subscription)
             except FhirError:
                 continue
+            if topic != "DetectedIssue":
+                continue
+            pairs.append(("status", "preliminary"))
             found = service.all_in(tx, "DetectedIssue", pairs)
             refs = [f"DetectedIssue/{s.rid}" for s in found]
             if refs:

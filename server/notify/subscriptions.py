@@ -1,5 +1,6 @@
-"""Subscriptions as Kerma serves them: a DetectedIssue search as criteria, an e-mail or
-rest-hook channel, optionally a Kerma role whose people get the mails."""
+"""Subscriptions as Kerma serves them: a search of DetectedIssues (alerts) or of
+DocumentReferences (reports Kerma made) as criteria, an e-mail or rest-hook channel,
+optionally a Kerma role whose people get the mails."""
 
 from __future__ import annotations
 
@@ -14,20 +15,24 @@ DIGEST_URL = "https://kerma.example.org/fhir/StructureDefinition/daily-digest"
 CHANNELS = ("email", "rest-hook")
 
 
-def criteria_pairs(subscription: dict[str, Any]) -> list[tuple[str, str]]:
-    """The search of a Subscription's criteria; 422 when it is not a DetectedIssue search."""
+TOPICS = ("DetectedIssue", "DocumentReference")
+
+
+def criteria(subscription: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    """The resource type and search of a Subscription's criteria; 422 when Kerma does not
+    notify about that type."""
     rtype, _, query = str(subscription.get("criteria", "")).partition("?")
-    if rtype != "DetectedIssue":
-        raise FhirError(422, Issue("not-supported", "Kerma sends notifications of DetectedIssues:"
-                                   " criteria is DetectedIssue?<search>",
+    if rtype not in TOPICS:
+        raise FhirError(422, Issue("not-supported", "Kerma notifies about DetectedIssues (alerts) and "
+                                   "DocumentReferences (reports): criteria is <type>?<search>",
                                    expression="Subscription.criteria"))  # fmt: skip
-    return parse_qsl(query, keep_blank_values=True)
+    return rtype, parse_qsl(query, keep_blank_values=True)
 
 
 def problems(subscription: dict[str, Any]) -> list[Issue]:
     """What keeps a Subscription from being served (checked when it is written)."""
     try:
-        parse("DetectedIssue", criteria_pairs(subscription), strict=True)
+        parse(*criteria(subscription), strict=True)
     except FhirError as e:
         return e.issues
     except SearchError as e:

@@ -21,6 +21,7 @@ from server.auth.roles import role
 from server.auth.users import authenticate
 from server.fhir import site_context
 from server.fhir.errors import FhirError
+from server.fhir.mapping import device_identity
 from server.fhir.service import FhirService, body_of
 from server.jobs import tasks
 from server.reports import documents, survey
@@ -79,6 +80,69 @@ def drl_proposal() -> Response:
     rows = [_proposal_row(query, p) for p in statistics().drl_proposal(query)]
     header = ["procedure", "n", "devices", "typical_value", "proposal", "unit", "drl"]
     return _answer(query, rows, header)
+
+
+@bp.get("/devices")
+def devices() -> Response:
+    """Every device with its identity, and its examinations in the period (S2)."""
+    query = query_of(
+        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
+    )
+    service = current_app.extensions["kerma.fhir"]
+    counts = statistics().examinations(query)
+    rows = []
+    for stored in service.all_in(service.store, "Device", []):
+        device = body_of(stored)
+        ref = f"Device/{stored.rid}"
+        n, first, last = counts.get(ref, (0, None, None))
+        rows.append({"device": ref, **device_identity(device), "examinations": n,
+                     "first": _when(first), "last": _when(last)})  # fmt: skip
+    header = ["device", "name", "type", "manufacturer", "model", "station_name", "serial_number",
+              "software_versions", "department", "examinations", "first", "last"]  # fmt: skip
+    return _answer(query, sorted(rows, key=lambda r: str(r["name"])), header)
+
+
+@bp.get("/above-levels")
+def above_levels() -> Response:
+    """The alerts of the period: examinations above DRLs or alert levels, significant events,
+    medians above DRLs and parameter drift, with how each was handled (S2)."""
+    if not g.role.can("read", "DetectedIssue"):
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not read alerts")
+    query = query_of(
+        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
+    )
+    service = current_app.extensions["kerma.fhir"]
+    start, end = (
+        datetime.fromtimestamp(t, _timezone()).isoformat() for t in (query.since, query.until)
+    )
+    pairs = [("identified", f"ge{start}"), ("identified", f"lt{end}"), ("_sort", "identified")]
+    rows = []
+    for stored in service.all_in(service.store, "DetectedIssue", pairs):
+        issue = body_of(stored)
+        device = next(
+            (
+                i["reference"]
+                for i in issue.get("implicated", [])
+                if i["reference"].startswith("Device/")
+            ),
+            "",
+        )
+        if query.device and device != query.device:
+            continue
+        rows.append({"issue": f"DetectedIssue/{stored.rid}", "identified": issue.get("identifiedDateTime"),
+                     "severity": issue.get("severity"), "code": issue["code"]["coding"][0]["code"],
+                     "device_name": statistics().device_name(device) if device else "",
+                     "detail": issue.get("detail"), "status": issue.get("status")})  # fmt: skip
+    header = ["issue", "identified", "severity", "code", "device_name", "detail", "status"]
+    return _answer(query, rows, header)
+
+
+def _when(epoch: float | None) -> str | None:
+    return (
+        None
+        if epoch is None
+        else datetime.fromtimestamp(epoch, _timezone()).isoformat(timespec="seconds")
+    )
 
 
 @bp.get("/charts/<kind>.svg")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, tzinfo
 from typing import Any
 
@@ -137,6 +137,18 @@ class Statistics:
             group = self._group(q.group_by, labels, split(summary.group, sizes))
             rows.append(Row(group, summary, self._compare(q, group, summary.median)))
         return rows
+
+    def examinations(self, q: Query) -> dict[str, tuple[int, float, float]]:
+        """Per device: examinations in the period, the first and the last one (epoch)."""
+        columns, words, keep = self._select(replace(q, level="study"))
+        devices, dates = columns["device"][keep], columns["date"][keep]
+        found = {}
+        for code in np.unique(devices):
+            mine = dates[devices == code]
+            label = words["device"][int(code)]
+            if label is not None:
+                found[str(label)] = (int(mine.size), float(mine.min()), float(mine.max()))
+        return found
 
     def values(self, q: Query) -> npt.NDArray[np.float64]:
         """The quantity's values the query selects (histograms)."""

@@ -13,6 +13,7 @@ from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.conftest import Api
 from tests.ingest.test_monitoring import SIEMENS, _series
+from tests.notify.conftest import smtp_server  # noqa: F401  # a real SMTP server, for mailed reports
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 import pypdf
 
 from server.config import Settings
+from server.store.port import Store
 from tests.conftest import Api
 
 PERIOD = "from=2026-07-01&to=2026-12-01"
@@ -90,3 +91,50 @@ def test_the_department_report_from_the_command_line(
     bad = subprocess.run([kerma, "report", "department", "--from", "2026-12-01", "--to", "2026-07-01",
                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "--to must be after --from" in bad.stderr
+
+
+def test_a_report_mailed_to_its_subscribers(
+    site: Api, settings: Settings, store: Store, smtp_server: tuple[Any, int]
+) -> None:
+    """What the monthly run does: the report job stores the PDF, a Subscription on reports
+    queues it, and the mail arrives with the PDF attached."""
+    from server.fhir import build_service
+    from server.jobs import tasks
+    from server.jobs.kinds import kinds
+    from server.notify import channels
+    from server.notify.delivery import Dispatcher, Policy
+
+    inbox, port = smtp_server
+    sub = {"resourceType": "Subscription", "status": "active", "reason": "monthly reports",
+           "criteria": "DocumentReference?type=https://kerma.example.org/fhir/CodeSystem/report|department",
+           "channel": {"type": "email", "endpoint": "mailto:rpo@hospital.test"}}  # fmt: skip
+    assert site.post("/fhir/Subscription", sub).status_code == 201
+    service = build_service(store, settings)
+    task = tasks.create(
+        service,
+        "report-department",
+        "the monthly report",
+        {"from": "2026-11-01", "to": "2026-12-01"},
+    )
+    assert tasks.run(service, task["id"], kinds(service, settings))["status"] == "completed"
+    smtp = channels.Smtp("127.0.0.1", port, "kerma@hospital.test")
+    assert Dispatcher(service, smtp, Policy(), "https://kerma.hospital.test/fhir").run_once() == 1
+    [(rcpt, message, _)] = inbox.wait(1)
+    assert rcpt == ["rpo@hospital.test"]
+    assert message["Subject"] == "[Kerma] Department dose report 2026-11-01 to 2026-12-01"
+    [pdf] = [part for part in message.iter_attachments()]
+    assert pdf.get_content_type() == "application/pdf"
+    assert pdf.get_filename() == "department 2026-11-01 to 2026-12-01.pdf"
+    assert "Period 2026-11-01 to 2026-12-01" in text_of(pdf.get_content())
+
+
+def test_the_list_of_examinations_above_levels(site: Api, as_role: Any) -> None:
+    assert as_role("authority").get(f"/stats/above-levels?{PERIOD}").status_code == 403
+    rows = site.get(f"/stats/above-levels?{PERIOD}").get_json()["rows"]
+    assert len(rows) == 12 and {r["code"] for r in rows} == {"drl-exceeded"}
+    assert {r["device_name"] for r in rows} == {DEVICE} and rows[0]["identified"] < rows[-1][
+        "identified"
+    ]
+    csv_text = site.get(f"/stats/above-levels?format=csv&{PERIOD}").get_data(as_text=True)
+    assert csv_text.splitlines()[0] == "issue,identified,severity,code,device_name,detail,status"
+    assert site.get(f"/stats/above-levels?device=Device/other&{PERIOD}").get_json()["rows"] == []

@@ -217,3 +217,16 @@ def test_charts_render(
 
 def test_unknown_chart(api: Api) -> None:
     assert api.get("/stats/charts/pie.svg?quantity=dlp_mgy_cm").status_code == 404
+
+
+def test_the_device_table(scanner: None, api: Api) -> None:
+    rows = api.get(f"/stats/devices?{PERIOD}").get_json()["rows"]
+    [siemens] = [r for r in rows if r["examinations"]]
+    assert siemens["name"] == "SIEMENS SOMATOM Definition Flash CTAWP00001"
+    assert (siemens["type"], siemens["manufacturer"], siemens["model"]) == (
+        "CT",
+        "SIEMENS",
+        "SOMATOM Definition Flash",
+    )
+    assert siemens["serial_number"] and siemens["examinations"] == 24
+    assert siemens["first"].startswith("2026-08-03T") and siemens["last"].startswith("2026-11-22T")
