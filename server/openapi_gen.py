@@ -505,7 +505,10 @@ def _stats_paths() -> dict[str, Any]:
         "description": "CSV or XLSX",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
-    paths["/stats/export/{level}.{fmt}"] = {"get": export}
+    job = _op("stats-export-job", "The same export made in the background: 202 with the Task, whose "
+              "output `file` names the file under /fhir/$export-file/", params=[level, fmt, identified, *filters],
+              tag="statistics", status="202", extra={"404": _outcome()})  # fmt: skip
+    paths["/stats/export/{level}.{fmt}"] = {"get": export, "post": job}
     survey_fmt = {
         "name": "fmt",
         "in": "path",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
@@ -306,11 +307,26 @@ def export_status(rid: str) -> Response:
 
 @bp.get("/$export-file/<rid>/<name>")
 def export_file(rid: str, name: str) -> Response:
+    """A file of an export (ndjson of $export, XLSX of a dose-facts export), streamed."""
     _export_task(rid)
     path = _export_dir(rid) / name
-    if not name.endswith(".ndjson") or "/" in name or not path.is_file():
+    kind = _EXPORT_FILES.get(path.suffix)
+    if kind is None or "/" in name or not path.is_file():
         raise FhirError.of(404, "not-found", f"no export file {name}")
-    return Response(path.read_bytes(), 200, content_type="application/fhir+ndjson")
+    return Response(_chunks(path), 200, content_type=kind)
+
+
+_EXPORT_FILES = {
+    ".ndjson": "application/fhir+ndjson",
+    ".csv": "text/csv; charset=utf-8",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as data:
+        while chunk := data.read(1 << 16):
+            yield chunk
 
 
 def _export_task(rid: str) -> dict[str, Any]:
@@ -318,7 +334,7 @@ def _export_task(rid: str) -> dict[str, Any]:
     stored = _service().store.read("Task", rid)
     task = body_of(stored) if stored and not stored.deleted else {}
     inputs = {i["type"]["text"]: i.get("valueString", "") for i in task.get("input", [])}
-    if task.get("code", {}).get("text") != "bulk-export":
+    if task.get("code", {}).get("text") not in ("bulk-export", "export-xlsx", "export-csv"):
         raise FhirError.of(404, "not-found", f"no export {rid}")
     if inputs.get("user") != g.user.name and not g.role.manage_users:
         raise FhirError.of(403, "forbidden", "an export is for the user who asked for it")

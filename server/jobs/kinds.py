@@ -3,7 +3,9 @@ and settings of the process that runs it (an RQ worker or `kerma serve`)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime, time
 
 from server.auth.pseudonyms import site_key
@@ -17,6 +19,8 @@ from server.jobs.tasks import Progress, Work
 from server.mappings import unit_table
 from server.notify import routing
 from server.reports import documents
+from server.stats.export import exporter
+from server.stats.service import query_of
 
 
 def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
@@ -58,7 +62,26 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
         return bulk.export(service, out, inputs["types"].split(","), inputs.get("since", ""),
                            patients, key, progress)  # fmt: skip
 
+    def export_rows(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
+        """A dose-facts export (XLSX or CSV) written to data_dir/exports/<task id>."""
+        now = datetime.now().astimezone()
+        query = query_of({"quantity": "dlp_mgy_cm", **inputs}, site_context(settings).timezone, now)
+        query = replace(query, level=inputs["level"])
+        identified = inputs.get("identified") == "true"
+        made = exporter(service, settings, identified)
+        out = settings.data_dir / "exports" / inputs["task"]
+        out.mkdir(parents=True, exist_ok=True)
+        name = f"kerma-{inputs['level']}s-{'identified' if identified else 'pseudonymised'}.{inputs['format']}"
+        if inputs["format"] == "xlsx":
+            shutil.move(made.xlsx(query), out / name)
+        else:
+            with (out / name).open("w", encoding="utf-8") as text:
+                text.writelines(made.csv(query))
+        return {"file": f"$export-file/{inputs['task']}/{name}"}
+
     return {
+        "export-xlsx": export_rows,
+        "export-csv": export_rows,
         "reclassify": reclassify_studies,
         "daily": daily,
         "report-department": department_report,

@@ -6,6 +6,7 @@ can be retried; the attempts so far are counted on it."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from server.logs import log_event
 log = logging.getLogger("kerma.jobs")
 ATTEMPTS_URL = "https://kerma.example.org/fhir/StructureDefinition/job-attempts"
 Progress = Callable[[int], None]
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 # a job kind: gets the Task's inputs and a progress callback, returns its outputs by name
 # (counts as integers, results as references)
 Work = Callable[[dict[str, str], Progress], Mapping[str, int | str]]
@@ -93,8 +95,12 @@ def _failed(service: FhirService, rid: str, attempts: int, reason: str) -> dict[
 
 
 def _output(name: str, value: int | str) -> dict[str, Any]:
-    kind = "valueInteger" if isinstance(value, int) else "valueReference"
-    return {"type": {"text": name}, kind: value if isinstance(value, int) else {"reference": value}}
+    """Counts as integers, references ("Type/id") as references, anything else as text."""
+    if isinstance(value, int):
+        return {"type": {"text": name}, "valueInteger": value}
+    if _REFERENCE.match(value):
+        return {"type": {"text": name}, "valueReference": {"reference": value}}
+    return {"type": {"text": name}, "valueString": value}
 
 
 def _attempts(task: dict[str, Any]) -> int:

@@ -15,9 +15,12 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from server.auth.pseudonyms import pseudonym
+from server.auth.pseudonyms import pseudonym, site_key
+from server.config import Settings
 from server.dose.facts import FACT_FIELDS
-from server.stats.service import Query
+from server.fhir import site_context
+from server.fhir.service import FhirService, body_of
+from server.stats.service import Query, site_statistics
 from server.store.port import Store
 
 _READ = [f for f in FACT_FIELDS if f != "key"]
@@ -100,3 +103,29 @@ def _drain(out: io.StringIO) -> str:
     out.seek(0)
     out.truncate()
     return text
+
+
+def exporter(service: FhirService, settings: Settings, identified: bool) -> Export:
+    """The export of a site: its pseudonym key, time zone and device names; patient IDs when
+    identified."""
+    timezone = site_context(settings).timezone
+    names = site_statistics(service, settings).device_name
+    return Export(
+        service.store,
+        site_key(settings),
+        timezone,
+        names,
+        patient_ids(service) if identified else None,
+    )
+
+
+def patient_ids(service: FhirService) -> Callable[[str], str]:
+    """The patient's ID (the first identifier) of a Patient reference."""
+
+    @functools.cache
+    def patient_id(ref: str) -> str:
+        stored = service.store.read(*ref.split("/", 1)) if ref else None
+        identifiers = body_of(stored).get("identifier", []) if stored else []
+        return str(identifiers[0].get("value", "")) if identifiers else ""
+
+    return patient_id

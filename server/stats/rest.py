@@ -4,9 +4,8 @@ tools. Aggregates only: every role that may read MeasureReports (the authority r
 from __future__ import annotations
 
 import csv
-import functools
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -16,17 +15,16 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
 from server.auth import audit
-from server.auth.pseudonyms import site_key
 from server.auth.roles import role
 from server.auth.users import authenticate
 from server.fhir import site_context
 from server.fhir.errors import FhirError
 from server.fhir.mapping import device_identity
-from server.fhir.service import FhirService, body_of
+from server.fhir.service import body_of
 from server.jobs import tasks
 from server.reports import documents, survey
 from server.stats.columns import FactColumns
-from server.stats.export import Export
+from server.stats.export import exporter
 from server.stats.service import UNITS, Proposal, Query, Row, Statistics, query_of, site_statistics
 
 bp = Blueprint("stats", __name__)
@@ -185,8 +183,47 @@ def chart(kind: str) -> Response:
 
 @bp.get("/export/<level>.<fmt>")
 def export(level: str, fmt: str) -> Response:
-    """Every row of the dose facts of `level` (study, event) as CSV or XLSX, filtered like the
-    statistics; pseudonymised, or identified (identified=true) for roles allowed to."""
+    """Every row of the dose facts of `level` (study, event) as CSV (streamed) or XLSX,
+    filtered like the statistics; pseudonymised, or identified (identified=true) for roles
+    allowed to. Large XLSX exports: POST, as a job."""
+    query, identified = _export_query(level, fmt)
+    settings = current_app.config["KERMA_SETTINGS"]
+    exporter_ = exporter(current_app.extensions["kerma.fhir"], settings, identified)
+    name = f"kerma-{level}s-{'identified' if identified else 'pseudonymised'}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "csv":
+        return Response(stream_with_context(exporter_.csv(query)), 200, headers=headers,
+                        content_type="text/csv; charset=utf-8")  # fmt: skip
+    path = exporter_.xlsx(query)
+    return Response(_file_then_delete(path), 200, headers=headers, content_type=_XLSX)
+
+
+@bp.post("/export/<level>.<fmt>")
+def export_job(level: str, fmt: str) -> Response:
+    """The same export made in the background (an XLSX of a million rows takes minutes): 202
+    with the Task; its output `file` is the file's URL under /fhir/$export-file/."""
+    _export_query(level, fmt)
+    inputs = {
+        k: v
+        for k, v in request.args.items()
+        if k in ("from", "to", "modality", "device", "procedure", "identified")
+    }
+    inputs |= {"level": level, "format": fmt, "user": g.user.name}
+    service = current_app.extensions["kerma.fhir"]
+    task = tasks.create(
+        service,
+        "export-xlsx" if fmt == "xlsx" else "export-csv",
+        f"export asked by {g.user.name}",
+        inputs,
+    )
+    current_app.extensions["kerma.jobs"].submit(task["id"])
+    response = Response(orjson.dumps(task), 202, content_type="application/fhir+json")
+    response.headers["Content-Location"] = f"{request.host_url.rstrip('/')}/fhir/Task/{task['id']}"
+    return response
+
+
+def _export_query(level: str, fmt: str) -> tuple[Query, bool]:
+    """The query of an export and whether it is identified; 404/403 as the role says."""
     if level not in ("study", "event") or fmt not in ("csv", "xlsx"):
         raise FhirError.of(404, "not-found", "exports: /stats/export/study|event.csv|xlsx")
     if not g.role.can("read", "Observation"):
@@ -196,24 +233,16 @@ def export(level: str, fmt: str) -> Response:
         raise FhirError.of(
             403, "forbidden", f"role {g.role.name} may export pseudonymised data only"
         )
-    query = replace(query_of({"quantity": "dlp_mgy_cm", **request.args}, _timezone(),
-                             datetime.now().astimezone()), level=level)  # fmt: skip
-    settings = current_app.config["KERMA_SETTINGS"]
-    service = current_app.extensions["kerma.fhir"]
-    exporter = Export(service.store, site_key(settings), _timezone(), statistics().device_name,
-                      _patient_ids(service) if identified else None)  # fmt: skip
     if identified:
+        service = current_app.extensions["kerma.fhir"]
         event = audit.audit_event(g.user, "operation", [], request.method, request.path,
                                   request.query_string.decode(errors="replace"),
                                   request.remote_addr, datetime.now().timestamp())  # fmt: skip
         service.create_internal(event)
-    name = f"kerma-{level}s-{'identified' if identified else 'pseudonymised'}.{fmt}"
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-    if fmt == "csv":
-        return Response(stream_with_context(exporter.csv(query)), 200, headers=headers,
-                        content_type="text/csv; charset=utf-8")  # fmt: skip
-    path = exporter.xlsx(query)
-    return Response(_file_then_delete(path), 200, headers=headers, content_type=_XLSX)
+    query = query_of(
+        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
+    )
+    return replace(query, level=level), identified
 
 
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -226,18 +255,6 @@ def _file_then_delete(path: Path) -> Iterator[bytes]:
                 yield chunk
     finally:
         path.unlink(missing_ok=True)
-
-
-def _patient_ids(service: FhirService) -> Callable[[str], str]:
-    """The patient's ID (the first identifier) of a Patient reference."""
-
-    @functools.cache
-    def patient_id(ref: str) -> str:
-        stored = service.store.read(*ref.split("/", 1)) if ref else None
-        identifiers = body_of(stored).get("identifier", []) if stored else []
-        return str(identifiers[0].get("value", "")) if identifiers else ""
-
-    return patient_id
 
 
 @bp.get("/survey.<fmt>")

@@ -71,3 +71,28 @@ def test_same_pseudonym_for_the_same_key() -> None:
         == pseudonym(b"k", "Patient/1")
         != pseudonym(b"k2", "Patient/1")
     )
+
+
+def test_an_export_as_a_job(scanner: None, api: Api, as_role: Any) -> None:
+    import time
+
+    started = api.post(f"/stats/export/study.xlsx?identified=true&{PERIOD}", {})
+    assert started.status_code == 202
+    task_url = "/fhir" + started.headers["Content-Location"].split("/fhir", 1)[1]
+    deadline = time.monotonic() + 60
+    while (task := api.get(task_url).get_json())["status"] in ("requested", "in-progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert task["status"] == "completed", task
+    [output] = task["output"]
+    assert output["type"]["text"] == "file"
+    url = "/fhir/" + output["valueString"]
+    answer = api.get(url)
+    assert answer.status_code == 200
+    sheet = zipfile.ZipFile(io.BytesIO(answer.data)).read("xl/worksheets/sheet1.xml").decode()
+    assert sheet.count("<row ") == 25 and "123456" in sheet  # identified: the patient's ID
+    assert as_role("viewer").get(url).status_code == 403  # the export is the mpe's
+    assert (
+        as_role("viewer").post(f"/stats/export/study.xlsx?identified=true&{PERIOD}", {}).status_code
+        == 403
+    )
