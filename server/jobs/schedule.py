@@ -25,12 +25,20 @@ class DailyJobs(Periodic):
         return (next_run(now, self._daily_at) - now).total_seconds()
 
     def tick(self) -> None:
-        task = tasks.create(self._service, "daily", "the daily run")
-        self._jobs.submit(task["id"])
-        inputs = monthly_report(datetime.now().astimezone().date())
+        """Submit what is due today, once however many kerma serve processes run."""
+        today = datetime.now().astimezone().date()
+        due: list[tuple[str, str, str, dict[str, str]]] = [
+            (f"daily/{today}", "daily", "the daily run", {})
+        ]
+        inputs = monthly_report(today)
         if inputs:  # the month's department report, mailed to its subscribers
-            report = tasks.create(self._service, "report-department", "the monthly report", inputs)
-            self._jobs.submit(report["id"])
+            due.append(
+                (f"report/{inputs['from']}", "report-department", "the monthly report", inputs)
+            )
+        for key, code, description, job_inputs in due:
+            task, created = tasks.create_once(self._service, key, code, description, job_inputs)
+            if created:
+                self._jobs.submit(task["id"])
 
 
 def monthly_report(today: date) -> dict[str, str] | None:

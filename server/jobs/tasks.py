@@ -18,6 +18,7 @@ from server.logs import log_event
 
 log = logging.getLogger("kerma.jobs")
 ATTEMPTS_URL = "https://kerma.example.org/fhir/StructureDefinition/job-attempts"
+ONCE_SYSTEM = "urn:kerma:job"
 Progress = Callable[[int], None]
 _REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 # a job kind: gets the Task's inputs and a progress callback, returns its outputs by name
@@ -29,6 +30,24 @@ def create(
     service: FhirService, code: str, description: str, inputs: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The Task of work to run (requested)."""
+    return body_of(service.create_internal(_task(code, description, inputs)))
+
+
+def create_once(
+    service: FhirService, key: str, code: str, description: str, inputs: Mapping[str, str]
+) -> tuple[dict[str, Any], bool]:
+    """The Task of work done once (the daily run of a date): (the Task, whether it is new). In
+    one transaction, so that two kerma serve processes make one Task."""
+    task = {
+        **_task(code, description, inputs),
+        "identifier": [{"system": ONCE_SYSTEM, "value": key}],
+    }
+    with service.store.transaction() as tx:
+        saved = service.create_in(tx, "Task", task, f"identifier={ONCE_SYSTEM}|{key}", trusted=True)
+    return body_of(saved.stored), saved.created
+
+
+def _task(code: str, description: str, inputs: Mapping[str, str] | None) -> dict[str, Any]:
     now = instant(time.time())
     task: dict[str, Any] = {
         "resourceType": "Task",
@@ -45,7 +64,7 @@ def create(
             for name, value in inputs.items()
             if value  # FHIR has no empty strings: an absent input is ""
         ]
-    return body_of(service.create_internal(task))
+    return task
 
 
 def retry(service: FhirService, rid: str) -> dict[str, Any]:

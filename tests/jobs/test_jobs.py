@@ -133,3 +133,24 @@ def test_kerma_worker_needs_redis(tmp_path: Path) -> None:
     env["KERMA_DATA_DIR"] = str(tmp_path)
     done = subprocess.run([KERMA, "worker", "--burst"], env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "KERMA_REDIS_URL" in done.stderr
+
+
+def test_the_daily_run_is_submitted_once_per_day(service: FhirService) -> None:
+    """Two kerma serve processes (two DailyJobs on one store): one Task, one job."""
+    from server.jobs.schedule import DailyJobs
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.submitted: list[str] = []
+
+        def submit(self, task_id: str) -> None:
+            self.submitted.append(task_id)
+
+    jobs = Recorder()
+    for _ in range(2):
+        DailyJobs(service, jobs, "06:30").tick()
+    assert len(jobs.submitted) == 1
+    task = service.read("Task", jobs.submitted[0])
+    import orjson
+
+    assert orjson.loads(task.body or b"")["identifier"][0]["value"].startswith("daily/")
