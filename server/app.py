@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from server.config import Settings
 from server.fhir import build_service, rest
 from server.fhir.errors import FhirError, Issue, outcome
+from server.graphql import view as graphql_view
 from server.jobs.queue import jobs_for
 from server.logs import log_event
 from server.stats import rest as stats_rest
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     rest.init_app(app, service)
     app.extensions["kerma.jobs"] = jobs_for(service, settings)
     stats_rest.init_app(app)
+    graphql_view.init_app(app)
     _init_meta_routes(app, store)
     _init_docs(app)
     _init_errors(app)

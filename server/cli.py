@@ -357,6 +357,23 @@ def protocol_review_cmd(kind: str, days: int) -> None:
     click.echo(f"{len(listed['entry'])}: {listed['title'].lower()}", err=True)
 
 
+@main.command("graphql-schema")
+@click.option("--check", is_flag=True, help="exit 1 if openapi/schema.graphql is not current")
+def graphql_schema(check: bool) -> None:
+    """Write the GraphQL schema (SDL) to openapi/schema.graphql."""
+    from server.graphql.schema import schema
+    from server.openapi_gen import spec_path
+
+    path = spec_path().parent / "schema.graphql"
+    text = schema.as_str() + "\n"
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            raise click.ClickException(f"{path} is out of date; run `kerma graphql-schema`")
+        return
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}")
+
+
 @main.group()
 def report() -> None:
     """PDF reports from the statistics."""

@@ -188,6 +188,12 @@ def build() -> dict[str, Any]:
     }
     paths.update(_stats_paths())
     paths.update(_bulk_paths())
+    graphql = "GraphQL (openapi/schema.graphql): doseStatistics, modalityLoad, devices"
+    paths["/fhir/$graphql"] = {
+        "get": _op("graphql-get", graphql + " (query=...; GraphiQL for browsers)", json_body="Object",
+                   params=[{"name": "query", "in": "query", "schema": {"type": "string"}}]),
+        "post": _op("graphql", graphql + " (JSON body: query, variables)", json_body="Object"),
+    }  # fmt: skip
     paths["/fhir/Measure/{id}/$evaluate-measure"] = {
         "get": _op(
             "measure-evaluate",

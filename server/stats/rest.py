@@ -19,7 +19,6 @@ from server.auth.roles import role
 from server.auth.users import authenticate
 from server.fhir import site_context
 from server.fhir.errors import FhirError
-from server.fhir.mapping import device_identity
 from server.fhir.service import body_of
 from server.jobs import tasks
 from server.reports import documents, survey
@@ -86,18 +85,10 @@ def devices() -> Response:
     query = query_of(
         {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
     )
-    service = current_app.extensions["kerma.fhir"]
-    counts = statistics().examinations(query)
-    rows = []
-    for stored in service.all_in(service.store, "Device", []):
-        device = body_of(stored)
-        ref = f"Device/{stored.rid}"
-        n, first, last = counts.get(ref, (0, None, None))
-        rows.append({"device": ref, **device_identity(device), "examinations": n,
-                     "first": _when(first), "last": _when(last)})  # fmt: skip
+    rows = statistics().devices(query)
     header = ["device", "name", "type", "manufacturer", "model", "station_name", "serial_number",
               "software_versions", "department", "examinations", "first", "last"]  # fmt: skip
-    return _answer(query, sorted(rows, key=lambda r: str(r["name"])), header)
+    return _answer(query, rows, header)
 
 
 @bp.get("/above-levels")

@@ -22,7 +22,8 @@ from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
 from server.fhir import site_context
 from server.fhir.errors import FhirError
-from server.fhir.mapping import Context, device_label
+from server.fhir.mapping import Context, device_identity, device_label
+from server.fhir.search import parse
 from server.fhir.service import FhirService, body_of
 from server.fhir.site_tables import site_tables
 from server.mappings import statistics_tables
@@ -150,6 +151,22 @@ class Statistics:
                 found[str(label)] = (int(mine.size), float(mine.min()), float(mine.max()))
         return found
 
+    def devices(self, q: Query) -> list[dict[str, Any]]:
+        """Every device with its identity and its examinations in the period, by name."""
+        counts = self.examinations(q)
+        rows = []
+        for stored in self.store.search(_every("Device"))[0]:
+            ref = f"Device/{stored.rid}"
+            n, first, last = counts.get(ref, (0, None, None))
+            rows.append({"device": ref, **device_identity(body_of(stored)), "examinations": n,
+                         "first": self._when(first), "last": self._when(last)})  # fmt: skip
+        return sorted(rows, key=lambda r: str(r["name"]))
+
+    def _when(self, epoch: float | None) -> str | None:
+        if epoch is None:
+            return None
+        return datetime.fromtimestamp(epoch, self.ctx.timezone).isoformat(timespec="seconds")
+
     def values(self, q: Query) -> npt.NDArray[np.float64]:
         """The quantity's values the query selects (histograms)."""
         columns, _, keep = self._select(q)
@@ -268,6 +285,11 @@ class Statistics:
             for lv in found
             if LEVEL_FIELDS.get((lv.quantity_code, lv.per)) == (q.quantity, q.level)
         )
+
+
+def _every(rtype: str) -> Any:
+    """A search for every current resource of a type."""
+    return replace(parse(rtype, [], strict=True).query, count=1_000_000, with_total=False)
 
 
 def site_statistics(
