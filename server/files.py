@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -30,3 +31,15 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def chunks(path: Path, delete_after: bool = False) -> Iterator[bytes]:
+    """A file in pieces of 64 KiB, for a streamed response; `delete_after`: a temporary file,
+    removed once sent (or when the client went away)."""
+    try:
+        with path.open("rb") as data:
+            while chunk := data.read(1 << 16):
+                yield chunk
+    finally:
+        if delete_after:
+            path.unlink(missing_ok=True)

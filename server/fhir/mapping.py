@@ -15,7 +15,7 @@ from typing import Any
 
 from server.dose.alerts import AlertRule
 from server.dose.classify import Classified, Exam, Rules
-from server.dose.drl import DoseLevel
+from server.dose.drl import DoseLevel, applicable
 from server.dose.model import (
     Coded,
     CtEvent,
@@ -65,6 +65,17 @@ class Context:
     levels: tuple[DoseLevel, ...] = ()
     level_procedures: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     alert_rules: tuple[AlertRule, ...] = ()  # the site's significant-event rules
+
+    def applicable_levels(
+        self, procedure: str, age_years: float | None, weight_kg: float | None, kind: str = "DRL"
+    ) -> list[DoseLevel]:
+        """The site's levels of a kind that apply to a procedure code and a patient (none for
+        no procedure)."""
+        if not procedure:
+            return []
+        return applicable(
+            list(self.levels), self.level_procedures, procedure, age_years, weight_kg, kind
+        )
 
     def convert(self, value: float | None, source: str, target: str) -> float | None:
         return None if value is None else self.units.convert(value, source, target)

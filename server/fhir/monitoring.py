@@ -15,7 +15,7 @@ from server.dose.facts import DoseFact
 from server.fhir import issues
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context, device_label
-from server.fhir.service import FhirService, body_of
+from server.fhir.service import FhirService, body_of, device_names
 from server.fhir.values import instant
 from server.notify import routing
 from server.store.port import Transaction
@@ -65,7 +65,7 @@ def protocol_review(
     rows = _between(
         service.store.facts(), (now - timedelta(days=days)).timestamp(), now.timestamp()
     )
-    label = _labels(service)
+    label = device_names(service.store)
     entries = []
     if kind == "duplicate-protocols":
         for dup in monitoring.duplicate_protocols(rows, table):
@@ -104,23 +104,9 @@ def _levels_of(ctx: Context) -> Callable[[DoseFact], list[drl.DoseLevel]]:
         return procedure.code if procedure else ""
 
     def levels_of(row: DoseFact) -> list[drl.DoseLevel]:
-        code = code_of(row.procedure or "")
-        if not code:
-            return []
-        return drl.applicable(
-            list(ctx.levels), ctx.level_procedures, code, row.age_years, row.weight_kg
-        )
+        return ctx.applicable_levels(code_of(row.procedure or ""), row.age_years, row.weight_kg)
 
     return levels_of
-
-
-def _labels(service: FhirService) -> Callable[[str], str]:
-    @functools.cache
-    def label(ref: str) -> str:
-        stored = service.store.read(*ref.split("/", 1))
-        return (device_label(body_of(stored)) if stored else "") or ref
-
-    return label
 
 
 def _device_refs(tx: Transaction) -> Callable[[str], issues.Refs]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import formatdate
@@ -31,7 +30,9 @@ from server.fhir.patients import Patients
 from server.fhir.reconcile import reconciliation
 from server.fhir.service import FhirService, body_of, check_type
 from server.fhir.values import instant
+from server.files import chunks
 from server.jobs import tasks
+from server.jobs.http import base_url, submitted
 from server.mappings import monitoring_table
 from server.stats import measures
 from server.stats import rest as stats_rest
@@ -53,11 +54,6 @@ def init_app(app: Flask, service: FhirService) -> None:
 
 def _service() -> FhirService:
     return current_app.extensions["kerma.fhir"]  # type: ignore[no-any-return]
-
-
-def base_url() -> str:
-    configured = current_app.config.get("KERMA_BASE_URL")
-    return str(configured).rstrip("/") if configured else request.host_url.rstrip("/") + "/fhir"
 
 
 # -- authentication and authorisation ---------------------------------------------------------
@@ -192,7 +188,7 @@ def reclassify_studies() -> Response:
     task = tasks.create(
         _service(), "reclassify", f"classify every study again, asked by {g.user.name}"
     )
-    return _submitted(task)
+    return submitted(task)
 
 
 @bp.get("/Measure/<rid>/$evaluate-measure")
@@ -292,7 +288,7 @@ def export_status(rid: str) -> Response:
         return Response(b"", 202, headers={"X-Progress": progress, "Retry-After": "2"})
     if task["status"] == "failed":
         raise FhirError.of(500, "exception", f"the export failed: {task['statusReason']['text']}")
-    inputs = {i["type"]["text"]: i.get("valueString", "") for i in task.get("input", [])}
+    inputs = tasks.inputs_of(task)
     outputs = [o for o in task.get("output", []) if "valueInteger" in o]
     manifest = {
         "transactionTime": task["authoredOn"],
@@ -313,7 +309,7 @@ def export_file(rid: str, name: str) -> Response:
     kind = _EXPORT_FILES.get(path.suffix)
     if kind is None or "/" in name or not path.is_file():
         raise FhirError.of(404, "not-found", f"no export file {name}")
-    return Response(_chunks(path), 200, content_type=kind)
+    return Response(chunks(path), 200, content_type=kind)
 
 
 _EXPORT_FILES = {
@@ -323,17 +319,11 @@ _EXPORT_FILES = {
 }
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as data:
-        while chunk := data.read(1 << 16):
-            yield chunk
-
-
 def _export_task(rid: str) -> dict[str, Any]:
     """The export's Task, for its owner (or an admin) only."""
     stored = _service().store.read("Task", rid)
     task = body_of(stored) if stored and not stored.deleted else {}
-    inputs = {i["type"]["text"]: i.get("valueString", "") for i in task.get("input", [])}
+    inputs = tasks.inputs_of(task)
     if task.get("code", {}).get("text") not in ("bulk-export", "export-xlsx", "export-csv"):
         raise FhirError.of(404, "not-found", f"no export {rid}")
     if inputs.get("user") != g.user.name and not g.role.manage_users:
@@ -350,15 +340,7 @@ def _export_dir(rid: str) -> Path:
 def retry_task(rid: str) -> Response:
     """Run a failed Task again; 202 with the Task."""
     _require_operation("retry")
-    return _submitted(tasks.retry(_service(), rid))
-
-
-def _submitted(task: dict[str, Any]) -> Response:
-    current_app.extensions["kerma.jobs"].submit(task["id"])
-    response = _json(task)
-    response.status_code = 202
-    response.headers["Content-Location"] = f"{base_url()}/Task/{task['id']}"
-    return response
+    return submitted(tasks.retry(_service(), rid))
 
 
 @bp.post("/DetectedIssue/<rid>/$acknowledge")

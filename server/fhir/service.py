@@ -6,6 +6,7 @@ search values and commits body and index in one store transaction.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import orjson
 from server.fhir import registry
 from server.fhir.errors import FhirError, Issue
 from server.fhir.indexing import Indexer
+from server.fhir.mapping import device_label
 from server.fhir.search import SearchError, SearchRequest, non_negative, parse
 from server.fhir.validation import validate
 from server.fhir.values import date_range, instant
@@ -346,6 +348,18 @@ def _etag_version(etag: str) -> int:
     if not _is_int(text):
         raise FhirError.of(400, "invalid", f'If-Match must be an ETag like W/"3", got {etag!r}')
     return int(text)
+
+
+def device_names(reader: Reader) -> Callable[[str], str]:
+    """Device reference -> how people name it (manufacturer, model, station; the reference
+    when there is no such device), each read once."""
+
+    @functools.cache
+    def name(ref: str) -> str:
+        stored = reader.read(*ref.split("/", 1))
+        return (device_label(body_of(stored)) if stored else "") or ref
+
+    return name
 
 
 def body_of(stored: Stored) -> dict[str, Any]:

@@ -257,17 +257,8 @@ class _Commit:
 
     def _levels(self, code: str, kind: str) -> list[drl.DoseLevel]:
         """The levels of a kind that apply to this report's patient for a procedure."""
-        if not code:
-            return []
         patient = self.report.patient
-        return drl.applicable(
-            list(self.ctx.levels),
-            self.ctx.level_procedures,
-            code,
-            patient.age_years,
-            patient.weight_kg,
-            kind,
-        )
+        return self.ctx.applicable_levels(code, patient.age_years, patient.weight_kg, kind)
 
     def _recent(self, study_uid: str) -> Callable[[int], list[Any]]:
         """The newest studies of this one's device and procedure up to it (dose-facts rows);

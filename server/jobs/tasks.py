@@ -89,7 +89,7 @@ def run(service: FhirService, rid: str, kinds: Mapping[str, Work]) -> dict[str, 
     def progress(done: int) -> None:
         _update(service, rid, {"businessStatus": {"text": f"{done} done"}})
 
-    inputs = {str(i["type"]["text"]): str(i.get("valueString", "")) for i in task.get("input", [])}
+    inputs = inputs_of(task)
     inputs["task"] = rid  # where the work keeps what it makes (e.g. export files)
     try:
         outputs = work(inputs, progress)
@@ -99,6 +99,11 @@ def run(service: FhirService, rid: str, kinds: Mapping[str, Work]) -> dict[str, 
     return _update(
         service, rid, {"status": "completed", "output": [_output(k, v) for k, v in outputs.items()]}
     )
+
+
+def inputs_of(task: dict[str, Any]) -> dict[str, str]:
+    """A Task's inputs by name."""
+    return {str(i["type"]["text"]): str(i.get("valueString", "")) for i in task.get("input", [])}
 
 
 def failed(service: FhirService, rid: str, reason: str) -> dict[str, Any]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,7 +18,9 @@ from server.auth.users import authenticate
 from server.fhir import site_context
 from server.fhir.errors import FhirError
 from server.fhir.service import body_of
+from server.files import chunks
 from server.jobs import tasks
+from server.jobs.http import submitted
 from server.reports import documents, survey
 from server.stats.columns import FactColumns
 from server.stats.export import exporter
@@ -82,9 +82,7 @@ def drl_proposal() -> Response:
 @bp.get("/devices")
 def devices() -> Response:
     """Every device with its identity, and its examinations in the period (S2)."""
-    query = query_of(
-        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
-    )
+    query = _period_query()
     rows = statistics().devices(query)
     header = ["device", "name", "type", "manufacturer", "model", "station_name", "serial_number",
               "software_versions", "department", "examinations", "first", "last"]  # fmt: skip
@@ -97,9 +95,7 @@ def above_levels() -> Response:
     medians above DRLs and parameter drift, with how each was handled (S2)."""
     if not g.role.can("read", "DetectedIssue"):
         raise FhirError.of(403, "forbidden", f"role {g.role.name} may not read alerts")
-    query = query_of(
-        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
-    )
+    query = _period_query()
     service = current_app.extensions["kerma.fhir"]
     start, end = (
         datetime.fromtimestamp(t, _timezone()).isoformat() for t in (query.since, query.until)
@@ -186,7 +182,7 @@ def export(level: str, fmt: str) -> Response:
         return Response(stream_with_context(exporter_.csv(query)), 200, headers=headers,
                         content_type="text/csv; charset=utf-8")  # fmt: skip
     path = exporter_.xlsx(query)
-    return Response(_file_then_delete(path), 200, headers=headers, content_type=_XLSX)
+    return Response(chunks(path, delete_after=True), 200, headers=headers, content_type=_XLSX)
 
 
 @bp.post("/export/<level>.<fmt>")
@@ -207,10 +203,7 @@ def export_job(level: str, fmt: str) -> Response:
         f"export asked by {g.user.name}",
         inputs,
     )
-    current_app.extensions["kerma.jobs"].submit(task["id"])
-    response = Response(orjson.dumps(task), 202, content_type="application/fhir+json")
-    response.headers["Content-Location"] = f"{request.host_url.rstrip('/')}/fhir/Task/{task['id']}"
-    return response
+    return submitted(task)
 
 
 def _export_query(level: str, fmt: str) -> tuple[Query, bool]:
@@ -230,22 +223,11 @@ def _export_query(level: str, fmt: str) -> tuple[Query, bool]:
                                   request.query_string.decode(errors="replace"),
                                   request.remote_addr, datetime.now().timestamp())  # fmt: skip
         service.create_internal(event)
-    query = query_of(
-        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
-    )
+    query = _period_query()
     return replace(query, level=level), identified
 
 
 _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _file_then_delete(path: Path) -> Iterator[bytes]:
-    try:
-        with path.open("rb") as data:
-            while chunk := data.read(1 << 16):
-                yield chunk
-    finally:
-        path.unlink(missing_ok=True)
 
 
 @bp.get("/survey.<fmt>")
@@ -253,9 +235,7 @@ def national_survey(fmt: str) -> Response:
     """The national DRL survey of [from, to): a Bundle of MeasureReports (json) or a PDF."""
     if fmt not in ("json", "pdf"):
         raise FhirError.of(404, "not-found", "the survey is survey.json or survey.pdf")
-    query = query_of(
-        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
-    )
+    query = _period_query()
     stats, now = statistics(), datetime.now().astimezone()
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
     tables = survey.survey(stats, start, end)
@@ -274,9 +254,7 @@ def department_report() -> Response:
         raise FhirError.of(
             403, "forbidden", f"role {g.role.name} may not read the alerts a report lists"
         )
-    query = query_of(
-        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
-    )
+    query = _period_query()
     local = _timezone()
     inputs = {name: datetime.fromtimestamp(t, local).date().isoformat()
               for name, t in (("from", query.since), ("to", query.until))}  # fmt: skip
@@ -284,10 +262,7 @@ def department_report() -> Response:
     task = tasks.create(
         service, "report-department", f"department report asked by {g.user.name}", inputs
     )
-    current_app.extensions["kerma.jobs"].submit(task["id"])
-    response = Response(orjson.dumps(task), 202, content_type="application/fhir+json")
-    response.headers["Content-Location"] = f"{request.host_url.rstrip('/')}/fhir/Task/{task['id']}"
-    return response
+    return submitted(task)
 
 
 @bp.get("/reports/<id>.pdf")
@@ -299,6 +274,14 @@ def report_pdf(id: str) -> Response:  # the path parameter of the spec
 
 def _query() -> Query:
     return query_of(request.args, _timezone(), datetime.now().astimezone())
+
+
+def _period_query() -> Query:
+    """The period and filters of a route whose quantity selects nothing (tables, reports,
+    exports): the arguments checked as the statistics check them."""
+    return query_of(
+        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
+    )
 
 
 def _timezone() -> tzinfo:

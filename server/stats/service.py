@@ -17,14 +17,13 @@ import numpy as np
 import numpy.typing as npt
 
 from server.config import Settings
-from server.dose import drl
 from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
 from server.fhir import site_context
 from server.fhir.errors import FhirError
-from server.fhir.mapping import Context, device_identity, device_label
+from server.fhir.mapping import Context, device_identity
 from server.fhir.search import parse
-from server.fhir.service import FhirService, body_of
+from server.fhir.service import FhirService, body_of, device_names
 from server.fhir.site_tables import site_tables
 from server.mappings import statistics_tables
 from server.stats.columns import FactColumns
@@ -126,7 +125,10 @@ class Statistics:
     ctx: Context
     tables: StatisticsTables
     facts: Callable[[str], FactColumns]  # the columnar copy of a level's facts
-    _labels: dict[str, str] = field(default_factory=dict)
+    device_name: Callable[[str], str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.device_name = device_names(self.store)
 
     def dose(self, q: Query) -> list[Row]:
         """The quantity summarised per group, with the DRLs of each procedure compared."""
@@ -208,12 +210,6 @@ class Statistics:
                                       row.summary.median, proposal, row.levels))  # fmt: skip
         return proposals
 
-    def device_name(self, ref: str) -> str:
-        if ref not in self._labels:
-            stored = self.store.read(*ref.split("/", 1))
-            self._labels[ref] = (device_label(body_of(stored)) if stored else "") or ref
-        return self._labels[ref]
-
     # -- internals ---------------------------------------------------------------------------
 
     def _select(
@@ -278,8 +274,8 @@ class Statistics:
         procedure = self.ctx.rules.named(group.get("procedure") or "")
         if procedure is None:
             return ()
-        found = drl.applicable(list(self.ctx.levels), self.ctx.level_procedures, procedure.code,
-                               _band_age(self.tables, group.get("age_band")))  # fmt: skip
+        age = _band_age(self.tables, group.get("age_band"))
+        found = self.ctx.applicable_levels(procedure.code, age, None)
         return tuple(
             LevelComparison(lv.set, lv.examination, lv.value, median / lv.value)
             for lv in found
