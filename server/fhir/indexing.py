@@ -167,6 +167,13 @@ def _target(v: Any, p: SearchParam) -> str | None:
     """`Type/id` of a literal reference (absolute ones kept whole), if the param allows the type."""
     if isinstance(v, str):  # canonical
         return v
+    key = reference_key(v)
+    return key if key is not None and p.allows_target(key.split("/")[-2]) else None
+
+
+def reference_key(v: Any) -> str | None:
+    """`Type/id` of a literal Reference (relative, absolute or versioned), else None (contained
+    `#id`, `urn:` placeholders, identifier-only references)."""
     if not isinstance(v, dict) or not isinstance(v.get("reference"), str):
         return None
     ref = v["reference"]
@@ -177,5 +184,9 @@ def _target(v: Any, p: SearchParam) -> str | None:
         parts = parts[:-2]
     if len(parts) < 2 or not parts[-2][:1].isupper():
         return None
-    rtype, rid = parts[-2], parts[-1]
-    return f"{rtype}/{rid}" if p.allows_target(rtype) else None
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def references_of(resource: dict[str, Any], p: SearchParam) -> list[str]:
+    """The `Type/id` values reference parameter `p` indexes for `resource`."""
+    return [t for v in values_at(resource, p.path) if (t := _target(v, p)) is not None]

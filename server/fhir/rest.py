@@ -19,7 +19,8 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from server.auth import audit
-from server.auth.roles import Action, Role, role
+from server.auth.access import Access
+from server.auth.roles import Action, Role
 from server.auth.users import authenticate
 from server.config import Settings
 from server.fhir import bulk, bundles, issues, registry, site_context, transaction
@@ -37,8 +38,7 @@ from server.mappings import monitoring_table
 from server.stats import measures
 from server.stats import rest as stats_rest
 from server.stats.service import query_of
-from server.store.port import Stored, User
-from server.store.query import ReferenceClause
+from server.store.port import Stored
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_TYPES = ("application/fhir+json", "application/json")
@@ -69,30 +69,14 @@ def _authenticate() -> None:
             401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
         )
     g.user = user
-    g.role = role(user.role)
+    g.access = Access.of(user)
+    g.role = g.access.role
 
 
 def _require(action: Action, rtype: str) -> None:
     current: Role = g.role
     if not current.can(action, rtype):
         raise FhirError.of(403, "forbidden", f"role {current.name} may not {action} {rtype}")
-
-
-def _device_restriction(rtype: str) -> tuple[ReferenceClause, ...]:
-    """A radiographer sees the Observations of their own devices only."""
-    user: User = g.user
-    if g.role.own_devices_only and rtype == "Observation":
-        return (ReferenceClause("device", user.devices or ("Device/-none-",)),)
-    return ()
-
-
-def _visible(stored: Stored) -> bool:
-    if not g.role.can("read", stored.rtype):
-        return False
-    if not (g.role.own_devices_only and stored.rtype == "Observation" and stored.body):
-        return True
-    device = orjson.loads(stored.body).get("device", {}).get("reference")
-    return device in g.user.devices
 
 
 def _audit(interaction: str, disclosed: list[Stored]) -> None:
@@ -478,7 +462,7 @@ def read(rtype: str, rid: str) -> Response:
     check_type(rtype)
     _require("read", rtype)
     stored = _service().read(rtype, rid)
-    if not _visible(stored):
+    if not g.access.visible(stored):
         raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
     etag = f'W/"{stored.version}"'
     if request.headers.get("If-None-Match") == etag:
@@ -514,7 +498,7 @@ def vread(rtype: str, rid: str, vid: str) -> Response:
     check_type(rtype)
     _require("read", rtype)
     stored = _service().vread(rtype, rid, vid)
-    if not _visible(stored):
+    if not g.access.visible(stored):
         raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
     _audit("vread", [stored])
     return _resource_response(stored, 200)
@@ -527,8 +511,8 @@ def _search(rtype: str, pairs: list[tuple[str, str]]) -> Response:
     check_type(rtype)
     _require("read", rtype)
     strict = _prefer("handling") != "lenient"
-    result = _service().search(rtype, pairs, strict=strict, restrict=_device_restriction(rtype))
-    visible_included = [s for s in result.included if _visible(s)]
+    result = _service().search(rtype, pairs, strict=strict, restrict=g.access.restriction(rtype))
+    visible_included = [s for s in result.included if g.access.visible(s)]
     if len(visible_included) != len(result.included):
         result = type(result)(result.request, result.matches, visible_included, result.total)
     _audit("search-type", [*result.matches, *result.included])
@@ -546,7 +530,7 @@ def _history(rtype: str | None, rid: str | None) -> Response:
     versions, total, count, offset = _service().history(
         rtype, rid, list(request.args.items(multi=True))
     )
-    versions = [v for v in versions if v.body is None or _visible(v)]
+    versions = [v for v in versions if v.body is None or g.access.visible(v)]
     _audit("history-instance" if rid else "history-type" if rtype else "history-system", versions)
     url = base_url() + request.path.removeprefix("/fhir")
     body = bundles.history(versions, total, base_url(), url, count, offset, time.time())

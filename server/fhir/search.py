@@ -38,6 +38,7 @@ server.fhir.search.SearchError: unknown search parameter 'shoe-size' for Patient
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -457,6 +458,15 @@ def split_escaped(text: str, separator: str) -> list[str]:
             current.append(ch)
     parts.append("".join(current))
     return parts
+
+
+def or_list(values: Iterable[str]) -> str:
+    r"""One parameter value ORing `values`, their commas escaped (split_escaped's inverse).
+
+    >>> split_escaped(or_list(["a,b", "c"]), ",")
+    ['a,b', 'c']
+    """
+    return ",".join(v.replace(",", "\\,") for v in values)
 
 
 def with_page(request: SearchRequest, offset: int) -> SearchRequest:

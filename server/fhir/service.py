@@ -276,10 +276,26 @@ class FhirService:
         body["id"] = stored.rid
         return stored
 
-    def all_in(self, reader: Reader, rtype: str, pairs: list[tuple[str, str]]) -> list[Stored]:
-        """Every match of a search Kerma runs itself (no paging: callers bound their own)."""
-        request = self.parse_search(rtype, pairs, strict=True)
-        matches, _ = reader.search(replace(request.query, count=_EVERY, with_total=False))
+    def all_in(
+        self,
+        reader: Reader,
+        rtype: str,
+        pairs: list[tuple[str, str]],
+        *,
+        restrict: tuple[Clause, ...] = (),
+        limit: int = _EVERY,
+    ) -> list[Stored]:
+        """Every match in one store query, unpaged (Kerma's own searches, GraphQL's batched
+        lookups); more than `limit` is an error to narrow the search, never a cut answer."""
+        query = self.parse_search(rtype, pairs, strict=True).query
+        clauses = query.clauses + restrict
+        matches, _ = reader.search(
+            replace(query, clauses=clauses, count=limit + 1, offset=0, with_total=False)
+        )
+        if len(matches) > limit:
+            raise FhirError.of(
+                400, "too-costly", f"more than {limit} {rtype} match; narrow the search"
+            )
         return matches
 
     def _write(

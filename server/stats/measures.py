@@ -123,7 +123,7 @@ def _level(level: LevelComparison, unit: str) -> dict[str, Any]:
             {"url": "set", "valueString": level.set},
             {"url": "examination", "valueString": level.examination},
             {"url": "level", "valueQuantity": _quantity(level.level, unit)},
-            {"url": "ratio", "valueDecimal": round(level.ratio, 4)},
+            {"url": "ratio", "valueDecimal": level.reported_ratio},
         ],
     }
 

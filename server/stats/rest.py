@@ -17,14 +17,22 @@ from server.auth.roles import role
 from server.auth.users import authenticate
 from server.fhir import site_context
 from server.fhir.errors import FhirError
-from server.fhir.service import body_of
 from server.files import chunks
 from server.jobs import tasks
 from server.jobs.http import submitted
 from server.reports import documents, survey
 from server.stats.columns import FactColumns
 from server.stats.export import exporter
-from server.stats.service import UNITS, Proposal, Query, Row, Statistics, query_of, site_statistics
+from server.stats.service import (
+    UNITS,
+    Proposal,
+    Query,
+    Row,
+    Statistics,
+    alerts_of,
+    query_of,
+    site_statistics,
+)
 
 bp = Blueprint("stats", __name__)
 
@@ -96,28 +104,7 @@ def above_levels() -> Response:
     if not g.role.can("read", "DetectedIssue"):
         raise FhirError.of(403, "forbidden", f"role {g.role.name} may not read alerts")
     query = _period_query()
-    service = current_app.extensions["kerma.fhir"]
-    start, end = (
-        datetime.fromtimestamp(t, _timezone()).isoformat() for t in (query.since, query.until)
-    )
-    pairs = [("identified", f"ge{start}"), ("identified", f"lt{end}"), ("_sort", "identified")]
-    rows = []
-    for stored in service.all_in(service.store, "DetectedIssue", pairs):
-        issue = body_of(stored)
-        device = next(
-            (
-                i["reference"]
-                for i in issue.get("implicated", [])
-                if i["reference"].startswith("Device/")
-            ),
-            "",
-        )
-        if query.device and device != query.device:
-            continue
-        rows.append({"issue": f"DetectedIssue/{stored.rid}", "identified": issue.get("identifiedDateTime"),
-                     "severity": issue.get("severity"), "code": issue["code"]["coding"][0]["code"],
-                     "device_name": statistics().device_name(device) if device else "",
-                     "detail": issue.get("detail"), "status": issue.get("status")})  # fmt: skip
+    rows = alerts_of(current_app.extensions["kerma.fhir"], statistics(), query)
     header = ["issue", "identified", "severity", "code", "device_name", "detail", "status"]
     return _answer(query, rows, header)
 
@@ -319,7 +306,7 @@ def _proposal_row(query: Query, p: Proposal) -> dict[str, Any]:
 
 def _levels(levels: Any) -> list[dict[str, Any]]:
     return [{"set": lv.set, "examination": lv.examination, "level": lv.level,
-             "ratio": round(lv.ratio, 4), "within": lv.within} for lv in levels]  # fmt: skip
+             "ratio": lv.reported_ratio, "within": lv.within} for lv in levels]  # fmt: skip
 
 
 def _answer(query: Query, rows: list[dict[str, Any]], header: list[str]) -> Response:

@@ -64,6 +64,11 @@ class LevelComparison:
     def within(self) -> bool:
         return self.ratio <= 1.0
 
+    @property
+    def reported_ratio(self) -> float:
+        """The ratio as every report gives it (REST, GraphQL, MeasureReports): 4 decimals."""
+        return round(self.ratio, 4)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -113,6 +118,26 @@ def _day(text: str | None, name: str, timezone: tzinfo) -> float:
     except ValueError:
         raise _invalid(f"{name} must be a date YYYY-MM-DD") from None
     return datetime.combine(day, time(), timezone).timestamp()
+
+
+def alerts_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[str, Any]]:
+    """The DetectedIssues identified in the query's period (of its device, if it names one),
+    with how each was handled."""
+    start, end = (datetime.fromtimestamp(t, stats.ctx.timezone).isoformat()
+                  for t in (q.since, q.until))  # fmt: skip
+    pairs = [("identified", f"ge{start}"), ("identified", f"lt{end}"), ("_sort", "identified")]
+    rows = []
+    for stored in service.all_in(service.store, "DetectedIssue", pairs):
+        issue = body_of(stored)
+        device = next((i["reference"] for i in issue.get("implicated", [])
+                       if i["reference"].startswith("Device/")), "")  # fmt: skip
+        if q.device and device != q.device:
+            continue
+        rows.append({"issue": f"DetectedIssue/{stored.rid}", "identified": issue.get("identifiedDateTime"),
+                     "severity": issue.get("severity"), "code": issue["code"]["coding"][0]["code"],
+                     "device_name": stats.device_name(device) if device else "",
+                     "detail": issue.get("detail"), "status": issue.get("status")})  # fmt: skip
+    return rows
 
 
 def _invalid(text: str) -> FhirError:
