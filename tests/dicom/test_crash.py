@@ -52,6 +52,7 @@ def test_every_acknowledged_object_survives_kill_9(tmp_path: Path) -> None:
     acknowledged: list[str] = []
     with _kerma_serve(tmp_path, port) as server:
         ae = AE(ae_title="MODALITY")
+        ae.dimse_timeout = 5  # the store after the kill waits this long for an answer (30 s)
         ae.add_requested_context(RDSR_CLASS)
         assoc = ae.associate("127.0.0.1", port, ae_title="KERMA", evt_handlers=[NO_DELAY])
         for ds in _objects():
