@@ -361,11 +361,11 @@ def protocol_review_cmd(kind: str, days: int) -> None:
 @click.option("--check", is_flag=True, help="exit 1 if openapi/schema.graphql is not current")
 def graphql_schema(check: bool) -> None:
     """Write the GraphQL schema (SDL) to openapi/schema.graphql."""
-    from server.graphql.schema import schema
+    from server.graphql.schema import sdl
     from server.openapi_gen import spec_path
 
     path = spec_path().parent / "schema.graphql"
-    text = schema.as_str() + "\n"
+    text = sdl()
     if check:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             raise click.ClickException(f"{path} is out of date; run `kerma graphql-schema`")

@@ -71,6 +71,9 @@ class Settings:
     max_body_bytes: int = 20 * 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 1000
+    # GraphQL: the deepest nesting and the highest cost (fields x list sizes) of one query
+    graphql_max_depth: int = 15
+    graphql_max_cost: int = 1_000_000
     log_level: str = "INFO"
 
     @classmethod

@@ -188,10 +188,12 @@ def build() -> dict[str, Any]:
     }
     paths.update(_stats_paths())
     paths.update(_bulk_paths())
-    graphql = "GraphQL (openapi/schema.graphql): doseStatistics, modalityLoad, devices"
+    graphql = ("FHIR GraphQL (openapi/schema.graphql): <Type>(id), <Type>List and <Type>Connection "
+               "with the search parameters, references resolved, _reference; and doseStatistics, "
+               "drlCompliance, timeline, modalityLoad, alerts, devices")  # fmt: skip
     paths["/fhir/$graphql"] = {
         "get": _op("graphql-get", graphql + " (query=...; GraphiQL for browsers)", json_body="Object",
-                   params=[{"name": "query", "in": "query", "schema": {"type": "string"}}]),
+                   params=[_GRAPHQL_QUERY]),
         "post": _op("graphql", graphql + " (JSON body: query, variables)", json_body="Object"),
     }  # fmt: skip
     paths["/fhir/Measure/{id}/$evaluate-measure"] = {
@@ -271,6 +273,9 @@ _RID = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9\\-.]{1,64}$"},
 }
+
+
+_GRAPHQL_QUERY = {"name": "query", "in": "query", "schema": {"type": "string"}}
 
 
 def _type_paths(rtype: str) -> dict[str, Any]:
@@ -363,6 +368,24 @@ def _type_paths(rtype: str) -> dict[str, Any]:
                 tag=rtype,
                 extra={"404": _outcome(), "410": _outcome()},
             )
+        },
+        f"/fhir/{rtype}/{{id}}/$graphql": {
+            "get": _op(
+                f"graphql-get-{rtype}",
+                f"FHIR GraphQL whose root is this {rtype} (query=...)",
+                json_body="Object",
+                params=[rid, _GRAPHQL_QUERY],
+                tag=rtype,
+                extra={"404": _outcome()},
+            ),
+            "post": _op(
+                f"graphql-{rtype}",
+                f"FHIR GraphQL whose root is this {rtype} (JSON body: query, variables)",
+                json_body="Object",
+                params=[rid],
+                tag=rtype,
+                extra={"404": _outcome()},
+            ),
         },
     }
 

@@ -77,3 +77,10 @@ def test_generated_resources_are_valid_fhir() -> None:
     assert {r["resourceType"] for r in resources} == {"Patient", "Device", "Observation"}
     for resource in resources:
         assert validate(resource) == [], resource["id"]
+
+
+def test_graphql_bench_runs(tmp_path: Path) -> None:
+    out = _run("graphql_studies.py", "--studies", "30", "--page", "20", "--repeats", "2",
+               "--dir", str(tmp_path))  # fmt: skip
+    assert "store queries per GraphQL query: {'search': 3}" in out
+    assert "graphql  median" in out and "rest     median" in out

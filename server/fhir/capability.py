@@ -19,6 +19,11 @@ INTERACTIONS = (
     "search-type",
 )
 _INCLUDE_TYPES = ("reference",)
+# FHIR GraphQL, at [base]/$graphql and [base]/[Type]/[id]/$graphql
+_GRAPHQL = {
+    "name": "graphql",
+    "definition": "http://hl7.org/fhir/OperationDefinition/Resource-graphql",
+}
 
 
 def capability_statement(base: str, date: str) -> dict[str, Any]:
@@ -35,6 +40,7 @@ def capability_statement(base: str, date: str) -> dict[str, Any]:
         resources.append(
             {
                 "type": rtype,
+                "operation": [_GRAPHQL],
                 "interaction": [{"code": code} for code in INTERACTIONS],
                 "versioning": "versioned-update",
                 "readHistory": True,
@@ -81,6 +87,7 @@ def capability_statement(base: str, date: str) -> dict[str, Any]:
                     {"code": "batch"},
                     {"code": "history-system"},
                 ],
+                "operation": [_GRAPHQL],
             }
         ],
     }

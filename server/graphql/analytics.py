@@ -235,8 +235,9 @@ class Analytics:
     ) -> list[Alert]:
         stats, q = _query(info, {**locals(), "quantity": "dlp_mgy_cm"})
         context: Context = info.context
-        context.access.require("DetectedIssue")
-        return [Alert(**row) for row in _answer(lambda: alerts_of(context.service, stats, q))]
+        with fhir_errors():
+            context.access.require("DetectedIssue")
+            return [Alert(**row) for row in alerts_of(context.service, stats, q)]
 
 
 def _query(info: Info, args: dict[str, Any]) -> tuple[Statistics, StatsQuery]:
