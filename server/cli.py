@@ -52,9 +52,9 @@ def serve() -> None:
     store = app.extensions["kerma.store"]
     dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
     hl7 = start_hl7(settings, store) if settings.hl7_port else None
-    # the first statistics query reads the facts into memory: do it before anyone asks
-    warm = app.extensions["kerma.facts"].values()
-    threading.Thread(target=lambda: [f.current() for f in warm], daemon=True).start()
+    # the first statistics query reads the facts into memory, the first GraphQL query builds
+    # the schema (seconds each): do both before anyone asks
+    threading.Thread(target=_warm_up, args=(app, settings), daemon=True).start()
     dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
     dispatcher.start()
     daily = DailyJobs(
@@ -90,6 +90,14 @@ def serve() -> None:
             dicom.stop()
         if hl7 is not None:
             hl7.stop()
+
+
+def _warm_up(app: Any, settings: Settings) -> None:
+    from server.graphql.schema import system_schema
+
+    for facts in app.extensions["kerma.facts"].values():
+        facts.current()
+    system_schema(settings.graphql_max_depth, settings.graphql_max_cost)
 
 
 @main.group()

@@ -119,6 +119,15 @@ def test_serve_answers_over_http(env: dict[str, str]) -> None:
             bundle = json.load(r)
         assert bundle["total"] == 3
         assert [e["resource"]["id"] for e in bundle["entry"]] == ["122", "139", "545"]
+        query = {"query": '{ ObservationList(code: "73569-6", _sort: "_id") { id } }'}
+        graphql = urllib.request.Request(
+            f"{base}/fhir/$graphql",
+            data=json.dumps(query).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(graphql, timeout=30) as r:  # the schema is built on first use
+            answer = json.load(r)
+        assert [o["id"] for o in answer["data"]["ObservationList"]] == ["122", "139", "545"]
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(f"{base}/fhir/Observation", timeout=5)
         assert denied.value.code == 401

@@ -9,6 +9,9 @@ use and kept.
 from __future__ import annotations
 
 import functools
+import threading
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import strawberry
 from strawberry.tools import merge_types
@@ -20,13 +23,32 @@ from server.graphql.fhir_fields import FhirFields
 from server.graphql.fhir_types import read_json
 from server.graphql.limits import limits
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-@functools.cache
+
+_BUILDING = threading.RLock()
+
+
+def _once(build: Callable[P, R]) -> Callable[P, R]:
+    """functools.cache where one thread builds and the others wait for it (kerma serve's
+    warm-up thread and an early request would otherwise both spend the seconds)."""
+    cached = functools.cache(build)
+
+    @functools.wraps(build)
+    def get(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _BUILDING:
+            return cached(*args, **kwargs)  # type: ignore[arg-type]
+
+    return get
+
+
+@_once
 def fhir_fields() -> FhirFields:
     return FhirFields()
 
 
-@functools.cache
+@_once
 def system_schema(max_depth: int, max_cost: int) -> Schema:
     fields = fhir_fields()
     resources = type("Resources", (), {})
@@ -36,7 +58,7 @@ def system_schema(max_depth: int, max_cost: int) -> Schema:
     return _reading_json(Schema(query=query, extensions=limits(max_depth, max_cost)))
 
 
-@functools.cache
+@_once
 def instance_schema(rtype: str, max_depth: int, max_cost: int) -> Schema:
     root = fhir_fields().types.resources[rtype]
     return _reading_json(Schema(query=root, extensions=limits(max_depth, max_cost)))
