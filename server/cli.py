@@ -444,11 +444,12 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
 def _local_period(start: datetime, end: datetime, settings: Settings) -> tuple[datetime, datetime]:
     """[--from, --to) as days in the site's time zone."""
     from server.fhir import site_context
+    from server.fhir.values import day_start
 
     if end <= start:
         raise click.UsageError("--to must be after --from")
     local = site_context(settings).timezone
-    return start.replace(tzinfo=local), end.replace(tzinfo=local)
+    return day_start(start.date(), local), day_start(end.date(), local)
 
 
 @main.group()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 
 _DATE = re.compile(
@@ -122,3 +122,9 @@ def instant(epoch: float) -> str:
     return (
         datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     )
+
+
+def day_start(day: date, timezone: tzinfo) -> datetime:
+    """The first instant of a calendar day in a time zone (a site's periods run from one
+    local midnight to another, daylight saving included)."""
+    return datetime.combine(day, time(), timezone)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from server.auth.pseudonyms import site_key
 from server.config import Settings
@@ -14,6 +14,7 @@ from server.fhir import bulk, site_context
 from server.fhir.reclassify import reclassify
 from server.fhir.service import FhirService, body_of
 from server.fhir.site_tables import site_tables
+from server.fhir.values import day_start
 from server.jobs.daily import run_daily
 from server.jobs.tasks import Progress, Work
 from server.mappings import unit_table
@@ -91,4 +92,4 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
 
 def _local_day(text: str, settings: Settings) -> datetime:
     """The start of a day (YYYY-MM-DD) in the site's time zone."""
-    return datetime.combine(date.fromisoformat(text), time(), site_context(settings).timezone)
+    return day_start(date.fromisoformat(text), site_context(settings).timezone)

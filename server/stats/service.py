@@ -10,7 +10,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from server.fhir.mapping import Context, device_identity
 from server.fhir.search import parse
 from server.fhir.service import FhirService, body_of, device_names
 from server.fhir.site_tables import site_tables
+from server.fhir.values import day_start
 from server.mappings import statistics_tables
 from server.stats.columns import FactColumns
 from server.store.port import Store
@@ -117,7 +118,7 @@ def _day(text: str | None, name: str, timezone: tzinfo) -> float:
         day = date.fromisoformat(text or "")
     except ValueError:
         raise _invalid(f"{name} must be a date YYYY-MM-DD") from None
-    return datetime.combine(day, time(), timezone).timestamp()
+    return day_start(day, timezone).timestamp()
 
 
 def alerts_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[str, Any]]:
