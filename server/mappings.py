@@ -14,6 +14,7 @@ from server.dose.alerts import AlertRule, rules_from_table
 from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, levels_from_rows
 from server.dose.monitoring import Table
+from server.dose.ssde import SsdeTables
 from server.dose.statistics import StatisticsTables
 from server.dose.units import Unit, UnitTable
 
@@ -56,6 +57,11 @@ def classification_rules() -> Rules:
     return Rules(
         read_yaml("classification/rules.yaml"), read_csv_rows("classification/procedures.csv")
     )
+
+
+@functools.cache
+def ssde_tables() -> SsdeTables:
+    return SsdeTables.of(read_yaml("dose/ssde.yaml"))
 
 
 @functools.cache
