@@ -558,6 +558,13 @@ def _stats_paths() -> dict[str, Any]:
                                     "examinations above DRLs or alert levels, significant events, medians "
                                     "above DRLs, parameter drift, with their status", params=tables,
                                     tag="statistics", json_body="Object")}  # fmt: skip
+    patient = {"name": "patient", "in": "query", "required": True,
+               "schema": {"type": "string", "pattern": "^Patient/"}}  # fmt: skip
+    paths["/stats/cumulative"] = {"get": _op("stats-cumulative", "One patient's cumulative dose: per "
+                                  "modality the examinations of the period and the sums of DLP, DAP, "
+                                  "Ka,r and AGD (audited; not for the authority role)",
+                                  params=[patient, *tables], tag="statistics", json_body="Object",
+                                  extra={"403": _outcome()})}  # fmt: skip
     return paths
 
 

@@ -141,6 +141,22 @@ class Alert:
 
 
 @strawberry.type
+class CumulativeDose:
+    modality: str
+    examinations: int
+    dlp_mgy_cm: float
+    dlp_mgy_cm_examinations: int
+    dap_gy_m2: float
+    dap_gy_m2_examinations: int
+    dose_rp_gy: float
+    dose_rp_gy_examinations: int
+    agd_mgy: float
+    agd_mgy_examinations: int
+    first: str | None
+    last: str | None
+
+
+@strawberry.type
 class Analytics:
     @strawberry.field(description="A dose quantity per group: n, mean, sd, min, percentiles, max, "
                       "and the DRLs compared with the median (the numbers of GET /stats/dose)")  # fmt: skip
@@ -200,6 +216,23 @@ class Analytics:
         return Timeline(quantity=q.quantity, unit=UNITS[q.quantity], points=points,
                         drl=_levels(levels))  # fmt: skip
 
+    @strawberry.field(description="One patient's examinations per modality with the sums of "
+                      "DLP, DAP, Ka,r and AGD, and how many examinations had each (/stats/cumulative)")  # fmt: skip
+    def cumulative_dose(
+        self,
+        info: Info,
+        patient: str,
+        from_: From = None,
+        to: date | None = None,
+    ) -> list[CumulativeDose]:
+        stats, q = _query(info, {**locals(), "quantity": "dlp_mgy_cm"})
+        context: Context = info.context
+        with fhir_errors():
+            context.access.require("Observation")
+            rows = stats.cumulative(q)
+        context.patients.append(q.patient)
+        return [CumulativeDose(**row) for row in rows]
+
     @strawberry.field(description="Examinations (level study) or events per group")
     def modality_load(
         self,
@@ -248,7 +281,7 @@ def _query(info: Info, args: dict[str, Any]) -> tuple[Statistics, StatsQuery]:
         "level": args.get("level") or "study",
         "group": ",".join(g.value for g in (args.get("group_by") or [GroupBy.PROCEDURE])),
         **{k: str(v) for k, v in (("from", args.get("from_")), ("to", args.get("to"))) if v},
-        **{k: str(args[k]) for k in ("modality", "device", "procedure") if args.get(k)},
+        **{k: str(args[k]) for k in ("modality", "device", "procedure", "patient") if args.get(k)},
     }
     with fhir_errors():
         context.require_statistics()

@@ -23,6 +23,7 @@ class Context:
     statistics: Callable[[], Statistics]
     timezone: tzinfo
     disclosed: list[Stored] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)  # "Patient/<id>" of patient aggregates
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.service, self.access, self.disclosed)

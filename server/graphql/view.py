@@ -96,7 +96,8 @@ class KermaGraphQLView(AsyncGraphQLView[Context, Any]):
 
     def _audit(self) -> None:
         assert self.context is not None
-        patients = audit.patients_in(self.context.disclosed)
+        found = [*audit.patients_in(self.context.disclosed), *self.context.patients]
+        patients = list(dict.fromkeys(found))
         if not patients:
             return
         query = request.args.get("query") or (request.get_json(silent=True) or {}).get("query", "")

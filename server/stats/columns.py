@@ -19,6 +19,7 @@ from server.store.port import Store
 
 WORDS = (
     "study_uid",
+    "patient",
     "modality",
     "device",
     "procedure",

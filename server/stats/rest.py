@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request, stream_wi
 from server.auth import audit
 from server.auth.roles import role
 from server.auth.users import authenticate
+from server.dose.cumulative import QUANTITIES
 from server.fhir import site_context
 from server.fhir.errors import FhirError
 from server.files import chunks
@@ -94,6 +95,24 @@ def devices() -> Response:
     rows = statistics().devices(query)
     header = ["device", "name", "type", "manufacturer", "model", "station_name", "serial_number",
               "software_versions", "department", "examinations", "first", "last"]  # fmt: skip
+    return _answer(query, rows, header)
+
+
+@bp.get("/cumulative")
+def cumulative() -> Response:
+    """One patient's cumulative dose (H5): per modality, the examinations of [from, to) and the
+    sums of DLP, DAP, Ka,r and AGD (with how many examinations had each). Patient data: for
+    roles that read Observations, audited."""
+    if not g.role.can("read", "Observation"):
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} reads aggregates only")
+    query = _period_query()
+    rows = statistics().cumulative(query)
+    service = current_app.extensions["kerma.fhir"]
+    event = audit.audit_event(g.user, "operation", [query.patient], request.method, request.path,
+                              request.query_string.decode(errors="replace"),
+                              request.remote_addr, datetime.now().timestamp())  # fmt: skip
+    service.create_internal(event)
+    header = ["modality", "examinations", *QUANTITIES, "first", "last"]
     return _answer(query, rows, header)
 
 

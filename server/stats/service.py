@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.config import Settings
+from server.dose.cumulative import QUANTITIES, per_modality
 from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
 from server.fhir import site_context
@@ -52,6 +53,7 @@ class Query:
     modality: str = ""
     device: str = ""
     procedure: str = ""
+    patient: str = ""  # "Patient/<id>": one patient's examinations only
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def query_of(args: Mapping[str, str], timezone: tzinfo, now: datetime) -> Query:
     if not 0 < until - start <= _MAX_DAYS * 86400:
         raise _invalid(f"from must be before to, at most {_MAX_DAYS} days")
     return Query(quantity, level, group_by, start, until, args.get("modality", ""),
-                 args.get("device", ""), args.get("procedure", ""))  # fmt: skip
+                 args.get("device", ""), args.get("procedure", ""), args.get("patient", ""))  # fmt: skip
 
 
 def _day(text: str | None, name: str, timezone: tzinfo) -> float:
@@ -195,6 +197,20 @@ class Statistics:
             return None
         return datetime.fromtimestamp(epoch, self.ctx.timezone).isoformat(timespec="seconds")
 
+    def cumulative(self, q: Query) -> list[dict[str, Any]]:
+        """One patient's examinations in the period per modality, with the sums of DLP, DAP,
+        Ka,r and AGD and how many examinations had each (H5)."""
+        if not q.patient.startswith("Patient/"):
+            raise _invalid("patient must be Patient/<id>")
+        columns, labels, keep = self._select(replace(q, level="study"))
+        values = {name: columns[name][keep] for name in QUANTITIES}
+        found = per_modality(columns["modality"][keep], labels["modality"],
+                             columns["date"][keep], values)  # fmt: skip
+        return [{"modality": c.modality, "examinations": c.examinations,
+                 **{name: c.sums[name] for name in QUANTITIES},
+                 **{f"{name}_examinations": c.counted[name] for name in QUANTITIES},
+                 "first": self._when(c.first), "last": self._when(c.last)} for c in found]  # fmt: skip
+
     def values(self, q: Query) -> npt.NDArray[np.float64]:
         """The quantity's values the query selects (histograms)."""
         columns, _, keep = self._select(q)
@@ -245,7 +261,7 @@ class Statistics:
         facts = self.facts(q.level)
         columns, labels = facts.current()
         keep = (columns["date"] >= q.since) & (columns["date"] < q.until)
-        for name in ("modality", "device", "procedure"):
+        for name in ("modality", "device", "procedure", "patient"):
             wanted = getattr(q, name)
             if wanted:
                 code = facts.code(name, wanted)

@@ -1,0 +1,88 @@
+"""Cumulative patient dose (H5) from real files: two CT examinations and a radiograph of one
+patient, beside another patient's CT; over REST and GraphQL, audited, not for the authority."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from server.config import Settings
+from server.ingest import build_ingestor
+from server.store.port import Store
+from tests.conftest import Api
+
+CORPUS = Path(__file__).parent.parent / "data" / "dicom" / "openrem"
+PERIOD = "from=1990-01-01&to=2030-01-01"
+
+
+def _copy(name: str, patient_id: str | None = None) -> bytes:
+    """The file as another study (new UIDs), of `patient_id` if given."""
+    ds = pydicom.dcmread(CORPUS / name)
+    ds.StudyInstanceUID = generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    if patient_id is not None:
+        ds.PatientID = patient_id
+        if "IssuerOfPatientID" in ds:
+            del ds.IssuerOfPatientID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.fixture
+def patient(store: Store, settings: Settings, api: Api) -> str:
+    """Patient 123456: the Siemens Flash CT (DLP 724.52 mGy·cm) twice and the Canon CXDI
+    radiograph (DAP 1.07e-05 Gy·m²); patient 10293847 has the GE CT."""
+    ingestor = build_ingestor(store, settings)
+    for name, data in [("CT-RDSR-Siemens_Flash-TAP-SS.dcm", _copy("CT-RDSR-Siemens_Flash-TAP-SS.dcm")),
+                       ("flash-again.dcm", _copy("CT-RDSR-Siemens_Flash-TAP-SS.dcm")),
+                       ("DX-RDSR-Canon_CXDI.dcm", _copy("DX-RDSR-Canon_CXDI.dcm", "123456")),
+                       ("CT-RDSR-GEPixelMed.dcm", _copy("CT-RDSR-GEPixelMed.dcm"))]:  # fmt: skip
+        assert ingestor.ingest_bytes(data, name).status == "ingested"
+    [found] = api.search("/fhir/Patient?identifier=123456")
+    return f"Patient/{found['id']}"
+
+
+def test_sums_per_modality(patient: str, api: Api) -> None:
+    answer = api.get(f"/stats/cumulative?patient={patient}&{PERIOD}")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    ct, dx = answer.get_json()["rows"]
+    assert (ct["modality"], ct["examinations"], ct["dlp_mgy_cm_examinations"]) == ("CT", 2, 2)
+    assert ct["dlp_mgy_cm"] == pytest.approx(2 * 724.52, abs=0.01)
+    assert ct["first"].startswith("1997-01-01")
+    assert (dx["modality"], dx["examinations"]) == ("DX", 1)
+    assert dx["dap_gy_m2"] == pytest.approx(1.07e-05) and dx["dap_gy_m2_examinations"] == 1
+    assert dx["dlp_mgy_cm_examinations"] == 0 and dx["first"].startswith("2016-08-18")
+    csv_text = api.get(f"/stats/cumulative?patient={patient}&{PERIOD}&format=csv").get_data(
+        as_text=True
+    )
+    assert (
+        csv_text.splitlines()[0]
+        == "modality,examinations,dlp_mgy_cm,dap_gy_m2,dose_rp_gy,agd_mgy,first,last"
+    )
+
+
+def test_the_same_over_graphql_audited_and_not_for_the_authority(
+    patient: str, api: Api, as_role: Any
+) -> None:
+    query = """query($p: String!) { cumulativeDose(patient: $p, from: "1990-01-01", to: "2030-01-01") {
+        modality examinations dlpMgyCm dapGyM2 first } }"""
+    body = orjson.dumps({"query": query, "variables": {"p": patient}})
+    headers = api.headers({"Content-Type": "application/json"})
+    answer = api.client.post("/fhir/$graphql", data=body, headers=headers).get_json()
+    rest = api.get(f"/stats/cumulative?patient={patient}&{PERIOD}").get_json()["rows"]
+    assert [
+        (r["modality"], r["examinations"], r["dlpMgyCm"]) for r in answer["data"]["cumulativeDose"]
+    ] == [(r["modality"], r["examinations"], r["dlp_mgy_cm"]) for r in rest]
+    events = as_role("admin").search("/fhir/AuditEvent?_count=1000")
+    about = [e for e in events if {"reference": patient} in [x.get("what") for x in e["entity"]]]
+    paths = {x["description"] for e in about for x in e["entity"] if "description" in x}
+    assert {"GET /stats/cumulative", "POST /fhir/$graphql"} <= paths
+    assert as_role("authority").get(f"/stats/cumulative?patient={patient}").status_code == 403
+    assert api.get(f"/stats/cumulative?patient=123456&{PERIOD}").status_code == 400
