@@ -1,6 +1,7 @@
-"""Monitoring over the dose-facts projection (requirements D1, D3, D4): medians above DRLs per
-device and standard procedure, drift of acquisition parameters between two periods, duplicate
-protocols, and one procedure done differently on different devices.
+"""Monitoring over the dose-facts projection (requirements D1, D3, D4, H5): medians above DRLs
+per device and standard procedure, drift of acquisition parameters between two periods,
+duplicate protocols, one procedure done differently on different devices, and patients with
+repeated examinations in a short time.
 
 Pure: rows (DoseFact) and tables (mappings/monitoring.yaml) in, findings out.
 """
@@ -18,6 +19,37 @@ from server.dose.drl import DoseLevel
 from server.dose.facts import LEVEL_FIELDS, DoseFact
 
 _SCOUT = "Constant Angle Acquisition"  # CT localizers: no dose level is meant for them
+
+
+@dataclass(frozen=True)
+class RepeatRule:
+    """A patient's examinations of some modalities within `window_days`: flagged at
+    `examinations` or more, or when the sum of a quantity reaches its level."""
+
+    name: str
+    modalities: tuple[str, ...]
+    window_days: int
+    examinations: int | None = None
+    sums: tuple[tuple[str, float], ...] = ()  # (study-level field, level)
+
+    @classmethod
+    def of(cls, spec: dict[str, Any]) -> RepeatRule:
+        count = spec.get("examinations")
+        return cls(str(spec["name"]), tuple(spec["modalities"]), int(spec["window_days"]),
+                   None if count is None else int(count),
+                   tuple((str(k), float(v)) for k, v in (spec.get("sums") or {}).items()))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """A patient whose examinations in a window met a RepeatRule."""
+
+    rule: RepeatRule
+    patient: str
+    examinations: tuple[str, ...]  # the study summaries (Observation references), oldest first
+    sums: tuple[tuple[str, float], ...]  # the rule's quantities summed over them
+    first: float
+    last: float
 
 
 @dataclass(frozen=True)
@@ -47,6 +79,7 @@ class Table:
     duplicate_min_values: int
     duplicate_rounding: dict[str, int]
     across: dict[str, Tolerance]
+    repeated: tuple[RepeatRule, ...] = ()
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> Table:
@@ -63,6 +96,7 @@ class Table:
             duplicate_min_values=int(table["duplicates"]["min_values"]),
             duplicate_rounding={k: int(v) for k, v in table["duplicates"]["rounding"].items()},
             across=tolerances(table["across_devices"]["parameters"]),
+            repeated=tuple(RepeatRule.of(spec) for spec in table.get("repeated", [])),
         )
 
 
@@ -191,6 +225,34 @@ def across_devices(rows: Iterable[DoseFact], table: Table) -> list[AcrossDevices
             ordered = tuple(sorted(medians, key=lambda m: m[1]))
             if len(ordered) > 1 and tolerance.exceeded(ordered[0][1], ordered[-1][1]):
                 found.append(AcrossDevices(procedure, field, tolerance, ordered))
+    return found
+
+
+def repeated_examinations(
+    rows: Iterable[DoseFact], rules: Iterable[RepeatRule], now: float
+) -> list[Repeated]:
+    """Patients whose study rows of the window before `now` meet a rule (one finding per
+    patient and rule, naming every examination in the window)."""
+    studies = [r for r in rows if r.level == "study"]
+    found = []
+    for rule in rules:
+        since = now - rule.window_days * 86400
+        by_patient: dict[str, list[DoseFact]] = defaultdict(list)
+        for row in studies:
+            date, patient = row.date, row.patient
+            wanted = patient and row.modality in rule.modalities
+            if wanted and date is not None and since <= date < now:
+                by_patient[str(patient)].append(row)
+        for patient, mine in sorted(by_patient.items()):
+            mine.sort(key=lambda r: r.date or 0.0)
+            sums = tuple((field, math.fsum(_values(mine, field))) for field, _ in rule.sums)
+            counted = rule.examinations is not None and len(mine) >= rule.examinations
+            summed = any(
+                total >= level for (_, total), (_, level) in zip(sums, rule.sums, strict=True)
+            )
+            if counted or summed:
+                found.append(Repeated(rule, patient, tuple(r.resource for r in mine), sums,
+                                      mine[0].date or 0.0, mine[-1].date or 0.0))  # fmt: skip
     return found
 
 

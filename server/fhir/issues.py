@@ -9,7 +9,7 @@ from typing import Any
 
 from server.dose.alerts import Alert
 from server.dose.drl import Exceedance, Value
-from server.dose.monitoring import Drift, MedianAbove
+from server.dose.monitoring import Drift, MedianAbove, Repeated
 from server.fhir.levels import LEVEL_ID_SYSTEM
 from server.fhir.mapping import Context, fhir_datetime
 
@@ -121,6 +121,25 @@ def parameter_drift(
     key = f"drift:{refs.device}:{_word(found.procedure)}:{_word(found.protocol)}:{found.field}:{until:%Y-%m}"
     return _issue(key, ("parameter-drift", "Acquisition parameter changed"), "moderate",
                   detail, evidence, refs, until, ctx)  # fmt: skip
+
+
+def repeated_examinations(found: Repeated, until: datetime, ctx: Context) -> dict[str, Any]:
+    """A patient with repeated examinations in a short time (H5): raised again only when a
+    newer examination joins the window."""
+    rule = found.rule
+    sums = "".join(f"; {field} {total:.4g}" for field, total in found.sums)
+    first, last = (fhir_datetime(datetime.fromtimestamp(t, ctx.timezone), ctx)[:10]
+                   for t in (found.first, found.last))  # fmt: skip
+    detail = (f"{len(found.examinations)} examinations ({', '.join(rule.modalities)}) of this "
+              f"patient from {first} to {last}{sums}: {rule.name}")  # fmt: skip
+    refs = Refs(found.patient, "", found.examinations[-1], None, rule.modalities[0])
+    evidence = {"code": [{"text": rule.name}]}
+    key = f"repeated:{found.patient}:{_word(rule.name)}:{found.examinations[-1]}"
+    issue = _issue(key, ("repeated-examinations", "Repeated examinations in a short time"),
+                   "moderate", detail, evidence, refs, until, ctx)  # fmt: skip
+    issue["implicated"] = [{"reference": ref} for ref in found.examinations]
+    issue["meta"]["tag"] += [{"system": MODALITY_TAG, "code": m} for m in rule.modalities[1:]]
+    return issue
 
 
 def _word(text: str) -> str:

@@ -1,5 +1,5 @@
-"""The monitoring run (daily in `kerma serve`, or `kerma monitor`): medians above DRLs and
-parameter drift become DetectedIssues, queued for notification like those of single reports;
+"""The monitoring run (daily in `kerma serve`, or `kerma monitor`): medians above DRLs,
+parameter drift and patients with repeated examinations become DetectedIssues, queued for notification like those of single reports;
 duplicate protocols and differences between devices are Lists for review.
 """
 
@@ -37,11 +37,13 @@ def run(service: FhirService, ctx: Context, table: monitoring.Table, now: dateti
     medians = monitoring.medians_above(recent, _levels_of(ctx), table.min_values)
     before = _between(rows, drift_from.timestamp(), drift_since.timestamp())
     drifts = monitoring.drifts(before, _between(rows, drift_since.timestamp(), end), table)
+    repeated = monitoring.repeated_examinations(rows, table.repeated, end)
     with service.store.transaction() as tx:
         where = _device_refs(tx)
         found = [
             issues.median_above(m, table.median_days, now, where(m.device), ctx) for m in medians
         ] + [issues.parameter_drift(d, drift_since, now, where(d.device), ctx) for d in drifts]
+        found += [issues.repeated_examinations(r, now, ctx) for r in repeated]
         created = [
             f"DetectedIssue/{service.save_in(tx, 'DetectedIssue', issue, None).rid}"
             for issue in found

@@ -6,6 +6,7 @@ scanner doing the same examination differently."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,18 @@ SIEMENS = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
 SETTINGS = {"drl_sets": "UKHSA GB 2022"}
 
 
-def _copy(template: Dataset, when: datetime, ctdivol_mgy: float, dlp_total_mgy_cm: float) -> bytes:
+def _copy(
+    template: Dataset,
+    when: datetime,
+    ctdivol_mgy: float,
+    dlp_total_mgy_cm: float,
+    patient_id: str | None = None,
+) -> bytes:
+    """The template as a study of `when` (of another patient if one is named)."""
     ds = template.copy()
     ds.StudyInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    if patient_id:
+        ds.PatientID = patient_id
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = when.strftime("%Y%m%d")
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = when.strftime("%H%M%S")
     _set_datetimes(ds.ContentSequence, when)
@@ -54,9 +64,16 @@ def _set_datetimes(items: Any, when: datetime) -> None:
             _set_datetimes(item.ContentSequence, when)
 
 
-def _series(ingestor: Ingestor, template: Dataset, days: range, ctdivol: float, dlp: float) -> None:
+def _series(
+    ingestor: Ingestor,
+    template: Dataset,
+    days: range,
+    ctdivol: float,
+    dlp: float,
+    patient_id: str | None = None,
+) -> None:
     for day in days:
-        data = _copy(template, NOW - timedelta(days=day, hours=2), ctdivol, dlp)
+        data = _copy(template, NOW - timedelta(days=day, hours=2), ctdivol, dlp, patient_id)
         assert ingestor.ingest_bytes(data, "ct.dcm").status == "ingested"
 
 
@@ -70,10 +87,13 @@ def scanner(store: Store, tmp_path: Path) -> tuple[Ingestor, Dataset]:
     return ingestor, template
 
 
-def _run(service: FhirService, tmp_path: Path) -> list[dict[str, Any]]:
+def _run(service: FhirService, tmp_path: Path, repeated: bool = False) -> list[dict[str, Any]]:
+    """The monitoring run at NOW; the patient rules only when asked (the scanner's
+    examinations are all of the template's one patient)."""
     settings = Settings(data_dir=tmp_path, **SETTINGS)
     ctx = site_tables(service, settings).context(site_context(settings))
-    created = run(service, ctx, monitoring_table(), NOW)
+    table = monitoring_table() if repeated else replace(monitoring_table(), repeated=())
+    created = run(service, ctx, table, NOW)
     return [orjson.loads(service.read(*ref.split("/")).body or b"") for ref in created]
 
 
@@ -113,6 +133,36 @@ def test_drift_and_median_above_the_drl(scanner: Any, service: FhirService, tmp_
             "code": "CT",
         } in issue["meta"]["tag"]
     assert _run(service, tmp_path) == []  # raised once
+
+
+def test_a_patient_with_repeated_examinations(
+    store: Store, service: FhirService, tmp_path: Path
+) -> None:
+    """Three CTs of one patient within 28 days (mappings/monitoring.yaml's default rule); two
+    were not enough, and a fourth raises the issue again with all four."""
+    ingestor = build_ingestor(store, Settings(data_dir=tmp_path, **SETTINGS))
+    template = dcmread(SIEMENS)
+    _series(ingestor, template, range(60, 0, -30), 10.0, 500.0, "P-REPEAT")  # 60 and 30 days ago
+    _series(ingestor, template, range(20, 10, -10), 10.0, 700.0, "P-REPEAT")  # 20 days ago
+    assert _run(service, tmp_path, repeated=True) == []  # within 28 days: 30 is out, 20 alone
+    _series(ingestor, template, range(10, 2, -4), 10.0, 600.0, "P-REPEAT")  # 10 and 6 days ago
+    [issue] = _run(service, tmp_path, repeated=True)
+    assert issue["code"]["coding"][0]["code"] == "repeated-examinations"
+    assert issue["detail"] == (
+        "3 examinations (CT) of this patient from 2026-11-06 to 2026-11-20: "
+        "CT examinations within 28 days"
+    )
+    [patient] = [p for p in service.search("Patient", [("identifier", "P-REPEAT")]).matches]
+    assert issue["patient"] == {"reference": f"Patient/{patient.rid}"}
+    implicated = [i["reference"] for i in issue["implicated"]]
+    summaries = service.search("Observation", [("code", "73569-6"), ("subject", f"Patient/{patient.rid}"),
+                                               ("date", "ge2026-11-01"), ("_sort", "date")]).matches  # fmt: skip
+    assert implicated == [f"Observation/{s.rid}" for s in summaries]
+    assert validate(issue) == []
+    assert _run(service, tmp_path, repeated=True) == []  # raised once
+    _series(ingestor, template, range(1, 0, -1), 10.0, 600.0, "P-REPEAT")
+    [again] = _run(service, tmp_path, repeated=True)
+    assert len(again["implicated"]) == 4
 
 
 def test_no_drift_without_enough_values_or_change(
