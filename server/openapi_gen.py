@@ -97,6 +97,19 @@ def build() -> dict[str, Any]:
     }
     for rtype in registry.resource_types():
         paths.update(_type_paths(rtype))
+    dates = [{"name": n, "in": "query", "schema": {"type": "string", "format": "date"}}
+             for n in ("start", "end")]  # fmt: skip
+    paths["/fhir/Patient/{id}/$everything"] = {
+        "get": _op(
+            "patient-everything",
+            "The patient's record: the Patient and every stored resource about them the role may "
+            "read (not the audit trail), with their cumulative dose per modality over [start, end) "
+            "(default the last 365 days) as computed Observations; audited",
+            params=[_RID, *dates],
+            tag="Patient",
+            extra={"404": _outcome()},
+        )
+    }
     paths["/fhir/ImagingStudy/{id}/$reassign"] = {
         "post": _op(
             "imagingstudy-reassign",

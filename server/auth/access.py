@@ -26,6 +26,12 @@ class Access:
         if not self.role.can("read", rtype):
             raise FhirError.of(403, "forbidden", f"role {self.role.name} may not read {rtype}")
 
+    def require_every_observation(self) -> None:
+        """For what sums over a patient's examinations on every device (cumulative dose)."""
+        if not self.role.can("read", "Observation") or self.role.own_devices_only:
+            raise FhirError.of(403, "forbidden", f"role {self.role.name} may not read the dose "
+                               "data of every device")  # fmt: skip
+
     def restriction(self, rtype: str) -> tuple[ReferenceClause, ...]:
         """Search clauses the user may not lift: a radiographer's own devices."""
         if self.role.own_devices_only and rtype == "Observation":

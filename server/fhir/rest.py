@@ -23,7 +23,7 @@ from server.auth.access import Access
 from server.auth.roles import Action, Role
 from server.auth.users import authenticate
 from server.config import Settings
-from server.fhir import bulk, bundles, issues, registry, site_context, transaction
+from server.fhir import bulk, bundles, everything, issues, registry, site_context, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.monitoring import protocol_review
@@ -130,6 +130,29 @@ def unmerge(rid: str) -> Response:
         done = _patients().unmerge(tx, rid, f"$unmerge by {g.user.name}")
     assert done.provenance is not None
     return _json(orjson.loads(service.read(*done.provenance.split("/")).body or b"{}"))
+
+
+@bp.get("/Patient/<rid>/$everything")
+def patient_everything(rid: str) -> Response:
+    """The patient's record (every stored resource about them the role may read, not the audit
+    trail) and their cumulative dose per modality over [start, end) (default: the last 365
+    days), as computed Observations."""
+    _require("read", "Patient")
+    found = everything.record(_service(), rid, g.access.visible)
+    _audit("operation", found)
+    words = {"quantity": "dlp_mgy_cm", "patient": f"Patient/{rid}",
+             **{k: request.args[a] for a, k in (("start", "from"), ("end", "to")) if a in request.args}}  # fmt: skip
+    settings: Settings = current_app.config["KERMA_SETTINGS"]
+    timezone = site_context(settings).timezone
+    query = query_of(words, timezone, datetime.now(UTC))
+    start, end = (
+        datetime.fromtimestamp(t, timezone).isoformat() for t in (query.since, query.until)
+    )
+    every = g.role.can("read", "Observation") and not g.role.own_devices_only
+    rows = stats_rest.statistics().cumulative(query) if every else []
+    summaries = everything.cumulative_observations(f"Patient/{rid}", rows, start, end)
+    resources = [body_of(s) for s in found] + summaries
+    return _json(everything.bundle(resources, base_url(), instant(time.time())))
 
 
 @bp.post("/ImagingStudy/<rid>/$reassign")

@@ -228,7 +228,7 @@ class Analytics:
         stats, q = _query(info, {**locals(), "quantity": "dlp_mgy_cm"})
         context: Context = info.context
         with fhir_errors():
-            context.access.require("Observation")
+            context.access.require_every_observation()
             rows = stats.cumulative(q)
         context.patients.append(q.patient)
         return [CumulativeDose(**row) for row in rows]

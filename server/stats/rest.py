@@ -13,6 +13,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
 from server.auth import audit
+from server.auth.access import Access
 from server.auth.roles import role
 from server.auth.users import authenticate
 from server.dose.cumulative import QUANTITIES
@@ -103,8 +104,7 @@ def cumulative() -> Response:
     """One patient's cumulative dose (H5): per modality, the examinations of [from, to) and the
     sums of DLP, DAP, Ka,r and AGD (with how many examinations had each). Patient data: for
     roles that read Observations, audited."""
-    if not g.role.can("read", "Observation"):
-        raise FhirError.of(403, "forbidden", f"role {g.role.name} reads aggregates only")
+    Access.of(g.user).require_every_observation()
     query = _period_query()
     rows = statistics().cumulative(query)
     service = current_app.extensions["kerma.fhir"]

@@ -85,4 +85,46 @@ def test_the_same_over_graphql_audited_and_not_for_the_authority(
     paths = {x["description"] for e in about for x in e["entity"] if "description" in x}
     assert {"GET /stats/cumulative", "POST /fhir/$graphql"} <= paths
     assert as_role("authority").get(f"/stats/cumulative?patient={patient}").status_code == 403
+    # a radiographer reads the dose data of their own devices only, not sums over all of them
+    assert as_role("radiographer").get(f"/stats/cumulative?patient={patient}").status_code == 403
     assert api.get(f"/stats/cumulative?patient=123456&{PERIOD}").status_code == 400
+
+
+def test_the_patients_record_with_the_cumulative_dose(patient: str, api: Api, as_role: Any) -> None:
+    from server.fhir.validation import validate
+
+    rid = patient.split("/")[1]
+    answer = api.get(f"/fhir/Patient/{rid}/$everything?start=1990-01-01&end=2030-01-01")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    resources = [e["resource"] for e in answer.get_json()["entry"]]
+    kinds = [r["resourceType"] for r in resources]
+    assert kinds.count("Patient") == 1 and kinds.count("ImagingStudy") == 3
+    assert "AuditEvent" not in kinds
+    about = {r.get("subject", r.get("patient", {})).get("reference") for r in resources
+             if r["resourceType"] in ("ImagingStudy", "Observation")}  # fmt: skip
+    assert about == {patient}  # nothing of the other patient
+    summaries = [
+        r
+        for r in resources
+        if r.get("code", {}).get("coding", [{}])[0].get("code") == "cumulative-dose"
+    ]
+    by_modality = {
+        s["component"][0]["valueCodeableConcept"]["coding"][0]["code"]: s for s in summaries
+    }
+    assert set(by_modality) == {"CT", "DX"}
+    ct = {
+        c["code"].get("coding", [{}])[0].get("code", c["code"].get("text")): c
+        for c in by_modality["CT"]["component"]
+    }
+    assert ct["examinations"]["valueInteger"] == 2
+    assert ct["113813"]["valueQuantity"]["value"] == pytest.approx(1449.04, abs=0.01)
+    assert ct["113813"]["valueQuantity"]["code"] == "mGy.cm"
+    assert by_modality["DX"]["effectivePeriod"]["start"].startswith("1990-01-01")
+    for summary in summaries:
+        assert summary["meta"]["tag"][0]["code"] == "computed"
+        assert validate(summary) == [], summary
+    # the authority role reads no patients; a radiographer of another device no dose events
+    assert as_role("authority").get(f"/fhir/Patient/{rid}/$everything").status_code == 403
+    other = as_role("radiographer").get(f"/fhir/Patient/{rid}/$everything").get_json()
+    assert not [e for e in other["entry"] if e["resource"]["resourceType"] == "Observation"
+                and (e["resource"].get("device") or "cumulative" in str(e["resource"]["code"]))]  # fmt: skip
