@@ -13,6 +13,7 @@ import yaml
 from server.dose.alerts import AlertRule, rules_from_table
 from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, levels_from_rows
+from server.dose.effective import KFactors
 from server.dose.monitoring import Table
 from server.dose.ssde import SsdeTables
 from server.dose.statistics import StatisticsTables
@@ -57,6 +58,11 @@ def classification_rules() -> Rules:
     return Rules(
         read_yaml("classification/rules.yaml"), read_csv_rows("classification/procedures.csv")
     )
+
+
+@functools.cache
+def k_factors() -> KFactors:
+    return KFactors.of(read_csv_rows("dose/k_factors.csv"))
 
 
 @functools.cache
