@@ -66,6 +66,12 @@ def k_factors() -> KFactors:
 
 
 @functools.cache
+def k_factor_regions() -> dict[str, str]:
+    """Standard procedure code -> the region of its CT effective-dose k-factor."""
+    return {r["code"]: r["region"] for r in read_csv_rows("dose/k_factor_regions.csv")}
+
+
+@functools.cache
 def ssde_tables() -> SsdeTables:
     return SsdeTables.of(read_yaml("dose/ssde.yaml"))
 

@@ -22,9 +22,10 @@ import orjson
 from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
 from server.dose import alerts, drl
 from server.dose.classify import modality_group
+from server.dose.effective import effective_dose
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
-from server.fhir import acquisitions, issues, mapping, patients
+from server.fhir import acquisitions, calculated, issues, mapping, patients
 from server.fhir.facts import study_facts
 from server.fhir.orders import Orders
 from server.fhir.service import FhirService
@@ -32,6 +33,7 @@ from server.fhir.site_tables import SiteTables
 from server.fhir.values import instant
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
+from server.mappings import k_factor_regions, k_factors
 from server.notify import routing
 from server.store.port import Stored, Transaction
 
@@ -173,6 +175,7 @@ class _Commit:
         summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
         summary = mapping.mark_reading(summary, report, "ct_totals.")
         summary_ref = self._save("Observation", summary, summary_stored)
+        calculated_refs = self._effective_dose(study, summary)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
         where = issues.Refs(
@@ -185,7 +188,13 @@ class _Commit:
         )
         found = self._check_levels(study, summary, where, all_events)
         routing.queue(self.service, self.tx, found)
-        targets = [study_ref, summary_ref, *measured, *(f"Observation/{e['id']}" for e in added)]
+        targets = [
+            study_ref,
+            summary_ref,
+            *measured,
+            *calculated_refs,
+            *(f"Observation/{e['id']}" for e in added),
+        ]
         targets += found
         self._provenance(report, targets, superseded, replaced_kind)
         return Result(
@@ -352,6 +361,32 @@ class _Commit:
         summary_device = devices.pop() if len(devices) == 1 else self._device(report.equipment)
         return added, summary_device
 
+    def _effective_dose(self, study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+        """E = k x DLP total as its own Observation with its Provenance (H4), unless the
+        device reported E (its value wins) or the procedure has no k-factor region."""
+        report = self.report
+        if report.kind != "ct" or _reports_effective_dose(report):
+            return []
+        dlp = mapping.component_value(summary, "113813")
+        region = k_factor_regions().get(mapping.classification_of(study, self.ctx).code)
+        estimate = (
+            effective_dose(dlp, region, report.patient.age_years, _main_kvp(report), k_factors())
+            if dlp is not None and region is not None
+            else None
+        )
+        if estimate is None:
+            return []
+        observation = calculated.effective_dose_observation(
+            estimate, summary, report.study.study_uid
+        )
+        key = observation["identifier"][0]["value"]
+        existing = self._find("Observation", [("identifier", f"{calculated.CALCULATED_ID}|{key}")])
+        ref = self._save("Observation", observation, existing)
+        source = f"Observation/{summary['id']}"
+        made = calculated.provenance(ref, source, estimate, instant(time.time()))
+        self.service.create_in(self.tx, "Provenance", made, trusted=True)
+        return [ref]
+
     def _grow_scan_range(self, stored: dict[str, Any], top_z_mm: float, bottom_z_mm: float) -> None:
         grown = mapping.extend_scan_range(stored, top_z_mm, bottom_z_mm)
         if grown is not None:
@@ -483,6 +518,22 @@ _NAMES = {
 def _source_kind(summary: dict[str, Any]) -> str | None:
     tags = summary.get("meta", {}).get("tag", [])
     return next((t["code"] for t in tags if t.get("system") == mapping.SOURCE_TAG), None)
+
+
+def _reports_effective_dose(report: DoseReport) -> bool:
+    totals = report.ct_totals
+    return (totals is not None and totals.effective_dose_total_msv is not None) or any(
+        e.effective_dose_msv is not None for e in report.ct_events
+    )
+
+
+def _main_kvp(report: DoseReport) -> float | None:
+    """The tube voltage of the CT event with the largest DLP (the one E depends on most)."""
+    events = [e for e in report.ct_events if e.dlp_mgy_cm and any(s.kvp_kv for s in e.sources)]
+    if not events:
+        return None
+    main = max(events, key=lambda e: e.dlp_mgy_cm or 0.0)
+    return max(s.kvp_kv for s in main.sources if s.kvp_kv)
 
 
 def _body(stored: Stored | None) -> dict[str, Any]:
