@@ -56,6 +56,15 @@ def cumulative_observations(
              "valueCodeableConcept": {"coding": [{"system": DCM, "code": row["modality"]}]}},
             {"code": {"text": "examinations"}, "valueInteger": row["examinations"]},
         ]  # fmt: skip
+        if row["effective_dose_msv_estimate_examinations"]:
+            components.append({
+                "code": {"coding": [{"system": DCM, "code": "113839", "display": "Effective Dose"}],
+                         "text": "Effective dose estimated by Kerma (k-factors), sum over "
+                                 f"{row['effective_dose_msv_estimate_examinations']} examinations: "
+                                 "a population estimate, not this patient's dose or risk"},
+                "valueQuantity": {"value": row["effective_dose_msv_estimate"], "unit": "mSv",
+                                  "system": UCUM, "code": "mSv"},
+            })  # fmt: skip
         for field, (code, display, unit) in _QUANTITIES.items():
             counted = row[f"{field}_examinations"]
             if counted:
@@ -73,8 +82,7 @@ def cumulative_observations(
             "subject": {"reference": patient},
             "effectivePeriod": {"start": start, "end": end},
             "note": [{"text": f"{row['examinations']} {row['modality']} examinations from "
-                              f"{row['first']} to {row['last']}; physical dose quantities summed, "
-                              "not an effective dose"}],
+                              f"{row['first']} to {row['last']}; physical dose quantities summed"}],
             "component": components,
         })  # fmt: skip
     return observations

@@ -37,7 +37,7 @@ from server.jobs.http import base_url, submitted
 from server.mappings import monitoring_table
 from server.stats import measures
 from server.stats import rest as stats_rest
-from server.stats.service import query_of
+from server.stats.service import cumulative_of, query_of
 from server.store.port import Stored
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -149,7 +149,7 @@ def patient_everything(rid: str) -> Response:
         datetime.fromtimestamp(t, timezone).isoformat() for t in (query.since, query.until)
     )
     every = g.role.can("read", "Observation") and not g.role.own_devices_only
-    rows = stats_rest.statistics().cumulative(query) if every else []
+    rows = cumulative_of(_service(), stats_rest.statistics(), query) if every else []
     summaries = everything.cumulative_observations(f"Patient/{rid}", rows, start, end)
     resources = [body_of(s) for s in found] + summaries
     return _json(everything.bundle(resources, base_url(), instant(time.time())))

@@ -17,7 +17,15 @@ from strawberry.types import Info
 from server.dose.statistics import Summary
 from server.graphql.context import Context
 from server.graphql.errors import fhir_errors
-from server.stats.service import UNITS, LevelComparison, Row, Statistics, alerts_of, query_of
+from server.stats.service import (
+    UNITS,
+    LevelComparison,
+    Row,
+    Statistics,
+    alerts_of,
+    cumulative_of,
+    query_of,
+)
 from server.stats.service import Query as StatsQuery
 
 From = Annotated[date | None, strawberry.argument(name="from", description="first day")]
@@ -152,6 +160,11 @@ class CumulativeDose:
     dose_rp_gy_examinations: int
     agd_mgy: float
     agd_mgy_examinations: int
+    effective_dose_msv_estimate: float = strawberry.field(
+        description="sum of the effective doses Kerma estimated (CT, k-factors): a population "
+        "estimate, not this patient's dose or risk"
+    )
+    effective_dose_msv_estimate_examinations: int
     first: str | None
     last: str | None
 
@@ -229,7 +242,7 @@ class Analytics:
         context: Context = info.context
         with fhir_errors():
             context.access.require_every_observation()
-            rows = stats.cumulative(q)
+            rows = cumulative_of(context.service, stats, q)
         context.patients.append(q.patient)
         return [CumulativeDose(**row) for row in rows]
 

@@ -32,6 +32,7 @@ from server.stats.service import (
     Row,
     Statistics,
     alerts_of,
+    cumulative_of,
     query_of,
     site_statistics,
 )
@@ -106,13 +107,20 @@ def cumulative() -> Response:
     roles that read Observations, audited."""
     Access.of(g.user).require_every_observation()
     query = _period_query()
-    rows = statistics().cumulative(query)
     service = current_app.extensions["kerma.fhir"]
+    rows = cumulative_of(service, statistics(), query)
     event = audit.audit_event(g.user, "operation", [query.patient], request.method, request.path,
                               request.query_string.decode(errors="replace"),
                               request.remote_addr, datetime.now().timestamp())  # fmt: skip
     service.create_internal(event)
-    header = ["modality", "examinations", *QUANTITIES, "first", "last"]
+    header = [
+        "modality",
+        "examinations",
+        *QUANTITIES,
+        "effective_dose_msv_estimate",
+        "first",
+        "last",
+    ]
     return _answer(query, rows, header)
 
 

@@ -21,6 +21,7 @@ from server.dose.cumulative import QUANTITIES, per_modality
 from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
 from server.fhir import site_context
+from server.fhir.calculated import CALCULATED_ID
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context, device_identity
 from server.fhir.search import parse
@@ -140,6 +141,30 @@ def alerts_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[st
                      "severity": issue.get("severity"), "code": issue["code"]["coding"][0]["code"],
                      "device_name": stats.device_name(device) if device else "",
                      "detail": issue.get("detail"), "status": issue.get("status")})  # fmt: skip
+    return rows
+
+
+def cumulative_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[str, Any]]:
+    """Statistics.cumulative, with the sum of the effective doses Kerma estimated for the
+    patient's CT examinations of the period (labelled an estimate; see server/fhir/calculated)."""
+    rows = stats.cumulative(q)
+    start, end = (datetime.fromtimestamp(t, stats.ctx.timezone).isoformat()
+                  for t in (q.since, q.until))  # fmt: skip
+    pairs = [
+        ("subject", q.patient),
+        ("code", "113839"),
+        ("date", f"ge{start}"),
+        ("date", f"lt{end}"),
+    ]
+    estimates = [
+        body["valueQuantity"]["value"]
+        for body in map(body_of, service.all_in(service.store, "Observation", pairs))
+        if body.get("identifier", [{}])[0].get("system") == CALCULATED_ID
+    ]
+    for row in rows:
+        mine = estimates if row["modality"] == "CT" else []
+        row["effective_dose_msv_estimate"] = math.fsum(mine)
+        row["effective_dose_msv_estimate_examinations"] = len(mine)
     return rows
 
 

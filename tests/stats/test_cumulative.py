@@ -56,6 +56,10 @@ def test_sums_per_modality(patient: str, api: Api) -> None:
     assert (ct["modality"], ct["examinations"], ct["dlp_mgy_cm_examinations"]) == ("CT", 2, 2)
     assert ct["dlp_mgy_cm"] == pytest.approx(2 * 724.52, abs=0.01)
     assert ct["first"].startswith("1997-01-01")
+    # the effective doses Kerma estimated at ingest (CAP, adult, 120 kV: k = 0.0180), labelled
+    assert ct["effective_dose_msv_estimate"] == pytest.approx(2 * 724.52 * 0.0180, abs=1e-3)
+    assert ct["effective_dose_msv_estimate_examinations"] == 2
+    assert dx["effective_dose_msv_estimate_examinations"] == 0
     assert (dx["modality"], dx["examinations"]) == ("DX", 1)
     assert dx["dap_gy_m2"] == pytest.approx(1.07e-05) and dx["dap_gy_m2_examinations"] == 1
     assert dx["dlp_mgy_cm_examinations"] == 0 and dx["first"].startswith("2016-08-18")
@@ -64,7 +68,7 @@ def test_sums_per_modality(patient: str, api: Api) -> None:
     )
     assert (
         csv_text.splitlines()[0]
-        == "modality,examinations,dlp_mgy_cm,dap_gy_m2,dose_rp_gy,agd_mgy,first,last"
+        == "modality,examinations,dlp_mgy_cm,dap_gy_m2,dose_rp_gy,agd_mgy,effective_dose_msv_estimate,first,last"
     )
 
 
@@ -72,7 +76,7 @@ def test_the_same_over_graphql_audited_and_not_for_the_authority(
     patient: str, api: Api, as_role: Any
 ) -> None:
     query = """query($p: String!) { cumulativeDose(patient: $p, from: "1990-01-01", to: "2030-01-01") {
-        modality examinations dlpMgyCm dapGyM2 first } }"""
+        modality examinations dlpMgyCm dapGyM2 effectiveDoseMsvEstimate first } }"""
     body = orjson.dumps({"query": query, "variables": {"p": patient}})
     headers = api.headers({"Content-Type": "application/json"})
     answer = api.client.post("/fhir/$graphql", data=body, headers=headers).get_json()
@@ -119,6 +123,8 @@ def test_the_patients_record_with_the_cumulative_dose(patient: str, api: Api, as
     assert ct["examinations"]["valueInteger"] == 2
     assert ct["113813"]["valueQuantity"]["value"] == pytest.approx(1449.04, abs=0.01)
     assert ct["113813"]["valueQuantity"]["code"] == "mGy.cm"
+    assert ct["113839"]["valueQuantity"]["value"] == pytest.approx(2 * 724.52 * 0.0180, abs=1e-3)
+    assert "population estimate" in ct["113839"]["code"]["text"]
     assert by_modality["DX"]["effectivePeriod"]["start"].startswith("1990-01-01")
     for summary in summaries:
         assert summary["meta"]["tag"][0]["code"] == "computed"
