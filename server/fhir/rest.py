@@ -142,14 +142,11 @@ def patient_everything(rid: str) -> Response:
     _audit("operation", found)
     words = {"quantity": "dlp_mgy_cm", "patient": f"Patient/{rid}",
              **{k: request.args[a] for a, k in (("start", "from"), ("end", "to")) if a in request.args}}  # fmt: skip
-    settings: Settings = current_app.config["KERMA_SETTINGS"]
-    timezone = site_context(settings).timezone
-    query = query_of(words, timezone, datetime.now(UTC))
-    start, end = (
-        datetime.fromtimestamp(t, timezone).isoformat() for t in (query.since, query.until)
-    )
+    stats = stats_rest.statistics()
+    query = query_of(words, stats.ctx.timezone, datetime.now(UTC))
+    start, end = stats.period(query)
     every = g.role.can("read", "Observation") and not g.role.own_devices_only
-    rows = cumulative_of(_service(), stats_rest.statistics(), query) if every else []
+    rows = cumulative_of(_service(), stats, query) if every else []
     summaries = everything.cumulative_observations(f"Patient/{rid}", rows, start, end)
     resources = [body_of(s) for s in found] + summaries
     return _json(everything.bundle(resources, base_url(), instant(time.time())))

@@ -298,8 +298,9 @@ def _query(info: Info, args: dict[str, Any]) -> tuple[Statistics, StatsQuery]:
     }
     with fhir_errors():
         context.require_statistics()
-        query = query_of(words, context.timezone, datetime.now().astimezone())
-    return context.statistics(), query
+        stats = context.statistics()
+        query = query_of(words, stats.ctx.timezone, datetime.now().astimezone())
+    return stats, query
 
 
 def _answer(compute: Callable[[], Any]) -> Any:

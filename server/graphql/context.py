@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import tzinfo
 
 from server.auth.access import Access
 from server.fhir.errors import FhirError
@@ -21,7 +20,6 @@ class Context:
     service: FhirService
     access: Access
     statistics: Callable[[], Statistics]
-    timezone: tzinfo
     disclosed: list[Stored] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)  # "Patient/<id>" of patient aggregates
 

@@ -23,7 +23,7 @@ from strawberry.http import GraphQLRequestData
 from server.auth import audit
 from server.auth.access import Access
 from server.auth.users import authenticate
-from server.fhir import registry, site_context
+from server.fhir import registry
 from server.fhir.errors import FhirError, outcome
 from server.fhir.service import FhirService
 from server.graphql.context import Context
@@ -125,7 +125,6 @@ def _context(access: Access) -> Context:
         service=service,
         access=access,
         statistics=lambda: site_statistics(service, settings, app.extensions["kerma.facts"]),
-        timezone=site_context(settings).timezone,
     )
 
 

@@ -127,8 +127,7 @@ def _day(text: str | None, name: str, timezone: tzinfo) -> float:
 def alerts_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[str, Any]]:
     """The DetectedIssues identified in the query's period (of its device, if it names one),
     with how each was handled."""
-    start, end = (datetime.fromtimestamp(t, stats.ctx.timezone).isoformat()
-                  for t in (q.since, q.until))  # fmt: skip
+    start, end = stats.period(q)
     pairs = [("identified", f"ge{start}"), ("identified", f"lt{end}"), ("_sort", "identified")]
     rows = []
     for stored in service.all_in(service.store, "DetectedIssue", pairs):
@@ -148,8 +147,7 @@ def cumulative_of(service: FhirService, stats: Statistics, q: Query) -> list[dic
     """Statistics.cumulative, with the sum of the effective doses Kerma estimated for the
     patient's CT examinations of the period (labelled an estimate; see server/fhir/calculated)."""
     rows = stats.cumulative(q)
-    start, end = (datetime.fromtimestamp(t, stats.ctx.timezone).isoformat()
-                  for t in (q.since, q.until))  # fmt: skip
+    start, end = stats.period(q)
     pairs = [
         ("subject", q.patient),
         ("code", "113839"),
@@ -216,6 +214,11 @@ class Statistics:
             rows.append({"device": ref, **device_identity(body_of(stored)), "examinations": n,
                          "first": self._when(first), "last": self._when(last)})  # fmt: skip
         return sorted(rows, key=lambda r: str(r["name"]))
+
+    def period(self, q: Query) -> tuple[str, str]:
+        """The query's [since, until) as ISO date-times in the site's time zone."""
+        start, end = (datetime.fromtimestamp(t, self.ctx.timezone) for t in (q.since, q.until))
+        return start.isoformat(), end.isoformat()
 
     def _when(self, epoch: float | None) -> str | None:
         if epoch is None:
