@@ -15,6 +15,7 @@ from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, levels_from_rows
 from server.dose.effective import KFactors
 from server.dose.monitoring import Table
+from server.dose.skin import Factors as SkinDoseFactors
 from server.dose.ssde import SsdeTables
 from server.dose.statistics import StatisticsTables
 from server.dose.units import Unit, UnitTable
@@ -69,6 +70,11 @@ def k_factors() -> KFactors:
 def k_factor_regions() -> dict[str, str]:
     """Standard procedure code -> the region of its CT effective-dose k-factor."""
     return {r["code"]: r["region"] for r in read_csv_rows("dose/k_factor_regions.csv")}
+
+
+@functools.cache
+def skin_dose_factors() -> SkinDoseFactors:
+    return SkinDoseFactors.of(read_yaml("dose/skin_dose.yaml"))
 
 
 @functools.cache

@@ -84,3 +84,8 @@ def test_graphql_bench_runs(tmp_path: Path) -> None:
                "--dir", str(tmp_path))  # fmt: skip
     assert "store queries per GraphQL query: {'search': 3}" in out
     assert "graphql  median" in out and "rest     median" in out
+
+
+def test_skin_dose_agreement_bench_runs(tmp_path: Path) -> None:
+    out = _run("skin_dose_agreement.py", "--repeats", "1", "--dir", str(tmp_path))
+    assert "RF-RDSR-Siemens-Zee.dcm" in out and "corr" in out
