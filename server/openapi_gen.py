@@ -110,6 +110,21 @@ def build() -> dict[str, Any]:
             extra={"404": _outcome()},
         )
     }
+    picture = _op(
+        "observation-skin-dose-map",
+        "The skin dose map of a peak skin dose Observation (calculated at ingest for fluoroscopy "
+        "RDSRs) as a picture: PNG, or SVG by `_format=svg` or `Accept: image/svg+xml`; audited",
+        params=[_RID, {"name": "_format", "in": "query",
+                       "schema": {"type": "string", "enum": ["png", "svg", "image/png", "image/svg+xml"]}}],
+        tag="Observation",
+        extra={"404": _outcome(), "406": _outcome()},
+    )  # fmt: skip
+    picture["responses"]["200"] = {
+        "description": "the map",
+        "content": {m: {"schema": {"type": "string", "format": "binary"}}
+                    for m in ("image/png", "image/svg+xml")},
+    }  # fmt: skip
+    paths["/fhir/Observation/{id}/$skin-dose-map"] = {"get": picture}
     paths["/fhir/ImagingStudy/{id}/$reassign"] = {
         "post": _op(
             "imagingstudy-reassign",

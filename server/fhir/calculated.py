@@ -1,20 +1,39 @@
-"""Values Kerma calculates (H4: effective dose) as their own Observations, derived from the
-dose summary they were calculated from and never written into it, each with its method,
-inputs, version and uncertainty, and a Provenance naming the algorithm.
+"""Values Kerma calculates (H4 effective dose, H8 peak skin dose and skin dose map) as their
+own Observations, derived from the dose summary they were calculated from and never written
+into it, each with its method, inputs, version and uncertainty, and a Provenance naming the
+algorithm.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+
 from server.dose.effective import EffectiveDose
-from server.fhir.mapping import DCM, UCUM
+from server.dose.skin import SkinDoseMap
+from server.fhir.mapping import DCM, LOINC, UCUM
+from server.reports.skin_map import Layout
 
 CALCULATED_ID = "https://kerma.example.org/fhir/NamingSystem/calculated"
 METHODS = "https://kerma.example.org/fhir/CodeSystem/calculation-method"
 CALCULATED_TAG = {"system": "https://kerma.example.org/fhir/CodeSystem/source",
                   "code": "calculated", "display": "calculated by Kerma"}  # fmt: skip
 ALGORITHM = "kerma-effective-dose-1"  # the version of the way E is calculated here
+CALCULATED_DOSE = "https://kerma.example.org/fhir/CodeSystem/calculated-dose"
+SKIN_MAP_CODE = "skin-dose-map"
+SKIN_MAP_FACTOR_GY = 1e-6  # the map's cells are whole uGy
+# the displayed Ka,r may be 35 % off (IEC 60601-2-43, 21 CFR 1020.32(k)); the rest adds to it
+SKIN_DOSE_UNCERTAINTY = 0.35
+SKIN_DOSE_NOTE = (
+    "Calculated estimate from the RDSR's reference air kerma and geometry on a phantom sized "
+    "from the patient's height and mass, not a measurement: at least +/-35 % (the displayed "
+    "reference air kerma's own tolerance), more where the table reference point, the patient "
+    "size or the position were assumed. Map rows run from the top of the head down (1 cm), "
+    "columns round the torso seen from the front (anterior right to left, left side, back left "
+    "to right, right side); cells that are not skin are E."
+)
 POPULATION_NOTE = (
     "Population estimate for a reference person (ICRP {icrp} tissue weighting factors): for "
     "comparing examinations and practices, not the dose or the risk of this patient."
@@ -40,60 +59,151 @@ def effective_dose_observation(
     ]
     if estimate.kvp is not None:
         inputs.append(_quantity("113733", "KVP", estimate.kvp, "kV"))
+    return _calculated(
+        f"effective-dose:{study_uid}",
+        {"coding": [{"system": DCM, "code": "113839", "display": "Effective Dose"}],
+         "text": "Effective dose, calculated (population estimate)"},
+        _value(round(estimate.effective_dose_msv, 4), "mSv"),
+        {"system": METHODS, "code": "dlp-k-factor",
+         "display": f"DLP x k ({estimate.set}, {estimate.region}, ICRP {estimate.icrp})"},
+        inputs,
+        POPULATION_NOTE.format(icrp=estimate.icrp),
+        summary,
+    )  # fmt: skip
+
+
+def skin_dose_observation(
+    found: SkinDoseMap, summary: dict[str, Any], study_uid: str
+) -> dict[str, Any]:
+    """The peak skin dose of a fluoroscopy examination, with the map it is the peak of (as
+    SampledData, one row of the map after the other) and what went into it."""
+    phantom = found.phantom
+    size = "assumed (reference person)" if phantom.size_assumed else "from the patient's record"
+    inputs = [
+        _quantity("8302-2", f"Body height, {size}", phantom.height_cm, "cm", LOINC),
+        _quantity("29463-7", f"Body weight, {size}", phantom.mass_kg, "kg", LOINC),
+        _coded("patient-position", "patient position" + (", assumed" if phantom.position.assumed else ""),
+               phantom.position.code),
+        _quantity("events-mapped", "irradiation events mapped", found.events_mapped, "1", METHODS),
+        _quantity("events-skipped", "irradiation events without the data to map them",
+                  len(found.events_skipped), "1", METHODS),
+        _quantity("113725", "Dose (RP) Total", round(found.ka_r_total_gy, 6), "Gy"),
+        _quantity("ka-r-mapped", "Dose (RP) of the mapped events", round(found.ka_r_mapped_gy, 6),
+                  "Gy", METHODS),
+        _quantity("dap-on-phantom", "fraction of the DAP whose beam met the phantom",
+                  round(found.dap_on_phantom_gy_m2 / found.dap_total_gy_m2, 4)
+                  if found.dap_total_gy_m2 else 0.0, "1", METHODS),
+        _quantity("uncertainty", "uncertainty: relative, at least", SKIN_DOSE_UNCERTAINTY, "1", METHODS),
+        *(_quantity(f"area-{t:g}-gy", f"skin area at or above {t:g} Gy",
+                    round(found.area_at_least_cm2(t), 1), "cm2", METHODS)
+          for t in found.thresholds_gy),
+        _quantity("map-front-columns", "map columns of the front (as many of the back)",
+                  phantom.columns[0], "1", METHODS),
+        _quantity("map-side-columns", "map columns of each side", phantom.columns[1], "1", METHODS),
+        {"code": {"coding": [{"system": CALCULATED_DOSE, "code": SKIN_MAP_CODE,
+                              "display": "Skin dose map"}]},
+         "valueSampledData": _sampled(found.dose_gy)},
+    ]  # fmt: skip
+    return _calculated(
+        f"skin-dose:{study_uid}",
+        {"coding": [{"system": CALCULATED_DOSE, "code": "peak-skin-dose", "display": "Peak skin dose"}],
+         "text": "Peak skin dose, calculated (skin dose map)"},
+        _value(round(found.peak_skin_dose_gy, 6), "Gy"),
+        {"system": METHODS, "code": "skin-dose-map",
+         "display": f"Ka,r x inverse square x table transmission x BSF.f on a sized phantom "
+                    f"({found.version})"},
+        inputs,
+        SKIN_DOSE_NOTE,
+        summary,
+    )  # fmt: skip
+
+
+def _calculated(
+    key: str,
+    code: dict[str, Any],
+    value: dict[str, Any],
+    method: dict[str, Any],
+    inputs: list[dict[str, Any]],
+    note: str,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """A calculated Observation: tagged, derived from the summary, of its patient and device."""
     observation: dict[str, Any] = {
         "resourceType": "Observation",
-        "identifier": [{"system": CALCULATED_ID, "value": f"effective-dose:{study_uid}"}],
+        "identifier": [{"system": CALCULATED_ID, "value": key}],
         "meta": {"tag": [CALCULATED_TAG]},
         "status": "final",
-        "code": {
-            "coding": [{"system": DCM, "code": "113839", "display": "Effective Dose"}],
-            "text": "Effective dose, calculated (population estimate)",
-        },
+        "code": code,
         "partOf": summary.get("partOf", []),
         "derivedFrom": [{"reference": f"Observation/{summary['id']}"}],
-        "valueQuantity": {
-            "value": round(estimate.effective_dose_msv, 4),
-            "unit": "mSv",
-            "system": UCUM,
-            "code": "mSv",
-        },
-        "method": {
-            "coding": [
-                {
-                    "system": METHODS,
-                    "code": "dlp-k-factor",
-                    "display": f"DLP x k ({estimate.set}, {estimate.region}, ICRP {estimate.icrp})",
-                }
-            ]
-        },
+        "valueQuantity": value,
+        "method": {"coding": [method]},
         "component": inputs,
-        "note": [{"text": POPULATION_NOTE.format(icrp=estimate.icrp)}],
+        "note": [{"text": note}],
     }
-    for key in ("subject", "effectiveDateTime", "device"):
-        if key in summary:
-            observation[key] = summary[key]
+    for field in ("subject", "effectiveDateTime", "device"):
+        if field in summary:
+            observation[field] = summary[field]
     return observation
 
 
-def provenance(target: str, source: str, estimate: EffectiveDose, recorded: str) -> dict[str, Any]:
+def _value(value: float, unit: str) -> dict[str, Any]:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def skin_dose_grid(observation: dict[str, Any]) -> np.ndarray | None:
+    """The map of a peak skin dose Observation (Gy; NaN where not skin), or None."""
+    for component in observation.get("component", []):
+        codes = {c.get("code") for c in component["code"].get("coding", [])}
+        sampled = component.get("valueSampledData")
+        if SKIN_MAP_CODE in codes and sampled:
+            factor = float(sampled.get("factor", 1.0))
+            cells = [math.nan if v == "E" else float(v) * factor for v in sampled["data"].split()]
+            return np.array(cells).reshape(-1, int(sampled["dimensions"]))
+    return None
+
+
+def skin_map_layout(observation: dict[str, Any]) -> Layout:
+    values = {c["code"]["coding"][0]["code"]: c.get("valueQuantity", {}).get("value")
+              for c in observation.get("component", [])}  # fmt: skip
+    return Layout(int(values["map-front-columns"]), int(values["map-side-columns"]))
+
+
+def _sampled(dose_gy: np.ndarray) -> dict[str, Any]:
+    cells = np.rint(dose_gy / SKIN_MAP_FACTOR_GY)
+    data = " ".join("E" if math.isnan(v) else str(int(v)) for v in cells.ravel())
+    return {"origin": {"value": 0, "unit": "Gy", "system": UCUM, "code": "Gy"},
+            "period": 0, "factor": SKIN_MAP_FACTOR_GY, "dimensions": int(dose_gy.shape[1]),
+            "data": data}  # fmt: skip
+
+
+def effective_dose_agent(estimate: EffectiveDose) -> str:
+    return f"Kerma {ALGORITHM} (k-factors {estimate.set}, ICRP {estimate.icrp})"
+
+
+def skin_dose_agent(found: SkinDoseMap) -> str:
+    return (f"Kerma {found.version} (openSkin phantom, Benmakhlouf 2011 backscatter factors, "
+            "table transmission of mappings/dose/skin_dose.yaml)")  # fmt: skip
+
+
+def provenance(target: str, source: str, agent: str, recorded: str) -> dict[str, Any]:
     return {
         "resourceType": "Provenance",
         "target": [{"reference": target}],
         "recorded": recorded,
         "activity": {"text": "calculated"},
-        "agent": [
-            {
-                "who": {
-                    "display": f"Kerma {ALGORITHM} (k-factors {estimate.set}, ICRP {estimate.icrp})"
-                }
-            }
-        ],
+        "agent": [{"who": {"display": agent}}],
         "entity": [{"role": "source", "what": {"reference": source}}],
     }
+
+
+def _coded(code: str, display: str, value: str) -> dict[str, Any]:
+    return {"code": {"coding": [{"system": METHODS, "code": code, "display": display}]},
+            "valueCodeableConcept": {"coding": [{"system": METHODS, "code": value}], "text": value}}  # fmt: skip
 
 
 def _quantity(
     code: str, display: str, value: float, unit: str, system: str = DCM
 ) -> dict[str, Any]:
     return {"code": {"coding": [{"system": system, "code": code, "display": display}]},
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}  # fmt: skip
+            "valueQuantity": _value(value, unit)}  # fmt: skip

@@ -23,7 +23,16 @@ from server.auth.access import Access
 from server.auth.roles import Action, Role
 from server.auth.users import authenticate
 from server.config import Settings
-from server.fhir import bulk, bundles, everything, issues, registry, site_context, transaction
+from server.fhir import (
+    bulk,
+    bundles,
+    calculated,
+    everything,
+    issues,
+    registry,
+    site_context,
+    transaction,
+)
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
 from server.fhir.monitoring import protocol_review
@@ -35,6 +44,7 @@ from server.files import chunks
 from server.jobs import tasks
 from server.jobs.http import base_url, submitted
 from server.mappings import monitoring_table
+from server.reports import skin_map
 from server.stats import measures
 from server.stats import rest as stats_rest
 from server.stats.service import cumulative_of, query_of
@@ -150,6 +160,35 @@ def patient_everything(rid: str) -> Response:
     summaries = everything.cumulative_observations(f"Patient/{rid}", rows, start, end)
     resources = [body_of(s) for s in found] + summaries
     return _json(everything.bundle(resources, base_url(), instant(time.time())))
+
+
+_PICTURES = {"png": "image/png", "image/png": "image/png", "svg": "image/svg+xml",
+             "image/svg+xml": "image/svg+xml"}  # fmt: skip
+
+
+@bp.get("/Observation/<rid>/$skin-dose-map")
+def skin_dose_map(rid: str) -> Response:
+    """The skin dose map of a peak skin dose Observation as a picture: PNG (the default) or
+    SVG, by `_format` (png, svg or the media type) or the Accept header."""
+    _require("read", "Observation")
+    stored = _service().read("Observation", rid)
+    if not g.access.visible(stored):
+        raise FhirError.of(403, "forbidden", f"Observation/{rid} is not from one of your devices")
+    body = body_of(stored)
+    grid = calculated.skin_dose_grid(body)
+    if grid is None:
+        raise FhirError.of(404, "not-found", f"Observation/{rid} has no skin dose map")
+    wanted = request.args.get("_format") or request.accept_mimetypes.best_match(
+        ["image/png", "image/svg+xml"], default="image/png"
+    )
+    media = _PICTURES.get(str(wanted))
+    if media is None:
+        raise FhirError.of(406, "not-supported", f"_format {wanted}: png or svg")
+    _audit("operation", [stored])
+    layout = calculated.skin_map_layout(body)
+    if media == "image/png":
+        return Response(skin_map.png(grid, layout), mimetype=media)
+    return Response(skin_map.svg(grid, layout), mimetype=media)
 
 
 @bp.post("/ImagingStudy/<rid>/$reassign")

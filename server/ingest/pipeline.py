@@ -24,6 +24,7 @@ from server.dose import alerts, drl
 from server.dose.classify import modality_group
 from server.dose.effective import effective_dose
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
+from server.dose.skin import skin_dose_map
 from server.dose.units import UnitTable
 from server.fhir import acquisitions, calculated, issues, mapping, patients
 from server.fhir.facts import study_facts
@@ -33,7 +34,7 @@ from server.fhir.site_tables import SiteTables
 from server.fhir.values import instant
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
-from server.mappings import k_factor_regions, k_factors
+from server.mappings import k_factor_regions, k_factors, skin_dose_factors
 from server.notify import routing
 from server.store.port import Stored, Transaction
 
@@ -175,7 +176,7 @@ class _Commit:
         summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
         summary = mapping.mark_reading(summary, report, "ct_totals.")
         summary_ref = self._save("Observation", summary, summary_stored)
-        calculated_refs = self._effective_dose(study, summary)
+        calculated_refs = self._effective_dose(study, summary) + self._skin_dose(summary)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
         where = issues.Refs(
@@ -379,11 +380,31 @@ class _Commit:
         observation = calculated.effective_dose_observation(
             estimate, summary, report.study.study_uid
         )
+        return self._save_calculated(
+            observation, summary, calculated.effective_dose_agent(estimate)
+        )
+
+    def _skin_dose(self, summary: dict[str, Any]) -> list[str]:
+        """Peak skin dose and its map (H8) of a fluoroscopy RDSR with beam geometry."""
+        report = self.report
+        geometry = any(e.source_to_isocenter_mm for e in report.projection_events)
+        if report.kind != "projection" or report.source.kind != "rdsr" or not geometry:
+            return []
+        found = skin_dose_map(report, skin_dose_factors())
+        if not found.events_mapped:
+            return []
+        observation = calculated.skin_dose_observation(found, summary, report.study.study_uid)
+        return self._save_calculated(observation, summary, calculated.skin_dose_agent(found))
+
+    def _save_calculated(
+        self, observation: dict[str, Any], summary: dict[str, Any], agent: str
+    ) -> list[str]:
+        """Store (or replace) a calculated Observation, with a Provenance naming its algorithm."""
         key = observation["identifier"][0]["value"]
         existing = self._find("Observation", [("identifier", f"{calculated.CALCULATED_ID}|{key}")])
         ref = self._save("Observation", observation, existing)
         source = f"Observation/{summary['id']}"
-        made = calculated.provenance(ref, source, estimate, instant(time.time()))
+        made = calculated.provenance(ref, source, agent, instant(time.time()))
         self.service.create_in(self.tx, "Provenance", made, trusted=True)
         return [ref]
 
