@@ -82,6 +82,7 @@ class Estimate:
     phantom: str  # "32" or "16"
     size: Size
     version: str
+    b_per_cm: float  # the fit's exponent: SSDE changes by this fraction per cm of diameter
 
     @property
     def method(self) -> Method:
@@ -113,5 +114,8 @@ def ssde(ctdivol_mgy: float, phantom_code: str, size: Size, tables: SsdeTables) 
     low, high = tables.diameter_range_cm
     if phantom is None or phantom not in tables.fits or not low <= size.diameter_cm <= high:
         return None
-    factor = tables.fits[phantom].factor(size.diameter_cm)
-    return Estimate(ctdivol_mgy * factor, ctdivol_mgy, factor, phantom, size, tables.version)
+    fit = tables.fits[phantom]
+    factor = fit.factor(size.diameter_cm)
+    return Estimate(
+        ctdivol_mgy * factor, ctdivol_mgy, factor, phantom, size, tables.version, fit.b_per_cm
+    )

@@ -1,7 +1,7 @@
-"""Values Kerma calculates (H4 effective dose, H8 peak skin dose and skin dose map) as their
-own Observations, derived from the dose summary they were calculated from and never written
-into it, each with its method, inputs, version and uncertainty, and a Provenance naming the
-algorithm.
+"""Values Kerma calculates (H4 effective dose, H7 SSDE, H8 peak skin dose and skin dose map) as
+their own Observations, derived from the dose summary or event they were calculated from and
+never written into it, each with its method, inputs, version and uncertainty, and a
+Provenance naming the algorithm.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 
 from server.dose.effective import EffectiveDose
 from server.dose.skin import SkinDoseMap
+from server.dose.ssde import Estimate as SsdeEstimate
 from server.fhir.mapping import DCM, LOINC, UCUM
 from server.reports.skin_map import Layout
 
@@ -21,6 +22,17 @@ METHODS = "https://kerma.example.org/fhir/CodeSystem/calculation-method"
 CALCULATED_TAG = {"system": "https://kerma.example.org/fhir/CodeSystem/source",
                   "code": "calculated", "display": "calculated by Kerma"}  # fmt: skip
 ALGORITHM = "kerma-effective-dose-1"  # the version of the way E is calculated here
+SSDE_ALGORITHM = "kerma-ssde-1"
+SSDE_NOTE = (
+    "Size-specific dose estimate (AAPM Reports 204 and 220): the device's CTDIvol times the "
+    "conversion factor for a patient of this diameter; an estimate of the average dose at the "
+    "centre of the scanned range, not a measurement. The fit's factor changes by the stated "
+    "fraction per cm of error in the diameter."
+)
+SSDE_AGE_NOTE = (
+    " The diameter is the average effective diameter of children of this age (AAPM 204), not "
+    "this child's: a child larger or smaller than the average gets a lower or higher dose."
+)
 CALCULATED_DOSE = "https://kerma.example.org/fhir/CodeSystem/calculated-dose"
 SKIN_MAP_CODE = "skin-dose-map"
 SKIN_MAP_FACTOR_GY = 1e-6  # the map's cells are whole uGy
@@ -118,6 +130,45 @@ def skin_dose_observation(
     )  # fmt: skip
 
 
+def ssde_observation(
+    estimate: SsdeEstimate, event: dict[str, Any], event_uid: str, age_years: float | None
+) -> dict[str, Any]:
+    """The SSDE of one CT acquisition, derived from its event Observation (whose CTDIvol and
+    phantom it uses)."""
+    size = estimate.size
+    from_age = size.method.code == "113937"
+    inputs = [
+        _quantity("113830", "Mean CTDIvol", estimate.ctdivol_mgy, "mGy"),
+        _quantity("phantom-cm", "CTDI phantom diameter", float(estimate.phantom), "cm", METHODS),
+        _quantity("113933", "Derived Effective Diameter", round(size.diameter_cm * 10, 1), "mm")
+        if from_age
+        else _quantity("113980", "Water Equivalent Diameter", round(size.diameter_cm * 10, 1), "mm"),
+        _quantity("conversion-factor", "AAPM 204 conversion factor f", round(estimate.factor, 4),
+                  "1", METHODS),
+        _quantity("uncertainty-per-cm", "uncertainty: relative change of the SSDE per cm of error "
+                  "in the patient's diameter", round(estimate.b_per_cm, 5), "/cm", METHODS),
+    ]  # fmt: skip
+    if from_age and age_years is not None:
+        inputs.append(_quantity("age-used", "patient age used", age_years, "a", METHODS))
+    note = SSDE_NOTE + (SSDE_AGE_NOTE if from_age else "")
+    return _calculated(
+        f"ssde:{event_uid}",
+        {"coding": [{"system": DCM, "code": "113930", "display": "Size Specific Dose Estimation"}],
+         "text": "Size-specific dose estimate, calculated"},
+        _value(round(estimate.ssde_mgy, 3), "mGy"),
+        {"system": DCM, "code": size.method.code, "display": size.method.display},
+        inputs,
+        note,
+        event,
+    )  # fmt: skip
+
+
+def ssde_agent(estimate: SsdeEstimate) -> str:
+    return (
+        f"Kerma {SSDE_ALGORITHM} (AAPM 204 fit {estimate.version}, {estimate.phantom} cm phantom)"
+    )
+
+
 def _calculated(
     key: str,
     code: dict[str, Any],
@@ -125,25 +176,25 @@ def _calculated(
     method: dict[str, Any],
     inputs: list[dict[str, Any]],
     note: str,
-    summary: dict[str, Any],
+    source: dict[str, Any],
 ) -> dict[str, Any]:
-    """A calculated Observation: tagged, derived from the summary, of its patient and device."""
+    """A calculated Observation: tagged, derived from `source`, of its patient and device."""
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "identifier": [{"system": CALCULATED_ID, "value": key}],
         "meta": {"tag": [CALCULATED_TAG]},
         "status": "final",
         "code": code,
-        "partOf": summary.get("partOf", []),
-        "derivedFrom": [{"reference": f"Observation/{summary['id']}"}],
+        "partOf": source.get("partOf", []),
+        "derivedFrom": [{"reference": f"Observation/{source['id']}"}],
         "valueQuantity": value,
         "method": {"coding": [method]},
         "component": inputs,
         "note": [{"text": note}],
     }
     for field in ("subject", "effectiveDateTime", "device"):
-        if field in summary:
-            observation[field] = summary[field]
+        if field in source:
+            observation[field] = source[field]
     return observation
 
 

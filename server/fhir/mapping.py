@@ -365,7 +365,8 @@ def _with_instance(series: list[dict[str, Any]], report: DoseReport) -> list[dic
 def body_measurements(
     report: DoseReport, ctx: Context, patient_ref: str, study_ref: str
 ) -> list[dict[str, Any]]:
-    """Patient size and weight at the study (0010,1020 / 0010,1030): inputs for SSDE later."""
+    """Patient size and weight at the study (0010,1020 / 0010,1030): they size the skin dose
+    phantom of later studies whose RDSR has none."""
     p = report.patient
     when = report.study.started or report.irradiation_start
     out = []

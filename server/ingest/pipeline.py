@@ -25,16 +25,17 @@ from server.dose.classify import modality_group
 from server.dose.effective import effective_dose
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.skin import skin_dose_map
+from server.dose.ssde import from_age, from_water_equivalent_diameter, ssde
 from server.dose.units import UnitTable
 from server.fhir import acquisitions, calculated, issues, mapping, patients
 from server.fhir.facts import study_facts
 from server.fhir.orders import Orders
-from server.fhir.service import FhirService
+from server.fhir.service import FhirService, body_of
 from server.fhir.site_tables import SiteTables
 from server.fhir.values import instant
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
-from server.mappings import k_factor_regions, k_factors, skin_dose_factors
+from server.mappings import k_factor_regions, k_factors, skin_dose_factors, ssde_tables
 from server.notify import routing
 from server.store.port import Stored, Transaction
 
@@ -176,7 +177,11 @@ class _Commit:
         summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
         summary = mapping.mark_reading(summary, report, "ct_totals.")
         summary_ref = self._save("Observation", summary, summary_stored)
-        calculated_refs = self._effective_dose(study, summary) + self._skin_dose(summary)
+        calculated_refs = [
+            *self._effective_dose(study, summary),
+            *self._ssde(all_events),
+            *self._skin_dose(summary, patient_ref),
+        ]
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
         self._project_facts(study, summary, all_events)
         where = issues.Refs(
@@ -384,26 +389,71 @@ class _Commit:
             observation, summary, calculated.effective_dose_agent(estimate)
         )
 
-    def _skin_dose(self, summary: dict[str, Any]) -> list[str]:
-        """Peak skin dose and its map (H8) of a fluoroscopy RDSR with beam geometry."""
+    def _ssde(self, events: list[dict[str, Any]]) -> list[str]:
+        """SSDE (H7) of each CT acquisition whose device reported none: from the RDSR's
+        water-equivalent diameter, else from a child's age; each derived from its event."""
+        report = self.report
+        tables = ssde_tables()
+        stored = {_event_uid(e): e for e in events}
+        age = report.patient.age_years
+        by_age = from_age(age, tables) if age is not None else None
+        refs: list[str] = []
+        for event in report.ct_events:
+            observation = stored.get(event.event_uid)
+            dw_mm = event.water_equivalent_diameter_mm
+            size = from_water_equivalent_diameter(dw_mm / 10, tables) if dw_mm else by_age
+            if (event.ssde_mgy is not None or observation is None or size is None
+                    or event.ctdivol_mgy is None or event.phantom is None):  # fmt: skip
+                continue
+            estimate = ssde(event.ctdivol_mgy, event.phantom.value, size, tables)
+            if estimate is not None:
+                made = calculated.ssde_observation(estimate, observation, event.event_uid, age)
+                refs += self._save_calculated(made, observation, calculated.ssde_agent(estimate))
+        return refs
+
+    def _skin_dose(self, summary: dict[str, Any], patient_ref: str | None) -> list[str]:
+        """Peak skin dose and its map (H8) of a fluoroscopy RDSR with beam geometry, on a
+        phantom of the patient's size: the RDSR's, else the latest height and weight stored
+        for the patient (from the HIS over HL7, or an earlier study)."""
         report = self.report
         geometry = any(e.source_to_isocenter_mm for e in report.projection_events)
         if report.kind != "projection" or report.source.kind != "rdsr" or not geometry:
             return []
-        found = skin_dose_map(report, skin_dose_factors())
+        patient = report.patient
+        if patient_ref is not None and (patient.size_m is None or patient.weight_kg is None):
+            height, weight = (
+                self._latest_measurement(patient_ref, c) for c in ("8302-2", "29463-7")
+            )
+            patient = replace(
+                patient, size_m=patient.size_m or height, weight_kg=patient.weight_kg or weight
+            )
+        found = skin_dose_map(replace(report, patient=patient), skin_dose_factors())
         if not found.events_mapped:
             return []
         observation = calculated.skin_dose_observation(found, summary, report.study.study_uid)
         return self._save_calculated(observation, summary, calculated.skin_dose_agent(found))
 
+    def _latest_measurement(self, patient_ref: str, loinc: str) -> float | None:
+        """The patient's latest stored body measurement taken by the study's start."""
+        started = self.report.study.started or self.report.irradiation_start
+        until = mapping.fhir_datetime(started, self.ctx) if started else None
+        pairs = [("subject", patient_ref), ("code", f"http://loinc.org|{loinc}")]
+        taken = [
+            body_of(s)
+            for s in self.service.all_in(self.tx, "Observation", pairs)
+            if until is None or body_of(s).get("effectiveDateTime", "") <= until
+        ]
+        latest = max(taken, key=lambda o: o.get("effectiveDateTime", ""), default=None)
+        return float(latest["valueQuantity"]["value"]) if latest else None
+
     def _save_calculated(
-        self, observation: dict[str, Any], summary: dict[str, Any], agent: str
+        self, observation: dict[str, Any], derived_from: dict[str, Any], agent: str
     ) -> list[str]:
         """Store (or replace) a calculated Observation, with a Provenance naming its algorithm."""
         key = observation["identifier"][0]["value"]
         existing = self._find("Observation", [("identifier", f"{calculated.CALCULATED_ID}|{key}")])
         ref = self._save("Observation", observation, existing)
-        source = f"Observation/{summary['id']}"
+        source = f"Observation/{derived_from['id']}"
         made = calculated.provenance(ref, source, agent, instant(time.time()))
         self.service.create_in(self.tx, "Provenance", made, trusted=True)
         return [ref]

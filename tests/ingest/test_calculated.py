@@ -4,6 +4,7 @@ untouched; nothing calculated where the device reported E or the procedure has n
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from server.config import Settings
 from server.dicom.read import Read, read_dicom
 from server.fhir import FhirService, build_service, calculated
 from server.fhir.validation import validate
+from server.hl7 import build_handler
 from server.ingest import build_ingestor
 from server.mappings import unit_table
 from server.store.port import Store
+from tests.hl7.conftest import err, message, msa, msh
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom" / "openrem"
 FLASH = CORPUS / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
@@ -123,3 +126,87 @@ def test_peak_skin_dose_and_map_of_the_siemens_zee(store: Store, settings: Setti
     assert ingestor.ingest_file(CORPUS / "RF-RDSR-Siemens-Zee.dcm").status == "duplicate"
     assert ingestor.ingest_file(CORPUS / "DX-RDSR-Canon_CXDI.dcm").status == "ingested"
     assert len(_skin_dose(service)) == 1
+
+
+def test_ssde_of_each_ct_acquisition(store: Store, settings: Settings) -> None:
+    """The Flash as a 6-year-old's examination: SSDE (AAPM 204, 32 cm phantom) from the
+    average effective diameter of a 6-year-old (19.0 cm), from the water-equivalent diameter
+    where the RDSR has one, and none where the device reported its own SSDE."""
+    outcome = read_dicom(FLASH, unit_table())
+    assert isinstance(outcome, Read)
+    report = outcome.report
+    e0, e1, e2, e3 = report.ct_events
+    child = replace(
+        report,
+        patient=replace(report.patient, age_years=6.0),
+        ct_events=(e0, e1, replace(e2, water_equivalent_diameter_mm=250.0),
+                   replace(e3, ssde_mgy=7.5)),
+    )  # fmt: skip
+    assert build_ingestor(store, settings).store_report(child, FLASH.name).status == "ingested"
+    service = build_service(store)
+    found = [
+        orjson.loads(s.body or b"")
+        for s in service.search("Observation", [("code", "113930")]).matches
+    ]
+    estimates = {o["identifier"][0]["value"]: o for o in found
+                 if o["identifier"][0]["system"] == CALCULATED}  # fmt: skip
+    assert set(estimates) == {f"ssde:{e.event_uid}" for e in (e0, e1, e2)}
+
+    def f(diameter_cm: float) -> float:
+        return 3.704369 * math.exp(-0.03671937 * diameter_cm)
+
+    by_age = estimates[f"ssde:{e1.event_uid}"]
+    assert validate(by_age) == []
+    assert by_age["valueQuantity"]["value"] == pytest.approx(1.2 * f(19.0), abs=1e-3)
+    assert by_age["valueQuantity"]["unit"] == "mGy"
+    assert by_age["method"]["coding"][0]["code"] == "113937"  # CID 10023: from the age
+    assert (_component(by_age, "113933"), _component(by_age, "age-used")) == (190.0, 6.0)
+    assert _component(by_age, "conversion-factor") == pytest.approx(f(19.0), abs=1e-4)
+    assert _component(by_age, "uncertainty-per-cm") == pytest.approx(0.03672, abs=1e-5)
+    assert "not this child's" in by_age["note"][0]["text"]
+    [event] = service.search(
+        "Observation", [("identifier", f"urn:dicom:uid|urn:oid:{e1.event_uid}")]
+    ).matches
+    assert by_age["derivedFrom"] == [{"reference": f"Observation/{event.rid}"}]
+    by_dw = estimates[f"ssde:{e2.event_uid}"]
+    assert by_dw["valueQuantity"]["value"] == pytest.approx(3.61 * f(25.0), abs=1e-3)
+    assert by_dw["method"]["coding"][0]["code"] == "113988"
+    assert _component(by_dw, "113980") == 250.0
+    made = [
+        orjson.loads(p.body or b"")
+        for p in service.search("Provenance", [("_count", "100")]).matches
+    ]
+    agents = [p["agent"][0]["who"]["display"] for p in made
+              if p["target"] == [{"reference": f"Observation/{by_dw['id']}"}]]  # fmt: skip
+    assert agents == ["Kerma kerma-ssde-1 (AAPM 204 fit aapm204-fit-2011, 32 cm phantom)"]
+
+
+def test_no_ssde_for_adults_without_a_measured_size(store: Store, settings: Settings) -> None:
+    assert build_ingestor(store, settings).ingest_file(FLASH).status == "ingested"
+    found = build_service(store).search("Observation", [("code", "113930")]).matches
+    assert [s for s in found if CALCULATED in (s.body or b"").decode()] == []
+
+
+def test_skin_dose_phantom_sized_from_the_his(store: Store, settings: Settings) -> None:
+    """The Zee RDSR has no height or weight; the HIS sent them (ADT OBX) before the study, so
+    the phantom is that patient's (a later measurement is not used)."""
+    handler = build_handler(store, settings)
+    for control, when, kg in (("W1", "20160510", "95"), ("W2", "20160601", "60")):
+        answer = handler.handle(message(
+            msh("ADT^A08^ADT_A01", control), "PID|||098765||Kurī^Ādam||19160512|O",
+            f"OBX|1|NM|29463-7^Body weight^LN||{kg}|kg|||||F|||{when}",
+            f"OBX|2|NM|8302-2^Body height^LN||165|cm|||||F|||{when}",
+        ))  # fmt: skip
+        assert msa(answer)[1] == "AA", err(answer)
+    assert (
+        build_ingestor(store, settings).ingest_file(CORPUS / "RF-RDSR-Siemens-Zee.dcm").status
+        == "ingested"
+    )
+    [peak] = _skin_dose(build_service(store))
+    assert (_component(peak, "8302-2"), _component(peak, "29463-7")) == (165.0, 95.0)
+    assert not any(
+        "assumed (reference" in c["code"]["coding"][0]["display"] for c in peak["component"]
+    )
+    # a larger, shorter patient: wider torso (more columns), shorter (fewer rows)
+    grid = calculated.skin_dose_grid(peak)
+    assert grid is not None and grid.shape[0] < 94 and grid.shape[1] > 90
