@@ -47,8 +47,8 @@ class Settings:
     # The DRL sets reports are compared with, by name as in mappings/drl/national.csv, comma-
     # separated (e.g. "UKHSA GB 2022" or "BfS DE 2022"); empty: no DRL comparison.
     drl_sets: str = ""
-    # Significant-event rule sets of mappings/alerts/ (file names without .yaml, comma-
-    # separated), e.g. "de_strlschv_annex14"; empty: none.
+    # Significant-event and follow-up rule sets of mappings/alerts/ (file names without
+    # .yaml, comma-separated), e.g. "de_strlschv_annex14,sir_srdl"; empty: none.
     alert_rules: str = ""
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.

@@ -27,6 +27,9 @@ class AlertRule:
     # than `mean_factor` x DRL while one of them is above `drl_factor` x DRL
     group_size: int = 0
     mean_factor: float | None = None
+    # what the DetectedIssue calls it: a reportable significant event unless the set says
+    # otherwise (e.g. a patient follow-up level)
+    issue: tuple[str, str] = ("significant-event", "Significant event")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Alert:
 
 def rules_from_table(table: dict[str, Any], units: UnitTable) -> list[AlertRule]:
     found = []
+    kind = table.get("issue", {})
+    issue = (kind["code"], kind["display"]) if kind else AlertRule.issue
     for spec in table["rules"]:
         above = None
         if "above" in spec:
@@ -56,6 +61,7 @@ def rules_from_table(table: dict[str, Any], units: UnitTable) -> list[AlertRule]
                 drl_factor=spec.get("drl_factor"),
                 group_size=int(spec.get("group", {}).get("size", 0)),
                 mean_factor=spec.get("group", {}).get("mean_factor"),
+                issue=issue,
             )
         )
     return found

@@ -184,7 +184,8 @@ def procedure_map(rows: list[dict[str, str]]) -> dict[tuple[str, str], frozenset
 
 def report_values(report: DoseReport) -> list[Value]:
     """The values of a report that levels are set for: per event CTDIvol, DLP and DAP, and
-    the examination's DLP and DAP totals."""
+    the examination's DLP and DAP totals, and for fluoroscopy its Dose (RP) total (mGy) and
+    fluoroscopy time (s)."""
     values = []
     for ct in report.ct_events:
         values += [
@@ -200,4 +201,11 @@ def report_values(report: DoseReport) -> list[Value]:
     dap_total = sum(t.dap_total_gy_m2 for t in report.projection_totals if t.dap_total_gy_m2)
     if dap_total:
         values.append(Value("113722", "examination", dap_total))
+    for code, name, factor in (
+        ("113725", "dose_rp_total_gy", 1000.0),
+        ("113730", "fluoro_time_s", 1.0),
+    ):
+        total = sum(getattr(t, name) or 0.0 for t in report.projection_totals)
+        if total:
+            values.append(Value(code, "examination", total * factor))
     return values

@@ -35,6 +35,7 @@ SSDE_AGE_NOTE = (
 )
 CALCULATED_DOSE = "https://kerma.example.org/fhir/CodeSystem/calculated-dose"
 SKIN_MAP_CODE = "skin-dose-map"
+PEAK_SKIN_DOSE = "peak-skin-dose"  # also the quantity alert rules name it by (mGy)
 SKIN_MAP_FACTOR_GY = 1e-6  # the map's cells are whole uGy
 # the displayed Ka,r may be 35 % off (IEC 60601-2-43, 21 CFR 1020.32(k)); the rest adds to it
 SKIN_DOSE_UNCERTAINTY = 0.35
@@ -118,7 +119,7 @@ def skin_dose_observation(
     ]  # fmt: skip
     return _calculated(
         f"skin-dose:{study_uid}",
-        {"coding": [{"system": CALCULATED_DOSE, "code": "peak-skin-dose", "display": "Peak skin dose"}],
+        {"coding": [{"system": CALCULATED_DOSE, "code": PEAK_SKIN_DOSE, "display": "Peak skin dose"}],
          "text": "Peak skin dose, calculated (skin dose map)"},
         _value(round(found.peak_skin_dose_gy, 6), "Gy"),
         {"system": METHODS, "code": "skin-dose-map",

@@ -66,7 +66,8 @@ def level_exceeded(
 def significant_event(
     found: Alert, study_uid: str, refs: Refs, when: datetime, ctx: Context
 ) -> dict[str, Any]:
-    """A value a country's rules call a significant event (to be reported to the authority)."""
+    """A value a rule set calls a significant event (to be reported to the authority) or, as
+    the set says, something else (e.g. a level for patient follow-up)."""
     rule, value = found.rule, found.value
     detail = f"{rule.set}: {rule.text}; the value is {value.value:.4g} ({_where(value)})"
     evidence: dict[str, Any] = {"code": [{"text": f"{rule.set} {rule.id}"}]}
@@ -74,8 +75,7 @@ def significant_event(
         evidence["detail"] = [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": found.level.key}}]
         detail += f", {value.value / found.level.value:.2f} times the {found.level.set} DRL"
     key = f"{_place(value, study_uid)}/{rule.set}/{rule.id}"
-    return _issue(key, ("significant-event", "Significant event"), "high",
-                  detail, evidence, refs, when, ctx)  # fmt: skip
+    return _issue(key, rule.issue, "high", detail, evidence, refs, when, ctx)
 
 
 def median_above(

@@ -127,6 +127,7 @@ class _Commit:
         self.report = report
         self.name = name
         self.devices = devices  # device key -> "Device/id", kept across reports
+        self.calculated: list[drl.Value] = []  # values Kerma calculated, for the alert rules
 
     def run(self) -> Result:
         report = self.report
@@ -238,7 +239,9 @@ class _Commit:
             issues.significant_event(a, uid, refs, when, self.ctx)
             for a in alerts.group_alerts(rules, group, study_levels, self._recent(uid))
         ]
-        for code, values in self._by_procedure(decision.code, by_uid).items():
+        grouped = self._by_procedure(decision.code, by_uid)
+        grouped.setdefault(decision.code, []).extend(self.calculated)
+        for code, values in grouped.items():
             levels = self._levels(code, "DRL")
             procedure = self.ctx.rules.procedure(code or decision.code)
             region = "head" if procedure and procedure.region == "HEAD" else "body"
@@ -430,6 +433,9 @@ class _Commit:
         found = skin_dose_map(replace(report, patient=patient), skin_dose_factors())
         if not found.events_mapped:
             return []
+        self.calculated.append(
+            drl.Value(calculated.PEAK_SKIN_DOSE, "examination", found.peak_skin_dose_gy * 1000)
+        )
         observation = calculated.skin_dose_observation(found, summary, report.study.study_uid)
         return self._save_calculated(observation, summary, calculated.skin_dose_agent(found))
 

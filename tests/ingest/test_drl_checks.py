@@ -253,3 +253,51 @@ def test_acknowledging_an_alert(
     )
     token = add_user(store, "rad-philips", "radiographer", (summary["device"]["reference"],))
     assert as_role(token).post(url, comment).status_code == 200
+
+
+def test_substantial_radiation_dose_levels_of_an_intervention(
+    store: Store, service: FhirService, tmp_path: Path
+) -> None:
+    """SIR/NCRP 168 follow-up levels: the Zee's doses 2,500 times over (Ka,r 6.2 Gy, DAP 390
+    Gy·cm², a calculated peak skin dose of 4.2 Gy) raise the peak skin dose and the reference
+    air kerma levels, not the KAP level; the Zee as it is raises nothing."""
+    from dataclasses import replace
+
+    from server.dicom.read import Read, read_dicom
+    from server.mappings import unit_table
+
+    ingestor = build_ingestor(store, Settings(data_dir=tmp_path, alert_rules="sir_srdl"))
+    zee = CORPUS / "openrem" / "RF-RDSR-Siemens-Zee.dcm"
+    assert ingestor.ingest_file(zee).status == "ingested"
+    assert _issues(service) == []
+    outcome = read_dicom(zee, unit_table())
+    assert isinstance(outcome, Read)
+    report = outcome.report
+
+    def more(value: float | None) -> float | None:
+        return None if value is None else value * 2500
+
+    high = replace(
+        report,
+        study=replace(report.study, study_uid="1.2.826.0.1.3680043.8.498.2"),
+        source=replace(report.source, sop_instance_uid="1.2.826.0.1.3680043.8.498.3"),
+        projection_events=tuple(replace(e, event_uid=e.event_uid + ".9", dose_rp_gy=more(e.dose_rp_gy),
+                                        dap_gy_m2=more(e.dap_gy_m2)) for e in report.projection_events),
+        projection_totals=tuple(replace(t, dose_rp_total_gy=more(t.dose_rp_total_gy),
+                                        dap_total_gy_m2=more(t.dap_total_gy_m2))
+                                for t in report.projection_totals),
+    )  # fmt: skip
+    assert ingestor.store_report(high, "high.dcm").status == "ingested"
+    issues = sorted(_issues(service), key=lambda i: i["detail"])
+    assert {i["code"]["coding"][0]["code"] for i in issues} == {"substantial-radiation-dose"}
+    assert [i["evidence"][0]["code"][0]["text"] for i in issues] == [
+        "SIR/NCRP 168 SRDL peak-skin-dose",
+        "SIR/NCRP 168 SRDL reference-air-kerma",
+    ]
+    assert issues[0]["detail"].startswith(
+        "SIR/NCRP 168 SRDL: calculated peak skin dose above 3 Gy; the value is 42"
+    )
+    assert issues[1]["detail"].startswith(
+        "SIR/NCRP 168 SRDL: reference air kerma (Dose (RP) total) above 5 Gy"
+    )
+    assert all(validate(i) == [] for i in issues)
