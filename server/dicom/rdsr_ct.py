@@ -93,6 +93,13 @@ def _event(item: Item, uid: str, units: UnitTable, findings: list[Finding]) -> C
         water_equivalent_diameter_mm=_first_num(
             (dose, item), DCM.WaterEquivalentDiameter, "mm", units, findings
         ),
+        lateral_dimension_mm=_first_num(
+            (dose, item), DCM.MeasuredLateralDimension, "mm", units, findings
+        ),
+        ap_dimension_mm=_first_num((dose, item), DCM.MeasuredAPDimension, "mm", units, findings),
+        effective_diameter_mm=_first_num(
+            (dose, item), DCM.DerivedEffectiveDiameter, "mm", units, findings
+        ),
         modulation_type=item.text_of(DCM.XRayModulationType),
         comment=item.text_of(DCM.Comment),
         dose_checks=_dose_checks(dose, units, findings) if dose else (),

@@ -145,6 +145,9 @@ class CtEvent:
     effective_dose_msv: float | None = None
     ssde_mgy: float | None = None
     water_equivalent_diameter_mm: float | None = None
+    lateral_dimension_mm: float | None = None  # measured on the patient's images (113931)
+    ap_dimension_mm: float | None = None  # (113932)
+    effective_diameter_mm: float | None = None  # derived by the device (113933)
     modulation_type: str | None = None
     comment: str | None = None
     dose_checks: tuple[DoseCheck, ...] = ()

@@ -22,13 +22,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+
 
 @dataclass(frozen=True)
 class Method:
-    """How the patient's size was obtained (DICOM CID 10023)."""
+    """How the patient's size was obtained (DICOM CID 10023 where it has a code)."""
 
     code: str
     display: str
+    system: str = DCM_SYSTEM
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ class SsdeTables:
             fits={k: Fit(float(v["a"]), float(v["b"])) for k, v in table["fits"].items()},
             phantoms={str(k): str(v) for k, v in table["phantoms"].items()},
             methods={
-                k: Method(str(v["code"]), str(v["display"])) for k, v in table["methods"].items()
+                k: Method(str(v["code"]), str(v["display"]), str(v.get("system", DCM_SYSTEM)))
+                for k, v in table["methods"].items()
             },
             age_table=tuple((float(a), float(d)) for a, d in table["age_effective_diameter_cm"]),
         )
@@ -91,6 +95,31 @@ class Estimate:
 
 def from_water_equivalent_diameter(dw_cm: float, tables: SsdeTables) -> Size:
     return Size(dw_cm, tables.methods["water_equivalent"])
+
+
+def from_dimensions(lateral_cm: float, ap_cm: float, tables: SsdeTables) -> Size:
+    """AAPM 204's effective diameter: the geometric mean of the lateral and AP dimensions."""
+    return Size(round(math.sqrt(lateral_cm * ap_cm), 4), tables.methods["effective_diameter"])
+
+
+def size_of(
+    tables: SsdeTables,
+    water_equivalent_mm: float | None = None,
+    effective_mm: float | None = None,
+    lateral_mm: float | None = None,
+    ap_mm: float | None = None,
+    age_years: float | None = None,
+) -> Size | None:
+    """The best size the data allow: the water-equivalent diameter (it accounts for the
+    patient's attenuation), else the effective diameter the device derived or that its
+    lateral and AP dimensions give, else a child's age."""
+    if water_equivalent_mm:
+        return from_water_equivalent_diameter(water_equivalent_mm / 10, tables)
+    if effective_mm:
+        return Size(effective_mm / 10, tables.methods["effective_diameter"])
+    if lateral_mm and ap_mm:
+        return from_dimensions(lateral_mm / 10, ap_mm / 10, tables)
+    return from_age(age_years, tables) if age_years is not None else None
 
 
 def from_age(age_years: float, tables: SsdeTables) -> Size | None:

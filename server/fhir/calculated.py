@@ -141,9 +141,9 @@ def ssde_observation(
     inputs = [
         _quantity("113830", "Mean CTDIvol", estimate.ctdivol_mgy, "mGy"),
         _quantity("phantom-cm", "CTDI phantom diameter", float(estimate.phantom), "cm", METHODS),
-        _quantity("113933", "Derived Effective Diameter", round(size.diameter_cm * 10, 1), "mm")
-        if from_age
-        else _quantity("113980", "Water Equivalent Diameter", round(size.diameter_cm * 10, 1), "mm"),
+        _quantity("113980", "Water Equivalent Diameter", round(size.diameter_cm * 10, 1), "mm")
+        if size.method.code == "113988"
+        else _quantity("113933", "Derived Effective Diameter", round(size.diameter_cm * 10, 1), "mm"),
         _quantity("conversion-factor", "AAPM 204 conversion factor f", round(estimate.factor, 4),
                   "1", METHODS),
         _quantity("uncertainty-per-cm", "uncertainty: relative change of the SSDE per cm of error "
@@ -157,7 +157,7 @@ def ssde_observation(
         {"coding": [{"system": DCM, "code": "113930", "display": "Size Specific Dose Estimation"}],
          "text": "Size-specific dose estimate, calculated"},
         _value(round(estimate.ssde_mgy, 3), "mGy"),
-        {"system": DCM, "code": size.method.code, "display": size.method.display},
+        {"system": size.method.system, "code": size.method.code, "display": size.method.display},
         inputs,
         note,
         event,

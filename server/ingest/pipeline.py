@@ -25,7 +25,7 @@ from server.dose.classify import modality_group
 from server.dose.effective import effective_dose
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.skin import skin_dose_map
-from server.dose.ssde import from_age, from_water_equivalent_diameter, ssde
+from server.dose.ssde import size_of, ssde
 from server.dose.units import UnitTable
 from server.fhir import acquisitions, calculated, issues, mapping, patients
 from server.fhir.facts import study_facts
@@ -393,18 +393,23 @@ class _Commit:
         )
 
     def _ssde(self, events: list[dict[str, Any]]) -> list[str]:
-        """SSDE (H7) of each CT acquisition whose device reported none: from the RDSR's
-        water-equivalent diameter, else from a child's age; each derived from its event."""
+        """SSDE (H7) of each CT acquisition whose device reported none, from the best size
+        the RDSR or the patient's age allows (ssde.size_of); each derived from its event."""
         report = self.report
         tables = ssde_tables()
         stored = {_event_uid(e): e for e in events}
         age = report.patient.age_years
-        by_age = from_age(age, tables) if age is not None else None
         refs: list[str] = []
         for event in report.ct_events:
             observation = stored.get(event.event_uid)
-            dw_mm = event.water_equivalent_diameter_mm
-            size = from_water_equivalent_diameter(dw_mm / 10, tables) if dw_mm else by_age
+            size = size_of(
+                tables,
+                event.water_equivalent_diameter_mm,
+                event.effective_diameter_mm,
+                event.lateral_dimension_mm,
+                event.ap_dimension_mm,
+                age,
+            )
             if (event.ssde_mgy is not None or observation is None or size is None
                     or event.ctdivol_mgy is None or event.phantom is None):  # fmt: skip
                 continue

@@ -3,12 +3,13 @@ against the published fit's values, and the SSDE of each event of a real Siemens
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 
 from server.dicom.read import Read, read_dicom
-from server.dose.ssde import from_age, from_water_equivalent_diameter, ssde
+from server.dose.ssde import from_age, from_water_equivalent_diameter, size_of, ssde
 from server.mappings import ssde_tables, unit_table
 
 FLASH = Path(__file__).parent.parent / "data/dicom/openrem/CT-RDSR-Siemens_Flash-TAP-SS.dcm"
@@ -76,3 +77,27 @@ def test_the_events_of_a_siemens_rdsr() -> None:
     assert [e.ssde_mgy if e else None for e in estimates] == pytest.approx(
         [v * 1.2311 for v in (0.14, 1.2, 3.61, 9.91)], abs=1e-3
     )
+
+
+def test_the_best_size_the_data_allow() -> None:
+    """Dw first (it accounts for attenuation), then the device's effective diameter, then
+    sqrt(AP x lateral) (AAPM 204's effective diameter), then a child's age."""
+    tables = ssde_tables()
+    everything = size_of(tables, 250.0, 260.0, 300.0, 200.0, 6.0)
+    assert everything is not None and (everything.diameter_cm, everything.method.code) == (
+        25.0,
+        "113988",
+    )
+    derived = size_of(tables, None, 260.0, 300.0, 200.0, 6.0)
+    assert derived is not None and derived.diameter_cm == 26.0
+    assert derived.method.code == "aapm204-effective-diameter"
+    assert derived.method.system == "https://kerma.example.org/fhir/CodeSystem/calculation-method"
+    measured = size_of(tables, None, None, 300.0, 200.0, 6.0)
+    assert measured is not None and measured.diameter_cm == pytest.approx(
+        math.sqrt(30.0 * 20.0), abs=1e-4
+    )
+    # one dimension alone gives no effective diameter (AAPM 204's tables by lateral or AP
+    # alone are not in mappings/dose/ssde.yaml): the age, for a child
+    child = size_of(tables, None, None, 300.0, None, 6.0)
+    assert child is not None and (child.diameter_cm, child.method.code) == (19.0, "113937")
+    assert size_of(tables, None, None, 300.0, None, 40.0) is None

@@ -131,7 +131,8 @@ def test_peak_skin_dose_and_map_of_the_siemens_zee(store: Store, settings: Setti
 def test_ssde_of_each_ct_acquisition(store: Store, settings: Settings) -> None:
     """The Flash as a 6-year-old's examination: SSDE (AAPM 204, 32 cm phantom) from the
     average effective diameter of a 6-year-old (19.0 cm), from the water-equivalent diameter
-    where the RDSR has one, and none where the device reported its own SSDE."""
+    or the lateral and AP dimensions where the RDSR has them, and none where the device
+    reported its own SSDE."""
     outcome = read_dicom(FLASH, unit_table())
     assert isinstance(outcome, Read)
     report = outcome.report
@@ -139,8 +140,8 @@ def test_ssde_of_each_ct_acquisition(store: Store, settings: Settings) -> None:
     child = replace(
         report,
         patient=replace(report.patient, age_years=6.0),
-        ct_events=(e0, e1, replace(e2, water_equivalent_diameter_mm=250.0),
-                   replace(e3, ssde_mgy=7.5)),
+        ct_events=(replace(e0, lateral_dimension_mm=240.0, ap_dimension_mm=150.0), e1,
+                   replace(e2, water_equivalent_diameter_mm=250.0), replace(e3, ssde_mgy=7.5)),
     )  # fmt: skip
     assert build_ingestor(store, settings).store_report(child, FLASH.name).status == "ingested"
     service = build_service(store)
@@ -168,6 +169,13 @@ def test_ssde_of_each_ct_acquisition(store: Store, settings: Settings) -> None:
         "Observation", [("identifier", f"urn:dicom:uid|urn:oid:{e1.event_uid}")]
     ).matches
     assert by_age["derivedFrom"] == [{"reference": f"Observation/{event.rid}"}]
+    by_dimensions = estimates[f"ssde:{e0.event_uid}"]
+    assert by_dimensions["method"]["coding"][0]["code"] == "aapm204-effective-diameter"
+    assert _component(by_dimensions, "113933") == pytest.approx(189.7, abs=0.05)  # sqrt(24 x 15)
+    assert by_dimensions["valueQuantity"]["value"] == pytest.approx(
+        0.14 * f(math.sqrt(360)), abs=1e-3
+    )
+    assert validate(by_dimensions) == []
     by_dw = estimates[f"ssde:{e2.event_uid}"]
     assert by_dw["valueQuantity"]["value"] == pytest.approx(3.61 * f(25.0), abs=1e-3)
     assert by_dw["method"]["coding"][0]["code"] == "113988"
