@@ -28,6 +28,7 @@ round the same way from the anterior midline column; cells that are not skin are
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +36,38 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from server.dose.model import Coded, DoseReport, ProjectionEvent
+from server.dose.model import Coded, DoseReport, Equipment, ProjectionEvent
 
 Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TableGeometry:
+    """How one device type's table positions relate to the phantom's reference (mm)."""
+
+    name: str
+    offset_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # longitudinal, lateral, height
+    direction: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    manufacturer: str = ""
+    model_pattern: str = ".*"
+
+    def matches(self, equipment: Equipment) -> bool:
+        return (equipment.manufacturer or "").lower().startswith(
+            self.manufacturer.lower()
+        ) and bool(re.fullmatch(self.model_pattern, equipment.model or "", re.IGNORECASE))
+
+    def isocentre_cm(self, event: ProjectionEvent) -> Array:
+        """The isocentre in the table frame: DICOM's longitudinal is towards the patient's
+        left, lateral towards the head (the isocentre moves the other way), height down."""
+        reported = (event.table_longitudinal_mm, event.table_lateral_mm, event.table_height_mm)
+        long_mm, lat_mm, height_mm = (
+            sign * ((value or 0.0) - offset)
+            for value, offset, sign in zip(reported, self.offset_mm, self.direction, strict=True)
+        )
+        return np.array([-long_mm, lat_mm, height_mm]) / 10.0
+
+
+AS_REPORTED = TableGeometry("table positions as reported (DICOM directions)")
 
 
 @dataclass(frozen=True)
@@ -53,6 +83,8 @@ class Factors:
     copper_codes: frozenset[tuple[str, str]]
     rotational_codes: frozenset[tuple[str, str]]
     thresholds_gy: tuple[float, ...]
+    devices: tuple[TableGeometry, ...] = ()
+    minimum_dap_on_phantom: float = 0.5
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Factors:
@@ -66,7 +98,12 @@ class Factors:
             copper_codes=frozenset((s, str(c)) for s, c in data["copper_codes"]),
             rotational_codes=frozenset((s, str(c)) for s, c in data["rotational_event_codes"]),
             thresholds_gy=tuple(float(t) for t in data["thresholds_gy"]),
+            devices=tuple(_geometry(d) for d in data.get("devices") or ()),
+            minimum_dap_on_phantom=float(data.get("minimum_dap_on_phantom", 0.5)),
         )
+
+    def geometry_for(self, equipment: Equipment) -> TableGeometry:
+        return next((d for d in self.devices if d.matches(equipment)), AS_REPORTED)
 
     def table_transmission(self, kvp: float, cu_mm: float) -> float:
         t = self.table
@@ -76,6 +113,18 @@ class Factors:
         b = self.backscatter
         axes = (b["kvp"], b["cu_mm"], b["field_side_cm"])
         return _interpolate(axes, b["factor"], (kvp, cu_mm, field_side_cm))
+
+
+def _geometry(spec: dict[str, Any]) -> TableGeometry:
+    axes = ("longitudinal", "lateral", "height")
+    offset, direction = spec.get("offset_mm", {}), spec.get("direction", {})
+    return TableGeometry(
+        name=f"{spec['manufacturer']} {spec.get('model', '.*')}",
+        offset_mm=tuple(float(offset.get(a, 0.0)) for a in axes),  # type: ignore[arg-type]
+        direction=tuple(float(direction.get(a, 1)) for a in axes),  # type: ignore[arg-type]
+        manufacturer=spec["manufacturer"],
+        model_pattern=spec.get("model", ".*"),
+    )
 
 
 @dataclass(frozen=True)
@@ -126,6 +175,25 @@ class SkinDoseMap:
     assumed_kvp_events: int
     thresholds_gy: tuple[float, ...]
     version: str
+    table: TableGeometry = AS_REPORTED
+    minimum_dap_on_phantom: float = 0.5
+
+    @property
+    def dap_on_phantom(self) -> float:
+        """The fraction of the examination's DAP whose beams met the phantom."""
+        return self.dap_on_phantom_gy_m2 / self.dap_total_gy_m2 if self.dap_total_gy_m2 else 0.0
+
+    @property
+    def unfit(self) -> str | None:
+        """Why the map cannot be trusted, or None: most of the DAP missed the phantom, so the
+        table positions do not place the patient (a table reference not configured)."""
+        if self.dap_on_phantom >= self.minimum_dap_on_phantom:
+            return None
+        return (
+            f"the beams of {1 - self.dap_on_phantom:.0%} of the DAP miss the phantom: the "
+            f"table positions do not place the patient ({self.table.name}); the device's table "
+            "reference belongs in mappings/dose/skin_dose.yaml (devices)"
+        )
 
     @property
     def peak_skin_dose_gy(self) -> float:
@@ -290,6 +358,7 @@ def skin_dose_map(report: DoseReport, factors: Factors) -> SkinDoseMap:
         report.patient.weight_kg,
         position_of(events),
     )
+    table = factors.geometry_for(report.equipment)
     dose = np.zeros(phantom.centre.shape[0])
     skipped: list[tuple[int, str]] = []
     ka_r_mapped = dap_hit = 0.0
@@ -299,7 +368,7 @@ def skin_dose_map(report: DoseReport, factors: Factors) -> SkinDoseMap:
         if why:
             skipped.append((i, why))
             continue
-        added = _event_dose(event, phantom, factors)
+        added = _event_dose(event, phantom, factors, table)
         dose += added
         ka_r_mapped += event.dose_rp_gy or 0.0
         dap_hit += (event.dap_gy_m2 or 0.0) if added.any() else 0.0
@@ -318,6 +387,8 @@ def skin_dose_map(report: DoseReport, factors: Factors) -> SkinDoseMap:
         assumed_kvp_events=assumed_kvp,
         thresholds_gy=factors.thresholds_gy,
         version=factors.version,
+        table=table,
+        minimum_dap_on_phantom=factors.minimum_dap_on_phantom,
     )
 
 
@@ -353,7 +424,9 @@ def _rotational(event: ProjectionEvent, factors: Factors) -> bool:
     return kind is not None and (kind.scheme, kind.value) in factors.rotational_codes
 
 
-def _event_dose(event: ProjectionEvent, phantom: Phantom, factors: Factors) -> Array:
+def _event_dose(
+    event: ProjectionEvent, phantom: Phantom, factors: Factors, table: TableGeometry
+) -> Array:
     kvp = event.kvp_kv or factors.assumed_kvp
     cu_mm = copper_mm(event, factors)
     start = event.primary_angle_deg or 0.0
@@ -365,7 +438,7 @@ def _event_dose(event: ProjectionEvent, phantom: Phantom, factors: Factors) -> A
         angles = np.array([start])
     dose = np.zeros(phantom.centre.shape[0])
     for angle in angles:
-        beam = _beam(event, float(angle), len(angles), factors)
+        beam = _beam(event, float(angle), len(angles), factors, table)
         dose += _beam_dose(beam, phantom, factors, kvp, cu_mm)
     return dose
 
@@ -385,7 +458,9 @@ def copper_mm(event: ProjectionEvent, factors: Factors) -> float:
     return total
 
 
-def _beam(event: ProjectionEvent, primary_deg: float, parts: int, factors: Factors) -> _Beam:
+def _beam(
+    event: ProjectionEvent, primary_deg: float, parts: int, factors: Factors, table: TableGeometry
+) -> _Beam:
     secondary = math.radians(event.secondary_angle_deg or 0.0)
     primary = math.radians(primary_deg)
     # LAO (+) moves the detector to the patient's left, CRA (+) towards the head
@@ -393,10 +468,7 @@ def _beam(event: ProjectionEvent, primary_deg: float, parts: int, factors: Facto
         math.sin(primary) * math.cos(secondary), -math.sin(secondary),
         math.cos(primary) * math.cos(secondary),
     ])  # fmt: skip
-    isocentre = np.array([
-        -(event.table_longitudinal_mm or 0.0), event.table_lateral_mm or 0.0,
-        event.table_height_mm or 0.0,
-    ]) / 10.0  # fmt: skip
+    isocentre = table.isocentre_cm(event)
     dsi_cm = (event.source_to_isocenter_mm or 0.0) / 10.0
     d_irp = (
         event.source_to_reference_point_mm / 10.0

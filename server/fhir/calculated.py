@@ -33,6 +33,7 @@ SSDE_AGE_NOTE = (
     " The diameter is the average effective diameter of children of this age (AAPM 204), not "
     "this child's: a child larger or smaller than the average gets a lower or higher dose."
 )
+ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 CALCULATED_DOSE = "https://kerma.example.org/fhir/CodeSystem/calculated-dose"
 SKIN_MAP_CODE = "skin-dose-map"
 PEAK_SKIN_DOSE = "peak-skin-dose"  # also the quantity alert rules name it by (mGy)
@@ -89,7 +90,8 @@ def skin_dose_observation(
     found: SkinDoseMap, summary: dict[str, Any], study_uid: str
 ) -> dict[str, Any]:
     """The peak skin dose of a fluoroscopy examination, with the map it is the peak of (as
-    SampledData, one row of the map after the other) and what went into it."""
+    SampledData, one row of the map after the other) and what went into it; without value,
+    map or areas (dataAbsentReason, saying why) when the beams mostly miss the phantom."""
     phantom = found.phantom
     size = "assumed (reference person)" if phantom.size_assumed else "from the patient's record"
     inputs = [
@@ -104,9 +106,38 @@ def skin_dose_observation(
         _quantity("ka-r-mapped", "Dose (RP) of the mapped events", round(found.ka_r_mapped_gy, 6),
                   "Gy", METHODS),
         _quantity("dap-on-phantom", "fraction of the DAP whose beam met the phantom",
-                  round(found.dap_on_phantom_gy_m2 / found.dap_total_gy_m2, 4)
-                  if found.dap_total_gy_m2 else 0.0, "1", METHODS),
+                  round(found.dap_on_phantom, 4), "1", METHODS),
+        {"code": {"coding": [{"system": METHODS, "code": "table-reference",
+                              "display": "table positions read as"}]},
+         "valueString": found.table.name},
         _quantity("uncertainty", "uncertainty: relative, at least", SKIN_DOSE_UNCERTAINTY, "1", METHODS),
+    ]  # fmt: skip
+    unfit = found.unfit
+    if unfit is None:
+        inputs += _map_components(found)
+    observation = _calculated(
+        f"skin-dose:{study_uid}",
+        {"coding": [{"system": CALCULATED_DOSE, "code": PEAK_SKIN_DOSE, "display": "Peak skin dose"}],
+         "text": "Peak skin dose, calculated (skin dose map)"},
+        _value(round(found.peak_skin_dose_gy, 6), "Gy") if unfit is None else None,
+        {"system": METHODS, "code": "skin-dose-map",
+         "display": f"Ka,r x inverse square x table transmission x BSF.f on a sized phantom "
+                    f"({found.version})"},
+        inputs,
+        SKIN_DOSE_NOTE if unfit is None else f"No peak skin dose: {unfit}.",
+        summary,
+    )  # fmt: skip
+    if unfit is not None:
+        observation["dataAbsentReason"] = {
+            "coding": [{"system": ABSENT, "code": "error"}],
+            "text": unfit,
+        }
+    return observation
+
+
+def _map_components(found: SkinDoseMap) -> list[dict[str, Any]]:
+    phantom = found.phantom
+    return [
         *(_quantity(f"area-{t:g}-gy", f"skin area at or above {t:g} Gy",
                     round(found.area_at_least_cm2(t), 1), "cm2", METHODS)
           for t in found.thresholds_gy),
@@ -117,18 +148,6 @@ def skin_dose_observation(
                               "display": "Skin dose map"}]},
          "valueSampledData": _sampled(found.dose_gy)},
     ]  # fmt: skip
-    return _calculated(
-        f"skin-dose:{study_uid}",
-        {"coding": [{"system": CALCULATED_DOSE, "code": PEAK_SKIN_DOSE, "display": "Peak skin dose"}],
-         "text": "Peak skin dose, calculated (skin dose map)"},
-        _value(round(found.peak_skin_dose_gy, 6), "Gy"),
-        {"system": METHODS, "code": "skin-dose-map",
-         "display": f"Ka,r x inverse square x table transmission x BSF.f on a sized phantom "
-                    f"({found.version})"},
-        inputs,
-        SKIN_DOSE_NOTE,
-        summary,
-    )  # fmt: skip
 
 
 def ssde_observation(
@@ -173,7 +192,7 @@ def ssde_agent(estimate: SsdeEstimate) -> str:
 def _calculated(
     key: str,
     code: dict[str, Any],
-    value: dict[str, Any],
+    value: dict[str, Any] | None,
     method: dict[str, Any],
     inputs: list[dict[str, Any]],
     note: str,
@@ -188,11 +207,12 @@ def _calculated(
         "code": code,
         "partOf": source.get("partOf", []),
         "derivedFrom": [{"reference": f"Observation/{source['id']}"}],
-        "valueQuantity": value,
         "method": {"coding": [method]},
         "component": inputs,
         "note": [{"text": note}],
     }
+    if value is not None:
+        observation["valueQuantity"] = value
     for field in ("subject", "effectiveDateTime", "device"):
         if field in source:
             observation[field] = source[field]

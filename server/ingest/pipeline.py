@@ -438,9 +438,9 @@ class _Commit:
         found = skin_dose_map(replace(report, patient=patient), skin_dose_factors())
         if not found.events_mapped:
             return []
-        self.calculated.append(
-            drl.Value(calculated.PEAK_SKIN_DOSE, "examination", found.peak_skin_dose_gy * 1000)
-        )
+        if found.unfit is None:
+            psd_mgy = found.peak_skin_dose_gy * 1000
+            self.calculated.append(drl.Value(calculated.PEAK_SKIN_DOSE, "examination", psd_mgy))
         observation = calculated.skin_dose_observation(found, summary, report.study.study_uid)
         return self._save_calculated(observation, summary, calculated.skin_dose_agent(found))
 

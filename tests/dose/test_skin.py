@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 
 from server.dicom.read import Read, read_dicom
-from server.dose.model import Coded, DoseReport, Patient, ProjectionEvent, XRayFilter
-from server.dose.skin import agreement, phantom_for, position_of, skin_dose_map
+from server.dose.model import (
+    Coded,
+    DoseReport,
+    Equipment,
+    Patient,
+    ProjectionEvent,
+    Source,
+    Study,
+    XRayFilter,
+)
+from server.dose.skin import SkinDoseMap, agreement, phantom_for, position_of, skin_dose_map
 from server.mappings import skin_dose_factors, unit_table
 
 DATA = Path(__file__).parent.parent / "data/dicom/openrem"
@@ -35,10 +44,15 @@ PA = ProjectionEvent(
 ROTATIONAL = Coded("DCM", "113613", "Rotational Acquisition")
 
 
-def _map(*events: ProjectionEvent, height_m: float | None = None, mass_kg: float | None = None):  # type: ignore[no-untyped-def]
-    report = DoseReport.__new__(DoseReport)
-    object.__setattr__(report, "projection_events", events)
-    object.__setattr__(report, "patient", Patient("p", size_m=height_m, weight_kg=mass_kg))
+def _map(*events: ProjectionEvent) -> SkinDoseMap:
+    report = DoseReport(
+        kind="projection",
+        source=Source("1.2.3.4", "1.2.840.10008.5.1.4.1.1.88.67"),
+        patient=Patient("p"),
+        study=Study("1.2.3.5"),
+        equipment=Equipment("Kerma test", "C-arm"),
+        projection_events=events,
+    )
     return skin_dose_map(report, FACTORS)
 
 
@@ -169,3 +183,33 @@ def test_canon_alphenix_rotational_run_is_where_openskin_differs() -> None:
     )
     back = agreement(fluoro.dose_gy[:, 47:62], expected[:, 47:62])  # the back, PA fluoroscopy
     assert back.correlation >= 0.7
+
+
+def test_an_unknown_table_reference_gives_no_peak_skin_dose() -> None:
+    """The Philips Azurion reports its table 935 mm high and 654 mm to the side of a reference
+    of its own: as reported, every beam misses the phantom, so there is no peak skin dose,
+    only the reason. With the table's reference configured (a test geometry: isocentre at
+    the table top's midline, 15 cm up, chest height) the beams meet the patient."""
+    report = _report("RF-RDSR-Philips_Azurion.dcm")
+    as_reported = skin_dose_map(report, FACTORS)
+    assert as_reported.events_mapped == 86 and as_reported.dap_on_phantom == 0.0
+    assert as_reported.unfit is not None and "miss the phantom" in as_reported.unfit
+    assert as_reported.table.name == "table positions as reported (DICOM directions)"
+    geometry = {"manufacturer": "Philips", "model": "Azurion.*",
+                "offset_mm": {"longitudinal": 654, "lateral": -600, "height": 785}}  # fmt: skip
+    data = {**_factor_data(), "devices": [geometry]}
+    placed = skin_dose_map(report, type(FACTORS).of(data))
+    assert placed.table.name == "Philips Azurion.*"
+    assert placed.unfit is None and placed.dap_on_phantom > 0.9
+    # 548 mGy Ka,r over many projections: a peak of a fraction of it, times BSF and distance
+    assert 0.05 < placed.peak_skin_dose_gy < placed.ka_r_total_gy * 1.7
+    assert not any(
+        g.matches(replace(report.equipment, manufacturer="Siemens"))
+        for g in type(FACTORS).of(data).devices
+    )
+
+
+def _factor_data() -> dict:  # type: ignore[type-arg]
+    from server.mappings import read_yaml
+
+    return read_yaml("dose/skin_dose.yaml")  # type: ignore[no-any-return]

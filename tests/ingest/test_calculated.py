@@ -218,3 +218,21 @@ def test_skin_dose_phantom_sized_from_the_his(store: Store, settings: Settings) 
     # a larger, shorter patient: wider torso (more columns), shorter (fewer rows)
     grid = calculated.skin_dose_grid(peak)
     assert grid is not None and grid.shape[0] < 94 and grid.shape[1] > 90
+
+
+def test_no_peak_skin_dose_where_the_table_reference_is_unknown(
+    store: Store, settings: Settings
+) -> None:
+    """The Philips Azurion's beams miss the phantom with its table positions as reported: the
+    Observation says why instead of a value (no map, no alert value)."""
+    assert (
+        build_ingestor(store, settings).ingest_file(CORPUS / "RF-RDSR-Philips_Azurion.dcm").status
+        == "ingested"
+    )
+    [peak] = _skin_dose(build_service(store))
+    assert validate(peak) == []
+    assert "valueQuantity" not in peak and calculated.skin_dose_grid(peak) is None
+    assert peak["dataAbsentReason"]["coding"][0]["code"] == "error"
+    assert "miss the phantom" in peak["dataAbsentReason"]["text"]
+    assert _component(peak, "dap-on-phantom") == 0.0
+    assert (_component(peak, "8302-2"), _component(peak, "29463-7")) == (168.0, 73.0)  # the RDSR's
