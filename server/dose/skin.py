@@ -159,7 +159,6 @@ class Phantom:
     centre: Array  # (n, 3)
     normal: Array  # (n, 3)
     area_cm2: Array  # (n,)
-    head: NDArray[np.bool_]  # (n,)
 
 
 @dataclass(frozen=True)
@@ -250,7 +249,7 @@ def phantom_for(
     cells = _stack(torso, head, head_len, torso_len)
     centre, normal = _place(
         cells, position, height, float(p["end_from_table_reference_cm"]),
-        factors.table["mattress_thickness_cm"], 2 * radius, 2 * head_radius,
+        factors.table["mattress_thickness_cm"],
     )  # fmt: skip
     return Phantom(
         height_cm=height,
@@ -267,7 +266,6 @@ def phantom_for(
         centre=centre,
         normal=normal,
         area_cm2=cells["area"],
-        head=cells["head"],
     )
 
 
@@ -314,26 +312,20 @@ def _stack(
     torso: dict[str, Array], head: dict[str, Array], head_len: int, torso_len: int
 ) -> dict[str, Any]:
     """The rings repeated along the body: head rows first, then torso rows, 1 cm each."""
-    rings = [(head, r, True) for r in range(head_len)] + [
-        (torso, r, False) for r in range(head_len, head_len + torso_len)
-    ]
-    cols = [np.arange(ring["x"].size) for ring, _, _ in rings]
+    rings = [head] * head_len + [torso] * torso_len
+    rows = [np.full(ring["x"].size, row) for row, ring in enumerate(rings)]
     return {
-        "index": np.column_stack([
-            np.concatenate([np.full(c.size, row) for c, (_, row, _) in zip(cols, rings, strict=True)]),
-            np.concatenate(cols),
-        ]),
-        "y": np.concatenate([np.full(r["x"].size, row + 0.5) for r, row, _ in rings]),
-        "area": np.concatenate([r["width"] for r, _, _ in rings]),
-        "head": np.concatenate([np.full(r["x"].size, h) for r, _, h in rings]),
-        **{k: np.concatenate([r[k] for r, _, _ in rings]) for k in ("x", "z", "nx", "nz", "depth")},
+        "index": np.column_stack([np.concatenate(rows),
+                                  np.concatenate([np.arange(r["x"].size) for r in rings])]),
+        "y": np.concatenate(rows) + 0.5,
+        "area": np.concatenate([r["width"] for r in rings]),
+        **{k: np.concatenate([r[k] for r in rings]) for k in ("x", "z", "nx", "nz", "depth")},
     }  # fmt: skip
 
 
 def _place(
-    cells: dict[str, Any], position: Position, height_cm: float, end_cm: float,
-    mattress_cm: float, torso_depth: float, head_depth: float,
-) -> tuple[Array, Array]:  # fmt: skip
+    cells: dict[str, Any], position: Position, height_cm: float, end_cm: float, mattress_cm: float
+) -> tuple[Array, Array]:
     """Cell centres and normals in the table frame: the patient on the mattress, head first or
     feet first (turned about the vertical), supine or prone (turned about the long axis)."""
     x, y, z = cells["x"], cells["y"], cells["z"]

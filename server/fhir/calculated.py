@@ -111,6 +111,8 @@ def skin_dose_observation(
                               "display": "table positions read as"}]},
          "valueString": found.table.name},
         _quantity("uncertainty", "uncertainty: relative, at least", SKIN_DOSE_UNCERTAINTY, "1", METHODS),
+        _quantity("events-kvp-assumed", "mapped events without a tube voltage (backscatter "
+                  "factor at an assumed kVp)", found.assumed_kvp_events, "1", METHODS),
     ]  # fmt: skip
     unfit = found.unfit
     if unfit is None:
