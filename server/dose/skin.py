@@ -196,7 +196,7 @@ class SkinDoseMap:
 
     @property
     def peak_skin_dose_gy(self) -> float:
-        return float(np.nanmax(self.dose_gy)) if self.events_mapped else 0.0
+        return float(np.nanmax(self.dose_gy))
 
     @property
     def peak_cell(self) -> tuple[int, int]:

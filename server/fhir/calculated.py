@@ -14,7 +14,7 @@ import numpy as np
 from server.dose.effective import EffectiveDose
 from server.dose.skin import SkinDoseMap
 from server.dose.ssde import Estimate as SsdeEstimate
-from server.fhir.mapping import DCM, LOINC, UCUM
+from server.fhir.mapping import DCM, LOINC, UCUM, component_value
 from server.reports.skin_map import Layout
 
 CALCULATED_ID = "https://kerma.example.org/fhir/NamingSystem/calculated"
@@ -238,9 +238,11 @@ def skin_dose_grid(observation: dict[str, Any]) -> np.ndarray | None:
 
 
 def skin_map_layout(observation: dict[str, Any]) -> Layout:
-    values = {c["code"]["coding"][0]["code"]: c.get("valueQuantity", {}).get("value")
-              for c in observation.get("component", [])}  # fmt: skip
-    return Layout(int(values["map-front-columns"]), int(values["map-side-columns"]))
+    front, side = (
+        component_value(observation, c) for c in ("map-front-columns", "map-side-columns")
+    )
+    assert front is not None and side is not None, "a skin dose map without its layout"
+    return Layout(int(front), int(side))
 
 
 def _sampled(dose_gy: np.ndarray) -> dict[str, Any]:

@@ -89,6 +89,15 @@ def _require(action: Action, rtype: str) -> None:
         raise FhirError.of(403, "forbidden", f"role {current.name} may not {action} {rtype}")
 
 
+def _visible(stored: Stored) -> Stored:
+    """The resource, if the user's role may see it (radiographers: their devices' data)."""
+    if not g.access.visible(stored):
+        raise FhirError.of(
+            403, "forbidden", f"{stored.rtype}/{stored.rid} is not from one of your devices"
+        )
+    return stored
+
+
 def _audit(interaction: str, disclosed: list[Stored]) -> None:
     patients = audit.patients_in(disclosed)
     if not patients:
@@ -171,9 +180,7 @@ def skin_dose_map(rid: str) -> Response:
     """The skin dose map of a peak skin dose Observation as a picture: PNG (the default) or
     SVG, by `_format` (png, svg or the media type) or the Accept header."""
     _require("read", "Observation")
-    stored = _service().read("Observation", rid)
-    if not g.access.visible(stored):
-        raise FhirError.of(403, "forbidden", f"Observation/{rid} is not from one of your devices")
+    stored = _visible(_service().read("Observation", rid))
     body = body_of(stored)
     grid = calculated.skin_dose_grid(body)
     if grid is None:
@@ -520,9 +527,7 @@ def history_type(rtype: str) -> Response:
 def read(rtype: str, rid: str) -> Response:
     check_type(rtype)
     _require("read", rtype)
-    stored = _service().read(rtype, rid)
-    if not g.access.visible(stored):
-        raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
+    stored = _visible(_service().read(rtype, rid))
     etag = f'W/"{stored.version}"'
     if request.headers.get("If-None-Match") == etag:
         return Response(status=304, headers={"ETag": etag})
@@ -556,9 +561,7 @@ def history_instance(rtype: str, rid: str) -> Response:
 def vread(rtype: str, rid: str, vid: str) -> Response:
     check_type(rtype)
     _require("read", rtype)
-    stored = _service().vread(rtype, rid, vid)
-    if not g.access.visible(stored):
-        raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
+    stored = _visible(_service().vread(rtype, rid, vid))
     _audit("vread", [stored])
     return _resource_response(stored, 200)
 

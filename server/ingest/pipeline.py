@@ -449,11 +449,8 @@ class _Commit:
         started = self.report.study.started or self.report.irradiation_start
         until = mapping.fhir_datetime(started, self.ctx) if started else None
         pairs = [("subject", patient_ref), ("code", f"http://loinc.org|{loinc}")]
-        taken = [
-            body_of(s)
-            for s in self.service.all_in(self.tx, "Observation", pairs)
-            if until is None or body_of(s).get("effectiveDateTime", "") <= until
-        ]
+        found = (body_of(s) for s in self.service.all_in(self.tx, "Observation", pairs))
+        taken = [o for o in found if until is None or o.get("effectiveDateTime", "") <= until]
         latest = max(taken, key=lambda o: o.get("effectiveDateTime", ""), default=None)
         return float(latest["valueQuantity"]["value"]) if latest else None
 
