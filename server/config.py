@@ -28,6 +28,11 @@ class Settings:
     dicom_allowed_aes: str = "*"
     hl7_host: str = "127.0.0.1"
     hl7_port: int = 2575
+    # the largest HL7 message Kerma reads (larger ones get AR with the reason), and how long a
+    # connection may stay open without delivering a whole message
+    hl7_max_bytes: int = 1024 * 1024
+    hl7_max_segments: int = 1000
+    hl7_timeout_seconds: int = 300
     ae_title: str = "KERMA"
     # Time zone of DICOM times that carry no offset (IANA name, e.g. Europe/Berlin).
     # The PACS Kerma pulls dose objects from (empty AE title: none); "get" or "move" retrieves.

@@ -85,7 +85,14 @@ def start_hl7(settings: Settings, store: Store) -> Hl7Listener:
     """Apply what an earlier run kept but did not apply, then listen on KERMA_HL7_PORT."""
     handler = build_handler(store, settings)
     replayed = handler.replay()
-    listener = Hl7Listener(handler.handle, settings.hl7_host, settings.hl7_port, settings.ae_title)
+    listener = Hl7Listener(
+        handler.handle,
+        settings.hl7_host,
+        settings.hl7_port,
+        settings.ae_title,
+        settings.hl7_max_bytes,
+        settings.hl7_timeout_seconds,
+    )
     listener.start()
     log_event(
         logging.getLogger("kerma.hl7"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.config import Settings
 from server.fhir import build_service, site_context
-from server.hl7.handler import Hl7Handler
+from server.hl7.handler import Hl7Handler, Limits
 from server.hl7.inbox import Inbox
 from server.mappings import unit_table
 from server.store.port import Store
@@ -17,7 +17,8 @@ def build_handler(store: Store, settings: Settings) -> Hl7Handler:
         unit_table(),
         site_context(settings),
         settings.ae_title,
+        Limits(settings.hl7_max_bytes, settings.hl7_max_segments),
     )
 
 
-__all__ = ["Hl7Handler", "build_handler"]
+__all__ = ["Hl7Handler", "Limits", "build_handler"]

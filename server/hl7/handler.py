@@ -2,14 +2,18 @@
 
 Whatever arrives gets an answer: AA when applied, AE when understood but not applicable (a
 required field missing, a date that is not a date, a store failure), AR when it is not a
-message Kerma reads (no MSH, unsupported type, event or version). Nothing here raises to the
-listener.
+message Kerma reads (no MSH, unsupported type, event or version, larger than the limits).
+Nothing here raises to the listener.
+
+Only the MSH segment is parsed before the message is kept and checked against the limits, so
+the cost of a message Kerma refuses does not grow with its size.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from server.dose.units import UnitTable
 from server.fhir.errors import FhirError
@@ -19,17 +23,58 @@ from server.fhir.patients import Patients
 from server.fhir.service import FhirService
 from server.hl7 import adt, orders
 from server.hl7.ack import Outcome, ack
-from server.hl7.inbox import Inbox
-from server.hl7.message import Malformed, Message, action, handled_types, parse, supported_versions
+from server.hl7.inbox import Inbox, Kept
+from server.hl7.message import (
+    Malformed,
+    Message,
+    action,
+    handled_types,
+    parse,
+    parse_header,
+    segment_count,
+    supported_versions,
+)
 from server.logs import log_event
 
 log = logging.getLogger("kerma.hl7")
 Apply = Callable[[Message], Outcome]
+# a message that was being applied when Kerma stopped this often is not applied again
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest message Kerma reads (KERMA_HL7_MAX_BYTES, KERMA_HL7_MAX_SEGMENTS)."""
+
+    max_bytes: int = 1024 * 1024
+    max_segments: int = 1000
+
+    def refusal(self, raw: bytes) -> Outcome | None:
+        if len(raw) > self.max_bytes:
+            return Outcome.rejected(
+                f"the message has {len(raw)} bytes; Kerma reads up to {self.max_bytes} "
+                "(KERMA_HL7_MAX_BYTES)",
+                "207",
+            )
+        segments = segment_count(raw)
+        if segments > self.max_segments:
+            return Outcome.rejected(
+                f"the message has {segments} segments; Kerma reads up to "
+                f"{self.max_segments} (KERMA_HL7_MAX_SEGMENTS)",
+                "207",
+            )
+        return None
 
 
 class Hl7Handler:
     def __init__(
-        self, service: FhirService, inbox: Inbox, units: UnitTable, ctx: Context, receiver: str
+        self,
+        service: FhirService,
+        inbox: Inbox,
+        units: UnitTable,
+        ctx: Context,
+        receiver: str,
+        limits: Limits,
     ) -> None:
         self.service = service
         self.inbox = inbox
@@ -37,6 +82,7 @@ class Hl7Handler:
         self.patients = Patients(service, ctx)
         self.orders = Orders(service, ctx)
         self.receiver = receiver
+        self.limits = limits
         self._actions: dict[str, Apply] = {
             "patient": self._patient,
             "merge": self._merge,
@@ -46,65 +92,84 @@ class Hl7Handler:
 
     def handle(self, raw: bytes) -> bytes:
         try:
-            message = parse(raw)
+            header = parse_header(raw)
         except Malformed as e:
             log_event(log, "hl7-rejected", bytes=len(raw), error=e.code)
             return ack(None, Outcome.rejected(e.reason, e.code), self.receiver)
-        key = Inbox.key(message.sender, message.event, message.control_id, raw)
-        earlier = self.inbox.keep(key, message.event, raw)
+        key = Inbox.key(header.sender, header.event, header.control_id, raw)
+        earlier = self.inbox.keep(key, header.event, raw)
         if earlier is not None and _content(earlier.raw) != _content(raw):
-            reason = f"control id {message.control_id!r} was used before for another message"
-            return ack(message, Outcome.failed(reason, "205", "MSH^1^10"), self.receiver)
+            reason = f"control id {header.control_id!r} was used before for another message"
+            return ack(header, Outcome.failed(reason, "205", "MSH^1^10"), self.receiver)
         if earlier is not None and earlier.ack is not None:
-            log_event(log, "hl7-duplicate", control=message.control_id, ack=earlier.state)
+            log_event(log, "hl7-duplicate", control=header.control_id, ack=earlier.state)
             return earlier.ack  # the same message again: the same answer, applied once
-        return self._apply(key, message)
+        if earlier is not None:  # kept but never answered: this is another try
+            return self._retry(earlier, header)
+        return self._apply(key, raw, header)
 
     def replay(self) -> int:
-        """Apply what was kept but not applied before a crash; how many."""
+        """Apply what was kept but not applied before Kerma stopped; how many."""
         pending = self.inbox.unfinished()
         for kept in pending:
-            self._apply(kept.key, parse(kept.raw))
+            self._retry(kept, parse_header(kept.raw))
         return len(pending)
 
-    def _apply(self, key: str, message: Message) -> bytes:
-        outcome = self._outcome(message)
-        answer = ack(message, outcome, self.receiver)
+    def _retry(self, kept: Kept, header: Message) -> bytes:
+        if kept.attempts >= MAX_ATTEMPTS:
+            reason = (
+                f"Kerma stopped {kept.attempts} times while applying this message; it is kept "
+                "in the HL7 inbox and not applied again"
+            )
+            return self._answer(kept.key, header, Outcome.failed(reason, "207"))
+        self.inbox.attempt(kept.key)
+        return self._apply(kept.key, kept.raw, header)
+
+    def _apply(self, key: str, raw: bytes, header: Message) -> bytes:
+        return self._answer(key, header, self._outcome(raw, header))
+
+    def _answer(self, key: str, header: Message, outcome: Outcome) -> bytes:
+        answer = ack(header, outcome, self.receiver)
         self.inbox.finish(key, outcome.code, answer, outcome.reason)
         # the reason stays in the inbox and the ACK: it may quote patient data
         log_event(
             log,
             "hl7-message",
             ack=outcome.code,
-            type=message.event,
-            control=message.control_id,
+            type=header.event,
+            control=header.control_id,
             error=outcome.error,
         )
         return answer
 
-    def _outcome(self, message: Message) -> Outcome:
-        if message.version not in supported_versions():
+    def _outcome(self, raw: bytes, header: Message) -> Outcome:
+        refusal = self.limits.refusal(raw)
+        if refusal is not None:
+            return refusal
+        if header.version not in supported_versions():
             return Outcome.rejected(
-                f"HL7 version {message.version!r} is not supported "
+                f"HL7 version {header.version!r} is not supported "
                 f"(supported: {', '.join(supported_versions())})",
                 "203",
                 "MSH^1^12",
             )
-        todo = action(message.event)
+        todo = action(header.event)
         if todo is None:
-            kind = message.event.split("^")[0]
+            kind = header.event.split("^")[0]
             code = "201" if kind in handled_types() else "200"
             return Outcome.rejected(
-                f"{message.event} is not a message Kerma applies", code, "MSH^1^9"
+                f"{header.event} is not a message Kerma applies", code, "MSH^1^9"
             )
         try:
-            return self._actions[todo](message)
+            return self._actions[todo](parse(raw))
+        except Malformed as e:
+            return Outcome.rejected(e.reason, e.code)
         except adt.Unreadable as e:
             return Outcome.failed(e.reason, e.code, e.where)
         except FhirError as e:
             return Outcome.failed(str(e), "207")
         except Exception as e:  # a store failure: the sender will retry
-            log.exception("hl7 apply failed event=%s", message.event)
+            log.exception("hl7 apply failed event=%s", header.event)
             return Outcome.failed(f"internal error: {type(e).__name__}", "207")
 
     def _patient(self, message: Message) -> Outcome:

@@ -24,10 +24,12 @@ CREATE TABLE IF NOT EXISTS message (
   raw BLOB NOT NULL,
   state TEXT NOT NULL,          -- received | AA | AE | AR
   ack BLOB,
-  reason TEXT
+  reason TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0  -- times Kerma began to apply it
 );
 CREATE INDEX IF NOT EXISTS message_state ON message(state) WHERE state = 'received';
 """
+_COLUMNS = "key, raw, state, ack, reason, attempts"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Kept:
     state: str
     ack: bytes | None
     reason: str | None
+    attempts: int = 0
 
 
 class Inbox:
@@ -45,6 +48,9 @@ class Inbox:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(message)")}
+        if "attempts" not in columns:  # an inbox of a Kerma before the column existed
+            self._conn.execute("ALTER TABLE message ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
         self._lock = threading.Lock()
 
     @staticmethod
@@ -59,8 +65,8 @@ class Inbox:
             self._conn.execute("PRAGMA synchronous=FULL")
             try:
                 self._conn.execute(
-                    "INSERT INTO message (key, received, event, raw, state) "
-                    "VALUES (?, ?, ?, ?, 'received')",
+                    "INSERT INTO message (key, received, event, raw, state, attempts) "
+                    "VALUES (?, ?, ?, ?, 'received', 1)",
                     (key, time.time(), event, raw),
                 )
             except sqlite3.IntegrityError:
@@ -80,19 +86,23 @@ class Inbox:
     def unfinished(self) -> list[Kept]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT key, raw, state, ack, reason FROM message "
-                "WHERE state = 'received' ORDER BY received"
+                f"SELECT {_COLUMNS} FROM message WHERE state = 'received' ORDER BY received"
             ).fetchall()
         return [Kept(*row) for row in rows]
+
+    def attempt(self, key: str) -> None:
+        """Count one more try to apply the message, on disk before the try: a message that
+        stops the process while it is applied is not tried for ever."""
+        with self._lock:
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("UPDATE message SET attempts = attempts + 1 WHERE key = ?", (key,))
 
     def get(self, key: str) -> Kept | None:
         with self._lock:
             return self._get(key)
 
     def _get(self, key: str) -> Kept | None:
-        row = self._conn.execute(
-            "SELECT key, raw, state, ack, reason FROM message WHERE key = ?", (key,)
-        ).fetchone()
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM message WHERE key = ?", (key,)).fetchone()
         return Kept(*row) if row else None
 
     def close(self) -> None:

@@ -3,7 +3,10 @@
 python-hl7's asyncio MLLP streams do the framing (hl7apy's MLLP server closes the connection
 after every message). Each message is handled in a worker thread (the store is blocking) and
 answered before the next one on that connection is read, so order per sender is kept. Bytes
-that are not an MLLP block get an AR, and the connection stays up.
+that are not an MLLP block get an AR, and the connection stays up. A block far beyond the
+handler's size limit is not buffered: it gets an AR and the connection is closed (what follows
+it on the wire cannot be framed). A connection that delivers no whole message within the
+timeout is closed, so idle or trickling peers hold no resources for ever.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from server.hl7.ack import Outcome, ack
 from server.logs import log_event
 
 log = logging.getLogger("kerma.hl7")
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# blocks up to this many times the handler's limit are read whole, so that the handler's AR
+# can name the message it refuses
+FRAMING_MARGIN = 4
 
 
 class Hl7Listener:
@@ -30,11 +35,15 @@ class Hl7Listener:
         host: str,
         port: int,
         receiver: str,
+        max_bytes: int,
+        timeout_s: float,
         threads: int = 4,
     ) -> None:
         self._handle = handle
         self._address = (host, port)
         self._receiver = receiver
+        self._framing_limit = max_bytes * FRAMING_MARGIN
+        self._timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="kerma-hl7")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="kerma-hl7-listener", daemon=True)
@@ -75,7 +84,7 @@ class Hl7Listener:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                start_hl7_server(self._client, *self._address, limit=MAX_MESSAGE_BYTES)
+                start_hl7_server(self._client, *self._address, limit=self._framing_limit)
             )
         except OSError as e:
             self._failure = e
@@ -89,30 +98,34 @@ class Hl7Listener:
         peer = writer.get_extra_info("peername")
         try:
             while True:
-                answer = await self._answer(reader)
-                if answer is None:
+                answer, more = await self._answer(reader)
+                if answer is not None:
+                    writer.writeblock(answer)
+                    await writer.drain()
+                if not more:
                     break
-                writer.writeblock(answer)
-                await writer.drain()
         except ConnectionError:
             pass  # the sender went away; what it was answered is on disk
         finally:
             writer.close()
         log_event(log, "hl7-connection-closed", peer=peer)
 
-    async def _answer(self, reader: HL7StreamReader) -> bytes | None:
-        """The answer to the next block; None when the sender has closed."""
+    async def _answer(self, reader: HL7StreamReader) -> tuple[bytes | None, bool]:
+        """The answer to the next block, and whether to read on from this connection."""
         try:
-            block = await reader.readblock()
+            block = await asyncio.wait_for(reader.readblock(), self._timeout_s)
         except InvalidBlockError:
-            return self._nak("MLLP framing: the block does not start with <VT> (0x0B)")
+            return self._nak("MLLP framing: the block does not start with <VT> (0x0B)"), True
         except ValueError:
-            return self._nak(f"message longer than {MAX_MESSAGE_BYTES} bytes")
+            return self._nak(f"the message is longer than {self._framing_limit} bytes"), False
+        except TimeoutError:
+            log_event(log, "hl7-timeout", seconds=self._timeout_s)
+            return None, False
         except asyncio.IncompleteReadError as e:
             if e.partial.strip():
                 log_event(log, "hl7-incomplete-block", bytes=len(e.partial))
-            return None
-        return await self._loop.run_in_executor(self._pool, self._handle, block)
+            return None, False
+        return await self._loop.run_in_executor(self._pool, self._handle, block), True
 
     def _nak(self, reason: str) -> bytes:
         log_event(log, "hl7-rejected", reason=reason)
