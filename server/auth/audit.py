@@ -16,26 +16,32 @@ from server.fhir.values import instant
 from server.store.port import Stored, User
 
 _MAX_PATIENTS = 1000
-_PATIENT_KEYS = ("subject", "patient")
 
 
 def patients_in(stored: Iterable[Stored]) -> list[str]:
-    """ "Patient/<id>" of every patient the resources are about, in first-seen order."""
+    """ "Patient/<id>" of every patient the resources are about or name anywhere (a subject,
+    a Provenance target, a Group member), in first-seen order."""
     found: dict[str, None] = {}
     for s in stored:
-        if s.body is None:
+        if s.body is None or s.rtype == "AuditEvent":
             continue
         if s.rtype == "Patient":
             found[f"Patient/{s.rid}"] = None
-            continue
-        if s.rtype == "AuditEvent":
-            continue
-        body = orjson.loads(s.body)
-        for key in _PATIENT_KEYS:
-            ref = body.get(key)
-            if isinstance(ref, dict) and str(ref.get("reference", "")).startswith("Patient/"):
-                found[ref["reference"]] = None
+        _patient_references(orjson.loads(s.body), found)
     return list(found)[:_MAX_PATIENTS]
+
+
+def _patient_references(node: Any, found: dict[str, None]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _patient_references(item, found)
+    elif isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            found[ref.split("/_history", 1)[0]] = None
+        for value in node.values():
+            if isinstance(value, dict | list):
+                _patient_references(value, found)
 
 
 def audit_event(
@@ -47,8 +53,10 @@ def audit_event(
     query: str,
     address: str | None,
     now: float,
+    objects: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """An R4 AuditEvent for one RESTful interaction that disclosed these patients' data."""
+    """An R4 AuditEvent for one RESTful interaction that disclosed these patients' data;
+    `objects`: other resources it concerned ("Task/<id>" of an export that was downloaded)."""
     agent: dict[str, Any] = {
         "type": {
             "coding": [
@@ -77,6 +85,15 @@ def audit_event(
         }
         for p in patients
     ]
+    entities += [
+        {
+            "what": {"reference": ref},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                     "code": "2"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "3"},
+        }
+        for ref in objects
+    ]  # fmt: skip
     request_entity: dict[str, Any] = {
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24"},

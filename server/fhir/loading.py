@@ -19,7 +19,7 @@ def load_json(service: FhirService, data: Any, base: str = "urn:kerma") -> str:
     if not isinstance(data, dict) or "resourceType" not in data:
         raise NotFhir("not a FHIR resource (no resourceType)")
     if data["resourceType"] == "Bundle" and data.get("type") in ("transaction", "batch"):
-        result = transaction.process(service, data, base, representation=False)
+        result, _ = transaction.process(service, data, base, representation=False)
         statuses = Counter(e["response"]["status"].split(" ")[0] for e in result["entry"])
         failed = sum(n for status, n in statuses.items() if not status.startswith("2"))
         if failed:

@@ -18,13 +18,13 @@ import orjson
 
 from server.fhir import registry
 from server.fhir.errors import FhirError, Issue
+from server.fhir.gate import Gate
 from server.fhir.indexing import Indexer
 from server.fhir.mapping import device_label
 from server.fhir.search import SearchError, SearchRequest, non_negative, parse
 from server.fhir.validation import validate
 from server.fhir.values import date_range, instant
 from server.store.port import Reader, Store, Stored, Transaction, VersionConflict, Write
-from server.store.query import Clause
 
 _MAX_INCLUDE_DEPTH = 3
 
@@ -85,15 +85,25 @@ class FhirService:
         pairs: list[tuple[str, str]],
         *,
         strict: bool = True,
-        restrict: tuple[Clause, ...] = (),
+        gate: Gate | None = None,
     ) -> SearchResult:
-        """Run a search; `restrict` adds clauses the caller may not lift (e.g. a role's devices)."""
+        """Run a search as the user `gate` decides for: their restrictions added, only what
+        they may see in the matches and includes."""
         check_type(rtype)
-        request = self.parse_search(rtype, pairs, strict=strict)
-        if restrict:
-            query = request.query
-            request = replace(request, query=replace(query, clauses=query.clauses + restrict))
-        return self._run_search(self.store, request)
+        return self.search_in(self.store, self.parse_search(rtype, pairs, strict=strict), gate)
+
+    def search_in(
+        self, reader: Reader, request: SearchRequest, gate: Gate | None = None
+    ) -> SearchResult:
+        if gate is not None:
+            gate.require(request.query.rtype)
+            gate.check_search(request)
+            request = _restricted(request, gate)
+        matches, total = reader.search(request.query)
+        included = self._includes(matches, request)
+        if gate is not None:
+            matches, included = _readable(gate, matches), _readable(gate, included)
+        return SearchResult(request, matches, included, total)
 
     def parse_search(
         self, rtype: str, pairs: list[tuple[str, str]], *, strict: bool = True
@@ -108,11 +118,6 @@ class FhirService:
             )
         except SearchError as e:
             raise FhirError.of(400, "invalid", str(e)) from None
-
-    def _run_search(self, reader: Reader, request: SearchRequest) -> SearchResult:
-        matches, total = reader.search(request.query)
-        included = self._includes(matches, request)
-        return SearchResult(request, matches, included, total)
 
     def _includes(self, matches: list[Stored], request: SearchRequest) -> list[Stored]:
         seen = {(s.rtype, s.rid) for s in matches}
@@ -169,17 +174,26 @@ class FhirService:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def create(self, rtype: str, body: Any, if_none_exist: str | None = None) -> Saved:
+    def create(
+        self, rtype: str, body: Any, if_none_exist: str | None = None, gate: Gate | None = None
+    ) -> Saved:
         with self.store.transaction() as tx:
-            return self.create_in(tx, rtype, body, if_none_exist)
+            return self.create_in(tx, rtype, body, if_none_exist, gate=gate)
 
-    def update(self, rtype: str, rid: str, body: Any, if_match: str | None = None) -> Saved:
+    def update(
+        self,
+        rtype: str,
+        rid: str,
+        body: Any,
+        if_match: str | None = None,
+        gate: Gate | None = None,
+    ) -> Saved:
         with self.store.transaction() as tx:
-            return self.update_in(tx, rtype, rid, body, if_match)
+            return self.update_in(tx, rtype, rid, body, if_match, gate=gate)
 
-    def delete(self, rtype: str, rid: str) -> Stored | None:
+    def delete(self, rtype: str, rid: str, gate: Gate | None = None) -> Stored | None:
         with self.store.transaction() as tx:
-            return self.delete_in(tx, rtype, rid)
+            return self.delete_in(tx, rtype, rid, gate)
 
     def create_in(
         self,
@@ -190,14 +204,17 @@ class FhirService:
         rid: str | None = None,
         *,
         trusted: bool = False,
+        gate: Gate | None = None,
     ) -> Saved:
         """Create; `trusted` skips validation, for resources Kerma built (and tests validate)."""
         check_type(rtype)
         _check_body(rtype, body)
         if if_none_exist:
-            existing = self.find_in(tx, rtype, if_none_exist, "If-None-Exist")
+            existing = self.find_in(tx, rtype, if_none_exist, "If-None-Exist", gate)
             if existing:
                 return Saved(existing, created=False)
+        if gate is not None:
+            gate.check_write(rtype, body, None)
         stored = self._write(tx, rtype, rid or self.new_id(), body, 1, "POST", trusted)
         return Saved(stored, created=True)
 
@@ -210,6 +227,7 @@ class FhirService:
         if_match: str | None = None,
         *,
         trusted: bool = False,
+        gate: Gate | None = None,
     ) -> Saved:
         check_type(rtype)
         _check_body(rtype, body)
@@ -221,6 +239,8 @@ class FhirService:
                 f"{rtype}.id",
             )
         current = tx.read(rtype, rid)
+        if gate is not None:
+            gate.check_write(rtype, body, current)
         if if_match is not None:
             wanted = _etag_version(if_match)
             if current is None or current.deleted or current.version != wanted:
@@ -232,12 +252,16 @@ class FhirService:
         stored = self._write(tx, rtype, rid, body, version, "PUT", trusted)
         return Saved(stored, created=current is None or current.deleted)
 
-    def delete_in(self, tx: Transaction, rtype: str, rid: str) -> Stored | None:
+    def delete_in(
+        self, tx: Transaction, rtype: str, rid: str, gate: Gate | None = None
+    ) -> Stored | None:
         """Delete; returns the deleted version, or None when it was already deleted."""
         check_type(rtype)
         current = tx.read(rtype, rid)
         if current is None:
             raise FhirError.of(404, "not-found", f"{rtype}/{rid} does not exist")
+        if gate is not None:
+            gate.check_write(rtype, None, current)
         if current.deleted:
             return None
         write = Write(rtype, rid, current.version + 1, self._clock(), "DELETE", None, None)
@@ -249,14 +273,17 @@ class FhirService:
         with self.store.transaction() as tx:
             return self.create_in(tx, body["resourceType"], body, trusted=True).stored
 
-    def find_in(self, reader: Reader, rtype: str, query_string: str, what: str) -> Stored | None:
-        """The one resource a conditional request names; 412 when several match."""
+    def find_in(
+        self, reader: Reader, rtype: str, query_string: str, what: str, gate: Gate | None = None
+    ) -> Stored | None:
+        """The one resource a conditional request names; 412 when several match. With a
+        gate, only what the user may see is found."""
         pairs = parse_qsl(query_string.split("?", 1)[-1], keep_blank_values=True)
         if not pairs:
             raise FhirError.of(400, "invalid", f"{what}: empty search")
         request = self.parse_search(rtype, pairs)
         request = replace(request, query=replace(request.query, count=2, with_total=False))
-        matches, _ = reader.search(request.query)
+        matches = self.search_in(reader, request, gate).matches
         if len(matches) > 1:
             raise FhirError.of(
                 412, "multiple-matches", f"{what} {query_string!r} matches more than one {rtype}"
@@ -282,16 +309,14 @@ class FhirService:
         rtype: str,
         pairs: list[tuple[str, str]],
         *,
-        restrict: tuple[Clause, ...] = (),
+        gate: Gate | None = None,
         limit: int = _EVERY,
     ) -> list[Stored]:
         """Every match in one store query, unpaged (Kerma's own searches, GraphQL's batched
         lookups); more than `limit` is an error to narrow the search, never a cut answer."""
-        query = self.parse_search(rtype, pairs, strict=True).query
-        clauses = query.clauses + restrict
-        matches, _ = reader.search(
-            replace(query, clauses=clauses, count=limit + 1, offset=0, with_total=False)
-        )
+        request = self.parse_search(rtype, pairs, strict=True)
+        query = replace(request.query, count=limit + 1, offset=0, with_total=False)
+        matches = self.search_in(reader, replace(request, query=query), gate).matches
         if len(matches) > limit:
             raise FhirError.of(
                 400, "too-costly", f"more than {limit} {rtype} match; narrow the search"
@@ -332,6 +357,18 @@ class FhirService:
             tx.write(write)
         except VersionConflict as e:
             raise FhirError.of(409, "conflict", f"concurrent update: {e}") from None
+
+
+def _restricted(request: SearchRequest, gate: Gate) -> SearchRequest:
+    restrict = gate.restriction(request.query.rtype)
+    if not restrict:
+        return request
+    query = request.query
+    return replace(request, query=replace(query, clauses=query.clauses + restrict))
+
+
+def _readable(gate: Gate, found: list[Stored]) -> list[Stored]:
+    return [s for s in found if gate.may_read(s)]
 
 
 def check_type(rtype: str) -> None:

@@ -299,7 +299,8 @@ def _query(info: Info, args: dict[str, Any]) -> tuple[Statistics, StatsQuery]:
     with fhir_errors():
         context.require_statistics()
         stats = context.statistics()
-        query = query_of(words, stats.ctx.timezone, datetime.now().astimezone())
+        now = datetime.now().astimezone()
+        query = query_of(words, stats.ctx.timezone, now, context.access.devices)
     return stats, query
 
 

@@ -35,14 +35,13 @@ class Context:
     def read(self, rtype: str, rid: str) -> Stored:
         self.access.require(rtype)
         stored = self.service.read(rtype, rid)
-        if not self.access.visible(stored):
+        if not self.access.may_read(stored):
             raise FhirError.of(403, "forbidden", f"{rtype}/{rid} is not from one of your devices")
         self.disclosed.append(stored)
         return stored
 
     def search_page(self, rtype: str, pairs: list[tuple[str, str]]) -> SearchResult:
-        self.access.require(rtype)
-        result = self.service.search(rtype, pairs, restrict=self.access.restriction(rtype))
+        result = self.service.search(rtype, pairs, gate=self.access)
         self.disclosed.extend(result.matches)
         return result
 

@@ -143,7 +143,7 @@ class FhirFields:
             if key is not None and wanted and key.split("/")[0] != wanted:
                 return None
             stored = None if key is None else await context.loaders.references.load(key)
-            if stored is None or stored.body is None or not context.access.visible(stored):
+            if stored is None or stored.body is None or not context.access.may_read(stored):
                 if optional:
                     return None
                 reference = root.get("reference", "(no literal reference)")

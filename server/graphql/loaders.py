@@ -80,13 +80,8 @@ class Loaders:
 
     def matches(self, rtype: str, pairs: list[tuple[str, str]]) -> list[Stored]:
         """All matches the user may see, recorded as disclosed."""
-        self._access.require(rtype)
         found = self._service.all_in(
-            self._service.store,
-            rtype,
-            pairs,
-            restrict=self._access.restriction(rtype),
-            limit=_MAX_MATCHES,
+            self._service.store, rtype, pairs, gate=self._access, limit=_MAX_MATCHES
         )
         self._disclosed.extend(found)
         return found

@@ -66,7 +66,9 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
     def export_rows(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
         """A dose-facts export (XLSX or CSV) written to data_dir/exports/<task id>."""
         now = datetime.now().astimezone()
-        query = query_of({"quantity": "dlp_mgy_cm", **inputs}, site_context(settings).timezone, now)
+        devices = tuple(inputs["devices"].split(",")) if inputs.get("devices") else None
+        query = query_of({"quantity": "dlp_mgy_cm", **inputs}, site_context(settings).timezone,
+                         now, devices)  # fmt: skip
         query = replace(query, level=inputs["level"])
         identified = inputs.get("identified") == "true"
         made = exporter(service, settings, identified)

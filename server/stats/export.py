@@ -50,7 +50,7 @@ class Export:
             if any(
                 getattr(q, f) and row[f] != getattr(q, f)
                 for f in ("modality", "device", "procedure")
-            ):
+            ) or (q.devices and row["device"] not in q.devices):
                 continue
             patient = row["patient"] or ""
             who = [self.patient_id(patient), row["study_uid"]] if self.patient_id else []

@@ -55,7 +55,7 @@ def _authenticate() -> None:
         raise FhirError.of(
             401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
         )
-    g.user, g.role = user, role(user.role)
+    g.user, g.role, g.access = user, role(user.role), Access.of(user)
     if not g.role.can("read", "MeasureReport"):
         raise FhirError.of(403, "forbidden", f"role {g.role.name} may not read statistics")
 
@@ -105,7 +105,7 @@ def cumulative() -> Response:
     """One patient's cumulative dose (H5): per modality, the examinations of [from, to) and the
     sums of DLP, DAP, Ka,r and AGD (with how many examinations had each). Patient data: for
     roles that read Observations, audited."""
-    Access.of(g.user).require_every_observation()
+    g.access.require_every_observation()
     query = _period_query()
     service = current_app.extensions["kerma.fhir"]
     rows = cumulative_of(service, statistics(), query)
@@ -210,6 +210,8 @@ def export_job(level: str, fmt: str) -> Response:
         if k in ("from", "to", "modality", "device", "procedure", "identified")
     }
     inputs |= {"level": level, "format": fmt, "user": g.user.name}
+    if g.access.devices is not None:
+        inputs["devices"] = ",".join(g.access.devices)
     service = current_app.extensions["kerma.fhir"]
     task = tasks.create(
         service,
@@ -249,6 +251,7 @@ def national_survey(fmt: str) -> Response:
     """The national DRL survey of [from, to): a Bundle of MeasureReports (json) or a PDF."""
     if fmt not in ("json", "pdf"):
         raise FhirError.of(404, "not-found", "the survey is survey.json or survey.pdf")
+    _require_every_device("the national survey")
     query = _period_query()
     stats, now = statistics(), datetime.now().astimezone()
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
@@ -268,6 +271,7 @@ def department_report() -> Response:
         raise FhirError.of(
             403, "forbidden", f"role {g.role.name} may not read the alerts a report lists"
         )
+    _require_every_device("the department report")
     query = _period_query()
     local = _timezone()
     inputs = {name: datetime.fromtimestamp(t, local).date().isoformat()
@@ -287,15 +291,21 @@ def report_pdf(id: str) -> Response:  # the path parameter of the spec
 
 
 def _query() -> Query:
-    return query_of(request.args, _timezone(), datetime.now().astimezone())
+    return query_of(request.args, _timezone(), datetime.now().astimezone(), g.access.devices)
 
 
 def _period_query() -> Query:
     """The period and filters of a route whose quantity selects nothing (tables, reports,
     exports): the arguments checked as the statistics check them."""
-    return query_of(
-        {"quantity": "dlp_mgy_cm", **request.args}, _timezone(), datetime.now().astimezone()
-    )
+    args = {"quantity": "dlp_mgy_cm", **request.args}
+    return query_of(args, _timezone(), datetime.now().astimezone(), g.access.devices)
+
+
+def _require_every_device(what: str) -> None:
+    """Site-wide documents are for roles that see every device's data."""
+    if g.access.devices is not None:
+        raise FhirError.of(403, "forbidden", f"role {g.role.name} sees some devices only, "
+                           f"not {what} of the site")  # fmt: skip
 
 
 def _timezone() -> tzinfo:

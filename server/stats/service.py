@@ -55,6 +55,8 @@ class Query:
     device: str = ""
     procedure: str = ""
     patient: str = ""  # "Patient/<id>": one patient's examinations only
+    # the only devices the user may see (a radiographer's); empty: every device
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,15 @@ class Proposal:
     levels: tuple[LevelComparison, ...] = ()
 
 
-def query_of(args: Mapping[str, str], timezone: tzinfo, now: datetime) -> Query:
+def query_of(
+    args: Mapping[str, str],
+    timezone: tzinfo,
+    now: datetime,
+    devices: tuple[str, ...] | None = None,
+) -> Query:
     """A Query from request arguments (quantity, level, group, from, to, modality, device,
-    procedure); 400 naming what is wrong. Default period: the last 365 days."""
+    procedure); 400 naming what is wrong. Default period: the last 365 days. `devices`: the
+    only devices the user may see (Access.devices; None: all)."""
     quantity = args.get("quantity", "")
     if quantity not in UNITS:
         raise _invalid(f"quantity must be one of {', '.join(UNITS)}")
@@ -111,7 +119,8 @@ def query_of(args: Mapping[str, str], timezone: tzinfo, now: datetime) -> Query:
     if not 0 < until - start <= _MAX_DAYS * 86400:
         raise _invalid(f"from must be before to, at most {_MAX_DAYS} days")
     return Query(quantity, level, group_by, start, until, args.get("modality", ""),
-                 args.get("device", ""), args.get("procedure", ""), args.get("patient", ""))  # fmt: skip
+                 args.get("device", ""), args.get("procedure", ""), args.get("patient", ""),
+                 devices or ())  # fmt: skip
 
 
 def _day(text: str | None, name: str, timezone: tzinfo) -> float:
@@ -134,7 +143,7 @@ def alerts_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[st
         issue = body_of(stored)
         device = next((i["reference"] for i in issue.get("implicated", [])
                        if i["reference"].startswith("Device/")), "")  # fmt: skip
-        if q.device and device != q.device:
+        if (q.device and device != q.device) or (q.devices and device not in q.devices):
             continue
         rows.append({"issue": f"DetectedIssue/{stored.rid}", "identified": issue.get("identifiedDateTime"),
                      "severity": issue.get("severity"), "code": issue["code"]["coding"][0]["code"],
@@ -210,6 +219,8 @@ class Statistics:
         rows = []
         for stored in self.store.search(_every("Device"))[0]:
             ref = f"Device/{stored.rid}"
+            if q.devices and ref not in q.devices:
+                continue
             n, first, last = counts.get(ref, (0, None, None))
             rows.append({"device": ref, **device_identity(body_of(stored)), "examinations": n,
                          "first": self._when(first), "last": self._when(last)})  # fmt: skip
@@ -294,6 +305,9 @@ class Statistics:
             if wanted:
                 code = facts.code(name, wanted)
                 keep &= columns[name] == (-1 if code is None else code)
+        if q.devices:
+            allowed = [c for c in (facts.code("device", d) for d in q.devices) if c is not None]
+            keep &= np.isin(columns["device"], allowed)
         return columns, labels, keep
 
     def _groups(
