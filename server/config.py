@@ -73,6 +73,8 @@ class Settings:
     daily_at: str = "06:30"
     # the key of the pseudonyms in exports; "" = a random key kept in data_dir/pseudonym.key
     pseudonym_key: str = ""
+    # what is left of dates and times in pseudonymised outputs: day, month or year
+    pseudonym_date_precision: str = "day"
     max_body_bytes: int = 20 * 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 1000

@@ -8,6 +8,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from server.dicom.text import age_years, combine, parse_date, parse_datetime, repair_text
+from server.dose.ages import exact_age
 from server.dose.model import Equipment, Patient, Source, Study
 
 _SEX = {"M": "M", "F": "F", "O": "O"}
@@ -59,25 +60,6 @@ def patient(ds: Dataset, study_date: date | None) -> Patient:
         size_m=size_m if size_m else None,  # 0 means "not measured" on many modalities
         weight_kg=weight_kg if weight_kg else None,
     )
-
-
-def exact_age(birth: date, on: date) -> float:
-    """Age in years: whole calendar years, plus the fraction of the year since the last birthday.
-
-    >>> exact_age(date(1954, 3, 22), date(2015, 3, 22)), exact_age(date(2000, 1, 1), date(2000, 7, 2))
-    (61.0, 0.5)
-    """
-    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    last = _birthday(birth, birth.year + years)
-    following = _birthday(birth, birth.year + years + 1)
-    return round(years + (on - last).days / (following - last).days, 4)
-
-
-def _birthday(birth: date, year: int) -> date:
-    try:
-        return birth.replace(year=year)
-    except ValueError:  # born on 29 February
-        return date(year, 3, 1)
 
 
 def many(value: Any) -> list[Any]:

@@ -1,23 +1,20 @@
 """FHIR Bulk Data export (system, Patient and Group level): the current resources of the
 asked types, changed since `_since`, as one ndjson file per type, written by a background job;
-pseudonymised (mappings/fhir/pseudonymise.yaml) where the role asks for it.
+pseudonymised (server/fhir/pseudonymise.py) where the role asks for it.
 
 Files are read page by page and written line by line: memory stays bounded at any size.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from server.auth.pseudonyms import pseudonym
+from server.fhir.pseudonymise import Precision, pseudonymised
 from server.fhir.service import FhirService, body_of
-from server.mappings import read_yaml
 
 # the types of the Patient compartment Kerma keeps, and the parameter naming the patient
 PATIENT_TYPES = {
@@ -37,11 +34,12 @@ def export(
     types: list[str],
     since: str,
     patients: list[str] | None,
-    key: bytes | None,
+    pseudonyms: tuple[bytes, Precision] | None,
     progress: Callable[[int], None],
 ) -> dict[str, int]:
     """Write <type>.ndjson for each type with resources; the count per type. `patients`:
-    Patient ids (Patient and Group level), None for everything; `key`: pseudonymise."""
+    Patient ids (Patient and Group level), None for everything; `pseudonyms`: the key and
+    the date precision of a pseudonymised export."""
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     done = 0
@@ -50,7 +48,9 @@ def export(
         n = 0
         with path.open("wb") as out:
             for resource in _resources(service, rtype, since, patients):
-                out.write(orjson.dumps(pseudonymised(resource, key) if key else resource) + b"\n")
+                if pseudonyms is not None:
+                    resource = pseudonymised(resource, *pseudonyms)
+                out.write(orjson.dumps(resource) + b"\n")
                 n += 1
                 done += 1
                 if done % 1000 == 0:
@@ -86,42 +86,3 @@ def _pages(
         if len(page.matches) < _PAGE:
             return
         offset += _PAGE
-
-
-def pseudonymised(resource: dict[str, Any], key: bytes) -> dict[str, Any]:
-    rules = _rules().get(resource["resourceType"], {})
-    out = copy.deepcopy(resource)
-    for element in rules.get("drop", []):
-        out.pop(element, None)
-    for element in rules.get("hash", []):
-        out[element] = [
-            {
-                "system": "urn:kerma:pseudonym",
-                "value": pseudonym(key, f"{i.get('system', '')}|{i.get('value', '')}"),
-            }
-            for i in out.get(element, [])
-        ]
-    dropped = set(rules.get("drop_extensions", []))
-    if dropped and "extension" in out:
-        out["extension"] = [e for e in out["extension"] if e.get("url") not in dropped]
-        if not out["extension"]:
-            del out["extension"]
-    for ref in _references(out):
-        ref.pop("display", None)  # a reference's display may be a name
-    return out
-
-
-@functools.cache
-def _rules() -> dict[str, Any]:
-    return read_yaml("fhir/pseudonymise.yaml")  # type: ignore[no-any-return]
-
-
-def _references(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if "reference" in node:
-            yield node
-        for value in node.values():
-            yield from _references(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _references(value)

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from server.auth.pseudonyms import site_key
 from server.config import Settings
 from server.fhir import bulk, site_context
+from server.fhir.pseudonymise import precision
 from server.fhir.reclassify import reclassify
 from server.fhir.service import FhirService, body_of
 from server.fhir.site_tables import site_tables
@@ -58,10 +59,14 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
             members = body_of(group).get("member", [])
             patients = [str(m["entity"]["reference"]).removeprefix("Patient/") for m in members
                         if str(m["entity"].get("reference", "")).startswith("Patient/")]  # fmt: skip
-        key = site_key(settings) if inputs["pseudonymise"] == "true" else None
+        pseudonyms = (
+            (site_key(settings), precision(settings.pseudonym_date_precision))
+            if inputs["pseudonymise"] == "true"
+            else None
+        )
         out = settings.data_dir / "exports" / inputs["task"]
         return bulk.export(service, out, inputs["types"].split(","), inputs.get("since", ""),
-                           patients, key, progress)  # fmt: skip
+                           patients, pseudonyms, progress)  # fmt: skip
 
     def export_rows(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
         """A dose-facts export (XLSX or CSV) written to data_dir/exports/<task id>."""

@@ -1,7 +1,10 @@
 """Exports of the dose facts, one row per irradiation event or examination with every
 parameter (requirements S5, A5), streamed: a million rows in bounded memory. Pseudonymised by
-default: the patient and the study as keyed hashes, age in years, never a name or a birth
-date; identified (the patient's ID and the Study Instance UID) only for roles allowed to."""
+default: the patient and the study as keyed hashes, age in whole years (in the calendar year of
+the examination: server/dose/ages.py), dates at the site's
+precision (KERMA_PSEUDONYM_DATE_PRECISION, day by default: no time of day), never a name or a
+birth date; identified (the patient's ID, the Study Instance UID, ages and times as recorded)
+only for roles allowed to."""
 
 from __future__ import annotations
 
@@ -17,13 +20,16 @@ from typing import Any
 
 from server.auth.pseudonyms import pseudonym, site_key
 from server.config import Settings
+from server.dose.ages import calendar_age
 from server.dose.facts import FACT_FIELDS
 from server.fhir import site_context
+from server.fhir.pseudonymise import Precision, precision
 from server.fhir.service import FhirService, body_of
 from server.stats.service import Query, site_statistics
 from server.store.port import Store
 
 _READ = [f for f in FACT_FIELDS if f != "key"]
+_DATES = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 _VALUES = [f for f in FACT_FIELDS if f not in ("key", "resource", "study_uid", "patient", "device")]
 
 
@@ -34,6 +40,7 @@ class Export:
     timezone: tzinfo
     device_name: Callable[[str], str]
     patient_id: Callable[[str], str] | None = None  # identified exports only
+    precision: Precision = "day"  # of dates in pseudonymised exports
 
     @property
     def header(self) -> list[str]:
@@ -54,9 +61,13 @@ class Export:
                 continue
             patient = row["patient"] or ""
             who = [self.patient_id(patient), row["study_uid"]] if self.patient_id else []
-            row["date"] = datetime.fromtimestamp(row["date"], self.timezone).isoformat(
-                timespec="seconds"
-            )
+            when = datetime.fromtimestamp(row["date"], self.timezone)
+            if self.patient_id:
+                row["date"] = when.isoformat(timespec="seconds")
+            else:
+                row["date"] = when.strftime(_DATES[self.precision])
+                if row["age_years"] is not None:
+                    row["age_years"] = calendar_age(row["age_years"], when.date())
             yield [
                 hashed(patient) if patient else "",
                 hashed(row["study_uid"]),
@@ -116,6 +127,7 @@ def exporter(service: FhirService, settings: Settings, identified: bool) -> Expo
         timezone,
         names,
         patient_ids(service) if identified else None,
+        precision(settings.pseudonym_date_precision),
     )
 
 

@@ -35,7 +35,7 @@ def test_a_pseudonymised_export(scanner: None, as_role: Any, settings: Settings)
     expected = pseudonym(site_key(settings), f"Patient/{patient['id']}")
     assert {r["patient_pseudonym"] for r in rows} == {expected}  # the same patient throughout
     assert len({r["study_pseudonym"] for r in rows}) == 24
-    assert rows[0]["date"].startswith("2026-08-03T")  # in date order, in the site's time zone
+    assert rows[0]["date"] == "2026-08-03"  # in date order, in the site's time zone, no time
     assert (settings.data_dir / "pseudonym.key").stat().st_mode & 0o077 == 0
 
 
