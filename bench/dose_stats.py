@@ -30,10 +30,10 @@ from ingest import RESULTS
 
 from server.config import Settings
 from server.dose.facts import DoseFact
-from server.fhir import site_context
+from server.exports.rows import Export
 from server.mappings import read_csv_rows, statistics_tables
+from server.site import site_context
 from server.stats.columns import FactColumns
-from server.stats.export import Export
 from server.stats.service import Query, Statistics
 from server.store.sqlite import SqliteStore
 
@@ -54,8 +54,8 @@ def main() -> None:
         store = SqliteStore(work / "kerma.sqlite3")
         loaded = _load(store, args.events)
         settings = Settings(data_dir=work, drl_sets="UKHSA GB 2022")
-        from server.fhir import build_service
-        from server.fhir.site_tables import site_tables
+        from server.site import build_service
+        from server.site.tables import site_tables
 
         ctx = site_tables(build_service(store, settings), settings).context(site_context(settings))
         copies = {level: FactColumns(store, level) for level in ("event", "study")}

@@ -37,8 +37,8 @@ import dose_data
 from server.app import create_app
 from server.auth.users import add_user
 from server.config import Settings
-from server.fhir import build_service
 from server.fhir.values import date_range
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -14,13 +14,13 @@ import yaml
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from server.api import fhir_rest as rest
+from server.api import graphql_view, stats_rest
 from server.config import Settings
-from server.fhir import build_service, rest
 from server.fhir.errors import FhirError, Issue, outcome
-from server.graphql import view as graphql_view
 from server.jobs.queue import jobs_for
 from server.logs import log_event
-from server.stats import rest as stats_rest
+from server.site import build_service
 from server.store import Store, open_store
 
 log = logging.getLogger("kerma.http")

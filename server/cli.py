@@ -40,11 +40,11 @@ def serve() -> None:
     import waitress
 
     from server.app import create_app
-    from server.fhir import build_service
     from server.jobs.schedule import DailyJobs
     from server.logs import configure, log_event
     from server.network import PacsSchedule, start_dicom, start_hl7
     from server.notify.delivery import Dispatcher
+    from server.site import build_service
 
     settings = _settings()
     configure(settings.log_level)
@@ -173,11 +173,12 @@ def ingest(paths: tuple[Path, ...], workers: int) -> None:
     """Ingest DICOM dose objects (RDSRs, images) and FHIR JSON (a resource or a batch/transaction
     Bundle) from files and folders (recursive). Exits 1 if anything was quarantined or refused.
     """
-    from server.fhir import FhirError, build_service
+    from server.fhir import FhirError
     from server.fhir.loading import NotFhir, load_json
     from server.ingest import build_ingestor
     from server.ingest.batch import ingest_files
     from server.ingest.pipeline import Result
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -259,8 +260,8 @@ def hl7_send(paths: tuple[Path, ...], host: str | None, port: int | None) -> Non
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def hl7_import(paths: tuple[Path, ...]) -> None:
     """Apply every message of the files (single messages or FHS/BHS batches) as if received."""
-    from server.hl7 import build_handler
     from server.hl7.files import messages_in
+    from server.ingest.hl7 import build_handler
     from server.store import open_store
 
     settings = _settings()
@@ -302,8 +303,8 @@ def _print_acks(answers: list[tuple[Path, bytes]]) -> None:
 def reconcile(kind: str, hours: float) -> None:
     """List what does not match between dose data and the HIS/RIS: one line per resource
     (reference, why). The same lists are at GET /fhir/List/$reconcile?kind=..."""
-    from server.fhir import build_service
-    from server.fhir.reconcile import reconciliation
+    from server.orders.reconcile import reconciliation
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -349,9 +350,9 @@ def protocol_review_cmd(kind: str, days: int) -> None:
     """Duplicate protocols (same device, same parameters, different names) or standard
     procedures done differently on different devices: one line per device (reference, what).
     The same lists are at GET /fhir/List/$protocol-review?kind=..."""
-    from server.fhir import build_service
-    from server.fhir.monitoring import protocol_review
+    from server.alerts.monitoring import protocol_review
     from server.mappings import monitoring_table
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -369,8 +370,8 @@ def protocol_review_cmd(kind: str, days: int) -> None:
 @click.option("--check", is_flag=True, help="exit 1 if openapi/schema.graphql is not current")
 def graphql_schema(check: bool) -> None:
     """Write the GraphQL schema (SDL) to openapi/schema.graphql."""
+    from server.api.openapi import spec_path
     from server.graphql.schema import sdl
-    from server.openapi_gen import spec_path
 
     path = spec_path().parent / "schema.graphql"
     text = sdl()
@@ -396,8 +397,8 @@ def report() -> None:
 def report_department(start: datetime, end: datetime, out: Path) -> None:
     """The department report of [--from, --to) as PDF: per modality, procedure and device n,
     median, 75th percentile and DRLs; the alerts and how they were handled; charts."""
-    from server.fhir import build_service
     from server.reports.documents import department_pdf
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -421,8 +422,8 @@ def report_department(start: datetime, end: datetime, out: Path) -> None:
 def report_survey(start: datetime, end: datetime, out: Path) -> None:
     """The national DRL survey of [--from, --to): per standard procedure and device n, median
     and mean of CTDIvol, DLP, DAP, AGD and patient weight."""
-    from server.fhir import build_service
     from server.reports import survey
+    from server.site import build_service
     from server.stats.service import site_statistics
     from server.store import open_store
 
@@ -443,8 +444,8 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
 
 def _local_period(start: datetime, end: datetime, settings: Settings) -> tuple[datetime, datetime]:
     """[--from, --to) as days in the site's time zone."""
-    from server.fhir import site_context
     from server.fhir.values import day_start
+    from server.site import site_context
 
     if end <= start:
         raise click.UsageError("--to must be after --from")
@@ -461,7 +462,7 @@ def classification() -> None:
 def classification_export() -> None:
     """Print the shipped rules and procedures as the FHIR Library to edit and PUT (with its
     version raised) to /fhir/Library/<id>; the stored Library then replaces the shipped tables."""
-    from server.fhir.rules import library
+    from server.classification.rules import library
     from server.mappings import read_text
 
     body = library(
@@ -474,9 +475,9 @@ def classification_export() -> None:
 def classification_reapply() -> None:
     """Classify every stored study again with the rules in force (as POST
     /fhir/ImagingStudy/$reclassify does in the background), followed as a Task."""
-    from server.fhir import build_service
     from server.jobs import tasks
     from server.jobs.kinds import kinds
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -512,9 +513,9 @@ def drl() -> None:
 def drl_load() -> None:
     """Create or update an ObservationDefinition for every comparable level of
     mappings/drl/national.csv (superseded and unverified ones too, marked as such)."""
-    from server.fhir import build_service
-    from server.fhir.site_tables import load
     from server.mappings import national_levels
+    from server.site import build_service
+    from server.site.tables import load
     from server.store import open_store
 
     settings = _settings()
@@ -534,9 +535,9 @@ def facts() -> None:
 @facts.command("rebuild")
 def facts_rebuild() -> None:
     """Recompute the dose facts of every study from the stored resources."""
-    from server.fhir import build_service
     from server.fhir.facts import rebuild
     from server.mappings import unit_table
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -562,10 +563,10 @@ def pacs_pull(since: datetime, until: datetime | None, modalities: str, limit: i
     an interrupted pull resumes where it stopped."""
     from server.dicom.pacs import Pacs, PacsError
     from server.dicom.spool import Spool
-    from server.fhir import build_service
     from server.ingest import build_ingestor
     from server.ingest.pull import PullState, matching_studies, pacs_config, pull
     from server.ingest.spool_worker import SpoolWorker
+    from server.site import build_service
     from server.store import open_store
 
     settings = _settings()
@@ -691,7 +692,7 @@ def _files(paths: tuple[Path, ...]) -> list[Path]:
 @click.option("--check", is_flag=True, help="exit 1 if openapi/openapi.yaml is not current")
 def openapi(check: bool) -> None:
     """Regenerate openapi/openapi.yaml from the routes and the search parameter table."""
-    from server.openapi_gen import render, spec_path
+    from server.api.openapi import render, spec_path
 
     text = render()
     path = spec_path()

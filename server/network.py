@@ -19,14 +19,15 @@ from server.dicom.mpps_scp import MppsSteps
 from server.dicom.pacs import Pacs
 from server.dicom.scp import ScpConfig, start_scp
 from server.dicom.spool import Spool
-from server.fhir import FhirService, build_service
-from server.hl7 import build_handler
+from server.fhir import FhirService
 from server.hl7.listener import Hl7Listener
 from server.ingest import build_ingestor
+from server.ingest.hl7 import build_handler
 from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import SpoolProcess, SpoolWorker
-from server.jobs.periodic import Periodic
 from server.logs import log_event
+from server.periodic import Periodic
+from server.site import build_service
 from server.store.port import Store
 
 log = logging.getLogger("kerma.dicom")

@@ -19,11 +19,29 @@ from server.app import create_app
 from server.auth.roles import roles
 from server.auth.users import add_user
 from server.config import Settings
-from server.fhir import FhirService, build_service
+from server.fhir import FhirService
+from server.site import build_service
 from server.store.port import Store
 from server.store.sqlite import SqliteStore
 
 DATA = Path(__file__).parent / "data"
+# test files that take seconds each (real peers and processes, the whole corpus, fuzzing):
+# left out of the quick subset for the edit-test loop, scripts/test -m "not slow"
+SLOW = frozenset({
+    "auth/test_pseudonymisation.py", "dicom/test_crash.py", "dicom/test_dcmtk_interop.py",
+    "dicom/test_ocr.py", "dicom/test_pacs.py", "hl7/test_crash.py", "ingest/test_corpus_facts.py",
+    "ingest/test_corpus_ingest.py", "ingest/test_classification.py", "ingest/test_drl_checks.py",
+    "test_bench.py", "test_cli.py", "test_schemathesis.py",
+})  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and item.path.relative_to(here).as_posix() in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+
 MONGO_URL = os.environ.get("KERMA_TEST_MONGODB_URL", "")
 
 

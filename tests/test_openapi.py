@@ -7,9 +7,9 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
+from server.api.openapi import render, spec_path
 from server.app import openapi_spec
 from server.fhir import registry
-from server.openapi_gen import render, spec_path
 
 
 def test_spec_is_valid_openapi_3_1() -> None:

@@ -3,7 +3,9 @@ answers without a 5xx (schemathesis, a bounded number of examples per operation)
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from server.store.sqlite import SqliteStore
 
 EXAMPLES = int(os.environ.get("KERMA_TEST_FUZZ_EXAMPLES", "8"))
 
-# schemathesis needs the app when the module is collected, before fixtures exist
+# schemathesis needs the app when the module is collected, before fixtures exist (its
+# from_fixture fails under pytest 9); the folder goes when the process ends, run or not
 _DIR = Path(tempfile.mkdtemp(prefix="kerma-fuzz-"))
+atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
 _STORE = SqliteStore(_DIR / "kerma.sqlite3")
 _TOKEN = add_user(_STORE, "fuzzer", "admin")
 _APP = create_app(Settings(data_dir=_DIR), _STORE)

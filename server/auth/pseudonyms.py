@@ -1,12 +1,11 @@
-"""Pseudonyms for exports: a keyed hash (HMAC-SHA-256) of an identifier, so that the same
-patient or study gets the same pseudonym in every export of the site, and nobody without the
-key can compute it from the identifier. The key is KERMA_PSEUDONYM_KEY, else a random key
-kept in the data directory (made on first use, readable by the owner only)."""
+"""The key of the site's pseudonyms (server/fhir/pseudonymise.py: a keyed hash of an
+identifier, so that the same patient or study gets the same pseudonym in every export of the
+site, and nobody without the key can compute it from the identifier): KERMA_PSEUDONYM_KEY,
+else a random key kept in the data directory (made on first use, readable by the owner
+only)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 from pathlib import Path
@@ -21,11 +20,6 @@ def site_key(settings: Settings) -> bytes:
     if not path.exists():
         _write_private(path, secrets.token_hex(32))
     return path.read_text(encoding="ascii").strip().encode()
-
-
-def pseudonym(key: bytes, identifier: str) -> str:
-    """20 hex digits (80 bits): no collision in any registry's lifetime."""
-    return hmac.new(key, identifier.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def _write_private(path: Path, text: str) -> None:

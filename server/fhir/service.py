@@ -22,7 +22,7 @@ from server.fhir.gate import Gate
 from server.fhir.indexing import Indexer
 from server.fhir.mapping import device_label
 from server.fhir.search import SearchError, SearchRequest, non_negative, parse
-from server.fhir.validation import validate
+from server.fhir.validation import Check, validate
 from server.fhir.values import date_range, instant
 from server.store.port import Reader, Store, Stored, Transaction, VersionConflict, Write
 
@@ -56,8 +56,10 @@ class FhirService:
         page_size_max: int = 1000,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        checks: tuple[Check, ...] = (),
     ) -> None:
         self.store = store
+        self._checks = checks
         self._indexer = indexer
         self._page_default = page_size_default
         self._page_max = page_size_max
@@ -343,7 +345,7 @@ class FhirService:
         }
         resource["meta"] = {"versionId": str(version), "lastUpdated": instant(now), **meta}
         if not trusted:
-            issues = validate(resource)
+            issues = validate(resource, self._checks)
             if issues:
                 raise FhirError(422, issues)
         data = orjson.dumps(resource)

@@ -1,21 +1,24 @@
 """Check an incoming resource: structure with fhir.resources (R4B, the closest to R4) and the
-required code bindings it does not enforce. Problems come back with the path of the element.
+required code bindings it does not enforce, then the checks of the site's own resources that
+the layers above give (`Check`: dose levels, classification rules, Subscriptions). Problems
+come back with the path of the element.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from server.fhir import rules
-from server.fhir.errors import FhirError, Issue
-from server.fhir.levels import dose_level, is_dose_level, known_quantities
-from server.mappings import national_levels, read_yaml, unit_table
-from server.notify import subscriptions
+from server.fhir.errors import Issue
+from server.mappings import read_yaml
+
+# the problems of a resource the check knows (empty for others and for valid ones)
+Check = Callable[[dict[str, Any]], list[Issue]]
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -25,7 +28,7 @@ def _bindings() -> dict[str, dict[str, dict[str, Any]]]:
     return read_yaml("fhir/required_bindings.yaml")  # type: ignore[no-any-return]
 
 
-def validate(resource: dict[str, Any]) -> list[Issue]:
+def validate(resource: dict[str, Any], checks: Sequence[Check] = ()) -> list[Issue]:
     """Problems of `resource` (empty when valid), each with a FHIRPath-like expression."""
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str):
@@ -36,22 +39,9 @@ def validate(resource: dict[str, Any]) -> list[Issue]:
         issues.append(Issue("value", f"invalid id {rid!r}", expression=f"{rtype}.id"))
     issues.extend(_structure(rtype, resource))
     issues.extend(_required_bindings(rtype, resource))
-    if rtype == "ObservationDefinition" and is_dose_level(resource) and not issues:
-        issues.extend(_dose_level(resource))
-    if rtype == "Subscription" and not issues:
-        issues.extend(subscriptions.problems(resource))
-    if rtype == "Library" and rules.is_rules_library(resource) and not issues:
-        issues.extend(rules.problems(resource))
+    for check in checks if not issues else ():
+        issues.extend(check(resource))
     return issues
-
-
-def _dose_level(resource: dict[str, Any]) -> list[Issue]:
-    """A dose level must be one the checks can compare with."""
-    try:
-        dose_level(resource, unit_table(), known_quantities(national_levels()))
-    except FhirError as e:
-        return e.issues
-    return []
 
 
 def _structure(rtype: str, resource: dict[str, Any]) -> list[Issue]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from server.config import Settings
-from server.fhir import build_service, site_context
-from server.fhir.site_tables import site_tables
 from server.ingest.pipeline import Ingestor as Ingestor
 from server.ingest.pipeline import Result as Result
 from server.ingest.quarantine import Quarantine as Quarantine
 from server.mappings import unit_table
+from server.site import build_service, site_context
+from server.site.tables import site_tables
 from server.store.port import Store
 
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import orjson
 
+from server.alerts import issues
+from server.calculated import observations as calculated
 from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
 from server.dose import alerts, drl
 from server.dose.classify import modality_group
@@ -27,16 +29,17 @@ from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.skin import skin_dose_map
 from server.dose.ssde import size_of, ssde
 from server.dose.units import UnitTable
-from server.fhir import acquisitions, calculated, issues, mapping, patients
+from server.fhir import acquisitions, mapping
 from server.fhir.facts import study_facts
-from server.fhir.orders import Orders
 from server.fhir.service import FhirService, body_of
-from server.fhir.site_tables import SiteTables
 from server.fhir.values import instant
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
 from server.mappings import k_factor_regions, k_factors, skin_dose_factors, ssde_tables
 from server.notify import routing
+from server.orders.requests import Orders
+from server.patients import identity as patients
+from server.site.tables import SiteTables
 from server.store.port import Stored, Transaction
 
 log = logging.getLogger("kerma.ingest")

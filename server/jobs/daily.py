@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from server.alerts.monitoring import run
 from server.config import Settings
-from server.fhir import build_service, site_context
-from server.fhir.monitoring import run
-from server.fhir.site_tables import site_tables
 from server.logs import log_event
 from server.mappings import monitoring_table
 from server.notify.routing import queue_digests
+from server.site import build_service, site_context
+from server.site.tables import site_tables
 from server.store.port import Store
 
 log = logging.getLogger("kerma.jobs")

@@ -9,19 +9,20 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from server.auth.pseudonyms import site_key
+from server.classification.reclassify import reclassify
 from server.config import Settings
-from server.fhir import bulk, site_context
+from server.exports import bulk
+from server.exports.rows import exporter
 from server.fhir.pseudonymise import precision
-from server.fhir.reclassify import reclassify
 from server.fhir.service import FhirService, body_of
-from server.fhir.site_tables import site_tables
 from server.fhir.values import day_start
 from server.jobs.daily import run_daily
 from server.jobs.tasks import Progress, Work
 from server.mappings import unit_table
 from server.notify import routing
 from server.reports import documents
-from server.stats.export import exporter
+from server.site import site_context
+from server.site.tables import site_tables
 from server.stats.service import query_of
 
 

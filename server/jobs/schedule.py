@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from server.fhir.service import FhirService
 from server.jobs import tasks
 from server.jobs.daily import next_run
-from server.jobs.periodic import Periodic
 from server.jobs.queue import Jobs
+from server.periodic import Periodic
 
 
 class DailyJobs(Periodic):

@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from server.config import Settings
-from server.fhir import FhirService, build_service
+from server.fhir import FhirService
 from server.jobs import tasks
 from server.jobs.kinds import kinds
+from server.site import build_service
 from server.store import open_store
 
 

@@ -21,11 +21,11 @@ from server.fhir.errors import FhirError
 from server.fhir.mapping import device_label
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
-from server.jobs.periodic import Periodic
 from server.logs import log_event
 from server.notify import channels, messages
 from server.notify.routing import NOTIFICATION_SYSTEM
-from server.notify.subscriptions import is_digest, recipient_role
+from server.periodic import Periodic
+from server.site.subscriptions import is_digest, recipient_role
 
 log = logging.getLogger("kerma.notify")
 ATTEMPTS_URL = "https://kerma.example.org/fhir/StructureDefinition/delivery-attempts"

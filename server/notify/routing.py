@@ -13,7 +13,7 @@ from datetime import date
 
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService, body_of
-from server.notify.subscriptions import criteria, is_digest
+from server.site.subscriptions import criteria, is_digest
 from server.store.port import Transaction
 
 NOTIFICATION_SYSTEM = "urn:kerma:notification"

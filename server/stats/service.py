@@ -16,19 +16,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from server.calculated.observations import CALCULATED_ID
 from server.config import Settings
 from server.dose.cumulative import QUANTITIES, per_modality
 from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
-from server.fhir import site_context
-from server.fhir.calculated import CALCULATED_ID
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context, device_identity
 from server.fhir.search import parse
 from server.fhir.service import FhirService, body_of, device_names
-from server.fhir.site_tables import site_tables
 from server.fhir.values import day_start
 from server.mappings import statistics_tables
+from server.site import site_context
+from server.site.tables import site_tables
 from server.stats.columns import FactColumns
 from server.store.port import Store
 
@@ -154,7 +154,7 @@ def alerts_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[st
 
 def cumulative_of(service: FhirService, stats: Statistics, q: Query) -> list[dict[str, Any]]:
     """Statistics.cumulative, with the sum of the effective doses Kerma estimated for the
-    patient's CT examinations of the period (labelled an estimate; see server/fhir/calculated)."""
+    patient's CT examinations of the period (labelled an estimate; see server/calculated/observations.py)."""
     rows = stats.cumulative(q)
     start, end = stats.period(q)
     pairs = [

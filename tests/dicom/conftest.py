@@ -18,9 +18,10 @@ from pynetdicom.association import Association
 from server.config import Settings
 from server.dicom.scp import storage_classes
 from server.dicom.transport import NO_DELAY
-from server.fhir import FhirService, build_service
+from server.fhir import FhirService
 from server.ingest import Quarantine, build_ingestor
 from server.network import DicomListener, start_dicom
+from server.site import build_service
 from server.store.port import Store
 from server.store.sqlite import SqliteStore
 

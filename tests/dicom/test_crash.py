@@ -15,7 +15,7 @@ from pynetdicom import AE
 
 from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
-from server.fhir import build_service
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 from tests.conftest import kerma_serve
 from tests.dicom.conftest import CORPUS, echo, free_port, wait_until

@@ -24,11 +24,12 @@ from server.config import Settings
 from server.dicom.pacs import Pacs, PacsError
 from server.dicom.spool import Spool
 from server.dicom.transport import NO_DELAY
-from server.fhir import FhirService, build_service
+from server.fhir import FhirService
 from server.ingest import build_ingestor
 from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import SpoolWorker
 from server.network import PacsSchedule, start_dicom
+from server.site import build_service
 from server.store.port import Store
 from tests.dicom.conftest import (
     CORPUS,

@@ -9,7 +9,9 @@ import pytest
 
 from server.fhir import FhirService
 from server.fhir.errors import FhirError
-from server.fhir.levels import (
+from server.fhir.validation import validate
+from server.mappings import national_levels, unit_table
+from server.site.levels import (
     KIND_SYSTEM,
     LEVEL_ID_SYSTEM,
     LEVEL_URL,
@@ -17,9 +19,7 @@ from server.fhir.levels import (
     known_quantities,
     observation_definition,
 )
-from server.fhir.site_tables import load
-from server.fhir.validation import validate
-from server.mappings import national_levels, unit_table
+from server.site.tables import load
 from tests.conftest import Api
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"

@@ -12,8 +12,8 @@ import pytest
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler, build_handler
 from server.hl7.listener import Hl7Listener
+from server.ingest.hl7 import Hl7Handler, build_handler
 from server.network import start_hl7
 from server.store.port import Store
 

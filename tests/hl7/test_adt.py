@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler
 from server.hl7.files import messages_in
+from server.ingest.hl7 import Hl7Handler
 from tests.hl7.conftest import body, err, message, msa, msh, patients, sample
 
 SYSTEM = "urn:kerma:patient-id"

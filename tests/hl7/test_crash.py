@@ -7,7 +7,7 @@ import signal
 import socket
 from pathlib import Path
 
-from server.fhir import build_service
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 from tests.conftest import kerma_serve
 from tests.dicom.conftest import free_port

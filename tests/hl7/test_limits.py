@@ -14,10 +14,9 @@ from hl7.client import MLLPClient
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler, build_handler
-from server.hl7.handler import MAX_ATTEMPTS
 from server.hl7.inbox import Inbox
 from server.hl7.listener import Hl7Listener
+from server.ingest.hl7 import MAX_ATTEMPTS, Hl7Handler, build_handler
 from server.network import start_hl7
 from server.store.port import Store
 from tests.hl7.conftest import err, message, msa, msh, patients

@@ -15,10 +15,10 @@ from hl7.client import MLLPClient
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import build_handler
 from server.hl7.files import messages_in
 from server.hl7.inbox import Inbox
 from server.hl7.listener import Hl7Listener
+from server.ingest.hl7 import build_handler
 from server.store.port import Store
 from tests.hl7.conftest import SAMPLES, message, msa, msh, patients, sample
 

@@ -12,8 +12,8 @@ from pydicom.uid import generate_uid
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler
 from server.ingest import build_ingestor
+from server.ingest.hl7 import Hl7Handler
 from server.store.port import Store
 from tests.conftest import Api
 from tests.dicom.conftest import SIEMENS_CT

@@ -7,8 +7,8 @@ from typing import Any
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler, build_handler
 from server.ingest import build_ingestor
+from server.ingest.hl7 import Hl7Handler, build_handler
 from server.store.port import Store
 from tests.dicom.conftest import SIEMENS_CT
 from tests.hl7.conftest import SIEMENS_STUDY_UID, body, err, message, msa, msh, sample

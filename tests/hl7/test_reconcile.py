@@ -13,8 +13,8 @@ from pydicom import dcmread
 
 from server.config import Settings
 from server.fhir import FhirService
-from server.hl7 import Hl7Handler
 from server.ingest import build_ingestor
+from server.ingest.hl7 import Hl7Handler
 from server.store.port import Store
 from server.store.sqlite import SqliteStore
 from tests.conftest import Api

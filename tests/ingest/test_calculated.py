@@ -13,13 +13,15 @@ import numpy as np
 import orjson
 import pytest
 
+from server.calculated import observations as calculated
 from server.config import Settings
 from server.dicom.read import Read, read_dicom
-from server.fhir import FhirService, build_service, calculated
+from server.fhir import FhirService
 from server.fhir.validation import validate
-from server.hl7 import build_handler
 from server.ingest import build_ingestor
+from server.ingest.hl7 import build_handler
 from server.mappings import unit_table
+from server.site import build_service
 from server.store.port import Store
 from tests.hl7.conftest import err, message, msa, msh
 

@@ -27,7 +27,7 @@ ACQUISITIONS = (63, 63, 45)
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    from server.fhir import build_service
+    from server.site import build_service
     from server.store.sqlite import SqliteStore
 
     data = tmp_path_factory.mktemp("corpus")
@@ -111,7 +111,7 @@ def test_known_studies(studies: list[dict[str, Any]]) -> None:
 def test_unmatched_studies_are_on_the_review_list(
     store: Store, service: FhirService, tmp_path: Path
 ) -> None:
-    from server.fhir.reconcile import reconciliation
+    from server.orders.reconcile import reconciliation
 
     ingestor = build_ingestor(store, Settings(data_dir=tmp_path))
     ingestor.ingest_file(CORPUS / "openrem" / "RF-RDSR-Siemens-Zee.dcm")

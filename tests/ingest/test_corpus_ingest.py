@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from server.config import Settings
-from server.fhir import build_service
 from server.fhir.validation import validate
 from server.ingest import build_ingestor
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"

@@ -12,10 +12,10 @@ import pytest
 from server.config import Settings
 from server.fhir import FhirService
 from server.fhir.mapping import Context
-from server.fhir.site_tables import SiteTables, load
 from server.fhir.validation import validate
 from server.ingest import build_ingestor
 from server.mappings import national_levels
+from server.site.tables import SiteTables, load
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS
 from tests.fhir.test_levels import local_level

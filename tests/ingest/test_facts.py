@@ -8,10 +8,10 @@ import pytest
 
 from server.config import Settings
 from server.dose.facts import DoseFact
-from server.fhir import build_service
 from server.fhir.facts import rebuild
 from server.ingest import build_ingestor
 from server.mappings import unit_table
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom" / "openrem"

@@ -17,13 +17,14 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from server.alerts.monitoring import run
 from server.config import Settings
-from server.fhir import FhirService, site_context
-from server.fhir.monitoring import run
-from server.fhir.site_tables import site_tables
+from server.fhir import FhirService
 from server.fhir.validation import validate
 from server.ingest import Ingestor, build_ingestor
 from server.mappings import monitoring_table
+from server.site import site_context
+from server.site.tables import site_tables
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS
 from tests.ingest.test_drl_checks import _replace_text, _set_numeric

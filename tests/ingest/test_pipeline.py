@@ -11,8 +11,9 @@ import pydicom
 import pytest
 
 from server.config import Settings
-from server.fhir import FhirService, build_service
+from server.fhir import FhirService
 from server.ingest import Ingestor, build_ingestor
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
+from server.classification.rules import library
 from server.config import Settings
 from server.fhir import FhirService
-from server.fhir.rules import library
 from server.ingest import build_ingestor
 from server.mappings import classification_rules, read_text
 from server.store.port import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from server.jobs.periodic import Periodic
+from server.periodic import Periodic
 
 
 class Flaky(Periodic):

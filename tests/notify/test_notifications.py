@@ -18,7 +18,7 @@ from server.ingest import build_ingestor
 from server.notify import channels
 from server.notify.delivery import Dispatcher, Policy
 from server.notify.routing import queue_digests
-from server.notify.subscriptions import DIGEST_URL
+from server.site.subscriptions import DIGEST_URL
 from server.store.port import Store
 from tests.conftest import Api
 from tests.dicom.conftest import CORPUS

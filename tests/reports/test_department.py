@@ -98,11 +98,11 @@ def test_a_report_mailed_to_its_subscribers(
 ) -> None:
     """What the monthly run does: the report job stores the PDF, a Subscription on reports
     queues it, and the mail arrives with the PDF attached."""
-    from server.fhir import build_service
     from server.jobs import tasks
     from server.jobs.kinds import kinds
     from server.notify import channels
     from server.notify.delivery import Dispatcher, Policy
+    from server.site import build_service
 
     inbox, port = smtp_server
     sub = {"resourceType": "Subscription", "status": "active", "reason": "monthly reports",

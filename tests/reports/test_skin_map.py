@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from server.calculated import observations as calculated
+from server.calculated.skin_map import CELL_PX, MARGIN_PX, colour
 from server.config import Settings
-from server.fhir import calculated
 from server.ingest import build_ingestor
-from server.reports.skin_map import CELL_PX, MARGIN_PX, colour
 from server.store.port import Store
 from tests.conftest import Api
 

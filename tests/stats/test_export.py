@@ -8,8 +8,9 @@ import io
 import zipfile
 from typing import Any
 
-from server.auth.pseudonyms import pseudonym, site_key
+from server.auth.pseudonyms import site_key
 from server.config import Settings
+from server.fhir.pseudonymise import pseudonym
 from tests.conftest import Api
 from tests.stats.test_statistics import PERIOD
 

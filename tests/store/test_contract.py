@@ -8,7 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from server.fhir import FhirError, FhirService, build_service
+from server.fhir import FhirError, FhirService
+from server.site import build_service
 from server.store.port import Duplicate, Store, User, VersionConflict, Write
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"

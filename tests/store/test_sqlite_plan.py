@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.fhir import FhirService, build_service
+from server.fhir import FhirService
 from server.fhir.search import parse
+from server.site import build_service
 from server.store.sqlite import SqliteStore
 from server.store.sqlite_plan import CountCache, plan
 

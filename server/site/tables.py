@@ -7,21 +7,21 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+from server.classification.rules import RULES_IDENTIFIER, rules_of
 from server.config import Settings
 from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, procedure_map
 from server.fhir.errors import FhirError
-from server.fhir.levels import (
+from server.fhir.mapping import Context
+from server.fhir.service import FhirService, body_of
+from server.mappings import classification_rules, national_levels, read_csv_rows
+from server.site.levels import (
     KIND_SYSTEM,
     LEVEL_ID_SYSTEM,
     dose_level,
     known_quantities,
     observation_definition,
 )
-from server.fhir.mapping import Context
-from server.fhir.rules import RULES_IDENTIFIER, rules_of
-from server.fhir.service import FhirService, body_of
-from server.mappings import classification_rules, national_levels, read_csv_rows
 
 
 @dataclass

@@ -89,6 +89,9 @@ def rules_of(resource: dict[str, Any]) -> Rules:
 
 
 def problems(resource: dict[str, Any]) -> list[Issue]:
+    """What keeps a rules Library from being used (checked when it is written)."""
+    if resource.get("resourceType") != "Library" or not is_rules_library(resource):
+        return []
     try:
         rules_of(resource)
     except FhirError as e:

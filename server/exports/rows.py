@@ -18,13 +18,13 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from server.auth.pseudonyms import pseudonym, site_key
+from server.auth.pseudonyms import site_key
 from server.config import Settings
 from server.dose.ages import calendar_age
 from server.dose.facts import FACT_FIELDS
-from server.fhir import site_context
-from server.fhir.pseudonymise import Precision, precision
+from server.fhir.pseudonymise import Precision, precision, pseudonym
 from server.fhir.service import FhirService, body_of
+from server.site import site_context
 from server.stats.service import Query, site_statistics
 from server.store.port import Store
 

@@ -15,11 +15,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from server.config import Settings
 from server.dose.units import UnitTable
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context
-from server.fhir.orders import Orders
-from server.fhir.patients import Patients
 from server.fhir.service import FhirService
 from server.hl7 import adt, orders
 from server.hl7.ack import Outcome, ack
@@ -35,6 +34,11 @@ from server.hl7.message import (
     supported_versions,
 )
 from server.logs import log_event
+from server.mappings import unit_table
+from server.orders.requests import Orders
+from server.patients.identity import Patients
+from server.site import build_service, site_context
+from server.store.port import Store
 
 log = logging.getLogger("kerma.hl7")
 Apply = Callable[[Message], Outcome]
@@ -210,3 +214,14 @@ class Hl7Handler:
 def _content(raw: bytes) -> bytes:
     """The message without its MSH segment: a resend may carry a new MSH-7 time."""
     return raw.replace(b"\r\n", b"\r").replace(b"\n", b"\r").partition(b"\r")[2].strip()
+
+
+def build_handler(store: Store, settings: Settings) -> Hl7Handler:
+    return Hl7Handler(
+        build_service(store, settings),
+        Inbox(settings.data_dir / "hl7" / "inbox.sqlite3"),
+        unit_table(),
+        site_context(settings),
+        settings.ae_title,
+        Limits(settings.hl7_max_bytes, settings.hl7_max_segments),
+    )

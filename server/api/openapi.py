@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from server import __version__
+from server.alerts.monitoring import REVIEW_KINDS
 from server.fhir import registry
-from server.fhir.monitoring import REVIEW_KINDS
 from server.stats.service import GROUPS, UNITS
 
 _FHIR_JSON = "application/fhir+json"
@@ -64,7 +64,7 @@ _ERRORS = {
 
 
 def spec_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
+    return Path(__file__).resolve().parents[2] / "openapi" / "openapi.yaml"
 
 
 def render() -> str:
@@ -441,7 +441,7 @@ def _history_params() -> list[dict[str, Any]]:
 
 
 def _bulk_paths() -> dict[str, Any]:
-    """FHIR Bulk Data export (server/fhir/rest.py): kick-off, status, files."""
+    """FHIR Bulk Data export (server/api/fhir_rest.py): kick-off, status, files."""
     kick: list[dict[str, Any]] = [
         {"name": "Prefer", "in": "header", "required": True, "schema": {"type": "string", "enum": ["respond-async"]}},
         {"name": "_type", "in": "query", "schema": {"type": "string"}},
@@ -479,7 +479,7 @@ def _bulk_paths() -> dict[str, Any]:
 
 
 def _stats_paths() -> dict[str, Any]:
-    """The statistics (server/stats/rest.py): JSON, or CSV with format=csv."""
+    """The statistics (server/api/stats_rest.py): JSON, or CSV with format=csv."""
     query: list[dict[str, Any]] = [
         {"name": "quantity", "in": "query", "required": True,
          "schema": {"type": "string", "enum": list(UNITS)}},

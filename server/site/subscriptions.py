@@ -31,6 +31,8 @@ def criteria(subscription: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
 
 def problems(subscription: dict[str, Any]) -> list[Issue]:
     """What keeps a Subscription from being served (checked when it is written)."""
+    if subscription.get("resourceType") != "Subscription":
+        return []
     try:
         parse(*criteria(subscription), strict=True)
     except FhirError as e:

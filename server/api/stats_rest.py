@@ -12,19 +12,19 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
+from server.api.http import submitted
 from server.auth import audit
 from server.auth.access import Access
 from server.auth.roles import role
 from server.auth.users import authenticate
 from server.dose.cumulative import QUANTITIES
-from server.fhir import site_context
+from server.exports.rows import exporter
 from server.fhir.errors import FhirError
 from server.files import chunks
 from server.jobs import tasks
-from server.jobs.http import submitted
 from server.reports import documents, survey
+from server.site import site_context
 from server.stats.columns import FactColumns
-from server.stats.export import exporter
 from server.stats.service import (
     UNITS,
     Proposal,

@@ -18,6 +18,7 @@ from server.dose.drl import DoseLevel
 from server.dose.units import UnitTable
 from server.fhir.errors import FhirError, Issue
 from server.fhir.mapping import DCM, UCUM
+from server.mappings import national_levels, unit_table
 
 LEVEL_URL = "https://kerma.example.org/fhir/StructureDefinition/dose-level"
 KIND_SYSTEM = "https://kerma.example.org/fhir/CodeSystem/dose-level-kind"
@@ -205,3 +206,14 @@ def _codings(concepts: Any, system: str) -> list[dict[str, Any]]:
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
     return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def problems(resource: dict[str, Any]) -> list[Issue]:
+    """A dose level written over the API must be one the checks can compare with."""
+    if resource.get("resourceType") != "ObservationDefinition" or not is_dose_level(resource):
+        return []
+    try:
+        dose_level(resource, unit_table(), known_quantities(national_levels()))
+    except FhirError as e:
+        return e.issues
+    return []

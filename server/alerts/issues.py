@@ -10,8 +10,8 @@ from typing import Any
 from server.dose.alerts import Alert
 from server.dose.drl import Exceedance, Value
 from server.dose.monitoring import Drift, MedianAbove, Repeated
-from server.fhir.levels import LEVEL_ID_SYSTEM
 from server.fhir.mapping import Context, fhir_datetime
+from server.site.levels import LEVEL_ID_SYSTEM
 
 ISSUE_SYSTEM = "https://kerma.example.org/fhir/CodeSystem/dose-issue"
 ISSUE_ID_SYSTEM = "urn:kerma:detected-issue"

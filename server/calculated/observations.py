@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from server.calculated.skin_map import Layout
 from server.dose.effective import EffectiveDose
 from server.dose.skin import SkinDoseMap
 from server.dose.ssde import Estimate as SsdeEstimate
 from server.fhir.mapping import DCM, LOINC, UCUM, component_value
-from server.reports.skin_map import Layout
 
 CALCULATED_ID = "https://kerma.example.org/fhir/NamingSystem/calculated"
 METHODS = "https://kerma.example.org/fhir/CodeSystem/calculation-method"

@@ -18,35 +18,31 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from server.alerts import issues
+from server.alerts.monitoring import protocol_review
+from server.api import stats_rest
+from server.api.http import base_url, submitted
 from server.auth import audit
 from server.auth.access import DEVICE_PARAMS, Access
 from server.auth.roles import Action, Role
 from server.auth.users import authenticate
+from server.calculated import observations as calculated
+from server.calculated import skin_map
 from server.config import Settings
-from server.fhir import (
-    bulk,
-    bundles,
-    calculated,
-    everything,
-    issues,
-    registry,
-    site_context,
-    transaction,
-)
+from server.exports import bulk
+from server.fhir import bundles, registry, transaction
 from server.fhir.capability import capability_statement
 from server.fhir.errors import FhirError, outcome
-from server.fhir.monitoring import protocol_review
-from server.fhir.patients import Patients
-from server.fhir.reconcile import reconciliation
 from server.fhir.service import FhirService, body_of, check_type
 from server.fhir.values import instant
 from server.files import chunks
 from server.jobs import tasks
-from server.jobs.http import base_url, submitted
 from server.mappings import monitoring_table
-from server.reports import skin_map
+from server.orders.reconcile import reconciliation
+from server.patients import everything
+from server.patients.identity import Patients
+from server.site import site_context
 from server.stats import measures
-from server.stats import rest as stats_rest
 from server.stats.service import cumulative_of, query_of
 from server.store.port import Stored
 

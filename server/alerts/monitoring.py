@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from server.alerts import issues
 from server.dose import drl, monitoring
 from server.dose.facts import DoseFact
-from server.fhir import issues
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context, device_label
 from server.fhir.service import FhirService, body_of, device_names
