@@ -4,7 +4,10 @@ N copies (default 2,000) of the corpus's CT RDSRs, each with fresh Study/Series/
 and Irradiation Event UIDs, are written once to bench/results/ingest-<N>/ and ingested into a
 fresh store with `--workers` processes parsing (the same code `kerma ingest` runs). The floor is
 a bare `pydicom.dcmread` plus a walk of every content item of the same files, in one process.
-The 316-event fluoroscopy RDSR RF-Pat-Orientation-Modifier-Missing.dcm is also timed alone.
+The 316-event fluoroscopy RDSR RF-Pat-Orientation-Modifier-Missing.dcm is also timed alone,
+and the fluoroscopy RDSRs with beam geometry (a skin dose map each) one after the other. For
+each run the time the store's write transaction is held (the lock other writers wait for) is
+given beside the wall time.
 
     .venv/bin/python bench/ingest.py                  # 2,000 copies, 1 and 2 workers
     .venv/bin/python bench/ingest.py --copies 200
@@ -13,13 +16,16 @@ The 316-event fluoroscopy RDSR RF-Pat-Orientation-Modifier-Missing.dcm is also t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pydicom.uid import generate_uid
@@ -34,6 +40,9 @@ CORPUS = ROOT.parent / "tests" / "data" / "dicom" / "openrem"
 RESULTS = ROOT / "results"
 CT_RDSRS = sorted(p for p in CORPUS.glob("CT-*.dcm") if "RDSR" in p.name or "ESR" in p.name)
 BIG_RF = CORPUS / "RF-Pat-Orientation-Modifier-Missing.dcm"
+SKIN_MAPS = [CORPUS / f"RF-RDSR-{name}.dcm" for name in (
+    "Siemens-Zee", "Siemens_Zee-HFS", "Siemens_Zee-FFS", "Canon-Alphenix-rotational", "GE",
+    "Philips_Azurion")]  # fmt: skip
 EVENT_UID = "113769"
 
 
@@ -59,22 +68,27 @@ def main() -> None:
         "content_items": items,
     }
     for workers in args.workers:
-        seconds, events = _ingest(files, workers)
+        seconds, events, locked = _ingest(files, workers)
         results[f"workers_{workers}"] = {
             "seconds": round(seconds, 2),
             "files_per_s": round(len(files) / seconds, 1),
             "events_per_s": round(events / seconds, 1),
             "x_floor": round(seconds / floor_s, 2),
+            "write_lock_s": round(locked, 2),
         }
     big_floor, big_items = _pydicom_floor([BIG_RF])
-    big_ingest, big_events = _ingest([BIG_RF], 1)
+    big_ingest, big_events, big_locked = _ingest([BIG_RF], 1)
     results["rf_316_events"] = {
         "ingest_s": round(big_ingest, 2),
         "pydicom_s": round(big_floor, 2),
         "x_pydicom": round(big_ingest / big_floor, 2),
         "events": big_events,
         "content_items": big_items,
+        "write_lock_s": round(big_locked, 2),
     }
+    maps_ingest, _, maps_locked = _ingest(SKIN_MAPS, 1)
+    results["skin_maps"] = {"files": len(SKIN_MAPS), "ingest_s": round(maps_ingest, 2),
+                            "write_lock_s": round(maps_locked, 2)}  # fmt: skip
     _print(results)
     (args.dir / "ingest.json").write_text(json.dumps(results, indent=2))
 
@@ -135,11 +149,13 @@ def _walk(items: pydicom.Sequence) -> int:
     return count
 
 
-def _ingest(files: list[Path], workers: int) -> tuple[float, int]:
+def _ingest(files: list[Path], workers: int) -> tuple[float, int, float]:
+    """Wall seconds, events stored, and seconds the write transaction was held."""
     data_dir = Path(tempfile.mkdtemp(prefix="kerma-ingest-bench-"))
     try:
         settings = Settings(data_dir=data_dir)
         store = SqliteStore(settings.sqlite_path)
+        locked = _time_transactions(store)
         ingestor = build_ingestor(store, settings)
         events = 0
 
@@ -152,9 +168,27 @@ def _ingest(files: list[Path], workers: int) -> tuple[float, int]:
         ingest_files(ingestor, files, workers, count)
         seconds = time.perf_counter() - started
         store.close()
-        return seconds, events
+        return seconds, events, locked[0]
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _time_transactions(store: SqliteStore) -> list[float]:
+    """Wrap the store's write transactions to add up how long they are held."""
+    held = [0.0]
+    opened = store.transaction
+
+    @contextlib.contextmanager
+    def timed() -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            with opened() as tx:
+                yield tx
+        finally:
+            held[0] += time.perf_counter() - started
+
+    store.transaction = timed  # type: ignore[method-assign]
+    return held
 
 
 def _print(r: dict[str, object]) -> None:
@@ -167,11 +201,15 @@ def _print(r: dict[str, object]) -> None:
         if key.startswith("workers_"):
             w = value  # type: ignore[assignment]
             print(
-                f"  {key.replace('_', ' ')}: {w['files_per_s']} files/s, {w['events_per_s']} events/s, {w['x_floor']}x the floor"
+                f"  {key.replace('_', ' ')}: {w['files_per_s']} files/s, {w['events_per_s']} events/s, {w['x_floor']}x the floor, write lock held {w['write_lock_s']} of {w['seconds']} s"
             )  # type: ignore[index]
     big = r["rf_316_events"]
     print(
-        f"RF 316-event RDSR: ingest {big['ingest_s']} s, pydicom read {big['pydicom_s']} s ({big['x_pydicom']}x)"
+        f"RF 316-event RDSR: ingest {big['ingest_s']} s, pydicom read {big['pydicom_s']} s ({big['x_pydicom']}x), write lock held {big['write_lock_s']} s"
+    )  # type: ignore[index]
+    maps = r["skin_maps"]
+    print(
+        f"{maps['files']} fluoroscopy RDSRs with skin dose maps: ingest {maps['ingest_s']} s, write lock held {maps['write_lock_s']} s"
     )  # type: ignore[index]
 
 

@@ -28,7 +28,7 @@ def _settings() -> Settings:
 def main() -> None:
     """Kerma: radiation dose management, FHIR-native.
 
-    Settings come from KERMA_* environment variables (see README.md).
+    Settings come from KERMA_* environment variables (see docs/operations.md).
     """
 
 

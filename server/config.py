@@ -1,6 +1,6 @@
 """Settings: every KERMA_* environment variable, read in one place.
 
-The table in README.md lists the same variables; `tests/test_config.py` keeps the two in step.
+The table in docs/operations.md lists the same variables; `tests/test_config.py` keeps the two in step.
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ class Settings:
                 continue
             name = key.removeprefix("KERMA_").lower()
             if name not in fields:
-                raise ValueError(f"unknown setting {key}; see the configuration table in README.md")
+                raise ValueError(
+                    f"unknown setting {key}; see the configuration table in docs/operations.md"
+                )
             values[name] = _convert(fields[name].type, raw, key)
         return cls(**values)  # type: ignore[arg-type]
 

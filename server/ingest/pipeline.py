@@ -1,4 +1,7 @@
-"""One received object -> dose report -> FHIR resources, in one store transaction.
+"""One received object -> dose report -> FHIR resources, in stages: read (server/dicom),
+calculate (calculate.py: SSDE, the skin dose map; outside the store's write lock), then write
+in one store transaction (study, events, summary, calculated values, dose facts, the level
+checks, provenance), holding the lock only for the writes.
 
 Idempotent: an object seen before (its SOP Instance UID is on the study's dose summary) is a
 no-op; a second RDSR of the same study adds only events whose Irradiation Event UID is new and
@@ -10,10 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,20 +23,20 @@ import orjson
 from server.alerts import issues
 from server.calculated import observations as calculated
 from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
-from server.dose import alerts, drl
+from server.dose import drl
 from server.dose.classify import modality_group
 from server.dose.effective import effective_dose
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
-from server.dose.skin import skin_dose_map
-from server.dose.ssde import size_of, ssde
 from server.dose.units import UnitTable
 from server.fhir import acquisitions, mapping
 from server.fhir.facts import study_facts
-from server.fhir.service import FhirService, body_of
+from server.fhir.service import FhirService
 from server.fhir.values import instant
+from server.ingest.calculate import Calculated, calculate
+from server.ingest.checks import LevelChecks
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
-from server.mappings import k_factor_regions, k_factors, skin_dose_factors, ssde_tables
+from server.mappings import k_factor_regions, k_factors
 from server.notify import routing
 from server.orders.requests import Orders
 from server.patients import identity as patients
@@ -95,9 +96,10 @@ class Ingestor:
 
     def store_report(self, report: DoseReport, name: str) -> Result:
         ctx = self._levels.context(self._ctx) if self._levels else self._ctx
+        found = calculate(report, self._service, ctx)
         try:
             with self._service.store.transaction() as tx:
-                result = _Commit(self._service, ctx, tx, report, name, self._devices).run()
+                result = _Commit(self._service, ctx, tx, report, name, self._devices).run(found)
         except BaseException:
             self._devices.clear()  # a rolled-back transaction may have created a cached device
             raise
@@ -130,169 +132,143 @@ class _Commit:
         self.report = report
         self.name = name
         self.devices = devices  # device key -> "Device/id", kept across reports
-        self.calculated: list[drl.Value] = []  # values Kerma calculated, for the alert rules
 
-    def run(self) -> Result:
+    def run(self, found: Calculated) -> Result:
+        """The write stages, in order; each returns what the next ones need."""
         report = self.report
         study_stored = self._find(
             "ImagingStudy", [("identifier", f"urn:dicom:uid|urn:oid:{report.study.study_uid}")]
         )
         summary_stored = self._summary(study_stored)
         previous = _body(summary_stored) if summary_stored else None
-        if previous is not None and study_stored is not None:
-            if report.source.sop_instance_uid in _sop_uids(previous):
-                return Result(
-                    "duplicate",
-                    self.name,
-                    report.modality,
-                    study=f"ImagingStudy/{study_stored.rid}",
-                )
-            stored_kind = _source_kind(previous) or "rdsr"
-            if _RANK[stored_kind] > _RANK[report.source.kind]:
-                reason = f"the study has dose values from {_NAMES[stored_kind]}; {_NAMES[report.source.kind]} add nothing"
-                return Result("skipped", self.name, report.modality, reason=reason)
+        done = self._seen_before(study_stored, previous)
+        if done is not None:
+            return done
         patient_ref = self._patient()
-        study = mapping.imaging_study(
-            report, self.ctx, patient_ref, _body(study_stored) if study_stored else None
-        )
-        study_ref = self._save("ImagingStudy", study, study_stored)
-        if "basedOn" not in study:  # the order may have come first
-            saved = self.tx.read("ImagingStudy", study_ref.split("/")[1])
-            if saved is not None:
-                Orders(self.service, self.ctx).link_study(self.tx, saved)
-        stored_events = self._events(study_ref) if study_stored is not None else []
-        superseded: list[str] = []
-        replaced_kind = _source_kind(previous) if previous is not None else None
-        if previous is not None and _RANK[replaced_kind or "rdsr"] < _RANK[report.source.kind]:
-            # a better source supersedes: the old events go, the Provenance keeps both
-            superseded = [f"Observation/{e['id']}" for e in stored_events]
-            for event in stored_events:
-                self.service.delete_in(self.tx, "Observation", event["id"])
-            stored_events = []
-            previous = {**previous, "component": []}  # the old totals do not add to the new
-        known = {_event_uid(e): e for e in stored_events}
-        added, summary_device = self._add_events(patient_ref, study, known)
-        refs = mapping.Refs(patient_ref, summary_device, study_ref)
-        all_events = sorted(
-            [*stored_events, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
-        )
-        sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
-        build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
-        summary = build(report, self.ctx, refs, all_events, sop_uids, previous)
-        summary = mapping.mark_reading(summary, report, "ct_totals.")
-        summary_ref = self._save("Observation", summary, summary_stored)
-        calculated_refs = [
-            *self._effective_dose(study, summary),
-            *self._ssde(all_events),
-            *self._skin_dose(summary, patient_ref),
-        ]
+        study, study_ref = self._write_study(patient_ref, study_stored)
+        events = self._write_events(patient_ref, study, study_stored, previous)
+        summary = self._write_summary(events, previous, summary_stored)
+        values, calculated_refs = self._write_calculated(study, summary, events.all, found)
         measured = self._body_measurements(patient_ref, study_ref) if summary_stored is None else []
-        self._project_facts(study, summary, all_events)
+        self._project_facts(study, summary, events.all)
         where = issues.Refs(
             patient_ref,
             study_ref,
-            summary_ref,
+            f"Observation/{summary['id']}",
             summary.get("device", {}).get("reference"),
             modality_group(report.modality),
             report.equipment.department or "",
         )
-        found = self._check_levels(study, summary, where, all_events)
-        routing.queue(self.service, self.tx, found)
-        targets = [
-            study_ref,
-            summary_ref,
-            *measured,
-            *calculated_refs,
-            *(f"Observation/{e['id']}" for e in added),
-        ]
-        targets += found
-        self._provenance(report, targets, superseded, replaced_kind)
+        checks = LevelChecks(report, self.ctx, self.service.store)
+        raised = self._raise_issues(checks.found(study, summary, where, events.all, values))
+        routing.queue(self.service, self.tx, raised)
+        targets = [study_ref, f"Observation/{summary['id']}", *measured, *calculated_refs,
+                   *(f"Observation/{e['id']}" for e in events.added), *raised]  # fmt: skip
+        self._provenance(report, targets, events.superseded, events.replaced_kind)
         return Result(
-            "ingested", self.name, report.modality, events_added=len(added), study=study_ref
+            "ingested", self.name, report.modality, events_added=len(events.added), study=study_ref
         )
 
-    def _check_levels(
+    def _seen_before(self, study: Stored | None, previous: dict[str, Any] | None) -> Result | None:
+        """The result when the study already holds this object, or values of a better source."""
+        report = self.report
+        if previous is None or study is None:
+            return None
+        if report.source.sop_instance_uid in _sop_uids(previous):
+            return Result(
+                "duplicate", self.name, report.modality, study=f"ImagingStudy/{study.rid}"
+            )
+        stored_kind = _source_kind(previous) or "rdsr"
+        if _RANK[stored_kind] > _RANK[report.source.kind]:
+            reason = f"the study has dose values from {_NAMES[stored_kind]}; {_NAMES[report.source.kind]} add nothing"
+            return Result("skipped", self.name, report.modality, reason=reason)
+        return None
+
+    def _write_study(
+        self, patient_ref: str | None, stored: Stored | None
+    ) -> tuple[dict[str, Any], str]:
+        """The ImagingStudy with this object's series, tied to its order when one came first."""
+        study = mapping.imaging_study(
+            self.report, self.ctx, patient_ref, _body(stored) if stored else None
+        )
+        study_ref = self._save("ImagingStudy", study, stored)
+        if "basedOn" not in study:
+            saved = self.tx.read("ImagingStudy", study_ref.split("/")[1])
+            if saved is not None:
+                Orders(self.service, self.ctx).link_study(self.tx, saved)
+        return study, study_ref
+
+    def _write_events(
+        self,
+        patient_ref: str | None,
+        study: dict[str, Any],
+        study_stored: Stored | None,
+        previous: dict[str, Any] | None,
+    ) -> _Events:
+        """The report's new events beside the stored ones; a better source supersedes the
+        stored events (they go, the Provenance keeps both)."""
+        study_ref = f"ImagingStudy/{study['id']}"
+        stored = self._events(study_ref) if study_stored is not None else []
+        replaced_kind = _source_kind(previous) if previous is not None else None
+        superseded: list[str] = []
+        supersedes = (
+            previous is not None and _RANK[replaced_kind or "rdsr"] < _RANK[self.report.source.kind]
+        )
+        if supersedes:
+            superseded = [f"Observation/{e['id']}" for e in stored]
+            for event in stored:
+                self.service.delete_in(self.tx, "Observation", event["id"])
+            stored = []
+        known = {_event_uid(e): e for e in stored}
+        added, device = self._add_events(patient_ref, study, known)
+        every = sorted(
+            [*stored, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
+        )
+        refs = mapping.Refs(patient_ref, device, study_ref)
+        return _Events(added, every, refs, supersedes, superseded, replaced_kind)
+
+    def _write_summary(
+        self, events: _Events, previous: dict[str, Any] | None, stored: Stored | None
+    ) -> dict[str, Any]:
+        """The study's dose summary over all its events (a superseded source's totals do not
+        add to the new ones)."""
+        report = self.report
+        if previous is not None and events.supersedes:
+            previous = {**previous, "component": []}
+        sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
+        build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
+        summary = build(report, self.ctx, events.refs, events.all, sop_uids, previous)
+        summary = mapping.mark_reading(summary, report, "ct_totals.")
+        self._save("Observation", summary, stored)
+        return summary
+
+    def _write_calculated(
         self,
         study: dict[str, Any],
         summary: dict[str, Any],
-        refs: issues.Refs,
         events: list[dict[str, Any]],
-    ) -> list[str]:
-        """DetectedIssues for values above a level of the site that applies (per acquisition:
-        the acquisition's procedure; per examination: the study's), and for what the site's
-        alert rules call significant events. None for physics and QA studies, nor for values
-        still waiting for review."""
-        if not self.ctx.levels and not self.ctx.alert_rules:
-            return []  # the site compares with nothing: no work on every ingest
-        decision = mapping.classification_of(study, self.ctx)
-        if decision.rule == "qa" or summary.get("status") == "preliminary":
-            return []
-        report = self.report
-        uid, when = report.study.study_uid, report.irradiation_start or report.study.started
-        when = when or datetime.now(UTC)
-        by_uid = {_event_uid(e): e for e in events}
+        found: Calculated,
+    ) -> tuple[list[drl.Value], list[str]]:
+        """The calculated Observations (effective dose, SSDE, peak skin dose), and the values
+        among them the alert rules compare (the peak skin dose)."""
+        refs = [*self._effective_dose(study, summary), *self._ssde(events, found)]
+        values: list[drl.Value] = []
+        skin = found.skin
+        if skin is not None:
+            if skin.unfit is None:
+                psd_mgy = skin.peak_skin_dose_gy * 1000
+                values.append(drl.Value(calculated.PEAK_SKIN_DOSE, "examination", psd_mgy))
+            made = calculated.skin_dose_observation(skin, summary, self.report.study.study_uid)
+            refs += self._save_calculated(made, summary, calculated.skin_dose_agent(skin))
+        return values, refs
 
-        def located(value: drl.Value) -> issues.Refs:
-            event = by_uid.get(value.event_uid or "")
-            return refs.at(f"Observation/{event['id']}" if event else refs.holder)
-
-        rules, group = list(self.ctx.alert_rules), refs.modality
-        study_levels = self._levels(decision.code, "DRL")
-        found = [
-            issues.significant_event(a, uid, refs, when, self.ctx)
-            for a in alerts.group_alerts(rules, group, study_levels, self._recent(uid))
-        ]
-        grouped = self._by_procedure(decision.code, by_uid)
-        grouped.setdefault(decision.code, []).extend(self.calculated)
-        for code, values in grouped.items():
-            levels = self._levels(code, "DRL")
-            procedure = self.ctx.rules.procedure(code or decision.code)
-            region = "head" if procedure and procedure.region == "HEAD" else "body"
-            found += [
-                issues.level_exceeded(x, uid, located(x.value), when, self.ctx)
-                for x in drl.exceedances(levels + self._levels(code, "alert"), values)
-            ]
-            found += [
-                issues.significant_event(a, uid, located(a.value), when, self.ctx)
-                for a in alerts.evaluate(rules, group, region, values, levels)
-            ]
+    def _raise_issues(self, found: list[dict[str, Any]]) -> list[str]:
+        """Store the DetectedIssues not raised before (each has the identifier that finds it)."""
         return [
             self._save("DetectedIssue", issue, None)
             for issue in found
             if not self._find("DetectedIssue", [("identifier", issues.issue_identifier(issue))])
         ]
-
-    def _by_procedure(
-        self, study_code: str, events: dict[str, dict[str, Any]]
-    ) -> dict[str, list[drl.Value]]:
-        """The report's values by the standard procedure they are compared for: an event's
-        own (per-acquisition classification), else the study's; "" for values of no
-        procedure (localizers, bolus tracking: fixed alert thresholds only)."""
-        grouped: dict[str, list[drl.Value]] = defaultdict(list)
-        for value in drl.report_values(self.report):
-            event = events.get(value.event_uid or "")
-            classified, coding = acquisitions.event_procedure(event) if event else (False, None)
-            code = str((coding or {}).get("code", "")) if classified else study_code
-            grouped[code].append(value)
-        return grouped
-
-    def _levels(self, code: str, kind: str) -> list[drl.DoseLevel]:
-        """The levels of a kind that apply to this report's patient for a procedure."""
-        patient = self.report.patient
-        return self.ctx.applicable_levels(code, patient.age_years, patient.weight_kg, kind)
-
-    def _recent(self, study_uid: str) -> Callable[[int], list[Any]]:
-        """The newest studies of this one's device and procedure up to it (dose-facts rows);
-        read only when a group rule asks."""
-        store = self.service.store
-
-        def recent(limit: int) -> list[Any]:
-            row = next((f for f in store.facts(study_uid) if f.level == "study"), None)
-            if row is None or not row.device or not row.procedure or row.date is None:
-                return []
-            return store.recent_studies(row.device, row.procedure, row.date, limit)
-
-        return recent
 
     def _project_facts(
         self, study: dict[str, Any], summary: dict[str, Any], events: list[dict[str, Any]]
@@ -395,67 +371,18 @@ class _Commit:
             observation, summary, calculated.effective_dose_agent(estimate)
         )
 
-    def _ssde(self, events: list[dict[str, Any]]) -> list[str]:
-        """SSDE (H7) of each CT acquisition whose device reported none, from the best size
-        the RDSR or the patient's age allows (ssde.size_of); each derived from its event."""
-        report = self.report
-        tables = ssde_tables()
+    def _ssde(self, events: list[dict[str, Any]], found: Calculated) -> list[str]:
+        """The SSDE estimates of the stored CT acquisitions, each derived from its event."""
         stored = {_event_uid(e): e for e in events}
-        age = report.patient.age_years
         refs: list[str] = []
-        for event in report.ct_events:
-            observation = stored.get(event.event_uid)
-            size = size_of(
-                tables,
-                event.water_equivalent_diameter_mm,
-                event.effective_diameter_mm,
-                event.lateral_dimension_mm,
-                event.ap_dimension_mm,
-                age,
-            )
-            if (event.ssde_mgy is not None or observation is None or size is None
-                    or event.ctdivol_mgy is None or event.phantom is None):  # fmt: skip
-                continue
-            estimate = ssde(event.ctdivol_mgy, event.phantom.value, size, tables)
-            if estimate is not None:
-                made = calculated.ssde_observation(estimate, observation, event.event_uid, age)
-                refs += self._save_calculated(made, observation, calculated.ssde_agent(estimate))
+        for uid, estimate in found.ssde.items():
+            event = stored.get(uid)
+            if event is not None:
+                made = calculated.ssde_observation(
+                    estimate, event, uid, self.report.patient.age_years
+                )
+                refs += self._save_calculated(made, event, calculated.ssde_agent(estimate))
         return refs
-
-    def _skin_dose(self, summary: dict[str, Any], patient_ref: str | None) -> list[str]:
-        """Peak skin dose and its map (H8) of a fluoroscopy RDSR with beam geometry, on a
-        phantom of the patient's size: the RDSR's, else the latest height and weight stored
-        for the patient (from the HIS over HL7, or an earlier study)."""
-        report = self.report
-        geometry = any(e.source_to_isocenter_mm for e in report.projection_events)
-        if report.kind != "projection" or report.source.kind != "rdsr" or not geometry:
-            return []
-        patient = report.patient
-        if patient_ref is not None and (patient.size_m is None or patient.weight_kg is None):
-            height, weight = (
-                self._latest_measurement(patient_ref, c) for c in ("8302-2", "29463-7")
-            )
-            patient = replace(
-                patient, size_m=patient.size_m or height, weight_kg=patient.weight_kg or weight
-            )
-        found = skin_dose_map(replace(report, patient=patient), skin_dose_factors())
-        if not found.events_mapped:
-            return []
-        if found.unfit is None:
-            psd_mgy = found.peak_skin_dose_gy * 1000
-            self.calculated.append(drl.Value(calculated.PEAK_SKIN_DOSE, "examination", psd_mgy))
-        observation = calculated.skin_dose_observation(found, summary, report.study.study_uid)
-        return self._save_calculated(observation, summary, calculated.skin_dose_agent(found))
-
-    def _latest_measurement(self, patient_ref: str, loinc: str) -> float | None:
-        """The patient's latest stored body measurement taken by the study's start."""
-        started = self.report.study.started or self.report.irradiation_start
-        until = mapping.fhir_datetime(started, self.ctx) if started else None
-        pairs = [("subject", patient_ref), ("code", f"http://loinc.org|{loinc}")]
-        found = (body_of(s) for s in self.service.all_in(self.tx, "Observation", pairs))
-        taken = [o for o in found if until is None or o.get("effectiveDateTime", "") <= until]
-        latest = max(taken, key=lambda o: o.get("effectiveDateTime", ""), default=None)
-        return float(latest["valueQuantity"]["value"]) if latest else None
 
     def _save_calculated(
         self, observation: dict[str, Any], derived_from: dict[str, Any], agent: str
@@ -595,6 +522,19 @@ _NAMES = {
     "ocr": "a dose screen read by OCR",
     "image-header": "image headers",
 }
+
+
+@dataclass(frozen=True)
+class _Events:
+    """The events stage's result: what it added, all the study's events in time order, the
+    summary's references, and what a better source superseded."""
+
+    added: list[dict[str, Any]]
+    all: list[dict[str, Any]]
+    refs: mapping.Refs
+    supersedes: bool  # this report's source is better than the stored one's
+    superseded: list[str]
+    replaced_kind: str | None
 
 
 def _source_kind(summary: dict[str, Any]) -> str | None:

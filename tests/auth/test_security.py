@@ -77,7 +77,7 @@ def test_revoked_token_is_refused(client: Any, tokens: dict[str, str], store: An
     assert client.get("/fhir/Patient", headers=headers).status_code == 401
 
 
-# (role, method, url, expected status) — the role matrix of the README, cell by cell
+# (role, method, url, expected status) — the role matrix of docs/operations.md, cell by cell
 MATRIX = [
     ("admin", "GET", "/fhir/AuditEvent", 200),
     ("mpe", "GET", "/fhir/AuditEvent", 403),

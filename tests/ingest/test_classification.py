@@ -1,5 +1,5 @@
 """The starter rule set on the corpus: which studies it classifies, to what; the rest goes to
-review. The numbers here are the ones README.md reports."""
+review. The numbers here are the ones docs/operations.md reports."""
 
 from __future__ import annotations
 
