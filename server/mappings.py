@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -105,3 +106,34 @@ def alert_rules(name: str) -> tuple[AlertRule, ...]:
     except FileNotFoundError:
         raise ValueError(f"no alert rule set {name!r} in mappings/alerts") from None
     return tuple(rules_from_table(table, unit_table()))
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A DICOM concept Kerma reads and writes (mappings/dicom/concepts.csv): the dose model
+    field it fills, its value type, code, meaning and UCUM unit, where the reader finds it,
+    and where it goes in FHIR."""
+
+    template: str  # the group of fields it belongs to: ct_event, projection_event, ...
+    field: str
+    type: str  # NUM, COUNT (a whole number), CODE, CODE_OR_TEXT, TEXT, DATETIME
+    scheme: str  # DCM, SCT; ATTR: an image attribute by its keyword (no SR concept)
+    code: str
+    meaning: str
+    unit: str  # UCUM, as the field holds it
+    where: tuple[str, ...]  # the containers the reader looks in, first match wins
+    fhir: str  # component, or the element it fills (bodySite...); "-": read, not mapped
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.scheme, self.code)
+
+
+@functools.cache
+def concepts(template: str) -> tuple[Concept, ...]:
+    """The concepts of a template, in the order FHIR gives their components."""
+    rows = [r for r in read_csv_rows("dicom/concepts.csv") if r["template"] == template]
+    found = tuple(Concept(**{**r, "where": tuple(r["where"].split())}) for r in rows)  # type: ignore[arg-type]
+    if not found:
+        raise KeyError(f"no concepts of template {template!r} in mappings/dicom/concepts.csv")
+    return found

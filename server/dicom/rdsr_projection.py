@@ -12,7 +12,7 @@ from dataclasses import replace
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from server.dicom.sr import Concept, Item, irradiating_device
+from server.dicom.sr import Concept, Item, irradiating_device, read_fields
 from server.dicom.vendor import PositionCodes
 from server.dose.model import (
     Coded,
@@ -23,6 +23,7 @@ from server.dose.model import (
     XRayFilter,
 )
 from server.dose.units import UnitTable
+from server.mappings import concepts
 
 DCM = codes.DCM
 LATERALITY = ("SCT", "272741003")
@@ -34,32 +35,11 @@ _OWN_CONTAINERS = {
 
 
 def totals(root: Item, units: UnitTable, findings: list[Finding]) -> tuple[ProjectionTotals, ...]:
-    out = []
-    for acc in root.children_of(DCM.AccumulatedXRayDoseData):
-        scope = _flat(acc)
-        frames = scope.num_in(DCM.TotalNumberOfRadiographicFrames, "1", units, findings)
-        out.append(
-            ProjectionTotals(
-                plane=scope.code_of(DCM.AcquisitionPlane),
-                dap_total_gy_m2=scope.num_in(DCM.DoseAreaProductTotal, "Gy.m2", units, findings),
-                dose_rp_total_gy=scope.num_in(DCM.DoseRPTotal, "Gy", units, findings),
-                fluoro_dap_total_gy_m2=scope.num_in(
-                    DCM.FluoroDoseAreaProductTotal, "Gy.m2", units, findings
-                ),
-                fluoro_dose_rp_total_gy=scope.num_in(DCM.FluoroDoseRPTotal, "Gy", units, findings),
-                fluoro_time_s=scope.num_in(DCM.TotalFluoroTime, "s", units, findings),
-                acquisition_dap_total_gy_m2=scope.num_in(
-                    DCM.AcquisitionDoseAreaProductTotal, "Gy.m2", units, findings
-                ),
-                acquisition_dose_rp_total_gy=scope.num_in(
-                    DCM.AcquisitionDoseRPTotal, "Gy", units, findings
-                ),
-                acquisition_time_s=scope.num_in(DCM.TotalAcquisitionTime, "s", units, findings),
-                radiographic_frames=int(frames) if frames is not None else None,
-                reference_point_definition=_code_or_text(scope, DCM.ReferencePointDefinition),
-            )
-        )
-    return tuple(out)
+    named = concepts("projection_totals")
+    return tuple(
+        ProjectionTotals(**read_fields(named, {"accumulated": _flat(acc)}, units, findings))
+        for acc in root.children_of(DCM.AccumulatedXRayDoseData)
+    )
 
 
 def mammography_totals(
@@ -109,9 +89,8 @@ def events(
 
 
 def _event(e: Item, uid: str, units: UnitTable, findings: list[Finding]) -> ProjectionEvent:
-    def num(code: Code | Concept, unit: str) -> float | None:
-        return e.num_in(code, unit, units, findings)
-
+    """The event's concepts (mappings/dicom/concepts.csv, template projection_event) from the
+    flattened event; those marked `special` are read here."""
     region = e.child(DCM.TargetRegion)
     anatomy = e.child(ANATOMICAL_STRUCTURE)
     laterality = next(
@@ -123,82 +102,30 @@ def _event(e: Item, uid: str, units: UnitTable, findings: list[Finding]) -> Proj
         None,
     )
     orientation = e.child(DCM.PatientOrientation)
+    values = read_fields(concepts("projection_event"), {"event": e}, units, findings)
+    # 113824 in current editions; 113735 (retired) in older devices
+    values["exposure_time_ms"] = values["exposure_time_ms"] or e.num_in(
+        ("DCM", "113735"), "ms", units, findings
+    )
     return ProjectionEvent(
         event_uid=uid,
-        started=e.datetime_of(DCM.DatetimeStarted),
-        plane=e.code_of(DCM.AcquisitionPlane),
-        event_type=e.code_of(DCM.IrradiationEventType),
-        protocol=e.text_of(DCM.AcquisitionProtocol),
+        **values,
         target_region=(region.code if region else None) or (anatomy.code if anatomy else None),
         laterality=laterality,
-        image_view=e.code_of(DCM.ImageView),
-        patient_table_relationship=e.code_of(DCM.PatientTableRelationship),
         patient_orientation=orientation.code if orientation else None,
         patient_orientation_modifier=orientation.code_of(DCM.PatientOrientationModifier)
         if orientation
         else None,
-        reference_point_definition=_code_or_text(e, DCM.ReferencePointDefinition),
-        dap_gy_m2=num(DCM.DoseAreaProduct, "Gy.m2"),
-        dose_rp_gy=num(DCM.DoseRP, "Gy"),
-        entrance_exposure_mgy=num(DCM.EntranceExposureAtRP, "mGy"),
-        half_value_layer_mm=num(DCM.HalfValueLayer, "mm"),
-        agd_mgy=num(DCM.AverageGlandularDose, "mGy"),
-        exposure_index=num(DCM.ExposureIndex, "1"),
-        target_exposure_index=num(DCM.TargetExposureIndex, "1"),
-        deviation_index=num(DCM.DeviationIndex, "1"),
-        fluoro_mode=e.code_of(DCM.FluoroMode),
-        pulse_rate_per_s=num(DCM.PulseRate, "{pulse}/s"),
-        number_of_pulses=num(DCM.NumberOfPulses, "1"),
-        pulse_width_ms=num(DCM.PulseWidth, "ms"),
-        irradiation_duration_s=num(DCM.IrradiationDuration, "s"),
-        kvp_kv=num(DCM.KVP, "kV"),
-        tube_current_ma=num(DCM.XRayTubeCurrent, "mA"),
         # some devices report only the tube current(s): their mean is the average current
-        average_tube_current_ma=num(DCM.AverageXRayTubeCurrent, "mA")
+        average_tube_current_ma=e.num_in(DCM.AverageXRayTubeCurrent, "mA", units, findings)
         or _mean(e, DCM.XRayTubeCurrent, "mA", units, findings),
-        # 113824 in current editions; 113735 (retired) in older devices
-        exposure_time_ms=num(DCM.ExposureTime, "ms") or num(("DCM", "113735"), "ms"),
-        exposure_uas=num(DCM.Exposure, "uA.s"),
-        focal_spot_mm=num(DCM.FocalSpotSize, "mm"),
-        anode_target=e.code_of(DCM.AnodeTargetMaterial),
-        collimated_field_area_m2=num(DCM.CollimatedFieldArea, "m2"),
-        collimated_field_height_mm=num(DCM.CollimatedFieldHeight, "mm"),
-        collimated_field_width_mm=num(DCM.CollimatedFieldWidth, "mm"),
         grids=tuple(i.code for i in e.children_of(DCM.XRayGrid) if i.code is not None),
-        filters=tuple(_filter(f, units, findings) for f in e.children_of(DCM.XRayFilters)),
-        primary_angle_deg=num(DCM.PositionerPrimaryAngle, "deg"),
-        secondary_angle_deg=num(DCM.PositionerSecondaryAngle, "deg"),
-        primary_end_angle_deg=num(DCM.PositionerPrimaryEndAngle, "deg"),
-        secondary_end_angle_deg=num(DCM.PositionerSecondaryEndAngle, "deg"),
-        column_angulation_deg=num(DCM.ColumnAngulation, "deg"),
-        table_head_tilt_deg=num(DCM.TableHeadTiltAngle, "deg"),
-        table_horizontal_rotation_deg=num(DCM.TableHorizontalRotationAngle, "deg"),
-        table_cradle_tilt_deg=num(DCM.TableCradleTiltAngle, "deg"),
-        compression_thickness_mm=num(DCM.CompressionThickness, "mm"),
-        compression_force_n=num(DCM.CompressionForce, "N"),
-        compression_pressure_kpa=num(DCM.CompressionPressure, "kPa"),
-        compression_contact_area_mm2=num(DCM.CompressionContactArea, "mm2"),
-        mechanical_configuration=e.code_of(DCM.CRDRMechanicalConfiguration),
-        source_to_detector_mm=num(DCM.DistanceSourceToDetector, "mm"),
-        source_to_isocenter_mm=num(DCM.DistanceSourceToIsocenter, "mm"),
-        source_to_reference_point_mm=num(DCM.DistanceSourceToReferencePoint, "mm"),
-        source_to_table_plane_mm=num(DCM.DistanceSourceToTablePlane, "mm"),
-        table_longitudinal_mm=num(DCM.TableLongitudinalPosition, "mm"),
-        table_lateral_mm=num(DCM.TableLateralPosition, "mm"),
-        table_height_mm=num(DCM.TableHeightPosition, "mm"),
-        comment=e.text_of(DCM.Comment),
+        filters=tuple(
+            XRayFilter(**read_fields(concepts("projection_filter"), {"filter": f}, units, findings))
+            for f in e.children_of(DCM.XRayFilters)
+        ),
         device=irradiating_device(e),
     )
-
-
-def _code_or_text(item: Item, code: Code | Concept) -> Coded | None:
-    """A CODE item, or a TEXT one where the template allows either (Reference Point Definition)."""
-    found = item.child(code)
-    if found is None:
-        return None
-    if found.code is not None:
-        return found.code
-    return Coded("", "", found.text) if found.text else None
 
 
 def _mean(
@@ -208,15 +135,6 @@ def _mean(
         v for i in item.children_of(code) if (v := _value_in(i, unit, units, findings)) is not None
     ]
     return sum(values) / len(values) if values else None
-
-
-def _filter(item: Item, units: UnitTable, findings: list[Finding]) -> XRayFilter:
-    return XRayFilter(
-        filter_type=item.code_of(DCM.XRayFilterType),
-        material=item.code_of(DCM.XRayFilterMaterial),
-        thickness_min_mm=item.num_in(DCM.XRayFilterThicknessMinimum, "mm", units, findings),
-        thickness_max_mm=item.num_in(DCM.XRayFilterThicknessMaximum, "mm", units, findings),
-    )
 
 
 def _flat(container: Item) -> Item:

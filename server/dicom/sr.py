@@ -20,6 +20,7 @@ from pydicom.sr.coding import Code
 from server.dicom.text import parse_datetime, repair_text
 from server.dose.model import Coded, Equipment, Finding
 from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
+from server.mappings import Concept as Named
 
 Concept = tuple[str, str]  # (scheme designator, code value)
 _SNOMED_RT_TO_CT: dict[str, str] = _snomed_mapping["SRT"]
@@ -229,3 +230,44 @@ def irradiating_device(item: Item) -> Equipment | None:
                 device_uid=role.uid_of(("DCM", "121012")),
             )
     return None
+
+
+def read_fields(
+    named: tuple[Named, ...],
+    containers: dict[str, Item | None],
+    units: UnitTable,
+    findings: list[Finding],
+) -> dict[str, Any]:
+    """The model fields of the concepts (mappings/dicom/concepts.csv) whose containers are
+    given, each from the first container that has a value; concepts read elsewhere (`where`
+    names no given container) are left out."""
+    values: dict[str, Any] = {}
+    for c in named:
+        if not any(w in containers for w in c.where):
+            continue
+        found = (_value(item, c, units, findings) for w in c.where if (item := containers.get(w)))
+        values[c.field] = next((v for v in found if v is not None), None)
+    return values
+
+
+def _value(item: Item, c: Named, units: UnitTable, findings: list[Finding]) -> Any:
+    if c.type in ("NUM", "COUNT"):
+        number = item.num_in(c.key, c.unit, units, findings)
+        return int(number) if c.type == "COUNT" and number is not None else number
+    if c.type == "CODE":
+        return item.code_of(c.key)
+    if c.type == "CODE_OR_TEXT":
+        return code_or_text(item, c.key)
+    if c.type == "DATETIME":
+        return item.datetime_of(c.key)
+    return item.text_of(c.key)
+
+
+def code_or_text(item: Item, code: Code | Concept) -> Coded | None:
+    """A CODE item, or a TEXT one where the template allows either (Reference Point Definition)."""
+    found = item.child(code)
+    if found is None:
+        return None
+    if found.code is not None:
+        return found.code
+    return Coded("", "", found.text) if found.text else None

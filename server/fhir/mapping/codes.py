@@ -1,0 +1,70 @@
+"""The code systems, profiles and Kerma's own URLs the FHIR mapping writes."""
+
+from __future__ import annotations
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+
+
+SCT = "http://snomed.info/sct"
+
+
+LOINC = "http://loinc.org"
+
+
+UCUM = "http://unitsofmeasure.org"
+
+
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+IDENTIFIER_TYPE = "http://hl7.org/fhir/uv/radiation-dose-summary/CodeSystem/dicom-identifier-type"
+
+
+RDS_PROFILE = (
+    "http://hl7.org/fhir/uv/radiation-dose-summary/StructureDefinition/radiation-dose-summary"
+)
+
+
+DEVICE_PROFILE = "http://hl7.org/fhir/uv/radiation-dose-summary/StructureDefinition/modality-device"
+
+
+KERMA_DEVICE_KEY = "urn:kerma:device-key"
+
+
+SUMMARY_CODE = {
+    "system": LOINC,
+    "code": "73569-6",
+    "display": "Radiation exposure and protection information",
+}
+
+
+EVENT_CODE = {"system": DCM, "code": "113852", "display": "Irradiation Event"}
+
+
+SCHEMES = {"DCM": DCM, "SCT": SCT, "LN": LOINC, "UCUM": UCUM}
+
+
+# Image attributes with no SR concept (scheme ATTR in mappings/dicom/concepts.csv): coded by
+# their DICOM keyword
+DICOM_ATTRIBUTE = "urn:kerma:dicom-attribute"
+
+
+QUALITY_TAG = {
+    "system": "https://kerma.example.org/fhir/CodeSystem/dose-quality",
+    "code": "plausibility-warning",
+}
+
+
+SOURCE_TAG = "https://kerma.example.org/fhir/CodeSystem/dose-source"
+
+
+PATIENT_AT_MODALITY_URL = "https://kerma.example.org/fhir/StructureDefinition/patient-at-modality"
+
+
+CLASSIFICATION_URL = "https://kerma.example.org/fhir/StructureDefinition/classification"
+
+
+SYSTEMS = {"DCM": DCM, "SCT": SCT, "LN": LOINC, "ATTR": DICOM_ATTRIBUTE}
+
+
+OCR_CONFIDENCE_URL = "https://kerma.example.org/fhir/StructureDefinition/ocr-confidence"

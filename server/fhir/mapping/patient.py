@@ -1,0 +1,131 @@
+"""Patient: identity, name, demographics, the patient as the modality recorded it, and body
+measurements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.dose.model import (
+    DoseReport,
+    Patient,
+)
+from server.fhir.mapping.codes import LOINC, PATIENT_AT_MODALITY_URL, UCUM
+from server.fhir.mapping.components import number
+from server.fhir.mapping.context import Context, fhir_datetime
+
+_GENDER = {"M": "male", "F": "female", "O": "other"}
+
+
+def patient_identifier(report: DoseReport, ctx: Context) -> tuple[str, str] | None:
+    """(system, value): the issuer (the file's, else the site's) is part of the system, as
+    HL7's assigning authority is: the same patient arriving by ADT is found by it."""
+    if not report.patient.patient_id:
+        return None
+    issuer = report.patient.issuer or ctx.patient_id_issuer
+    system = ctx.patient_id_system + (f":{issuer}" if issuer else "")
+    return system, report.patient.patient_id
+
+
+def patient(report: DoseReport, ctx: Context) -> dict[str, Any]:
+    p = report.patient
+    resource: dict[str, Any] = {"resourceType": "Patient"}
+    ident = patient_identifier(report, ctx)
+    if ident:
+        identifier: dict[str, Any] = {"system": ident[0], "value": ident[1]}
+        issuer = p.issuer or ctx.patient_id_issuer
+        if issuer:
+            identifier["assigner"] = {"display": issuer}
+        resource["identifier"] = [identifier]
+    if p.name:
+        resource["name"] = [_human_name(p.name)]
+    if p.sex:
+        resource["gender"] = _GENDER[p.sex]
+    if p.birth_date:
+        resource["birthDate"] = p.birth_date.isoformat()
+    return resource
+
+
+def patient_at_modality(p: Patient) -> dict[str, Any] | None:
+    """Who the modality said the patient was (name, birth date, sex as keyed in there): the
+    reconciliation compares it with the Patient the HIS maintains."""
+    parts: list[dict[str, Any]] = []
+    if p.name:
+        parts.append({"url": "name", "valueString": p.name})
+    if p.birth_date:
+        parts.append({"url": "birthDate", "valueDate": p.birth_date.isoformat()})
+    if p.sex:
+        parts.append({"url": "gender", "valueCode": _GENDER[p.sex]})
+    return {"url": PATIENT_AT_MODALITY_URL, "extension": parts} if parts else None
+
+
+def body_measurements(
+    report: DoseReport, ctx: Context, patient_ref: str, study_ref: str
+) -> list[dict[str, Any]]:
+    """Patient size and weight at the study (0010,1020 / 0010,1030): they size the skin dose
+    phantom of later studies whose RDSR has none."""
+    p = report.patient
+    when = report.study.started or report.irradiation_start
+    out = []
+    for code, display, value, unit in (
+        ("8302-2", "Body height", p.size_m, "m"),
+        ("29463-7", "Body weight", p.weight_kg, "kg"),
+    ):
+        if value is None:
+            continue
+        obs: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "vital-signs",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "subject": {"reference": patient_ref},
+            "partOf": [{"reference": study_ref}],
+            "valueQuantity": {"value": number(value), "unit": unit, "system": UCUM, "code": unit},
+        }
+        if when:
+            obs["effectiveDateTime"] = fhir_datetime(when, ctx)
+        out.append(obs)
+    return out
+
+
+def person(pn: str | None) -> str:
+    """A DICOM PN as people write it: "Doctor^Jane" -> "Jane Doctor"; several are joined.
+
+    >>> person("Doctor^Jane"), person("Müller\\\\Smith"), person("^"), person(None)
+    ('Jane Doctor', 'Müller, Smith', '', '')
+    """
+    names = (str(_human_name(one)["text"]) for one in (pn or "").split("\\"))
+    return ", ".join(n for n in names if n)
+
+
+def _human_name(pn: str) -> dict[str, Any]:
+    """DICOM PN "Family^Given^Middle^Prefix^Suffix" as a HumanName."""
+    parts = (pn.split("=")[0].split("^") + [""] * 5)[:5]
+    family, given, middle, prefix, suffix = (p.strip() for p in parts)
+    name: dict[str, Any] = {
+        "text": " ".join(p for p in (prefix, given, middle, family, suffix) if p)
+    }
+    if family:
+        name["family"] = family
+    if given or middle:
+        name["given"] = [g for g in (given, middle) if g]
+    if prefix:
+        name["prefix"] = [prefix]
+    if suffix:
+        name["suffix"] = [suffix]
+    return name
+
+
+def merge_by_value(
+    existing: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    values = {i.get("value") for i in existing}
+    return [*existing, *(i for i in new if i.get("value") not in values)]
