@@ -14,8 +14,8 @@ import yaml
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from server.api import assets, graphql_view, stats_rest
 from server.api import fhir_rest as rest
-from server.api import graphql_view, stats_rest
 from server.config import Settings
 from server.fhir.errors import FhirError, Issue, outcome
 from server.jobs.queue import jobs_for
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.extensions["kerma.jobs"] = jobs_for(service, settings)
     stats_rest.init_app(app)
     graphql_view.init_app(app)
+    assets.init_app(app)
     _init_meta_routes(app, store)
     _init_docs(app)
     _init_errors(app)

@@ -51,11 +51,15 @@ def _search_args(rtype: str) -> list[_Arg]:
     return [_Arg(f"p_{n.replace('-', '_')}", n.replace("-", "_"), n) for n in names]
 
 
-def _parameter(arg: _Arg, annotation: Any, description: str) -> inspect.Parameter:
+def _parameter(
+    arg: _Arg, annotation: Any, description: str, required: bool = False
+) -> inspect.Parameter:
+    """A field argument; a required one has no default (a null default on a non-null type
+    breaks introspection, and with it every client)."""
     return inspect.Parameter(
         arg.python,
         inspect.Parameter.KEYWORD_ONLY,
-        default=None,
+        default=inspect.Parameter.empty if required else None,
         annotation=Annotated[
             annotation, strawberry.argument(name=arg.graphql, description=description)
         ],
@@ -190,7 +194,8 @@ class FhirFields:
         if reverse:
             ref = _Arg("reference", "_reference", "_reference")
             choice = _reference_params(rtype)
-            params.insert(0, _parameter(ref, choice, f"the {rtype} search parameter pointing here"))
+            about_ref = f"the {rtype} search parameter pointing here"
+            params.insert(0, _parameter(ref, choice, about_ref, required=True))
             about = f"{rtype} resources whose _reference parameter points at this resource"
         return _field(f"{rtype}List", resolve, params, list[resource], about)  # type: ignore[valid-type]
 
