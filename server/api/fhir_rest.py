@@ -554,7 +554,9 @@ def vread(rtype: str, rid: str, vid: str) -> Response:
 def _search(rtype: str, pairs: list[tuple[str, str]]) -> Response:
     check_type(rtype)
     _require("read", rtype)
-    strict = _prefer("handling") != "lenient"
+    # FHIR R4 (search, handling of unknown parameters): ignored, and said so in the Bundle,
+    # unless the client asks to be told off (Prefer: handling=strict)
+    strict = _prefer("handling") == "strict"
     result = _service().search(rtype, pairs, strict=strict, gate=g.access)
     _audit("search-type", [*result.matches, *result.included])
     return Response(

@@ -134,8 +134,23 @@ def _msh_field(raw: bytes, number: int) -> bytes:
     return fields[number - 1] if len(fields) >= number else b""  # MSH-1 is the separator
 
 
-def supported_versions() -> list[str]:
-    return [str(v) for v in _tables()["versions"]]
+def supported_version(version: str) -> bool:
+    """Whether Kerma reads messages of this MSH-12 version (mappings/hl7/messages.yaml).
+
+    >>> [supported_version(v) for v in ("2.3", "2.5.1", "2.8.2", "2.9", "2.2", "3.0", "x")]
+    [True, True, True, True, False, False, False]
+    """
+    rule = _tables()["versions"]
+    parts = version.split(".")
+    if parts[0] != str(rule["major"]) or not all(p.isdigit() for p in parts):
+        return False
+    return tuple(int(p) for p in parts) >= tuple(int(p) for p in str(rule["from"]).split("."))
+
+
+def supported_versions() -> str:
+    """The versions Kerma reads, as people say it ("2.3 and later 2.x")."""
+    rule = _tables()["versions"]
+    return f"{rule['from']} and later {rule['major']}.x"
 
 
 def action(event: str) -> str | None:

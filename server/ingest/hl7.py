@@ -31,6 +31,7 @@ from server.hl7.message import (
     parse,
     parse_header,
     segment_count,
+    supported_version,
     supported_versions,
 )
 from server.logs import log_event
@@ -150,10 +151,10 @@ class Hl7Handler:
         refusal = self.limits.refusal(raw)
         if refusal is not None:
             return refusal
-        if header.version not in supported_versions():
+        if not supported_version(header.version):
             return Outcome.rejected(
                 f"HL7 version {header.version!r} is not supported "
-                f"(supported: {', '.join(supported_versions())})",
+                f"(supported: {supported_versions()})",
                 "203",
                 "MSH^1^12",
             )

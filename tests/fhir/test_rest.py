@@ -119,13 +119,15 @@ def test_bad_requests_get_operation_outcomes(api: Api, client: Any) -> None:
     assert api.get("/fhir/Patient/nope").status_code == 404
     patch = api.client.patch("/fhir/Patient/x", headers=api.headers())
     assert patch.status_code == 405 and outcome_of(patch)["code"] == "not-supported"
-    unknown = api.get("/fhir/Patient?shoe-size=42")
-    assert unknown.status_code == 400 and "shoe-size" in outcome_of(unknown)["diagnostics"]
-    lenient = api.client.get(
-        "/fhir/Patient?shoe-size=42", headers=api.headers({"Prefer": "handling=lenient"})
+    # unknown search parameters: ignored and said so, unless the client asks for strict handling
+    strict = api.client.get(
+        "/fhir/Patient?shoe-size=42", headers=api.headers({"Prefer": "handling=strict"})
     )
+    assert strict.status_code == 400 and "shoe-size" in outcome_of(strict)["diagnostics"]
+    lenient = api.get("/fhir/Patient?shoe-size=42")
     assert lenient.status_code == 200
-    assert lenient.get_json()["entry"][-1]["search"]["mode"] == "outcome"
+    said = lenient.get_json()["entry"][-1]
+    assert said["search"]["mode"] == "outcome" and "shoe-size" in str(said["resource"])
     assert api.get("/fhir/Observation?date=2024-13-45").status_code == 400
     assert api.get("/fhir/Observation?value-quantity=lots").status_code == 400
 
