@@ -38,7 +38,7 @@ def test_adt_a01_and_a08_of_later_releases(
 ) -> None:
     patient_id = f"V{version.replace('.', '')}"
     a01 = message(_msh("ADT^A01^ADT_A01", f"A01-{version}", version),
-                  f"EVN||20261203101500|||||HOSP^^^^^&1.2.276&ISO", _pid(patient_id, "Weber"),
+                  "EVN||20261203101500|||||HOSP^^^^^&1.2.276&ISO", _pid(patient_id, "Weber"),
                   "PV1|1|I|RAD^101^1^^^^^^^^RADIOLOGIE||||||||||||||||V100^^^HOSP^VN",
                   "OBX|1|NM|29463-7^Body weight^LN||68|kg^kilogram^UCUM|||||F|||20261203")  # fmt: skip
     answer = handler.handle(a01)
