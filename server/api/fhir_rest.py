@@ -15,6 +15,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
@@ -31,10 +32,11 @@ from server.calculated import skin_map
 from server.config import Settings
 from server.exports import bulk
 from server.fhir import bundles, registry, transaction
-from server.fhir.capability import capability_statement
+from server.fhir.capability import capability_statement, operation_definition
 from server.fhir.errors import FhirError, outcome
 from server.fhir.service import FhirService, body_of, check_type
 from server.fhir.values import instant
+from server.fhir.xml import XML_TYPES, from_xml, to_xml
 from server.files import chunks
 from server.jobs import tasks
 from server.mappings import monitoring_table
@@ -48,7 +50,11 @@ from server.store.port import Stored
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 _JSON_TYPES = ("application/fhir+json", "application/json")
-_PUBLIC_ENDPOINTS = ("fhir.metadata",)
+_PUBLIC_ENDPOINTS = ("fhir.metadata", "fhir.operation_definition_read")
+# _format values and media types a client may ask for, and what Kerma answers in
+_FORMATS = {"json": "json", "application/json": "json", "application/fhir+json": "json",
+            "xml": "xml", **dict.fromkeys(XML_TYPES, "xml")}  # fmt: skip
+_NOT_FHIR = ("graphql", "fhir.export_file", "fhir.export_status", "fhir.skin_dose_map")
 
 bp = Blueprint("fhir", __name__)
 
@@ -63,6 +69,41 @@ def _service() -> FhirService:
 
 
 # -- authentication and authorisation ---------------------------------------------------------
+
+
+@bp.before_request
+def _negotiate() -> None:
+    """JSON or XML, by `_format` (it wins) or the Accept header; 406 for what Kerma cannot
+    produce. XML is made from the JSON answer on the way out (`_as_xml`)."""
+    if request.endpoint in _NOT_FHIR:
+        return
+    wanted = request.args.get("_format")
+    if wanted is not None:
+        g.fhir_format = _FORMATS.get(wanted.split(";")[0].strip())
+        if g.fhir_format is None:
+            raise FhirError.of(
+                406, "not-supported", f"_format {wanted!r}: Kerma answers json or xml"
+            )
+        return
+    accept = request.accept_mimetypes
+    best = accept.best_match([*_JSON_TYPES, *XML_TYPES])
+    if best is None and accept and not accept.accept_json:
+        raise FhirError.of(406, "not-supported", "Kerma answers application/fhir+json or "
+                           "application/fhir+xml")  # fmt: skip
+    g.fhir_format = _FORMATS.get(best or "", "json")
+
+
+@bp.after_request
+def _as_xml(response: Response) -> Response:
+    if g.get("fhir_format") != "xml" or response.is_streamed:
+        return response
+    if not response.content_type.startswith(("application/fhir+json", "application/json")):
+        return response
+    body = response.get_data()
+    if body:
+        response.set_data(to_xml(orjson.loads(body)))
+    response.content_type = "application/fhir+xml; charset=utf-8"
+    return response
 
 
 @bp.before_request
@@ -117,6 +158,15 @@ def _audit(interaction: str, disclosed: list[Stored]) -> None:
 @bp.get("/metadata")
 def metadata() -> Response:
     return _json(capability_statement(base_url(), instant(time.time())[:10]))
+
+
+@bp.get("/OperationDefinition/<rid>")
+def operation_definition_read(rid: str) -> Response:
+    """Kerma's own OperationDefinitions (the CapabilityStatement points at them); public."""
+    found = operation_definition(rid, base_url())
+    if found is None:
+        raise FhirError.of(404, "not-found", f"OperationDefinition/{rid} is not one of Kerma's")
+    return _json(found)
 
 
 @bp.post("")
@@ -492,6 +542,124 @@ def search_post(rtype: str) -> Response:
     return _search(rtype, [*request.args.items(multi=True), *request.form.items(multi=True)])
 
 
+@bp.put("/<rtype>")
+def conditional_update(rtype: str) -> Response:
+    """PUT Type?search: update the one match, create when none (412 for several)."""
+    check_type(rtype)
+    _require("write", rtype)
+    query = request.query_string.decode()
+    if not query:
+        raise FhirError.of(400, "invalid", "a conditional update needs search parameters")
+    body = _body()
+    if not isinstance(body, dict):
+        raise FhirError.of(400, "structure", "the body must be a JSON object")
+    service = _service()
+    with service.store.transaction() as tx:
+        found = service.find_in(tx, rtype, query, "conditional update", g.access)
+        if found is not None and body.get("id") not in (None, found.rid):
+            raise FhirError.of(400, "invalid", f"the body's id {body.get('id')!r} is not the "
+                               f"id of the match, {found.rid!r}")  # fmt: skip
+        if found is not None:
+            saved = service.update_in(tx, rtype, found.rid, {**body, "id": found.rid},
+                                      request.headers.get("If-Match"), gate=g.access)  # fmt: skip
+        elif body.get("id"):
+            saved = service.update_in(tx, rtype, body["id"], body, gate=g.access)
+        else:
+            saved = service.create_in(tx, rtype, body, gate=g.access)
+    return _saved_response(saved.stored, 201 if saved.created else 200)
+
+
+@bp.delete("/<rtype>")
+def conditional_delete(rtype: str) -> Response:
+    """DELETE Type?search: delete the one match (204 also when none; 412 for several)."""
+    check_type(rtype)
+    _require("delete", rtype)
+    query = request.query_string.decode()
+    if not query:
+        raise FhirError.of(400, "invalid", "a conditional delete needs search parameters")
+    service = _service()
+    with service.store.transaction() as tx:
+        found = service.find_in(tx, rtype, query, "conditional delete", g.access)
+        deleted = service.delete_in(tx, rtype, found.rid, g.access) if found else None
+    headers = {"ETag": f'W/"{deleted.version}"'} if deleted else {}
+    return Response(status=204, headers=headers)
+
+
+@bp.patch("/<rtype>/<rid>")
+def patch(rtype: str, rid: str) -> Response:
+    """JSON Patch (RFC 6902, application/json-patch+json), with If-Match as for PUT."""
+    check_type(rtype)
+    _require("write", rtype)
+    if request.mimetype != "application/json-patch+json":
+        raise FhirError.of(415, "not-supported", "PATCH takes application/json-patch+json")
+    try:
+        operations = jsonpatch.JsonPatch(orjson.loads(request.get_data()))
+    except (orjson.JSONDecodeError, jsonpatch.InvalidJsonPatch) as e:
+        raise FhirError.of(400, "structure", f"not a JSON Patch: {e}") from None
+    service = _service()
+    with service.store.transaction() as tx:
+        stored = tx.read(rtype, rid)
+        if stored is None or stored.deleted:
+            raise FhirError.of(
+                404 if stored is None else 410, "not-found", f"{rtype}/{rid} is not here"
+            )
+        current = _visible(stored)
+        try:
+            patched = operations.apply(body_of(current))
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
+            raise FhirError.of(422, "processing", f"the patch cannot be applied: {e}") from None
+        saved = service.update_in(tx, rtype, rid, patched, request.headers.get("If-Match"),
+                                  gate=g.access)  # fmt: skip
+    return _saved_response(saved.stored, 200)
+
+
+@bp.post("/<rtype>/$validate")
+@bp.post("/<rtype>/<rid>/$validate")
+def validate_resource(rtype: str, rid: str | None = None) -> Response:
+    """$validate: the resource (or Parameters with `resource`, `mode`, `profile`) checked as a
+    write would check it, and against a profile Kerma knows; an OperationOutcome, 200 whether
+    or not it is valid."""
+    check_type(rtype)
+    body = _body()
+    resource, mode, profile = _validate_parameters(body, rtype)
+    if mode == "delete":
+        if rid is None:
+            raise FhirError.of(400, "invalid", "mode delete needs the resource's id")
+        _require("delete", rtype)
+        _service().read(rtype, rid)
+        return _json(outcome([]) | {"issue": [_no_problem(f"{rtype}/{rid} may be deleted")]})
+    _require("write" if mode in ("create", "update") else "read", rtype)
+    if resource is None:
+        raise FhirError.of(400, "required", "send the resource, or Parameters with `resource`")
+    if rid is not None:
+        resource = {**resource, "id": rid}
+    issues = _service().check(resource, profile)
+    if not issues:
+        return _json(outcome([]) | {"issue": [_no_problem(f"{rtype} is valid")]})
+    return _json(outcome(issues))
+
+
+def _validate_parameters(body: Any, rtype: str) -> tuple[dict[str, Any] | None, str, str | None]:
+    if not isinstance(body, dict):
+        raise FhirError.of(400, "structure", "the body must be a resource or Parameters")
+    if body.get("resourceType") != "Parameters":
+        return body, "", request.args.get("profile")
+    named = {p.get("name"): p for p in body.get("parameter") or [] if isinstance(p, dict)}
+    resource = (named.get("resource") or {}).get("resource")
+    mode = str((named.get("mode") or {}).get("valueCode", ""))
+    profile = (named.get("profile") or {}).get("valueUri") or (named.get("profile") or {}).get(
+        "valueCanonical"
+    )
+    if resource is not None and resource.get("resourceType") != rtype:
+        raise FhirError.of(400, "invalid", f"the resource is a {resource.get('resourceType')}, "
+                           f"not a {rtype}")  # fmt: skip
+    return resource, mode, profile
+
+
+def _no_problem(text: str) -> dict[str, str]:
+    return {"severity": "information", "code": "informational", "diagnostics": text}
+
+
 @bp.post("/<rtype>")
 def create(rtype: str) -> Response:
     check_type(rtype)
@@ -588,11 +756,13 @@ def _history(rtype: str | None, rid: str | None) -> Response:
 
 
 def _body() -> Any:
+    if request.mimetype in XML_TYPES:
+        return from_xml(request.get_data())
     if request.mimetype not in _JSON_TYPES:
         raise FhirError.of(
             415,
             "not-supported",
-            f"send {_JSON_TYPES[0]}, not {request.mimetype or 'no content type'}",
+            f"send {_JSON_TYPES[0]} or {XML_TYPES[0]}, not {request.mimetype or 'no content type'}",
         )
     try:
         return orjson.loads(request.get_data())

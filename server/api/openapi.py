@@ -94,6 +94,16 @@ def build() -> dict[str, Any]:
         "/fhir/_history": {
             "get": _op("history-system", "History of every resource", params=_history_params())
         },
+        "/fhir/OperationDefinition/{id}": {
+            "get": _op(
+                "operation-definition",
+                "One of Kerma's own OperationDefinitions (the CapabilityStatement points at them)",
+                params=[_RID],
+                public=True,
+                extra={"404": _outcome()},
+            )
+        },
+        "/assets/{name}": {"get": _asset()},
     }
     for rtype in registry.resource_types():
         paths.update(_type_paths(rtype))
@@ -304,6 +314,8 @@ _RID = {
 
 
 _GRAPHQL_QUERY = {"name": "query", "in": "query", "schema": {"type": "string"}}
+_PROFILE = {"name": "profile", "in": "query", "schema": {"type": "string"},
+            "description": "the canonical URL of a profile to validate against"}  # fmt: skip
 
 
 def _type_paths(rtype: str) -> dict[str, Any]:
@@ -336,6 +348,45 @@ def _type_paths(rtype: str) -> dict[str, Any]:
                 ],
                 extra=write_errors,
             ),
+            "put": _op(
+                f"conditional-update-{rtype}",
+                f"Update the one {rtype} the search matches, or create it when none does "
+                "(412 when several do)",
+                params=search_params,
+                body=True,
+                tag=rtype,
+                extra=write_errors,
+            ),
+            "delete": _op(
+                f"conditional-delete-{rtype}",
+                f"Delete the one {rtype} the search matches (204 also when none; 412 when several)",
+                params=search_params,
+                tag=rtype,
+                status="204",
+                extra={"412": _outcome()},
+            ),
+        },
+        f"/fhir/{rtype}/$validate": {
+            "post": _op(
+                f"validate-{rtype}",
+                f"$validate: a {rtype} (or Parameters with resource, mode, profile) checked as a "
+                "write would check it, and against a profile Kerma knows; an OperationOutcome, "
+                "200 whether or not it is valid",
+                params=[_PROFILE],
+                body=True,
+                tag=rtype,
+                extra={"415": _outcome()},
+            )
+        },
+        f"/fhir/{rtype}/{{id}}/$validate": {
+            "post": _op(
+                f"validate-instance-{rtype}",
+                f"$validate for this {rtype} (mode update or delete)",
+                params=[rid, _PROFILE],
+                body=True,
+                tag=rtype,
+                extra={"404": _outcome(), "415": _outcome()},
+            )
         },
         f"/fhir/{rtype}/_search": {
             "post": _op(
@@ -377,6 +428,14 @@ def _type_paths(rtype: str) -> dict[str, Any]:
                 tag=rtype,
                 status="204",
                 extra={"404": _outcome()},
+            ),
+            "patch": _op(
+                f"patch-{rtype}",
+                f"Change a {rtype} with a JSON Patch (RFC 6902), If-Match as for PUT",
+                params=[rid, {"name": "If-Match", "in": "header", "schema": {"type": "string"}}],
+                patch=True,
+                tag=rtype,
+                extra={**write_errors, "410": _outcome()},
             ),
         },
         f"/fhir/{rtype}/{{id}}/_history": {
@@ -596,6 +655,18 @@ def _stats_paths() -> dict[str, Any]:
     return paths
 
 
+def _asset() -> dict[str, Any]:
+    op = _op("asset", "A browser library Kerma's pages load (GraphiQL, React), served by Kerma: "
+             "no CDN", params=[{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string"}}], public=True,
+             extra={"404": _outcome()})  # fmt: skip
+    op["responses"]["200"] = {
+        "description": "the file",
+        "content": {m: {"schema": {"type": "string"}} for m in ("text/javascript", "text/css")},
+    }
+    return op
+
+
 def _outcome() -> dict[str, Any]:
     return {
         "description": "OperationOutcome",
@@ -610,6 +681,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     body: bool = False,
     form: bool = False,
+    patch: bool = False,
     public: bool = False,
     tag: str = "system",
     status: str = "200",
@@ -626,6 +698,15 @@ def _op(
             "required": True,
             "content": {_FHIR_JSON: {"schema": {"$ref": "#/components/schemas/Resource"}}},
         }
+    if patch:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json-patch+json": {"schema": {"type": "array", "items": {
+                "type": "object", "required": ["op", "path"],
+                "properties": {"op": {"type": "string", "enum": [
+                    "add", "remove", "replace", "move", "copy", "test"]},
+                    "path": {"type": "string"}, "from": {"type": "string"}, "value": {}}}}}},
+        }  # fmt: skip
     if form:
         op["requestBody"] = {
             "content": {

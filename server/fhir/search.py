@@ -146,7 +146,8 @@ def parse(
             elif base == "_total":
                 with_total = _choice(name, value, ("none", "estimate", "accurate")) != "none"
             elif base == "_format":
-                _choice(name, value, ("json", "application/json", "application/fhir+json"))
+                _choice(name, value, ("json", "application/json", "application/fhir+json", "xml",
+                                      "application/fhir+xml", "application/xml", "text/xml"))  # fmt: skip
             continue
         try:
             clauses.append(_clause(rtype, name, value))

@@ -111,14 +111,18 @@ def test_bad_requests_get_operation_outcomes(api: Api, client: Any) -> None:
     assert not_json.status_code == 400 and outcome_of(not_json)["code"] == "structure"
     xml = api.client.post(
         "/fhir/Patient",
-        data=b"<Patient/>",
+        data=b"<Patient/>",  # not in the FHIR namespace
         headers=api.headers({"Content-Type": "application/fhir+xml"}),
     )
-    assert xml.status_code == 415 and outcome_of(xml)["code"] == "not-supported"
+    assert xml.status_code == 400 and outcome_of(xml)["code"] == "structure"
+    turtle = api.client.post(
+        "/fhir/Patient", data=b"x", headers=api.headers({"Content-Type": "text/turtle"})
+    )
+    assert turtle.status_code == 415 and outcome_of(turtle)["code"] == "not-supported"
     assert api.get("/fhir/Spaceship/1").status_code == 404
     assert api.get("/fhir/Patient/nope").status_code == 404
-    patch = api.client.patch("/fhir/Patient/x", headers=api.headers())
-    assert patch.status_code == 405 and outcome_of(patch)["code"] == "not-supported"
+    patch = api.client.patch("/fhir/Patient/x", headers=api.headers())  # no JSON Patch
+    assert patch.status_code == 415 and outcome_of(patch)["code"] == "not-supported"
     # unknown search parameters: ignored and said so, unless the client asks for strict handling
     strict = api.client.get(
         "/fhir/Patient?shoe-size=42", headers=api.headers({"Prefer": "handling=strict"})
