@@ -79,7 +79,7 @@ def report(query: Query, overall: list[Row], rows: list[Row], now: datetime) -> 
         "population": [_count(sum(r.summary.n for r in overall))],
         "stratifier": [
             {
-                "code": [{"text": ",".join(query.group_by)}],
+                "code": [{"text": name} for name in query.group_by],
                 "stratum": [_stratum(query, row, unit) for row in rows],
             }
         ],
@@ -99,21 +99,20 @@ def report(query: Query, overall: list[Row], rows: list[Row], now: datetime) -> 
 
 def _stratum(query: Query, row: Row, unit: str) -> dict[str, Any]:
     s = row.summary
-    values = [f"{k}={v}" for k, v in row.group.items() if k in query.group_by]
     details = [
         {"url": name, "valueQuantity": _quantity(getattr(s, name), unit)}
         for name in ("mean", "sd", "min", "p25", "p75", "p95", "max")
     ] + [_level(level, unit) for level in row.levels]
-    return {
-        "extension": [{"url": STATISTICS_URL, "extension": details}],
-        "value": {"text": "; ".join(values)},
-        "component": [
+    stratum: dict[str, Any] = {"extension": [{"url": STATISTICS_URL, "extension": details}]}
+    # R4 invariant mrp-2: a stratum has a value (one stratifier) or components (several)
+    if len(query.group_by) == 1:
+        stratum["value"] = {"text": str(row.group.get(query.group_by[0]))}
+    else:
+        stratum["component"] = [
             {"code": {"text": name}, "value": {"text": str(row.group.get(name))}}
             for name in query.group_by
-        ],
-        "population": [_count(s.n)],
-        "measureScore": _quantity(s.median, unit),
-    }
+        ]
+    return stratum | {"population": [_count(s.n)], "measureScore": _quantity(s.median, unit)}
 
 
 def _level(level: LevelComparison, unit: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def test_the_survey_as_a_bundle_and_a_pdf(site: Api, as_role: Any) -> None:
     [weight] = reports["dose-weight-kg-study"]["group"][0]["stratifier"][0]["stratum"]
     assert weight["population"][0]["count"] == 24 and weight["measureScore"]["unit"] == "kg"
     dlp = reports["dose-dlp-mgy-cm-study"]["group"][0]["stratifier"][0]
-    assert dlp["code"] == [{"text": "procedure,device"}]
+    assert dlp["code"] == [{"text": "procedure"}, {"text": "device"}]
     [stratum] = dlp["stratum"]
     mean = next(e for e in stratum["extension"][0]["extension"] if e["url"] == "mean")
     assert (
