@@ -14,12 +14,13 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from server.config import Settings
 from server.dicom import mpps_scp
-from server.dicom.access import AE_TITLE_SYSTEM, CallingAeTitles
+from server.dicom.access import CallingAeTitles
 from server.dicom.mpps_scp import MppsSteps
 from server.dicom.pacs import Pacs
 from server.dicom.scp import ScpConfig, start_scp
 from server.dicom.spool import Spool
 from server.fhir import FhirService
+from server.fhir.mapping.codes import AE_TITLE_SYSTEM
 from server.hl7.listener import Hl7Listener
 from server.ingest import build_ingestor
 from server.ingest.hl7 import build_handler

@@ -31,7 +31,7 @@ from server.calculated import observations as calculated
 from server.calculated import skin_map
 from server.config import Settings
 from server.exports import bulk
-from server.fhir import bundles, registry, transaction
+from server.fhir import bundles, mapping, registry, transaction
 from server.fhir.capability import capability_statement, operation_definition
 from server.fhir.errors import FhirError, outcome
 from server.fhir.service import FhirService, body_of, check_type
@@ -157,7 +157,8 @@ def _audit(interaction: str, disclosed: list[Stored]) -> None:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    return _json(capability_statement(base_url(), instant(time.time())[:10]))
+    profiles = {"Observation": [mapping.RDS_PROFILE], "Device": [mapping.DEVICE_PROFILE]}
+    return _json(capability_statement(base_url(), instant(time.time())[:10], profiles))
 
 
 @bp.get("/OperationDefinition/<rid>")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-AE_TITLE_SYSTEM = "urn:kerma:dicom-ae-title"
 _REGISTRY_SECONDS = 10.0  # a newly registered device may wait this long before it can send
 
 

@@ -30,7 +30,7 @@ from server.dicom import (
     screens,
     vendor,
 )
-from server.dicom.sr import Item
+from server.dicom.sr import Item, participants
 from server.dose import plausibility
 from server.dose.model import Coded, DoseReport, Equipment, Finding
 from server.dose.units import UnitTable
@@ -215,6 +215,7 @@ def _ct_report(ds: Dataset, root: Item, declared: str | None, units: UnitTable) 
         irradiation_end=root.datetime_of(DCM.EndOfXRayIrradiation),
         ct_totals=rdsr_ct.totals(root, units, findings),
         ct_events=rdsr_ct.events(root, units, findings),
+        participants=participants(root),
     )
     return replace(report, findings=tuple(findings))
 
@@ -256,6 +257,7 @@ def _projection_report(
             rdsr_projection.events(root, units, findings, _patient_position(ds, root)),
             header.text(ds, "Manufacturer"),
         ),
+        participants=participants(root),
     )
     return replace(report, findings=tuple(findings))
 

@@ -18,7 +18,7 @@ from pydicom.sr._snomed_dict import mapping as _snomed_mapping  # PS3.16 SNOMED 
 from pydicom.sr.coding import Code
 
 from server.dicom.text import parse_datetime, repair_text
-from server.dose.model import Coded, Equipment, Finding
+from server.dose.model import Coded, Equipment, Finding, Participant
 from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
 from server.mappings import Concept as Named
 
@@ -271,3 +271,25 @@ def code_or_text(item: Item, code: Code | Concept) -> Coded | None:
     if found.code is not None:
         return found.code
     return Coded("", "", found.text) if found.text else None
+
+
+_PARTICIPANT = ("DCM", "113870")
+_ROLES = {"113850": "authorizing", "113851": "administering"}
+
+
+def participants(root: Item) -> tuple[Participant, ...]:
+    """Every Person Participant (TID 1020) of the report, wherever it stands (the report, an
+    acquisition, an event), each person and role once."""
+    found: dict[Participant, None] = {}
+    for item in root.walk():
+        if item.concept != _PARTICIPANT or not (item.text or "").strip():
+            continue
+        role = item.code_of(("DCM", "113875"))
+        found[Participant(
+            name=item.text.strip() if item.text else None,
+            role=_ROLES.get(role.value) if role else None,  # type: ignore[arg-type]
+            person_id=item.text_of(("DCM", "113871")),
+            issuer=item.text_of(("DCM", "113872")),
+            organization=item.text_of(("DCM", "113873")),
+        )] = None  # fmt: skip
+    return tuple(found)

@@ -74,6 +74,19 @@ class Equipment:
     institution: str | None = None
     department: str | None = None
     modality: str | None = None  # DICOM modality of the irradiating device: CT, DX, MG, RF, XA
+    # the calling AE title the device sent from (a C-STORE to Kerma); None from files
+    ae_title: str | None = None
+
+
+@dataclass(frozen=True)
+class Participant:
+    """TID 1020 Person Participant: who authorized or administered the irradiation."""
+
+    name: str | None = None  # DICOM PN
+    role: Literal["authorizing", "administering"] | None = None
+    person_id: str | None = None
+    issuer: str | None = None
+    organization: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,7 +304,7 @@ class DoseReport:
     projection_totals: tuple[ProjectionTotals, ...] = ()
     mammography_totals: tuple[MammographyTotal, ...] = ()
     projection_events: tuple[ProjectionEvent, ...] = ()
-    authorizing_person: str | None = None
+    participants: tuple[Participant, ...] = ()
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     # values read by OCR: (path, e.g. "ct_events[2].dlp_mgy_cm", confidence 0..1)
     confidences: tuple[tuple[str, float], ...] = ()

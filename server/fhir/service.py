@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from server.fhir import registry
+from server.fhir import conformance, registry
 from server.fhir.errors import FhirError, Issue
 from server.fhir.gate import Gate
 from server.fhir.indexing import Indexer
@@ -57,11 +57,9 @@ class FhirService:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         checks: tuple[Check, ...] = (),
-        profiles: Callable[[dict[str, Any], str], list[Issue]] | None = None,
     ) -> None:
         self.store = store
         self._checks = checks
-        self._profiles = profiles or _no_profiles
         self._indexer = indexer
         self._page_default = page_size_default
         self._page_max = page_size_max
@@ -273,11 +271,11 @@ class FhirService:
         return Stored(rtype, rid, write.version, write.last_updated, None, "DELETE")
 
     def check(self, resource: dict[str, Any], profile: str | None = None) -> list[Issue]:
-        """What a write of `resource` would be refused for (and, with a profile, what keeps it
-        from conforming to it): the one check `$validate` and writes share."""
+        """What a write of `resource` would be refused for, then R4's invariants it breaks
+        and, with a profile, what keeps it from conforming to it: `$validate`."""
         issues = validate(resource, self._checks)
-        if profile and not issues:
-            issues = self._profiles(resource, profile)
+        if not issues:
+            issues = conformance.problems(resource, [profile] if profile else [])
         return issues
 
     def create_internal(self, body: dict[str, Any]) -> Stored:
@@ -381,10 +379,6 @@ def _restricted(request: SearchRequest, gate: Gate) -> SearchRequest:
 
 def _readable(gate: Gate, found: list[Stored]) -> list[Stored]:
     return [s for s in found if gate.may_read(s)]
-
-
-def _no_profiles(resource: dict[str, Any], profile: str) -> list[Issue]:
-    return [Issue("not-supported", f"Kerma does not know the profile {profile}", "error")]
 
 
 def check_type(rtype: str) -> None:

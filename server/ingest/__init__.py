@@ -20,6 +20,7 @@ def build_ingestor(store: Store, settings: Settings) -> Ingestor:
         site_context(settings),
         Quarantine(settings.quarantine_dir),
         site_tables(service, settings),
+        frozenset(t for t in (settings.ae_title, settings.pacs_ae_title) if t),
     )
 
 

@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 
 from server.alerts import issues
 from server.calculated import observations as calculated
-from server.dicom.read import Outcome, Skipped, Unreadable, read_dicom
+from server.dicom.read import Outcome, Read, Skipped, Unreadable, read_dicom
 from server.dose import drl
 from server.dose.classify import modality_group
 from server.dose.effective import effective_dose
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
-from server.fhir import acquisitions, mapping
+from server.fhir import acquisitions, conformance, mapping
 from server.fhir.facts import study_facts
 from server.fhir.service import FhirService
 from server.fhir.values import instant
@@ -65,16 +67,36 @@ class Ingestor:
         ctx: mapping.Context,
         quarantine: Quarantine,
         levels: SiteTables | None = None,
+        own_ae_titles: frozenset[str] = frozenset(),
     ) -> None:
         self._service = service
         self._units = units
         self._ctx = ctx
         self.quarantine = quarantine
         self._levels = levels  # the DRLs and alert levels of the site, None: compare with none
+        # calling AE titles that are not a modality's: Kerma's own (C-GET) and the PACS's
+        self._own_ae_titles = own_ae_titles
         self._devices: dict[str, str] = {}
 
     def ingest_file(self, path: Path) -> Result:
         return self.ingest_bytes(path.read_bytes(), path.name)
+
+    def ingest_spooled(self, path: Path) -> Result:
+        """An object Kerma's SCP received: the calling AE title it came from (written to the
+        file meta as Source Application Entity Title) is the sending device's, unless it is
+        Kerma's own or the PACS's. A file from elsewhere says nothing Kerma can trust of it."""
+        data = path.read_bytes()
+        try:
+            sender = str(
+                read_file_meta_info(path).get("SourceApplicationEntityTitle") or ""
+            ).strip()
+        except (InvalidDicomError, OSError, ValueError):
+            sender = ""  # no file meta: the reader decides what the object is
+        outcome = read_dicom(data, self._units)
+        if sender and sender not in self._own_ae_titles and isinstance(outcome, Read):
+            equipment = replace(outcome.report.equipment, ae_title=sender)
+            outcome = replace(outcome, report=replace(outcome.report, equipment=equipment))
+        return self.ingest_outcome(outcome, lambda: data, path.name)
 
     def ingest_bytes(self, data: bytes, name: str, quarantine: bool = True) -> Result:
         """`quarantine=False` when the bytes come from quarantine already (reprocessing)."""
@@ -224,7 +246,7 @@ class _Commit:
         every = sorted(
             [*stored, *added], key=lambda e: (e.get("effectiveDateTime", ""), _event_uid(e))
         )
-        refs = mapping.Refs(patient_ref, device, study_ref)
+        refs = mapping.Refs(patient_ref, device, study_ref, self._performer())
         return _Events(added, every, refs, supersedes, superseded, replaced_kind)
 
     def _write_summary(
@@ -239,6 +261,7 @@ class _Commit:
         build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
         summary = build(report, self.ctx, events.refs, events.all, sop_uids, previous)
         summary = mapping.mark_reading(summary, report, "ct_totals.")
+        summary = conformance.claimed(summary, mapping.RDS_PROFILE)
         self._save("Observation", summary, stored)
         return summary
 
@@ -410,16 +433,25 @@ class _Commit:
             refs.append(self._save("Observation", resource, None))
         return refs
 
-    def _patient(self) -> str | None:
+    def _patient(self) -> str:
+        """The report's patient, or the study's unidentified patient when it names none."""
         ident = mapping.patient_identifier(self.report, self.ctx)
-        if ident is None:
-            return None
-        found = patients.current(
-            self.service.all_in(self.tx, "Patient", [("identifier", f"{ident[0]}|{ident[1]}")])
-        )
+        made = mapping.patient(self.report, self.ctx) if ident else mapping.unidentified_patient(
+            self.report)  # fmt: skip
+        key = f"{ident[0]}|{ident[1]}" if ident else (
+            f"{made['identifier'][0]['system']}|{made['identifier'][0]['value']}")  # fmt: skip
+        found = patients.current(self.service.all_in(self.tx, "Patient", [("identifier", key)]))
         if found is not None:
             return f"Patient/{found.rid}"
-        return self._save("Patient", mapping.patient(self.report, self.ctx), None)
+        return self._save("Patient", made, None)
+
+    def _performer(self) -> str:
+        """The Practitioner who authorized the irradiation (the first the report names), or the
+        one that says the report names none; found again by name and ID."""
+        person = next((p for p in self.report.participants if p.role == "authorizing"), None)
+        made = mapping.practitioner(person)
+        found = self._find("Practitioner", [("identifier", mapping.practitioner_key(made))])
+        return f"Practitioner/{found.rid}" if found else self._save("Practitioner", made, None)
 
     def _device(self, equipment: Equipment) -> str:
         main = self.report.equipment
@@ -436,21 +468,33 @@ class _Commit:
                 institution=main.institution,
                 station_name=main.station_name,
                 software_versions=main.software_versions,
+                ae_title=main.ae_title,  # the system that sent it
             )
         key = mapping.device_key(equipment)
         cached = self.devices.get(key)
         if cached:
             return cached
         found = self._find("Device", [("identifier", f"{mapping.KERMA_DEVICE_KEY}|{key}")])
-        ref = (
-            f"Device/{found.rid}"
-            if found
-            else self._save(
-                "Device", mapping.device(equipment, main.modality or self.report.modality), None
-            )
-        )
+        if found is not None:
+            self._learn_ae_title(found, equipment.ae_title)
+            ref = f"Device/{found.rid}"
+        else:
+            made = mapping.device(equipment, main.modality or self.report.modality)
+            ref = self._save("Device", conformance.claimed(made, mapping.DEVICE_PROFILE), None)
         self.devices[key] = ref
         return ref
+
+    def _learn_ae_title(self, stored: Stored, title: str | None) -> None:
+        """A device seen sending from an AE title keeps it (the IG's Device profile needs it)."""
+        device = _body(stored)
+        kept = [
+            i for i in device.get("identifier", []) if i.get("system") != mapping.AE_TITLE_SYSTEM
+        ]
+        if title is None or len(kept) < len(device.get("identifier", [])):
+            return  # nothing new, or an AE title known already (registered, or seen before)
+        device["identifier"] = [*kept, mapping.ae_title_identifier(title)]
+        device = conformance.claimed(device, mapping.DEVICE_PROFILE)
+        self.service.update_in(self.tx, "Device", stored.rid, device, trusted=True)
 
     def _events(self, study_ref: str) -> list[dict[str, Any]]:
         pairs = [("part-of", study_ref), ("code", f"{mapping.DCM}|113852")]

@@ -108,7 +108,7 @@ class SpoolWorker:
 
     def _process(self, path: Path) -> bool:
         try:
-            self._ingestor.ingest_file(path)
+            self._ingestor.ingest_spooled(path)
         except FileNotFoundError:  # gone since it was listed: processed already
             return True
         except Exception as e:  # the store, or a reader bug: keep the object, decide below

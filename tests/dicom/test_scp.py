@@ -14,10 +14,10 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 from pynetdicom import AE
 
 from server.config import Settings
-from server.dicom.access import AE_TITLE_SYSTEM
 from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
 from server.fhir import FhirService
+from server.fhir.mapping.codes import AE_TITLE_SYSTEM
 from server.network import DicomListener, start_dicom
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS, SIEMENS_CT, Connect, summary_of, wait_until

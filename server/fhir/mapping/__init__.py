@@ -5,6 +5,7 @@ where they go are mappings/dicom/concepts.csv."""
 from __future__ import annotations
 
 from server.fhir.mapping.codes import (
+    AE_TITLE_SYSTEM,
     CLASSIFICATION_URL,
     DCM,
     DEVICE_PROFILE,
@@ -25,7 +26,13 @@ from server.fhir.mapping.codes import (
 )
 from server.fhir.mapping.components import component_datetime, component_value, components_of
 from server.fhir.mapping.context import Context, codeable, fhir_datetime, source_tag, uid_identifier
-from server.fhir.mapping.device import device, device_identity, device_key, device_label
+from server.fhir.mapping.device import (
+    ae_title_identifier,
+    device,
+    device_identity,
+    device_key,
+    device_label,
+)
 from server.fhir.mapping.events import Refs, ct_event, extend_scan_range, projection_event
 from server.fhir.mapping.patient import (
     body_measurements,
@@ -33,6 +40,9 @@ from server.fhir.mapping.patient import (
     patient_at_modality,
     patient_identifier,
     person,
+    practitioner,
+    practitioner_key,
+    unidentified_patient,
 )
 from server.fhir.mapping.reading import mark_reading
 from server.fhir.mapping.study import (
@@ -48,6 +58,7 @@ from server.fhir.mapping.study import (
 from server.fhir.mapping.summary import ct_summary, projection_summary
 
 __all__ = [
+    "AE_TITLE_SYSTEM",
     "CLASSIFICATION_URL",
     "DCM",
     "DEVICE_PROFILE",
@@ -68,6 +79,7 @@ __all__ = [
     "Context",
     "Decision",
     "Refs",
+    "ae_title_identifier",
     "apply_classification",
     "body_measurements",
     "classification_of",
@@ -92,9 +104,12 @@ __all__ = [
     "patient_at_modality",
     "patient_identifier",
     "person",
+    "practitioner",
+    "practitioner_key",
     "projection_event",
     "projection_summary",
     "put_extension",
     "source_tag",
     "uid_identifier",
+    "unidentified_patient",
 ]

@@ -29,13 +29,23 @@ DEVICE_PROFILE = "http://hl7.org/fhir/uv/radiation-dose-summary/StructureDefinit
 
 
 KERMA_DEVICE_KEY = "urn:kerma:device-key"
+# a device's calling AE title (registered over the API, or seen on a C-STORE to Kerma)
+AE_TITLE_SYSTEM = "urn:kerma:dicom-ae-title"
+# Kerma's key of a person named in dose reports, and of a patient a report names no one for
+PERSON_KEY = "urn:kerma:person-key"
+UNIDENTIFIED_PATIENT = "urn:kerma:unidentified-patient"
+DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 
 SUMMARY_CODE = {
     "system": LOINC,
     "code": "73569-6",
-    "display": "Radiation exposure and protection information",
+    # as the IG's profile fixes it (the LOINC long name)
+    "display": "Radiation exposure and protection information [Description] Document Diagnostic imaging",
 }
+# v2-0203 identifier types, with the displays the IG's slices fix
+ACCESSION_TYPE = {"coding": [{"system": V2_0203, "code": "ACSN", "display": "Accession ID"}]}
+SERIAL_NUMBER_TYPE = {"coding": [{"system": V2_0203, "code": "SNO", "display": "Serial Number"}]}
 
 
 EVENT_CODE = {"system": DCM, "code": "113852", "display": "Irradiation Event"}

@@ -3,9 +3,12 @@ FHIR datatypes every resource uses (dateTime, CodeableConcept, identifiers)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+
+import orjson
 
 from server.dose.alerts import AlertRule
 from server.dose.classify import Rules
@@ -14,7 +17,7 @@ from server.dose.model import Coded
 from server.dose.units import UnitTable
 from server.fhir.mapping.codes import IDENTIFIER_TYPE, SCHEMES, SOURCE_TAG
 from server.fhir.values import date_range
-from server.mappings import classification_rules, unit_table
+from server.mappings import classification_rules, read_text, unit_table
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,20 @@ class Context:
 def uid_identifier(uid: str, id_type: str | None = None) -> dict[str, Any]:
     identifier: dict[str, Any] = {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}
     if id_type:
-        identifier["type"] = {"coding": [{"system": IDENTIFIER_TYPE, "code": id_type}]}
+        identifier["type"] = identifier_type(id_type)
     return identifier
+
+
+def identifier_type(code: str) -> dict[str, Any]:
+    """A type of the IG's dicom-identifier-type code system, with its display (the IG's
+    slices match on it)."""
+    return {"coding": [{"system": IDENTIFIER_TYPE, "code": code, "display": _displays()[code]}]}
+
+
+@functools.cache
+def _displays() -> dict[str, str]:
+    system = orjson.loads(read_text("fhir/profiles/CodeSystem-dicom-identifier-type.json"))
+    return {c["code"]: c["display"] for c in system["concept"]}
 
 
 def source_tag(kind: str) -> dict[str, Any]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from server.dose.model import Equipment
-from server.fhir.mapping.codes import DCM, DEVICE_PROFILE, KERMA_DEVICE_KEY, V2_0203
-from server.fhir.mapping.context import uid_identifier
+from server.fhir.mapping.codes import (
+    AE_TITLE_SYSTEM,
+    DCM,
+    KERMA_DEVICE_KEY,
+    SERIAL_NUMBER_TYPE,
+)
+from server.fhir.mapping.context import identifier_type, uid_identifier
 
 
 def device_key(equipment: Equipment) -> str:
@@ -22,14 +27,13 @@ def device_key(equipment: Equipment) -> str:
 def device(eq: Equipment, modality: str) -> dict[str, Any]:
     identifiers: list[dict[str, Any]] = [{"system": KERMA_DEVICE_KEY, "value": device_key(eq)}]
     if eq.serial_number:
-        identifiers.append(
-            {"type": {"coding": [{"system": V2_0203, "code": "SNO"}]}, "value": eq.serial_number}
-        )
+        identifiers.append({"type": SERIAL_NUMBER_TYPE, "value": eq.serial_number})
     if eq.device_uid:
         identifiers.append({**uid_identifier(eq.device_uid, "device-uid")})
+    if eq.ae_title:
+        identifiers.append(ae_title_identifier(eq.ae_title))
     resource: dict[str, Any] = {
         "resourceType": "Device",
-        "meta": {"profile": [DEVICE_PROFILE]},
         "identifier": identifiers,
         "status": "active",
         "type": {"coding": [{"system": DCM, "code": modality}]},
@@ -55,6 +59,15 @@ def device(eq: Equipment, modality: str) -> dict[str, Any]:
     if eq.department:
         resource["location"] = {"display": eq.department}
     return resource
+
+
+def ae_title_identifier(title: str) -> dict[str, Any]:
+    """The device's AE title: Kerma's system (the SCP's registry of senders) and the IG's type."""
+    return {
+        "system": AE_TITLE_SYSTEM,
+        "type": identifier_type("application-entity"),
+        "value": title,
+    }
 
 
 def device_identity(device: dict[str, Any]) -> dict[str, str]:

@@ -27,6 +27,7 @@ class Refs:
     patient: str | None
     device: str
     study: str
+    performer: str | None = None  # the Practitioner who authorized the irradiation
 
 
 def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> dict[str, Any]:

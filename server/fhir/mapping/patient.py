@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.dose.model import (
-    DoseReport,
-    Patient,
+from server.dose.model import DoseReport, Participant, Patient
+from server.fhir.mapping.codes import (
+    DATA_ABSENT,
+    LOINC,
+    PATIENT_AT_MODALITY_URL,
+    PERSON_KEY,
+    UCUM,
+    UNIDENTIFIED_PATIENT,
 )
-from server.fhir.mapping.codes import LOINC, PATIENT_AT_MODALITY_URL, UCUM
 from server.fhir.mapping.components import number
 from server.fhir.mapping.context import Context, fhir_datetime
 
@@ -129,3 +133,42 @@ def merge_by_value(
 ) -> list[dict[str, Any]]:
     values = {i.get("value") for i in existing}
     return [*existing, *(i for i in new if i.get("value") not in values)]
+
+
+def unidentified_patient(report: DoseReport) -> dict[str, Any]:
+    """The patient of a report that names none (no Patient ID): one per study, so the dose
+    is someone's until `$reassign` moves the study to whom it belongs."""
+    identifier = {"system": UNIDENTIFIED_PATIENT, "value": report.study.study_uid}
+    return {"resourceType": "Patient", "identifier": [identifier], "active": True}
+
+
+def practitioner(person: Participant | None) -> dict[str, Any]:
+    """A person a dose report names (TID 1020), keyed by ID and issuer, else by name and
+    organization; None: the irradiation authorizing person the IG asks for and the report does
+    not name (a Practitioner whose name is absent, with the reason)."""
+    if person is None:
+        absent = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}],
+                  "text": "not recorded in the dose report"}  # fmt: skip
+        return {"resourceType": "Practitioner", "identifier": [_person_key("not-recorded")],
+                "name": [absent]}  # fmt: skip
+    key = "|".join(p or "" for p in (person.issuer, person.person_id)) if person.person_id else (
+        f"{(person.name or '').upper()}|{(person.organization or '').upper()}")  # fmt: skip
+    identifiers = [_person_key(key)]
+    if person.person_id:
+        identifier = {"value": person.person_id}
+        if person.issuer:
+            identifier["assigner"] = {"display": person.issuer}  # type: ignore[assignment]
+        identifiers.append(identifier)
+    resource: dict[str, Any] = {"resourceType": "Practitioner", "identifier": identifiers}
+    if person.name:
+        resource["name"] = [_human_name(person.name)]
+    return resource
+
+
+def practitioner_key(resource: dict[str, Any]) -> str:
+    """The search value that finds a practitioner() again."""
+    return f"{PERSON_KEY}|{resource['identifier'][0]['value']}"
+
+
+def _person_key(value: str) -> dict[str, str]:
+    return {"system": PERSON_KEY, "value": value}

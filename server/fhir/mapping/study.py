@@ -8,7 +8,12 @@ from typing import Any
 
 from server.dose.classify import Classified, Exam
 from server.dose.model import DoseReport
-from server.fhir.mapping.codes import CLASSIFICATION_URL, DCM, PATIENT_AT_MODALITY_URL, V2_0203
+from server.fhir.mapping.codes import (
+    ACCESSION_TYPE,
+    CLASSIFICATION_URL,
+    DCM,
+    PATIENT_AT_MODALITY_URL,
+)
 from server.fhir.mapping.context import Context, fhir_datetime, uid_identifier
 from server.fhir.mapping.patient import merge_by_value, patient_at_modality, person
 
@@ -23,9 +28,7 @@ def imaging_study(
     )
     identifiers = [uid_identifier(study.study_uid)]
     if study.accession:
-        identifiers.append(
-            {"type": {"coding": [{"system": V2_0203, "code": "ACSN"}]}, "value": study.accession}
-        )
+        identifiers.append({"type": ACCESSION_TYPE, "value": study.accession})
     if study.study_id:
         identifiers.append(
             {

@@ -13,7 +13,12 @@ from server.dose.model import (
     MammographyTotal,
     ProjectionTotals,
 )
-from server.fhir.mapping.codes import LOINC, QUALITY_TAG, RDS_PROFILE, SUMMARY_CODE, V2_0203
+from server.fhir.mapping.codes import (
+    ACCESSION_TYPE,
+    LOINC,
+    QUALITY_TAG,
+    SUMMARY_CODE,
+)
 from server.fhir.mapping.components import (
     _acquisition_type,
     _code_component,
@@ -172,7 +177,7 @@ def _summary_base(
     previous = previous or {}
     resource: dict[str, Any] = {
         "resourceType": "Observation",
-        "meta": {"profile": [RDS_PROFILE], **source_tag(report.source.kind)},
+        "meta": source_tag(report.source.kind),
         "identifier": [uid_identifier(uid, "sop-instance-uid") for uid in sorted(set(sop_uids))],
         "status": "final",
         "category": [
@@ -200,12 +205,14 @@ def _summary_base(
         resource["basedOn"] = [
             {
                 "identifier": {
-                    "type": {"coding": [{"system": V2_0203, "code": "ACSN"}]},
+                    "type": ACCESSION_TYPE,
                     "value": report.study.accession,
                 }
             }
         ]
     resource.update(subject_of(refs))
+    if refs.performer:  # the IG's irradiation authorizing person
+        resource["performer"] = [{"reference": refs.performer}]
     _add_findings(resource, report, previous)
     previous_start = component_datetime(previous, "113809")
     previous_end = component_datetime(previous, "113810")
