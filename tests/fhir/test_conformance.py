@@ -14,10 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
-from pydicom import dcmread
 
 from server.config import Settings
-from server.dicom.status import Status
 from server.fhir.conformance import known_profiles, problems
 from server.fhir.mapping import DEVICE_PROFILE, RDS_PROFILE
 from server.fhir.validation import validate
@@ -26,7 +24,7 @@ from server.site import build_service
 from server.store.port import Store
 from server.store.sqlite import SqliteStore
 from tests.conftest import Api
-from tests.dicom.conftest import SIEMENS_CT, connect, dicom_settings, listener, wait_until  # noqa: F401
+from tests.dicom.conftest import SIEMENS_CT
 
 IG = Path(__file__).parent.parent / "data" / "fhir-rds-ig" / "examples"
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"
@@ -113,22 +111,6 @@ def test_every_summary_has_a_patient_and_an_authorizing_person(corpus: Store) ->
                      for s in service.search("Practitioner", [("_count", "50")]).matches}  # fmt: skip
     assert "not-recorded" in practitioners  # most reports name no authorizing person
     assert any("NOBODY" in p for p in practitioners)  # the two that do: "Nobody", as written
-
-
-def test_a_device_heard_over_dicom_claims_and_meets_the_device_profile(
-    connect: Any, listener: Any, service: Any
-) -> None:
-    assert connect(ae_title="CT_ROOM_2").send_c_store(dcmread(SIEMENS_CT)).Status == Status.SUCCESS
-    wait_until(lambda: listener.spool.pending() == [] and service.search("Device", []).matches)
-    [stored] = service.search("Device", []).matches
-    device = orjson.loads(stored.body or b"{}")
-    ae = [
-        i
-        for i in device["identifier"]
-        if i.get("type", {}).get("coding", [{}])[0].get("code") == "application-entity"
-    ]
-    assert [i["value"] for i in ae] == ["CT_ROOM_2"]
-    assert device["meta"]["profile"] == [DEVICE_PROFILE] and _errors(device) == []
 
 
 def test_a_file_import_gives_no_ae_title_and_claims_nothing_it_does_not_meet(
