@@ -12,10 +12,12 @@ from typing import Any
 import orjson
 import yaml
 from flask import Flask, Response, g, request
+from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from server.api import assets, graphql_view, stats_rest
+from server.api import assets, graphql_view, smart, stats_rest
 from server.api import fhir_rest as rest
+from server.auth.keys import token_key
 from server.config import Settings
 from server.fhir.errors import FhirError, Issue, outcome
 from server.jobs.queue import jobs_for
@@ -35,12 +37,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.config["KERMA_SETTINGS"] = settings
     store = store or open_store(settings)
     app.extensions["kerma.store"] = store
+    app.extensions["kerma.token_key"] = token_key(settings)
     service = build_service(store, settings)
     rest.init_app(app, service)
     app.extensions["kerma.jobs"] = jobs_for(service, settings)
     stats_rest.init_app(app)
     graphql_view.init_app(app)
     assets.init_app(app)
+    smart.init_app(app)
+    _init_cors(app, settings)
     _init_meta_routes(app, store)
     _init_docs(app)
     _init_errors(app)
@@ -76,6 +81,19 @@ def _init_meta_routes(app: Flask, store: Store) -> None:
     @app.get("/openapi.json")
     def openapi() -> Response:
         return Response(spec, 200, content_type="application/json")
+
+
+def _init_cors(app: Flask, settings: Settings) -> None:
+    """Browser apps of the origins KERMA_CORS_ORIGINS names may call the API (flask-cors)."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        CORS(app, origins=origins, allow_headers=_CORS_REQUEST_HEADERS,
+             expose_headers=_CORS_RESPONSE_HEADERS, max_age=600)  # fmt: skip
+
+
+_CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Accept", "Prefer", "If-Match",
+                         "If-None-Exist", "If-None-Match"]  # fmt: skip
+_CORS_RESPONSE_HEADERS = ["Location", "Content-Location", "ETag", "Last-Modified", "X-Progress"]
 
 
 def _init_docs(app: Flask) -> None:

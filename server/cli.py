@@ -161,6 +161,33 @@ def users_revoke(name: str) -> None:
     click.echo(f"user {name} revoked")
 
 
+@main.group()
+def clients() -> None:
+    """Register SMART backend services clients (systems that sign a JWT to get a token)."""
+
+
+@clients.command("add")
+@click.argument("name")
+@click.option("--role", "role_name", required=True, help="the role whose rights its scopes draw on")
+@click.option("--jwks", "jwks_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="the client's public keys, a JSON Web Key Set (RS384 or ES384)")  # fmt: skip
+@click.option("--device", "devices", multiple=True, help="Device/<id> (for a device-bound role)")
+def clients_add(name: str, role_name: str, jwks_path: Path, devices: tuple[str, ...]) -> None:
+    """Register a client; its client_id is NAME. It asks POST /auth/token for access tokens
+    (revoke it with `kerma users revoke NAME`)."""
+    from server.auth.users import add_client
+    from server.store import Duplicate, open_store
+
+    store = open_store(_settings())
+    try:
+        add_client(store, name, role_name, jwks_path.read_text(encoding="utf-8"), devices)
+    except (ValueError, Duplicate) as e:
+        raise click.UsageError(str(e)) from None
+    finally:
+        store.close()
+    click.echo(f"client {name} registered with role {role_name}; client_id: {name}")
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(

@@ -73,6 +73,10 @@ class Settings:
     daily_at: str = "06:30"
     # the key of the pseudonyms in exports; "" = a random key kept in data_dir/pseudonym.key
     pseudonym_key: str = ""
+    # the key that signs SMART access tokens; "" = a random key kept in data_dir/token.key
+    token_key: str = ""
+    # browser origins allowed to call the API (CORS), comma-separated; "" = none
+    cors_origins: str = ""
     # what is left of dates and times in pseudonymised outputs: day, month or year
     pseudonym_date_precision: str = "day"
     max_body_bytes: int = 20 * 1024 * 1024

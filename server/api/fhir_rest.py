@@ -22,11 +22,10 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from server.alerts import issues
 from server.alerts.monitoring import protocol_review
 from server.api import stats_rest
-from server.api.http import base_url, submitted
+from server.api.http import base_url, current_user, submitted
 from server.auth import audit
 from server.auth.access import DEVICE_PARAMS, Access
-from server.auth.roles import Action, Role
-from server.auth.users import authenticate
+from server.auth.roles import Action
 from server.calculated import observations as calculated
 from server.calculated import skin_map
 from server.config import Settings
@@ -110,20 +109,14 @@ def _as_xml(response: Response) -> Response:
 def _authenticate() -> None:
     if request.endpoint in _PUBLIC_ENDPOINTS:
         return
-    user = authenticate(_service().store, request.headers.get("Authorization"))
-    if user is None:
-        raise FhirError.of(
-            401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
-        )
+    user = current_user(_service().store)
     g.user = user
     g.access = Access.of(user)
     g.role = g.access.role
 
 
 def _require(action: Action, rtype: str) -> None:
-    current: Role = g.role
-    if not current.can(action, rtype):
-        raise FhirError.of(403, "forbidden", f"role {current.name} may not {action} {rtype}")
+    g.access.require(rtype, action)
 
 
 def _visible(stored: Stored) -> Stored:
@@ -593,10 +586,7 @@ def patch(rtype: str, rid: str) -> Response:
     _require("write", rtype)
     if request.mimetype != "application/json-patch+json":
         raise FhirError.of(415, "not-supported", "PATCH takes application/json-patch+json")
-    try:
-        operations = jsonpatch.JsonPatch(orjson.loads(request.get_data()))
-    except (orjson.JSONDecodeError, jsonpatch.InvalidJsonPatch) as e:
-        raise FhirError.of(400, "structure", f"not a JSON Patch: {e}") from None
+    operations = _json_patch(request.get_data())
     service = _service()
     with service.store.transaction() as tx:
         stored = tx.read(rtype, rid)
@@ -612,6 +602,34 @@ def patch(rtype: str, rid: str) -> Response:
         saved = service.update_in(tx, rtype, rid, patched, request.headers.get("If-Match"),
                                   gate=g.access)  # fmt: skip
     return _saved_response(saved.stored, 200)
+
+
+# RFC 6902 section 4: the members each operation needs besides op and path.
+_PATCH_MEMBERS = {"add": ("value",), "remove": (), "replace": ("value",),
+                  "move": ("from",), "copy": ("from",), "test": ("value",)}  # fmt: skip
+
+
+def _json_patch(raw: bytes) -> jsonpatch.JsonPatch:
+    """The body as a JSON Patch, its shape checked first: jsonpatch trusts its input."""
+    try:
+        operations = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise FhirError.of(400, "structure", f"not JSON: {e}") from None
+    if not isinstance(operations, list):
+        raise FhirError.of(400, "structure", "a JSON Patch is an array of operations")
+    for at, operation in enumerate(operations):
+        if not isinstance(operation, dict) or operation.get("op") not in _PATCH_MEMBERS:
+            raise FhirError.of(400, "structure", f"operation {at} has no known op")
+        needs = ("path", *_PATCH_MEMBERS[operation["op"]])
+        for member in needs:
+            if member not in operation or (
+                member != "value" and not isinstance(operation[member], str)
+            ):
+                raise FhirError.of(400, "structure", f"operation {at} needs {member!r}")
+    try:
+        return jsonpatch.JsonPatch(operations)
+    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException) as e:
+        raise FhirError.of(400, "structure", f"not a JSON Patch: {e}") from None
 
 
 @bp.post("/<rtype>/$validate")

@@ -21,9 +21,9 @@ from flask.typing import ResponseReturnValue
 from strawberry.flask.views import AsyncGraphQLView
 from strawberry.http import GraphQLRequestData
 
+from server.api.http import current_user
 from server.auth import audit
 from server.auth.access import Access
-from server.auth.users import authenticate
 from server.fhir import registry
 from server.fhir.errors import FhirError, outcome
 from server.fhir.service import FhirService
@@ -50,11 +50,7 @@ class KermaGraphQLView(AsyncGraphQLView[Context, Any]):
     ) -> ResponseReturnValue:
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
             return _graphiql()  # the page asks for the token and sends it itself
-        user = authenticate(_service().store, request.headers.get("Authorization"))
-        if user is None:
-            raise FhirError.of(
-                401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
-            )
+        user = current_user(_service().store)
         settings = current_app.config["KERMA_SETTINGS"]
         self.context = _context(Access.of(user))
         limits = (settings.graphql_max_depth, settings.graphql_max_cost)

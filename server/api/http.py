@@ -1,5 +1,5 @@
-"""Answering a request that started a job: 202 with the Task, its URL in Content-Location
-(the FHIR operations and the statistics routes answer alike)."""
+"""What every HTTP door shares: who is asking (the bearer token), the FHIR base URL, and the
+answer to a request that started a job (202 with the Task, its URL in Content-Location)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,21 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app, request
+
+from server.auth.users import authenticate
+from server.fhir.errors import FhirError
+from server.store.port import Store, User
+
+
+def current_user(store: Store) -> User:
+    """The user of the request's bearer token (static or SMART); 401 when there is none."""
+    user = authenticate(store, request.headers.get("Authorization"),
+                        current_app.extensions["kerma.token_key"])  # fmt: skip
+    if user is None:
+        raise FhirError.of(
+            401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
+        )
+    return user
 
 
 def base_url() -> str:

@@ -104,6 +104,11 @@ def build() -> dict[str, Any]:
             )
         },
         "/assets/{name}": {"get": _asset()},
+        "/.well-known/smart-configuration": {"get": _smart_configuration("smart-configuration")},
+        "/fhir/.well-known/smart-configuration": {
+            "get": _smart_configuration("smart-configuration-fhir")
+        },
+        "/auth/token": {"post": _token()},
     }
     for rtype in registry.resource_types():
         paths.update(_type_paths(rtype))
@@ -664,6 +669,26 @@ def _asset() -> dict[str, Any]:
         "description": "the file",
         "content": {m: {"schema": {"type": "string"}} for m in ("text/javascript", "text/css")},
     }
+    return op
+
+
+def _smart_configuration(op_id: str) -> dict[str, Any]:
+    return _op(op_id, "SMART discovery: the token endpoint and what it supports (backend "
+               "services: client credentials with a signed JWT)", public=True, json_body="Object")  # fmt: skip
+
+
+def _token() -> dict[str, Any]:
+    op = _op("token", "SMART backend services token endpoint: OAuth 2.0 client credentials, the "
+             "client authenticated by a JWT it signed (RS384/ES384); an access token for 5 minutes",
+             public=True, json_body="Object")  # fmt: skip
+    fields = {name: {"type": "string"} for name in ("grant_type", "scope", "client_assertion_type",
+                                                    "client_assertion")}  # fmt: skip
+    op["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {
+        "schema": {"type": "object", "properties": fields,
+                   "required": ["grant_type", "client_assertion_type", "client_assertion"]}}}}  # fmt: skip
+    error = {"description": "an OAuth 2.0 error (error, error_description)",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}  # fmt: skip
+    op["responses"].update({"400": error, "401": error})
     return op
 
 

@@ -12,11 +12,10 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
-from server.api.http import submitted
+from server.api.http import current_user, submitted
 from server.auth import audit
 from server.auth.access import Access
 from server.auth.roles import role
-from server.auth.users import authenticate
 from server.dose.cumulative import QUANTITIES
 from server.exports.rows import exporter
 from server.fhir.errors import FhirError
@@ -50,14 +49,9 @@ def init_app(app: Flask) -> None:
 
 @bp.before_request
 def _authenticate() -> None:
-    user = authenticate(current_app.extensions["kerma.store"], request.headers.get("Authorization"))
-    if user is None:
-        raise FhirError.of(
-            401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
-        )
+    user = current_user(current_app.extensions["kerma.store"])
     g.user, g.role, g.access = user, role(user.role), Access.of(user)
-    if not g.role.can("read", "MeasureReport"):
-        raise FhirError.of(403, "forbidden", f"role {g.role.name} may not read statistics")
+    g.access.require("MeasureReport")  # the statistics are MeasureReports
 
 
 @bp.get("/dose")

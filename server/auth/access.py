@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from server.auth import smart
 from server.auth.roles import Action, Role, role
 from server.fhir import registry
 from server.fhir.errors import FhirError
@@ -39,6 +40,10 @@ class Access:
     def require(self, rtype: str, action: str = "read") -> None:
         if not self.role.can(_action(action), rtype):
             raise FhirError.of(403, "forbidden", f"role {self.role.name} may not {action} {rtype}")
+        scopes = self.user.scopes
+        if scopes is not None and not smart.permits(scopes, rtype, _action(action)):
+            raise FhirError.of(403, "forbidden", f"the access token's scopes ({' '.join(sorted(scopes))}) "
+                               f"do not cover {action} {rtype}")  # fmt: skip
 
     def require_every_observation(self) -> None:
         """For what sums over a patient's examinations on every device (cumulative dose)."""
@@ -72,6 +77,10 @@ class Access:
 
     def may_read(self, stored: Stored) -> bool:
         if not self.role.can("read", stored.rtype):
+            return False
+        if self.user.scopes is not None and not smart.permits(
+            self.user.scopes, stored.rtype, "read"
+        ):
             return False
         return stored.body is None or self._on_own_devices(stored.rtype, orjson.loads(stored.body))
 

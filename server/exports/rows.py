@@ -18,7 +18,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from server.auth.pseudonyms import site_key
+from server.auth.keys import site_key
 from server.config import Settings
 from server.dose.ages import calendar_age
 from server.dose.facts import FACT_FIELDS

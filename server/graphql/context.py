@@ -27,10 +27,7 @@ class Context:
         self.loaders = Loaders(self.service, self.access, self.disclosed)
 
     def require_statistics(self) -> None:
-        if not self.access.role.can("read", "MeasureReport"):
-            raise FhirError.of(
-                403, "forbidden", f"role {self.access.role.name} may not read statistics"
-            )
+        self.access.require("MeasureReport")  # the statistics are MeasureReports
 
     def read(self, rtype: str, rid: str) -> Stored:
         self.access.require(rtype)

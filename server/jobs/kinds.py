@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime
 
-from server.auth.pseudonyms import site_key
+from server.auth.keys import site_key
 from server.classification.reclassify import reclassify
 from server.config import Settings
 from server.exports import bulk

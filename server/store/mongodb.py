@@ -15,6 +15,7 @@ half-applied Bundle, and a crash in the middle leaves it half-applied. Run a rep
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -126,6 +127,7 @@ class UserDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     created = FloatField(required=True)
     devices = ListField(StringField())
     active = BooleanField(default=True)
+    jwks = StringField(default="")
 
 
 class FactDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
@@ -269,6 +271,7 @@ class MongoStore:
             "created": user.created,
             "devices": list(user.devices),
             "active": user.active,
+            "jwks": user.jwks,
         }
         try:
             self._users.insert_one(doc)
@@ -334,6 +337,19 @@ class MongoStore:
     def set_user_active(self, name: str, active: bool) -> bool:
         result = self._users.update_one({"_id": name}, {"$set": {"active": active}})
         return bool(result.matched_count == 1)
+
+    def user_by_name(self, name: str) -> User | None:
+        doc = self._users.find_one({"_id": name})
+        return _user(doc) if doc else None
+
+    def first_use(self, key: str, expires: float) -> bool:
+        used = self._users.database["used_assertion"]
+        used.delete_many({"expires": {"$lt": time.time()}})
+        try:
+            used.insert_one({"_id": key, "expires": expires})
+        except DuplicateKeyError:
+            return False
+        return True
 
 
 def _fact(doc: Any) -> DoseFact:
@@ -515,6 +531,7 @@ def _user(doc: dict[str, Any]) -> User:
         doc["created"],
         tuple(doc.get("devices", [])),
         doc["active"],
+        doc.get("jwks", ""),
     )
 
 

@@ -76,6 +76,10 @@ class User:
     created: float
     devices: tuple[str, ...] = field(default_factory=tuple)  # "Device/id" a radiographer works on
     active: bool = True
+    # a SMART backend services client: its public keys (a JWKS, as JSON); "" for a token user
+    jwks: str = ""
+    # what an access token was granted (SMART scopes); None: a static token, the whole role
+    scopes: frozenset[str] | None = None
 
 
 class StoreError(Exception):
@@ -132,6 +136,13 @@ class Store(Reader, Protocol):
     def users(self) -> Iterator[User]: ...
 
     def set_user_active(self, name: str, active: bool) -> bool: ...
+
+    def user_by_name(self, name: str) -> User | None: ...
+
+    def first_use(self, key: str, expires: float) -> bool:
+        """Whether `key` (a client assertion's issuer and jti) is new; remembered until
+        `expires` (epoch seconds), so a replayed assertion is refused in every process."""
+        ...
 
     def facts(self, study_uid: str | None = None) -> list[DoseFact]:
         """Dose facts, of one study or all (statistics read these)."""

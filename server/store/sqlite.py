@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -270,8 +271,8 @@ class SqliteStore:
     def add_user(self, user: User) -> None:
         try:
             self._conn().execute(
-                "INSERT INTO app_user (name, role, token_hash, created, devices, active) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO app_user (name, role, token_hash, created, devices, active, jwks) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     user.name,
                     user.role,
@@ -279,6 +280,7 @@ class SqliteStore:
                     user.created,
                     json.dumps(user.devices),
                     int(user.active),
+                    user.jwks,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -288,7 +290,7 @@ class SqliteStore:
         row = (
             self._conn()
             .execute(
-                "SELECT name, role, token_hash, created, devices, active FROM app_user WHERE token_hash = ?",
+                f"SELECT {_USER_COLUMNS} FROM app_user WHERE token_hash = ?",
                 (token_hash,),
             )
             .fetchone()
@@ -297,11 +299,7 @@ class SqliteStore:
 
     def users(self) -> Iterator[User]:
         rows = (
-            self._conn()
-            .execute(
-                "SELECT name, role, token_hash, created, devices, active FROM app_user ORDER BY name"
-            )
-            .fetchall()
+            self._conn().execute(f"SELECT {_USER_COLUMNS} FROM app_user ORDER BY name").fetchall()
         )
         return iter([_user(row) for row in rows])
 
@@ -377,6 +375,23 @@ class SqliteStore:
             "UPDATE app_user SET active = ? WHERE name = ?", (int(active), name)
         )
         return cur.rowcount == 1
+
+    def user_by_name(self, name: str) -> User | None:
+        row = (
+            self._conn()
+            .execute(f"SELECT {_USER_COLUMNS} FROM app_user WHERE name = ?", (name,))
+            .fetchone()
+        )
+        return _user(row) if row else None
+
+    def first_use(self, key: str, expires: float) -> bool:
+        conn = self._conn()
+        conn.execute("DELETE FROM used_assertion WHERE expires < ?", (time.time(),))
+        try:
+            conn.execute("INSERT INTO used_assertion VALUES (?, ?)", (key, expires))
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
 
 _INDEX_INSERTS = {
@@ -565,8 +580,11 @@ def _stored(row: tuple[Any, ...]) -> Stored:
     return Stored(rtype, rid, version, last_updated, data, method)
 
 
+_USER_COLUMNS = "name, role, token_hash, created, devices, active, jwks"
+
+
 def _user(row: tuple[Any, ...]) -> User:
-    name, role, token_hash, created, devices, active = row
+    name, role, token_hash, created, devices, active, jwks = row
     return User(
         str(name),
         str(role),
@@ -574,6 +592,7 @@ def _user(row: tuple[Any, ...]) -> User:
         float(created),
         tuple(json.loads(str(devices))),
         bool(active),
+        str(jwks),
     )
 
 

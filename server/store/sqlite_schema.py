@@ -138,4 +138,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        5,
+        """
+        ALTER TABLE app_user ADD COLUMN jwks TEXT NOT NULL DEFAULT '';
+        CREATE TABLE used_assertion (key TEXT PRIMARY KEY, expires REAL NOT NULL);
+        """,
+    ),
 )

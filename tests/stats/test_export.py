@@ -8,7 +8,7 @@ import io
 import zipfile
 from typing import Any
 
-from server.auth.pseudonyms import site_key
+from server.auth.keys import site_key
 from server.config import Settings
 from server.fhir.pseudonymise import pseudonym
 from tests.conftest import Api
