@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
+from pydicom.filereader import read_file_meta_info
+from pynetdicom.dsutils import encode_file_meta
 
 from server.config import Settings
 from server.fhir.conformance import known_profiles, problems
@@ -74,13 +76,27 @@ def test_the_faults_found_in_kermas_output_are_caught() -> None:
     assert any("mrp-2" in i.diagnostics for i in problems(both, []))
 
 
+def _as_sent(path: Path, spooled: Path) -> Path:
+    """The file as Kerma's SCP spools it when a modality sends it: the calling AE title (here
+    made from the vendor's folder) in the file meta. Files without file meta stay as they are."""
+    data = path.read_bytes()
+    if data[128:132] != b"DICM":
+        return path
+    meta = read_file_meta_info(path)
+    rest = data[132 + 12 + meta.FileMetaInformationGroupLength :]
+    meta.SourceApplicationEntityTitle = path.parent.name.upper()[:16]
+    spooled.write_bytes(b"".join((b"\x00" * 128, b"DICM", encode_file_meta(meta), rest)))
+    return spooled
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Store:
     settings = Settings(data_dir=tmp_path_factory.mktemp("conformance"))
     store = SqliteStore(settings.sqlite_path)
     ingestor = build_ingestor(store, settings)
-    for path in sorted(CORPUS.rglob("*.dcm")):
-        ingestor.ingest_file(path)
+    spool = tmp_path_factory.mktemp("spool")
+    for at, path in enumerate(sorted(CORPUS.rglob("*.dcm"))):
+        ingestor.ingest_spooled(_as_sent(path, spool / f"{at}.dcm"))
     return store
 
 
@@ -100,6 +116,8 @@ def test_every_resource_made_from_the_corpus_conforms(corpus: Store) -> None:
     )
     assert claims[RDS_PROFILE] >= 40 and summaries.total is not None
     assert summaries.total - claims[RDS_PROFILE] <= 3  # reports with no time of irradiation at all
+    devices = service.search("Device", [("_summary", "count")]).total
+    assert devices and claims[DEVICE_PROFILE] == devices  # all heard with a calling AE title
 
 
 def test_every_summary_has_a_patient_and_an_authorizing_person(corpus: Store) -> None:

@@ -75,6 +75,22 @@ def test_omi_o23_orders_of_later_releases(
     assert b'"status":"active"' in order
 
 
+def test_an_orm_o01_of_2_6(handler: Hl7Handler, service: FhirService) -> None:
+    """ORM was withdrawn in 2.7 (for OMG/OMI) but RIS still send it labelled 2.6."""
+    orm = message(
+        _msh("ORM^O01^ORM_O01", "O01-26", "2.6"),
+        _pid("O26", "Keller"),
+        "PV1|1|O",
+        "ORC|NW|PL26^HIS|FI26^RIS||SC||^^^20261204090000^^R||20261203101500|||^Arzt^Anna",
+        "OBR|1|PL26^HIS|FI26^RIS|RPID16^CT Thorax^RADLEX||||||||||||^Arzt^Anna||ACC26|RP26"
+        "||||CT|||^^^20261204090000^^R",
+    )
+    answer = handler.handle(orm)
+    assert msa(answer)[1] == "AA", err(answer)
+    [order] = [o for o in (s.body for s in service.search("ServiceRequest", []).matches) if o]
+    assert b'"value":"ACC26"' in order and b'"status":"active"' in order
+
+
 @pytest.mark.parametrize("version", ["2.1", "2.2", "3.0", "2.x"])
 def test_versions_kerma_cannot_read_get_ar(handler: Hl7Handler, version: str) -> None:
     answer = handler.handle(message(_msh("ADT^A08^ADT_A01", f"V-{version}", version),
