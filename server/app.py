@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
+from server import console
 from server.api import assets, graphql_view, smart, stats_rest
 from server.api import fhir_rest as rest
 from server.auth.keys import token_key
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     graphql_view.init_app(app)
     assets.init_app(app)
     smart.init_app(app)
+    console.init_app(app, settings)
     _init_cors(app, settings)
     _init_meta_routes(app, store)
     _init_docs(app)
@@ -109,6 +111,8 @@ def _init_docs(app: Flask) -> None:
 
 def _init_errors(app: Flask) -> None:
     def answer(status: int, issues: list[Issue], headers: dict[str, str] | None = None) -> Response:
+        if console.is_console_request():
+            return console.error_page(status, issues[0].diagnostics)
         if request.path.startswith("/fhir"):
             body = orjson.dumps(outcome(issues))
             content_type = rest.FHIR_JSON

@@ -116,14 +116,20 @@ def users() -> None:
 @click.option(
     "--device", "devices", multiple=True, help="Device/<id> a radiographer works on (repeatable)"
 )
-def users_add(name: str, role_name: str, devices: tuple[str, ...]) -> None:
+@click.option("--password-stdin", is_flag=True,
+              help="read a password for the web console from standard input (first line)")  # fmt: skip
+def users_add(name: str, role_name: str, devices: tuple[str, ...], password_stdin: bool) -> None:
     """Create a user; the bearer token is printed alone on the last line (shown only once)."""
+    from server.auth.passwords import set_password
     from server.auth.users import add_user
     from server.store import Duplicate, open_store
 
+    password = _password(password_stdin) if password_stdin else None
     store = open_store(_settings())
     try:
         token = add_user(store, name, role_name, devices)
+        if password is not None:
+            set_password(store, name, password)
     except (ValueError, Duplicate) as e:
         raise click.UsageError(str(e)) from None
     finally:
@@ -133,6 +139,31 @@ def users_add(name: str, role_name: str, devices: tuple[str, ...]) -> None:
         err=True,
     )
     click.echo(token)
+
+
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def users_passwd(name: str, password_stdin: bool) -> None:
+    """Set the password a user signs in to the web console with (asked twice on a terminal)."""
+    from server.auth.passwords import set_password
+    from server.store import open_store
+
+    password = _password(password_stdin)
+    store = open_store(_settings())
+    try:
+        set_password(store, name, password)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    finally:
+        store.close()
+    click.echo(f"password of {name} set")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("password", hide_input=True, confirmation_prompt=True))
 
 
 @users.command("list")

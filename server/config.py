@@ -77,6 +77,11 @@ class Settings:
     token_key: str = ""
     # browser origins allowed to call the API (CORS), comma-separated; "" = none
     cors_origins: str = ""
+    # the web console: how long a sign-in lasts, and how many failed sign-ins of one name or
+    # one address lock it out for sign_in_lock_minutes
+    session_hours: int = 12
+    sign_in_attempts: int = 5
+    sign_in_lock_minutes: int = 15
     # what is left of dates and times in pseudonymised outputs: day, month or year
     pseudonym_date_precision: str = "day"
     max_body_bytes: int = 20 * 1024 * 1024

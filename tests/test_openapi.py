@@ -27,6 +27,8 @@ def _app_routes(app: Any) -> set[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.rule.startswith("/docs"):
             continue  # the documentation page itself, not the API
+        if rule.endpoint.startswith("console."):
+            continue  # the web console's pages (tests/console), not the API
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).rstrip("/") or "/"
         types = registry.resource_types() if "{rtype}" in path else [None]
         for rtype in types:

@@ -19,10 +19,9 @@ import jsonpatch
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from server.alerts import issues
+from server.alerts import review
 from server.alerts.monitoring import protocol_review
-from server.api import stats_rest
-from server.api.http import base_url, current_user, submitted
+from server.api.http import base_url, current_user, statistics, submitted
 from server.auth import audit
 from server.auth.access import DEVICE_PARAMS, Access
 from server.auth.roles import Action
@@ -38,7 +37,7 @@ from server.fhir.values import instant
 from server.fhir.xml import XML_TYPES, from_xml, to_xml
 from server.files import chunks
 from server.jobs import tasks
-from server.mappings import monitoring_table
+from server.mappings import monitoring_table, skin_dose_factors
 from server.orders.reconcile import reconciliation
 from server.patients import everything
 from server.patients.identity import Patients
@@ -195,7 +194,7 @@ def patient_everything(rid: str) -> Response:
     _audit("operation", found)
     words = {"quantity": "dlp_mgy_cm", "patient": f"Patient/{rid}",
              **{k: request.args[a] for a, k in (("start", "from"), ("end", "to")) if a in request.args}}  # fmt: skip
-    stats = stats_rest.statistics()
+    stats = statistics()
     query = query_of(words, stats.ctx.timezone, datetime.now(UTC))
     start, end = stats.period(query)
     every = g.role.can("read", "Observation") and not g.role.own_devices_only
@@ -205,14 +204,16 @@ def patient_everything(rid: str) -> Response:
     return _json(everything.bundle(resources, base_url(), instant(time.time())))
 
 
-_PICTURES = {"png": "image/png", "image/png": "image/png", "svg": "image/svg+xml",
-             "image/svg+xml": "image/svg+xml"}  # fmt: skip
+_PICTURES: dict[str, skin_map.Format] = {
+    "png": "png", "image/png": "png", "svg": "svg", "image/svg+xml": "svg",
+    "pdf": "pdf", "application/pdf": "pdf"}  # fmt: skip
 
 
 @bp.get("/Observation/<rid>/$skin-dose-map")
 def skin_dose_map(rid: str) -> Response:
-    """The skin dose map of a peak skin dose Observation as a picture: PNG (the default) or
-    SVG, by `_format` (png, svg or the media type) or the Accept header."""
+    """The skin dose map of a peak skin dose Observation as a figure (colour scale in Gy,
+    isodose contours, the peak, front and back on the body): PNG (the default), SVG or PDF, by
+    `_format` (png, svg, pdf or the media type) or the Accept header."""
     _require("read", "Observation")
     stored = _visible(_service().read("Observation", rid))
     body = body_of(stored)
@@ -220,16 +221,15 @@ def skin_dose_map(rid: str) -> Response:
     if grid is None:
         raise FhirError.of(404, "not-found", f"Observation/{rid} has no skin dose map")
     wanted = request.args.get("_format") or request.accept_mimetypes.best_match(
-        ["image/png", "image/svg+xml"], default="image/png"
+        list(skin_map.MEDIA.values()), default="image/png"
     )
-    media = _PICTURES.get(str(wanted))
-    if media is None:
-        raise FhirError.of(406, "not-supported", f"_format {wanted}: png or svg")
+    fmt = _PICTURES.get(str(wanted))
+    if fmt is None:
+        raise FhirError.of(406, "not-supported", f"_format {wanted}: png, svg or pdf")
     _audit("operation", [stored])
-    layout = calculated.skin_map_layout(body)
-    if media == "image/png":
-        return Response(skin_map.png(grid, layout), mimetype=media)
-    return Response(skin_map.svg(grid, layout), mimetype=media)
+    picture = skin_map.picture(grid, calculated.skin_map_layout(body), skin_dose_factors().thresholds_gy,
+                               body.get("effectiveDateTime", "")[:10], fmt)  # fmt: skip
+    return Response(picture, mimetype=skin_map.MEDIA[fmt])
 
 
 @bp.post("/ImagingStudy/<rid>/$reassign")
@@ -293,9 +293,9 @@ def evaluate_measure(rid: str) -> Response:
     settings = current_app.config["KERMA_SETTINGS"]
     now = datetime.now().astimezone()
     query = query_of(args, site_context(settings).timezone, now, g.access.devices)
-    statistics = stats_rest.statistics()
-    overall = statistics.dose(replace(query, group_by=("modality",)))
-    return _json(measures.report(query, overall, statistics.dose(query), now))
+    stats = statistics()
+    overall = stats.dose(replace(query, group_by=("modality",)))
+    return _json(measures.report(query, overall, stats.dose(query), now))
 
 
 def _next_day(text: str) -> str:
@@ -447,16 +447,8 @@ def acknowledge(rid: str) -> Response:
         ),
         "",
     )
-    service = _service()
-    with service.store.transaction() as tx:
-        stored = tx.read("DetectedIssue", rid)
-        if stored is None or stored.deleted:
-            raise FhirError.of(404, "not-found", f"DetectedIssue/{rid} does not exist")
-        if not g.access.may_read(stored):
-            raise FhirError.of(403, "forbidden", "the alert is not about a device you work on")
-        done = issues.acknowledged(body_of(stored), g.user.name, comment, datetime.now(UTC))
-        saved = service.update_in(tx, "DetectedIssue", rid, done, trusted=True).stored
-    return _json(orjson.loads(saved.body or b"{}"))
+    done = review.acknowledge(_service(), g.access, rid, g.user.name, comment, datetime.now(UTC))
+    return _json(done)
 
 
 @bp.get("/List/$reconcile")

@@ -3,13 +3,16 @@ answer to a request that started a job (202 with the Task, its URL in Content-Lo
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 from flask import Response, current_app, request
 
+from server.auth import audit
 from server.auth.users import authenticate
 from server.fhir.errors import FhirError
+from server.stats.service import Statistics, site_statistics
 from server.store.port import Store, User
 
 
@@ -22,6 +25,24 @@ def current_user(store: Store) -> User:
             401, "login", "a valid bearer token is required (Authorization: Bearer <token>)"
         )
     return user
+
+
+def statistics() -> Statistics:
+    """The statistics of the app's store and site, on the app's columnar copy of the facts."""
+    settings = current_app.config["KERMA_SETTINGS"]
+    return site_statistics(
+        current_app.extensions["kerma.fhir"], settings, current_app.extensions["kerma.facts"]
+    )
+
+
+def audit_request(
+    user: User, interaction: str, patients: list[str], objects: tuple[str, ...] = ()
+) -> None:
+    """The AuditEvent of this request having disclosed these patients' data."""
+    event = audit.audit_event(user, interaction, patients, request.method, request.path,
+                              request.query_string.decode(errors="replace"),
+                              request.remote_addr, time.time(), objects)  # fmt: skip
+    current_app.extensions["kerma.fhir"].create_internal(event)
 
 
 def base_url() -> str:

@@ -128,16 +128,18 @@ def build() -> dict[str, Any]:
     picture = _op(
         "observation-skin-dose-map",
         "The skin dose map of a peak skin dose Observation (calculated at ingest for fluoroscopy "
-        "RDSRs) as a picture: PNG, or SVG by `_format=svg` or `Accept: image/svg+xml`; audited",
+        "RDSRs) as a figure with its colour scale in Gy, isodose contours and the peak: PNG, or "
+        "SVG or PDF by `_format` or the Accept header; audited",
         params=[_RID, {"name": "_format", "in": "query",
-                       "schema": {"type": "string", "enum": ["png", "svg", "image/png", "image/svg+xml"]}}],
+                       "schema": {"type": "string", "enum": ["png", "svg", "pdf", "image/png",
+                                                             "image/svg+xml", "application/pdf"]}}],
         tag="Observation",
         extra={"404": _outcome(), "406": _outcome()},
     )  # fmt: skip
     picture["responses"]["200"] = {
         "description": "the map",
         "content": {m: {"schema": {"type": "string", "format": "binary"}}
-                    for m in ("image/png", "image/svg+xml")},
+                    for m in ("image/png", "image/svg+xml", "application/pdf")},
     }  # fmt: skip
     paths["/fhir/Observation/{id}/$skin-dose-map"] = {"get": picture}
     paths["/fhir/ImagingStudy/{id}/$reassign"] = {
@@ -587,24 +589,33 @@ def _stats_paths() -> dict[str, Any]:
     }
     paths["/stats/charts/{kind}.svg"] = {"get": chart}
     dates = [q for q in query if q["name"] in ("from", "to")]
-    paths["/stats/reports/department"] = {
+    report_kind = {"name": "kind", "in": "path", "required": True,
+                   "schema": {"type": "string", "enum": ["department", "survey"]}}  # fmt: skip
+    paths["/stats/reports/{kind}"] = {
         "post": _op(
-            "stats-report-department",
-            "Make the department report of [from, to) in the "
+            "stats-report",
+            "Make the department report or the national survey of [from, to) in the "
             "background: 202 with the Task, whose output `report` is the DocumentReference "
-            "holding the PDF",
-            params=dates,
+            "holding the PDF (and for the survey the Bundle of MeasureReports)",
+            params=[report_kind, *dates],
             tag="statistics",
             status="202",
+            extra={"403": _outcome(), "404": _outcome()},
         )
     }
-    pdf = _op("stats-report-pdf", "A report Kerma made, as PDF", params=[_RID], tag="statistics",
-              extra={"404": _outcome()})  # fmt: skip
-    pdf["responses"]["200"] = {
-        "description": "PDF",
-        "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+    report_fmt = {"name": "fmt", "in": "path", "required": True,
+                  "schema": {"type": "string", "enum": ["pdf", "json"]}}  # fmt: skip
+    report = _op("stats-report-file", "A report Kerma made, as PDF, or (the survey) as the "
+                 "Bundle of MeasureReports", params=[_RID, report_fmt], tag="statistics",
+                 extra={"404": _outcome()})  # fmt: skip
+    report["responses"]["200"] = {
+        "description": "PDF or FHIR Bundle",
+        "content": {
+            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+            "application/fhir+json": {"schema": {"type": "object"}},
+        },
     }
-    paths["/stats/reports/{id}.pdf"] = {"get": pdf}
+    paths["/stats/reports/{id}.{fmt}"] = {"get": report}
     level = {"name": "level", "in": "path", "required": True,
              "schema": {"type": "string", "enum": ["study", "event"]}}  # fmt: skip
     fmt = {

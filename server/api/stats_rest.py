@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
-from server.api.http import current_user, submitted
+from server.api.http import current_user, statistics, submitted
 from server.auth import audit
 from server.auth.access import Access
 from server.auth.roles import role
@@ -20,20 +20,19 @@ from server.dose.cumulative import QUANTITIES
 from server.exports.rows import exporter
 from server.fhir.errors import FhirError
 from server.files import chunks
-from server.jobs import tasks
+from server.jobs import reports, tasks
 from server.reports import documents, survey
 from server.site import site_context
+from server.stats import figures
 from server.stats.columns import FactColumns
 from server.stats.service import (
     UNITS,
     Proposal,
     Query,
     Row,
-    Statistics,
     alerts_of,
     cumulative_of,
     query_of,
-    site_statistics,
 )
 
 bp = Blueprint("stats", __name__)
@@ -142,37 +141,7 @@ def _when(epoch: float | None) -> str | None:
 def chart(kind: str) -> Response:
     """timeline (median per `period`, month by default, with the DRLs of `procedure`), boxplot
     (per device), histogram, or load (examinations by weekday and hour), as SVG."""
-    from server.stats import charts
-
-    query = _query()
-    stats = statistics()
-    unit = UNITS[query.quantity]
-    title = f"{query.quantity}" + (f", {query.procedure}" if query.procedure else "")
-    if kind == "timeline":
-        period = request.args.get("period", "month")
-        if period not in ("year", "month", "week"):
-            raise FhirError.of(400, "invalid", "period is year, month or week")
-        rows = stats.dose(replace(query, group_by=(period,)))
-        levels = (
-            [(lv.set, lv.level) for lv in stats.levels_of(query, query.procedure)]
-            if query.procedure
-            else []
-        )
-        svg = charts.timeline([str(r.group[period]) for r in rows], [r.summary.median for r in rows],
-                              levels, f"median {title}", unit)  # fmt: skip
-    elif kind == "boxplot":
-        rows = stats.dose(replace(query, group_by=("device",)))
-        svg = charts.boxplot(
-            [(str(r.group.get("device_name")), r.summary) for r in rows], title, unit
-        )
-    elif kind == "histogram":
-        svg = charts.histogram(stats.values(query), title, unit)
-    elif kind == "load":
-        counts = stats.load(replace(query, group_by=("weekday", "hour")))
-        grid = {(int(str(g["weekday"])[0]), int(str(g["hour"]))): n for g, n in counts}
-        svg = charts.load_heatmap(grid, "examinations by weekday and hour")
-    else:
-        raise FhirError.of(404, "not-found", "charts: timeline, boxplot, histogram, load")
+    svg = figures.figure(statistics(), _query(), kind, request.args.get("period", "month"))
     return Response(svg, 200, content_type="image/svg+xml")
 
 
@@ -182,14 +151,22 @@ def export(level: str, fmt: str) -> Response:
     filtered like the statistics; pseudonymised, or identified (identified=true) for roles
     allowed to. Large XLSX exports: POST, as a job."""
     query, identified = _export_query(level, fmt)
+    return export_file(query, fmt, identified)
+
+
+def export_file(
+    query: Query, fmt: str, identified: bool, studies: frozenset[str] | None = None
+) -> Response:
+    """The dose facts of the query (of these studies only) as a CSV (streamed) or an XLSX
+    download, identified or pseudonymised."""
     settings = current_app.config["KERMA_SETTINGS"]
-    exporter_ = exporter(current_app.extensions["kerma.fhir"], settings, identified)
-    name = f"kerma-{level}s-{'identified' if identified else 'pseudonymised'}.{fmt}"
+    made = exporter(current_app.extensions["kerma.fhir"], settings, identified)
+    name = f"kerma-{query.level}s-{'identified' if identified else 'pseudonymised'}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "csv":
-        return Response(stream_with_context(exporter_.csv(query)), 200, headers=headers,
+        return Response(stream_with_context(made.csv(query, studies)), 200, headers=headers,
                         content_type="text/csv; charset=utf-8")  # fmt: skip
-    path = exporter_.xlsx(query)
+    path = made.xlsx(query, studies)
     return Response(chunks(path, delete_after=True), 200, headers=headers, content_type=_XLSX)
 
 
@@ -245,7 +222,7 @@ def national_survey(fmt: str) -> Response:
     """The national DRL survey of [from, to): a Bundle of MeasureReports (json) or a PDF."""
     if fmt not in ("json", "pdf"):
         raise FhirError.of(404, "not-found", "the survey is survey.json or survey.pdf")
-    _require_every_device("the national survey")
+    reports.may_ask(g.access, "survey")
     query = _period_query()
     stats, now = statistics(), datetime.now().astimezone()
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
@@ -257,31 +234,23 @@ def national_survey(fmt: str) -> Response:
     )
 
 
-@bp.post("/reports/department")
-def department_report() -> Response:
-    """Make the department report of [from, to) in the background: 202 with the Task; its
-    output `report` is the DocumentReference holding the PDF (GET /stats/reports/<id>.pdf)."""
-    if not g.role.can("read", "DetectedIssue"):
-        raise FhirError.of(
-            403, "forbidden", f"role {g.role.name} may not read the alerts a report lists"
-        )
-    _require_every_device("the department report")
+@bp.post("/reports/<kind>")
+def make_report(kind: str) -> Response:
+    """Make the department report or the national survey of [from, to) in the background: 202
+    with the Task; its output `report` is the DocumentReference holding the PDF (and for the
+    survey the Bundle): GET /stats/reports/<id>.pdf or .json."""
+    reports.may_ask(g.access, kind)
     query = _period_query()
-    local = _timezone()
-    inputs = {name: datetime.fromtimestamp(t, local).date().isoformat()
-              for name, t in (("from", query.since), ("to", query.until))}  # fmt: skip
+    start, end = (datetime.fromtimestamp(t, _timezone()).date() for t in (query.since, query.until))
     service = current_app.extensions["kerma.fhir"]
-    task = tasks.create(
-        service, "report-department", f"department report asked by {g.user.name}", inputs
-    )
-    return submitted(task)
+    return submitted(reports.ask(service, g.access, kind, start, end))
 
 
-@bp.get("/reports/<id>.pdf")
-def report_pdf(id: str) -> Response:  # the path parameter of the spec
-    """A report Kerma made, as the PDF."""
-    pdf = documents.pdf_of(current_app.extensions["kerma.fhir"], id)
-    return Response(pdf, 200, content_type="application/pdf")
+@bp.get("/reports/<id>.<fmt>")
+def report_file(id: str, fmt: str) -> Response:  # the path parameter of the spec
+    """A report Kerma made, as the PDF, or (the survey) the Bundle of MeasureReports."""
+    data, content_type = documents.file_of(current_app.extensions["kerma.fhir"], id, fmt)
+    return Response(data, 200, content_type=content_type)
 
 
 def _query() -> Query:
@@ -295,23 +264,8 @@ def _period_query() -> Query:
     return query_of(args, _timezone(), datetime.now().astimezone(), g.access.devices)
 
 
-def _require_every_device(what: str) -> None:
-    """Site-wide documents are for roles that see every device's data."""
-    if g.access.devices is not None:
-        raise FhirError.of(403, "forbidden", f"role {g.role.name} sees some devices only, "
-                           f"not {what} of the site")  # fmt: skip
-
-
 def _timezone() -> tzinfo:
     return site_context(current_app.config["KERMA_SETTINGS"]).timezone
-
-
-def statistics() -> Statistics:
-    """The statistics of the app's store and site (also for $evaluate-measure)."""
-    settings = current_app.config["KERMA_SETTINGS"]
-    return site_statistics(
-        current_app.extensions["kerma.fhir"], settings, current_app.extensions["kerma.facts"]
-    )
 
 
 def _group_columns(query: Query) -> list[str]:

@@ -6,6 +6,7 @@ KERMA_TOKEN_KEY, the same for every process that serves the same store)."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -21,6 +22,12 @@ def site_key(settings: Settings) -> bytes:
 def token_key(settings: Settings) -> bytes:
     """The key that signs and checks SMART access tokens (HMAC-SHA-256)."""
     return _secret(settings.token_key, settings.data_dir / "token.key")
+
+
+def session_key(settings: Settings) -> bytes:
+    """The key that signs the web console's session cookies: derived from the token key, so
+    every process that checks tokens also checks sessions."""
+    return hmac.digest(token_key(settings), b"kerma web console session", "sha256")
 
 
 def _secret(configured: str, path: Path) -> bytes:

@@ -80,6 +80,7 @@ class Table:
     duplicate_rounding: dict[str, int]
     across: dict[str, Tolerance]
     repeated: tuple[RepeatRule, ...] = ()
+    silent_days: int = 7
 
     @classmethod
     def of(cls, table: dict[str, Any]) -> Table:
@@ -97,6 +98,7 @@ class Table:
             duplicate_rounding={k: int(v) for k, v in table["duplicates"]["rounding"].items()},
             across=tolerances(table["across_devices"]["parameters"]),
             repeated=tuple(RepeatRule.of(spec) for spec in table.get("repeated", [])),
+            silent_days=int(table.get("silent_devices", {}).get("days", 7)),
         )
 
 

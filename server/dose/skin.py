@@ -556,3 +556,31 @@ def agreement(dose_gy: Array, other_gy: Array) -> Agreement:
         peak_distance_cells=float(np.hypot(*np.subtract(peak_ours, peak_theirs))),
         correlation=float(np.corrcoef(ours[both], theirs[both])[0, 1]) if flat else math.nan,
     )
+
+
+def surface_view(dose_gy: Array, front_columns: int, side_columns: int, facing: str) -> Array:
+    """The map as someone facing the phantom's "front" or "back" sees it: for each row, 1 cm
+    bins across the body from the viewer's left, each showing the skin cell facing the viewer
+    nearest to it; NaN outside the body's outline (beside the head). Rows as in the map."""
+    sign = 1.0 if facing == "front" else -1.0
+    radius = side_columns / math.pi
+    torso = _torso(radius, float(front_columns), front_columns, side_columns)
+    half = front_columns / 2 + radius
+    bins = np.arange(-half, half) + 0.5  # bin centres, the patient's right (x < 0) first
+    if facing == "back":
+        bins = bins[::-1]  # seen from behind, the patient's left is on the viewer's left
+    view = np.full((dose_gy.shape[0], bins.size), np.nan)
+    for row, values in enumerate(dose_gy):
+        n = int(np.count_nonzero(~np.isnan(values)))
+        ring = torso if n == values.size else _head(n / (2 * math.pi), n, front_columns // 2)
+        seen = np.flatnonzero(sign * ring["nz"] > 1e-9)
+        x = ring["x"][seen]
+        order = np.argsort(x)
+        x, seen = x[order], seen[order]
+        inside = (bins >= x[0] - 0.5) & (bins <= x[-1] + 0.5)
+        nearest = np.clip(np.searchsorted(x, bins), 1, x.size - 1)
+        pick = np.where(
+            np.abs(bins - x[nearest - 1]) <= np.abs(bins - x[nearest]), nearest - 1, nearest
+        )
+        view[row, inside] = values[seen[pick[inside]]]  # a ring's cells are the row's first columns
+    return view

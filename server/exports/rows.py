@@ -47,8 +47,9 @@ class Export:
         who = ["patient_id", "study_instance_uid"] if self.patient_id else []
         return ["patient_pseudonym", "study_pseudonym", *who, "device_name", *_VALUES]
 
-    def rows(self, q: Query) -> Iterator[list[Any]]:
-        # rows come in date order: an examination's events, a patient's examinations are near
+    def rows(self, q: Query, studies: frozenset[str] | None = None) -> Iterator[list[Any]]:
+        """The rows of the query; `studies`: of these Study Instance UIDs only (the console's
+        current filter). Rows come in date order: an examination's events are together."""
         hashed = functools.lru_cache(maxsize=4096)(
             lambda identifier: pseudonym(self.key, identifier)
         )
@@ -58,6 +59,8 @@ class Export:
                 getattr(q, f) and row[f] != getattr(q, f)
                 for f in ("modality", "device", "procedure")
             ) or (q.devices and row["device"] not in q.devices):
+                continue
+            if studies is not None and row["study_uid"] not in studies:
                 continue
             patient = row["patient"] or ""
             who = [self.patient_id(patient), row["study_uid"]] if self.patient_id else []
@@ -76,18 +79,18 @@ class Export:
                 *(row[f] for f in _VALUES),
             ]
 
-    def csv(self, q: Query) -> Iterator[str]:
+    def csv(self, q: Query, studies: frozenset[str] | None = None) -> Iterator[str]:
         """CSV text in pieces of about a thousand rows."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(self.header)
-        for n, row in enumerate(self.rows(q), 1):
+        for n, row in enumerate(self.rows(q, studies), 1):
             writer.writerow(row)
             if n % 1000 == 0:
                 yield _drain(out)
         yield _drain(out)
 
-    def xlsx(self, q: Query) -> Path:
+    def xlsx(self, q: Query, studies: frozenset[str] | None = None) -> Path:
         """An XLSX file (XlsxWriter's constant-memory mode: rows go to disk as written); a
         sheet holds at most 1,048,575 rows, so larger exports continue on the next sheet."""
         import xlsxwriter
@@ -96,7 +99,7 @@ class Export:
             path = Path(handle.name)
         book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
         sheet, line = None, 0
-        for row in self.rows(q):
+        for row in self.rows(q, studies):
             if sheet is None or line == 1_048_576:
                 sheet, line = book.add_worksheet(), 0
                 sheet.write_row(line, 0, self.header)

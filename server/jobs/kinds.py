@@ -45,10 +45,17 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
         start, end = (_local_day(inputs[name], settings) for name in ("from", "to"))
         pdf = documents.department_pdf(service, settings, start, end, datetime.now().astimezone())
         title = f"Department dose report {start.date()} to {end.date()}"
-        ref = documents.store_pdf(service, pdf, "department", title, start, end)
+        ref = documents.store(service, {"application/pdf": pdf}, "department", title, start, end)
         with service.store.transaction() as tx:  # mailed to whom subscribed to reports
             routing.queue(service, tx, [ref])
         return {"report": ref}
+
+    def national_survey(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
+        """The national DRL survey of [from, to) as PDF and Bundle, kept as a DocumentReference."""
+        start, end = (_local_day(inputs[name], settings) for name in ("from", "to"))
+        files = documents.survey_files(service, settings, start, end, datetime.now().astimezone())
+        title = f"National DRL survey {start.date()} to {end.date()}"
+        return {"report": documents.store(service, files, "survey", title, start, end)}
 
     def bulk_export(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
         """FHIR $export: ndjson files per type in data_dir/exports/<task id>."""
@@ -94,6 +101,7 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
         "reclassify": reclassify_studies,
         "daily": daily,
         "report-department": department_report,
+        "report-survey": national_survey,
         "bulk-export": bulk_export,
     }
 

@@ -17,6 +17,7 @@ def issue_mail(issue: dict[str, Any], device: str, base_url: str, to: tuple[str,
     where = " ".join(p for p in (tags.get("modality"), device) if p) or "a device"
     subject = f"[Kerma] {_SEVERITY.get(issue.get('severity', ''), '')} {code['display']}: {where}"
     link = f"{base_url.rstrip('/')}/DetectedIssue/{issue['id']}"
+    page = f"{console_url(base_url)}/alerts/{issue['id']}"
     lines = [
         f"{code['display']} ({issue.get('severity', '')}), found {issue.get('identifiedDateTime', '')}",
         "",
@@ -26,10 +27,15 @@ def issue_mail(issue: dict[str, Any], device: str, base_url: str, to: tuple[str,
         + (f", {tags['department']}" if "department" in tags else ""),
         f"Rule: {', '.join(c['text'] for e in issue.get('evidence', []) for c in e.get('code', []))}",
         "",
-        f"Review and acknowledge: {link}",
-        f"(POST {link}/$acknowledge with a comment)",
+        f"Review and acknowledge: {page}",
+        f"(over the API: POST {link}/$acknowledge with a comment)",
     ]
     return Mail(to, " ".join(subject.split()), "\n".join(lines) + "\n")
+
+
+def console_url(base_url: str) -> str:
+    """The web console's address: the FHIR base without its /fhir."""
+    return base_url.rstrip("/").removesuffix("/fhir")
 
 
 def digest_mail(
@@ -43,9 +49,8 @@ def digest_mail(
     ranked = sorted(
         found, key=lambda i: (order.get(i.get("severity", ""), 3), i.get("identifiedDateTime", ""))
     )
-    base = base_url.rstrip("/")
     lines = [
-        f"{len(ranked)} dose alerts to review (GET {base}/DetectedIssue?status=preliminary)",
+        f"{len(ranked)} dose alerts to review: {console_url(base_url)}/alerts",
         "",
     ]
     for n, issue in enumerate(ranked, 1):
@@ -53,7 +58,7 @@ def digest_mail(
         lines += [
             f"{n}. {code['display']} ({issue.get('severity', '')}), {issue.get('identifiedDateTime', '')}, {device_of(issue) or 'unknown device'}",
             f"   {issue.get('detail', '')}",
-            f"   {base}/DetectedIssue/{issue['id']}",
+            f"   {console_url(base_url)}/alerts/{issue['id']}",
             "",
         ]
     return Mail(to, f"[Kerma] {len(ranked)} dose alerts to review", "\n".join(lines))

@@ -10,7 +10,7 @@ from typing import Any
 
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
-from server.stats import charts
+from server.stats import figures
 from server.stats.service import UNITS, Query, Row, Statistics
 
 
@@ -52,12 +52,8 @@ def department_report(
         if rows:
             sections.append(Section(title, UNITS[quantity], rows))
     ct = Query("dlp_mgy_cm", "study", ("month",), *period, modality="CT")
-    months = stats.dose(ct)
-    timeline = charts.timeline([str(r.group["month"]) for r in months], [r.summary.median for r in months],
-                               [], "CT: median DLP per examination and month", UNITS["dlp_mgy_cm"])  # fmt: skip
-    counts = stats.load(replace(ct, group_by=("weekday", "hour"), modality=""))
-    grid = {(int(str(g["weekday"])[0]), int(str(g["hour"]))): n for g, n in counts}
-    load = charts.load_heatmap(grid, "examinations by weekday and hour")
+    timeline = figures.figure(stats, ct, "timeline", "month")
+    load = figures.figure(stats, replace(ct, modality=""), "load")
     return DepartmentReport(start, end, instant(now.timestamp()), sections,
                             _alerts(service, start, end), timeline, load)  # fmt: skip
 

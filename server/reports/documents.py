@@ -1,21 +1,28 @@
-"""Reports made and kept: the department report as PDF, stored as a FHIR DocumentReference
-(the PDF as its attachment) so that it is found, listed and fetched like everything else."""
+"""Reports made and kept: the department report (PDF) and the national survey (PDF and the
+Bundle of MeasureReports), stored as FHIR DocumentReferences (the files as attachments) so
+that they are found, listed and fetched like everything else."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from server.config import Settings
+from server.fhir.errors import FhirError
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
-from server.reports import render
+from server.reports import render, survey
 from server.reports.department import department_report
 from server.stats.service import site_statistics
 
 REPORT_TYPE = "https://kerma.example.org/fhir/CodeSystem/report"
+FHIR_JSON = "application/fhir+json"
+SUFFIXES = {"application/pdf": "pdf", FHIR_JSON: "json"}
 
 
 def department_pdf(
@@ -25,10 +32,28 @@ def department_pdf(
     return render.pdf("department.html", report=report)
 
 
-def store_pdf(
-    service: FhirService, pdf: bytes, kind: str, title: str, start: datetime, end: datetime
+def survey_files(
+    service: FhirService, settings: Settings, start: datetime, end: datetime, now: datetime
+) -> dict[str, bytes]:
+    """The national survey of [start, end) as a PDF and as the Bundle of MeasureReports that
+    goes to the authority, with the same numbers."""
+    stats = site_statistics(service, settings)
+    tables = survey.survey(stats, start, end)
+    return {
+        "application/pdf": survey.pdf(tables, start, end, now),
+        FHIR_JSON: orjson.dumps(survey.bundle(tables, stats, now)),
+    }
+
+
+def store(
+    service: FhirService,
+    files: dict[str, bytes],
+    kind: str,
+    title: str,
+    start: datetime,
+    end: datetime,
 ) -> str:
-    """Keep a PDF as a DocumentReference; its reference."""
+    """Keep a report's files (by content type) as one DocumentReference; its reference."""
     document: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "status": "current",
@@ -38,13 +63,14 @@ def store_pdf(
         "content": [
             {
                 "attachment": {
-                    "contentType": "application/pdf",
-                    "data": base64.b64encode(pdf).decode(),
-                    "size": len(pdf),
-                    "hash": base64.b64encode(hashlib.sha1(pdf).digest()).decode(),  # FHIR's SHA-1
-                    "title": f"{kind} {start.date()} to {end.date()}.pdf",
+                    "contentType": content_type,
+                    "data": base64.b64encode(data).decode(),
+                    "size": len(data),
+                    "hash": base64.b64encode(hashlib.sha1(data).digest()).decode(),  # FHIR's SHA-1
+                    "title": f"{kind} {start.date()} to {end.date()}.{SUFFIXES[content_type]}",
                 }
             }
+            for content_type, data in files.items()
         ],
         "context": {
             "period": {"start": instant(start.timestamp()), "end": instant(end.timestamp())}
@@ -53,7 +79,37 @@ def store_pdf(
     return f"DocumentReference/{service.create_internal(document).rid}"
 
 
-def pdf_of(service: FhirService, rid: str) -> bytes:
-    """The PDF a DocumentReference holds."""
+@dataclass(frozen=True)
+class Made:
+    """A report Kerma made and keeps."""
+
+    id: str
+    kind: str
+    title: str
+    made: str  # instant
+    start: str
+    end: str
+    formats: tuple[str, ...]  # suffixes: pdf, json
+
+
+def reports(service: FhirService) -> list[Made]:
+    """Every report kept, the newest first."""
+    pairs = [("type", f"{REPORT_TYPE}|"), ("_sort", "-date")]
+    found = []
+    for stored in service.all_in(service.store, "DocumentReference", pairs):
+        body = body_of(stored)
+        period = body.get("context", {}).get("period", {})
+        found.append(Made(stored.rid, body["type"]["coding"][0]["code"], body.get("description", ""),
+                          body.get("date", ""), period.get("start", ""), period.get("end", ""),
+                          tuple(SUFFIXES[c["attachment"]["contentType"]] for c in body["content"])))  # fmt: skip
+    return found
+
+
+def file_of(service: FhirService, rid: str, suffix: str) -> tuple[bytes, str]:
+    """A report's file of that suffix (pdf, json) and its content type; 404 when it has none."""
     document = body_of(service.read("DocumentReference", rid))
-    return base64.b64decode(document["content"][0]["attachment"]["data"])
+    for content in document.get("content", []):
+        attachment = content["attachment"]
+        if SUFFIXES.get(attachment.get("contentType")) == suffix:
+            return base64.b64decode(attachment["data"]), attachment["contentType"]
+    raise FhirError.of(404, "not-found", f"DocumentReference/{rid} has no {suffix} file")

@@ -28,22 +28,23 @@ def timeline(
     medians: Sequence[float],
     levels: Sequence[tuple[str, float]],
     title: str,
+    axis: str,
     unit: str,
 ) -> str:
-    """Median per period, with each DRL as a dashed line (label, value)."""
+    """Median per period, with each DRL as a dashed line (label, value in `unit`)."""
     figure = Figure(figsize=_SIZE)
     ax = figure.subplots()
     ax.plot(list(periods), list(medians), marker="o", color="#1f5f8b", label="median")
     for name, value in levels:
         ax.axhline(value, linestyle="--", color="#b03a2e", label=f"DRL {name}: {value:g} {unit}")
-    ax.set_ylabel(f"median ({unit})" if unit else "median")
+    ax.set_ylabel(axis)
     ax.set_ylim(bottom=0)
     ax.tick_params(axis="x", labelrotation=45)
     ax.legend(loc="best", fontsize="small")
     return _svg(figure, title)
 
 
-def boxplot(groups: Sequence[tuple[str, Summary]], title: str, unit: str) -> str:
+def boxplot(groups: Sequence[tuple[str, Summary]], title: str, axis: str) -> str:
     """One box per group: the box from the 25th to the 75th percentile with the median, the
     whiskers from min to max (Kerma keeps these, not the raw values)."""
     figure = Figure(figsize=_SIZE)
@@ -55,23 +56,23 @@ def boxplot(groups: Sequence[tuple[str, Summary]], title: str, unit: str) -> str
     ]  # fmt: skip
     if stats:
         ax.bxp(stats, showfliers=False)
-    ax.set_ylabel(unit)
+    ax.set_ylabel(axis)
     ax.tick_params(axis="x", labelrotation=30)
     return _svg(figure, title)
 
 
-def histogram(values: npt.ArrayLike, title: str, unit: str, bins: int = 30) -> str:
+def histogram(values: npt.ArrayLike, title: str, axis: str, counted: str, bins: int = 30) -> str:
     figure = Figure(figsize=_SIZE)
     ax = figure.subplots()
     data = np.asarray(values, dtype=np.float64)
     ax.hist(data[~np.isnan(data)], bins=bins, color="#1f5f8b")
-    ax.set_xlabel(unit)
-    ax.set_ylabel("count")
+    ax.set_xlabel(axis)
+    ax.set_ylabel(counted)
     return _svg(figure, title)
 
 
-def load_heatmap(counts: dict[tuple[int, int], int], title: str) -> str:
-    """Examinations by weekday (1 = Monday) and hour."""
+def load_heatmap(counts: dict[tuple[int, int], int], title: str, counted: str) -> str:
+    """How many per weekday (1 = Monday) and hour."""
     grid = np.zeros((7, 24))
     for (weekday, hour), n in counts.items():
         grid[weekday - 1, hour] = n
@@ -80,8 +81,8 @@ def load_heatmap(counts: dict[tuple[int, int], int], title: str) -> str:
     image = ax.imshow(grid, aspect="auto", cmap="Blues")
     ax.set_yticks(range(7), _WEEKDAYS)
     ax.set_xticks(range(0, 24, 2))
-    ax.set_xlabel("hour")
-    figure.colorbar(image, ax=ax, label="examinations")
+    ax.set_xlabel("Hour of the day")
+    figure.colorbar(image, ax=ax, label=counted)
     return _svg(figure, title)
 
 

@@ -192,7 +192,7 @@ class Statistics:
 
     def dose(self, q: Query) -> list[Row]:
         """The quantity summarised per group, with the DRLs of each procedure compared."""
-        columns, words, keep = self._select(q)
+        columns, words, keep = self.select(q)
         values = columns[q.quantity][keep]
         combined, labels, sizes = self._groups(q, columns, words, keep)
         rows = []
@@ -203,7 +203,7 @@ class Statistics:
 
     def examinations(self, q: Query) -> dict[str, tuple[int, float, float]]:
         """Per device: examinations in the period, the first and the last one (epoch)."""
-        columns, words, keep = self._select(replace(q, level="study"))
+        columns, words, keep = self.select(replace(q, level="study"))
         devices, dates = columns["device"][keep], columns["date"][keep]
         found = {}
         for code in np.unique(devices):
@@ -241,7 +241,7 @@ class Statistics:
         Ka,r and AGD and how many examinations had each (H5)."""
         if not q.patient.startswith("Patient/"):
             raise _invalid("patient must be Patient/<id>")
-        columns, labels, keep = self._select(replace(q, level="study"))
+        columns, labels, keep = self.select(replace(q, level="study"))
         values = {name: columns[name][keep] for name in QUANTITIES}
         found = per_modality(columns["modality"][keep], labels["modality"],
                              columns["date"][keep], values)  # fmt: skip
@@ -252,7 +252,7 @@ class Statistics:
 
     def values(self, q: Query) -> npt.NDArray[np.float64]:
         """The quantity's values the query selects (histograms)."""
-        columns, _, keep = self._select(q)
+        columns, _, keep = self.select(q)
         values: npt.NDArray[np.float64] = columns[q.quantity][keep]
         return values[~np.isnan(values)]
 
@@ -264,7 +264,7 @@ class Statistics:
     def load(self, q: Query) -> list[tuple[dict[str, str | None], int]]:
         """How many examinations (study rows) or irradiation events per group (H1): those
         that have the quantity."""
-        columns, words, keep = self._select(q)
+        columns, words, keep = self.select(q)
         keep &= ~np.isnan(columns[q.quantity])
         combined, labels, sizes = self._groups(q, columns, words, keep)
         counts = np.bincount(combined) if combined.size else np.zeros(0, np.int64)
@@ -273,6 +273,22 @@ class Statistics:
             for code, n in enumerate(counts)
             if n
         ]
+
+    def counts(self, q: Query, word: str) -> dict[str, int]:
+        """How many rows of the query's level per label of a word column (modality, device...),
+        whatever quantities they have."""
+        columns, labels, keep = self.select(q)
+        counts = np.bincount(columns[word][keep], minlength=len(labels[word]))
+        return {str(labels[word][code]): int(n) for code, n in enumerate(counts) if n}
+
+    def above_levels(self, q: Query) -> list[tuple[str, Row]]:
+        """Per standard procedure, the medians of the period above a DRL that applies to them:
+        (quantity field, row), for each quantity and level DRLs are set for."""
+        found = []
+        for quantity, level in dict.fromkeys(LEVEL_FIELDS.values()):
+            rows = self.dose(replace(q, quantity=quantity, level=level, group_by=("procedure",)))
+            found += [(quantity, r) for r in rows if any(not c.within for c in r.levels)]
+        return found
 
     def drl_proposal(self, q: Query) -> list[Proposal]:
         """Per standard procedure: the typical value (median of all values) and the proposed
@@ -293,7 +309,7 @@ class Statistics:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _select(
+    def select(
         self, q: Query
     ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, list[str | None]], npt.NDArray[np.bool_]]:
         """The level's columns, their labels, and which rows the query asks for."""

@@ -128,6 +128,7 @@ class UserDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
     devices = ListField(StringField())
     active = BooleanField(default=True)
     jwks = StringField(default="")
+    password_hash = StringField(default="")
 
 
 class FactDoc(Document):  # type: ignore[misc]  # mongoengine has no type hints
@@ -272,6 +273,7 @@ class MongoStore:
             "devices": list(user.devices),
             "active": user.active,
             "jwks": user.jwks,
+            "password_hash": user.password_hash,
         }
         try:
             self._users.insert_one(doc)
@@ -341,6 +343,22 @@ class MongoStore:
     def user_by_name(self, name: str) -> User | None:
         doc = self._users.find_one({"_id": name})
         return _user(doc) if doc else None
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        result = self._users.update_one({"_id": name}, {"$set": {"password_hash": password_hash}})
+        return bool(result.matched_count == 1)
+
+    def failed_sign_ins(self, key: str, since: float) -> int:
+        failed = self._users.database["failed_sign_in"]
+        return int(failed.count_documents({"key": key, "at": {"$gte": since}}))
+
+    def record_failed_sign_in(self, key: str, at: float) -> None:
+        failed = self._users.database["failed_sign_in"]
+        failed.delete_many({"at": {"$lt": at - 86400.0}})
+        failed.insert_one({"key": key, "at": at})
+
+    def clear_failed_sign_ins(self, key: str) -> None:
+        self._users.database["failed_sign_in"].delete_many({"key": key})
 
     def first_use(self, key: str, expires: float) -> bool:
         used = self._users.database["used_assertion"]
@@ -532,6 +550,7 @@ def _user(doc: dict[str, Any]) -> User:
         tuple(doc.get("devices", [])),
         doc["active"],
         doc.get("jwks", ""),
+        password_hash=doc.get("password_hash", ""),
     )
 
 

@@ -80,6 +80,8 @@ class User:
     jwks: str = ""
     # what an access token was granted (SMART scopes); None: a static token, the whole role
     scopes: frozenset[str] | None = None
+    # the web console's sign-in: an argon2 hash of the password; "" for no password
+    password_hash: str = ""
 
 
 class StoreError(Exception):
@@ -138,6 +140,20 @@ class Store(Reader, Protocol):
     def set_user_active(self, name: str, active: bool) -> bool: ...
 
     def user_by_name(self, name: str) -> User | None: ...
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        """Replace the user's password hash; False when there is no such user."""
+        ...
+
+    def failed_sign_ins(self, key: str, since: float) -> int:
+        """How many sign-ins failed for `key` (a user name, a client address) since then."""
+        ...
+
+    def record_failed_sign_in(self, key: str, at: float) -> None:
+        """Remember a failed sign-in (forgotten after a day)."""
+        ...
+
+    def clear_failed_sign_ins(self, key: str) -> None: ...
 
     def first_use(self, key: str, expires: float) -> bool:
         """Whether `key` (a client assertion's issuer and jti) is new; remembered until

@@ -271,8 +271,7 @@ class SqliteStore:
     def add_user(self, user: User) -> None:
         try:
             self._conn().execute(
-                "INSERT INTO app_user (name, role, token_hash, created, devices, active, jwks) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO app_user ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     user.name,
                     user.role,
@@ -281,6 +280,7 @@ class SqliteStore:
                     json.dumps(user.devices),
                     int(user.active),
                     user.jwks,
+                    user.password_hash,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -383,6 +383,24 @@ class SqliteStore:
             .fetchone()
         )
         return _user(row) if row else None
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        cur = self._conn().execute(
+            "UPDATE app_user SET password_hash = ? WHERE name = ?", (password_hash, name)
+        )
+        return cur.rowcount == 1
+
+    def failed_sign_ins(self, key: str, since: float) -> int:
+        sql = "SELECT count(*) FROM failed_sign_in WHERE key = ? AND at >= ?"
+        return int(self._conn().execute(sql, (key, since)).fetchone()[0])
+
+    def record_failed_sign_in(self, key: str, at: float) -> None:
+        conn = self._conn()
+        conn.execute("DELETE FROM failed_sign_in WHERE at < ?", (at - _FAILURES_KEPT_S,))
+        conn.execute("INSERT INTO failed_sign_in VALUES (?, ?)", (key, at))
+
+    def clear_failed_sign_ins(self, key: str) -> None:
+        self._conn().execute("DELETE FROM failed_sign_in WHERE key = ?", (key,))
 
     def first_use(self, key: str, expires: float) -> bool:
         conn = self._conn()
@@ -580,11 +598,12 @@ def _stored(row: tuple[Any, ...]) -> Stored:
     return Stored(rtype, rid, version, last_updated, data, method)
 
 
-_USER_COLUMNS = "name, role, token_hash, created, devices, active, jwks"
+_USER_COLUMNS = "name, role, token_hash, created, devices, active, jwks, password_hash"
+_FAILURES_KEPT_S = 86400.0
 
 
 def _user(row: tuple[Any, ...]) -> User:
-    name, role, token_hash, created, devices, active, jwks = row
+    name, role, token_hash, created, devices, active, jwks, password_hash = row
     return User(
         str(name),
         str(role),
@@ -593,6 +612,7 @@ def _user(row: tuple[Any, ...]) -> User:
         tuple(json.loads(str(devices))),
         bool(active),
         str(jwks),
+        password_hash=str(password_hash),
     )
 
 

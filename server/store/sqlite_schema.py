@@ -145,4 +145,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE TABLE used_assertion (key TEXT PRIMARY KEY, expires REAL NOT NULL);
         """,
     ),
+    (
+        6,
+        """
+        ALTER TABLE app_user ADD COLUMN password_hash TEXT NOT NULL DEFAULT '';
+        CREATE TABLE failed_sign_in (key TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX failed_sign_in_key ON failed_sign_in (key, at);
+        """,
+    ),
 )

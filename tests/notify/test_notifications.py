@@ -116,6 +116,7 @@ def test_mail_to_an_address_and_to_everyone_of_a_role(
         in text
     )
     [issue] = api.search("/fhir/DetectedIssue")
+    assert f"Review and acknowledge: https://kerma.hospital.test/alerts/{issue['id']}\r\n" in text
     assert f"https://kerma.hospital.test/fhir/DetectedIssue/{issue['id']}/$acknowledge" in text
     assert "Philips" in text and "PATIENT" not in text.upper()
     sent = _communications(api)

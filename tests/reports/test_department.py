@@ -73,7 +73,7 @@ def test_the_department_report_over_rest(site: Api, as_role: Any) -> None:
         "acknowledged by mpe" in text and "new protocol from December" in text
     )  # "mpe-user" wraps
     assert text.count(" open ") + text.count(" open") >= 11
-    assert "examinations by weekday and hour" in text  # the load chart's text
+    assert "Examinations by weekday and hour" in text  # the load chart's text
 
 
 def test_the_department_report_from_the_command_line(

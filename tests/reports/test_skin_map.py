@@ -1,8 +1,11 @@
-"""The skin dose map over REST (H8): PNG and SVG of the Alphenix examination's map, read back
-(the peak cell in the darkest colour, the scale's text), audited, forbidden where it should be."""
+"""The skin dose map figure (H8) over REST and in the console: PNG, SVG and PDF of the Alphenix
+examination's map, read back: the map's cells embedded one pixel per cell with the peak cell in
+the darkest colour, the colour scale in Gy, the regions, the peak's value and place, the
+isodose contours at the site's levels; audited, forbidden where it should be."""
 
 from __future__ import annotations
 
+import base64
 import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -10,15 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from pypdf import PdfReader
 
 from server.calculated import observations as calculated
-from server.calculated.skin_map import CELL_PX, MARGIN_PX, colour
+from server.calculated.skin_map import Layout, colour, dose_text, peak_place, picture
 from server.config import Settings
+from server.dose.skin import surface_view
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.conftest import Api
 
 ALPHENIX = Path(__file__).parent.parent / "data/dicom/openrem/RF-RDSR-Canon-Alphenix-rotational.dcm"
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture
@@ -28,34 +34,60 @@ def peak(store: Store, settings: Settings, api: Api) -> dict:  # type: ignore[ty
     return found  # type: ignore[no-any-return]
 
 
-def test_png_shows_the_map(peak: dict, api: Api) -> None:  # type: ignore[type-arg]
-    answer = api.get(f"/fhir/Observation/{peak['id']}/$skin-dose-map")
-    assert answer.status_code == 200 and answer.mimetype == "image/png"
-    image = Image.open(io.BytesIO(answer.get_data())).convert("RGBA")
-    grid = calculated.skin_dose_grid(peak)
-    assert grid is not None and grid.shape == (94, 94)
-    assert image.size == (94 * CELL_PX, 94 * CELL_PX + 2 * MARGIN_PX)
-    row, col = np.unravel_index(np.nanargmax(grid), grid.shape)
-    centre = (int(col) * CELL_PX + CELL_PX // 2, MARGIN_PX + int(row) * CELL_PX + CELL_PX // 2)
-    assert image.getpixel(centre) == (*colour(1.0), 255)
-    unexposed = (2, MARGIN_PX + 90 * CELL_PX + 2)  # the feet end of the torso, front
-    assert image.getpixel(unexposed) == (*colour(0.0), 255)
-    assert image.getpixel((93 * CELL_PX, MARGIN_PX + 2))[3] == 0  # not skin: the head is narrower
+def _images(svg: str) -> list[Image.Image]:
+    root = ET.fromstring(svg)
+    return [Image.open(io.BytesIO(base64.b64decode(
+        (i.get("{http://www.w3.org/1999/xlink}href") or "").split(",", 1)[1]))).convert("RGBA")
+        for i in root.iter(f"{SVG}image")]  # fmt: skip
 
 
-def test_svg_says_the_peak(peak: dict, api: Api) -> None:  # type: ignore[type-arg]
+def _texts(svg: str) -> list[str]:
+    return [t.text or "" for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+def test_svg_has_the_map_its_scale_and_its_peak(peak: dict, api: Api) -> None:  # type: ignore[type-arg]
     answer = api.get(f"/fhir/Observation/{peak['id']}/$skin-dose-map?_format=svg")
     assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
-    root = ET.fromstring(answer.get_data(as_text=True))
-    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert texts[:4] == ["front", "left", "back", "right"]
-    peak_mgy = peak["valueQuantity"]["value"] * 1000
-    assert texts[-1] == f"0 - {peak_mgy:.3g} mGy (peak)"
-    cells = list(root.iter("{http://www.w3.org/2000/svg}rect"))
+    svg = answer.get_data(as_text=True)
     grid = calculated.skin_dose_grid(peak)
-    assert grid is not None and len(cells) == np.count_nonzero(~np.isnan(grid))
-    by_accept = api.get(f"/fhir/Observation/{peak['id']}/$skin-dose-map", Accept="image/svg+xml")
-    assert by_accept.mimetype == "image/svg+xml"
+    assert grid is not None and grid.shape == (94, 94)
+    unrolled = _images(svg)[0]  # one pixel per 1 cm cell
+    assert unrolled.size == (94, 94)
+    row, col = np.unravel_index(np.nanargmax(grid), grid.shape)
+    assert unrolled.getpixel((int(col), int(row))) == (*colour(1.0), 255)
+    assert unrolled.getpixel((93, 2))[3] == 0  # not skin: the head is narrower than the torso
+    texts = _texts(svg)
+    assert {"front", "left side", "back", "right side", "Skin dose (Gy)", "R", "L"} <= set(texts)
+    peak_gy = peak["valueQuantity"]["value"]
+    title = next(t for t in texts if t.startswith("Skin dose map"))
+    assert f"peak {dose_text(peak_gy)}" in title and "7.66 mGy" in title
+    assert "on the left side" in title  # the beam entered the patient's left (the lateral arc)
+    assert not any(
+        t.endswith(" Gy") and t[0].isdigit() for t in texts
+    )  # no contour: 2 Gy not reached
+
+
+def test_contours_where_the_dose_reaches_the_levels() -> None:
+    """A made-up map reaching 4 Gy on the back: contours at 2 and 3 Gy, none at 5 Gy."""
+    layout = Layout(front_columns=20, side_columns=30)
+    grid = np.zeros((60, 100))
+    grid[30:40, 55:65] = 4.0  # the back is columns 50 to 69
+    svg = picture(grid, layout, (2.0, 3.0, 5.0), "2026-12-01", "svg").decode()
+    texts = _texts(svg)
+    assert "2 Gy" in texts and "3 Gy" in texts and "5 Gy" not in texts
+    assert "on the back" in peak_place(grid, layout)
+    front, back = (surface_view(grid, 20, 30, side) for side in ("front", "back"))
+    assert np.nanmax(front) == 0.0 and np.nanmax(back) == 4.0  # seen from behind only
+
+
+def test_png_and_pdf(peak: dict, api: Api) -> None:  # type: ignore[type-arg]
+    png = api.get(f"/fhir/Observation/{peak['id']}/$skin-dose-map")
+    assert png.status_code == 200 and png.mimetype == "image/png"
+    assert Image.open(io.BytesIO(png.get_data())).size == (1100, 640)
+    pdf = api.get(f"/fhir/Observation/{peak['id']}/$skin-dose-map", Accept="application/pdf")
+    assert pdf.mimetype == "application/pdf"
+    text = PdfReader(io.BytesIO(pdf.get_data())).pages[0].extract_text()
+    assert "Skin dose (Gy)" in text and "7.66 mGy" in text
 
 
 def test_bad_requests(peak: dict, api: Api, as_role) -> None:  # type: ignore[no-untyped-def,type-arg]

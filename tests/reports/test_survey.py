@@ -58,3 +58,27 @@ def test_the_survey_from_the_command_line(site: Api, settings: Settings, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "3 rows in 3 tables" in done.stderr
     assert orjson.loads(out.read_bytes())["type"] == "collection"
+
+
+def test_the_survey_made_in_the_background_is_kept_with_both_files(site: Api, as_role: Any) -> None:
+    """POST /stats/reports/survey: a Task whose report holds the PDF and the Bundle, the
+    same numbers as the survey asked for on the spot."""
+    from tests.reports.test_department import _finished
+
+    assert as_role("radiographer").post(f"/stats/reports/survey?{PERIOD}", {}).status_code == 403
+    assert site.post(f"/stats/reports/census?{PERIOD}", {}).status_code == 404
+    started = site.post(f"/stats/reports/survey?{PERIOD}", {})
+    assert started.status_code == 202, started.get_data(as_text=True)
+    task = _finished(site, started.get_json())
+    assert task["status"] == "completed", task
+    rid = task["output"][0]["valueReference"]["reference"].split("/")[1]
+    kept = site.get(f"/stats/reports/{rid}.json")
+    assert kept.status_code == 200 and kept.content_type == "application/fhir+json"
+    on_the_spot = site.get(f"/stats/survey.json?{PERIOD}").get_json()
+    assert [e["resource"]["group"] for e in kept.get_json()["entry"]] == [
+        e["resource"]["group"] for e in on_the_spot["entry"]
+    ]
+    pdf = site.get(f"/stats/reports/{rid}.pdf")
+    assert pdf.content_type == "application/pdf"
+    assert f"Pelvis w IV Contrast {DEVICE} 24 700 700" in text_of(pdf.data)
+    assert site.get(f"/stats/reports/{rid}.xml").status_code == 404

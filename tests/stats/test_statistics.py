@@ -185,10 +185,10 @@ def test_statistics_as_fhir_measure_reports(
 @pytest.mark.parametrize(
     ("chart", "words"),
     [
-        (f"timeline.svg?quantity=dlp_mgy_cm&procedure={CAP}&{PERIOD}", ["median", "DRL UKHSA GB 2022: 660 mGy·cm", "2026-11"]),
-        (f"boxplot.svg?quantity=dlp_mgy_cm&{PERIOD}", ["CTAWP00001", "mGy·cm"]),
-        (f"histogram.svg?quantity=ctdivol_mgy&level=event&{PERIOD}", ["count", "mGy"]),
-        (f"load.svg?quantity=dlp_mgy_cm&{PERIOD}", ["Mon", "hour", "examinations"]),
+        (f"timeline.svg?quantity=dlp_mgy_cm&procedure={CAP}&{PERIOD}", ["Median DLP (mGy·cm)", "DRL UKHSA GB 2022: 660 mGy·cm", "2026-11"]),
+        (f"boxplot.svg?quantity=dlp_mgy_cm&{PERIOD}", ["CTAWP00001", "DLP (mGy·cm)", "DLP per examination, per device"]),
+        (f"histogram.svg?quantity=ctdivol_mgy&level=event&{PERIOD}", ["Irradiation events", "CTDIvol (mGy)"]),
+        (f"load.svg?quantity=dlp_mgy_cm&{PERIOD}", ["Mon", "Hour of the day", "Examinations by weekday and hour"]),
     ],
 )  # fmt: skip
 def test_charts_render(

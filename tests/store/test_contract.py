@@ -254,6 +254,20 @@ def test_users(any_store: Store) -> None:
     assert not any_store.user_by_token("h1").active  # type: ignore[union-attr]
     assert not any_store.set_user_active("bob", False)
     assert [u.name for u in any_store.users()] == ["ann"]
+    assert any_store.set_password("ann", "$argon2id$x") and not any_store.set_password("bob", "y")
+    assert any_store.user_by_name("ann").password_hash == "$argon2id$x"  # type: ignore[union-attr]
+
+
+def test_failed_sign_ins(any_store: Store) -> None:
+    now = time.time()
+    for at in (now - 90000, now - 600, now - 10):  # the first is older than a day: pruned
+        any_store.record_failed_sign_in("ann", at)
+    any_store.record_failed_sign_in("10.0.0.7", now)
+    assert any_store.failed_sign_ins("ann", now - 86400 * 2) == 2
+    assert any_store.failed_sign_ins("ann", now - 60) == 1
+    any_store.clear_failed_sign_ins("ann")
+    assert any_store.failed_sign_ins("ann", 0) == 0
+    assert any_store.failed_sign_ins("10.0.0.7", 0) == 1
 
 
 @pytest.fixture

@@ -1,0 +1,126 @@
+"""The console in a real browser (Debian's Chromium through Playwright) at 1366x768, as a
+physicist and a radiographer use it: sign in, find a study by filter, open it and its skin
+dose map, acknowledge an alert from the work list, analyse the doses, make the department
+report and download it, sign out; a radiographer cannot open another
+device's study, a form without its CSRF token is refused, the keyboard reaches everything, and
+no page asks anything of another server. Screenshots of each page: test-artefacts/console/."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.browser import browser_page
+from tests.console.conftest import PASSWORD, World
+
+SHOTS = Path(__file__).parent.parent.parent / "test-artefacts" / "console"
+
+
+@pytest.fixture
+def served(app: Any, world: World) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def _sign_in(page: Any, served: str, name: str) -> None:
+    page.goto(f"{served}/")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{served}/")
+
+
+def test_a_physicists_morning(served: str, world: World) -> None:
+    with browser_page(SHOTS) as (page, requested):
+        page.goto(f"{served}/")
+        assert page.url.startswith(f"{served}/sign-in")
+        assert page.evaluate("document.activeElement.id") == "name"  # ready to type
+        page.screenshot(path=str(SHOTS / "sign-in.png"))
+        _sign_in(page, served, "marie")
+        assert page.get_by_role("heading", name="Kerma at a glance").is_visible()
+        page.keyboard.press("Tab")  # the keyboard's first stop skips the navigation
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main"
+        page.screenshot(path=str(SHOTS / "home.png"), full_page=True)
+
+        page.get_by_role("link", name="Studies").first.click()
+        page.get_by_label("Modality").select_option("CT")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url("**/studies?**modality=CT**")
+        assert page.get_by_role("status").inner_text().startswith("1 study")
+        page.screenshot(path=str(SHOTS / "studies.png"), full_page=True)
+
+        page.locator("tbody tr a").first.click()
+        page.get_by_role("heading", name="Compared with the diagnostic reference levels").wait_for()
+        assert "1.10 (above)" in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "study-ct.png"), full_page=True)
+
+        page.get_by_role("link", name="review").click()
+        page.get_by_label("Comment").fill("Large patient; protocol checked")
+        page.get_by_role("button", name="Acknowledge").click()
+        page.get_by_text("Alert acknowledged with your comment.").wait_for()
+        assert "acknowledged" in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "alert-acknowledged.png"), full_page=True)
+
+        page.goto(f"{served}/studies?modality=RF")
+        page.locator("tbody tr a").first.click()
+        page.get_by_role("link", name="Skin dose map").click()
+        page.wait_for_function("document.querySelector('figure img').naturalWidth > 0")
+        assert page.get_by_role("img", name="Skin dose map").is_visible()  # drawn, with its text
+        assert "Peak skin dose: 0.001682 Gy" in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "skin-dose-map.png"), full_page=True)
+
+        page.get_by_role("link", name="Analysis").click()
+        page.get_by_label("From").fill("1990-01-01")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_function(
+            "[...document.querySelectorAll('figure img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert page.get_by_role("img", name="Timeline of DLP (mGy·cm)").is_visible()
+        assert "no, above" in page.inner_text("table")  # the CT median against the UK DRL
+        page.screenshot(path=str(SHOTS / "analysis.png"), full_page=True)
+
+        page.get_by_role("link", name="Reports").click()
+        page.get_by_label("Department dose report").check()
+        page.get_by_label("From").fill("1990-01-01")
+        page.get_by_role("button", name="Make the report").click()
+        page.get_by_text("Done.").wait_for(timeout=60_000)  # the page refreshed itself meanwhile
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download the PDF").click()
+        assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+        page.screenshot(path=str(SHOTS / "reports.png"), full_page=True)
+
+        page.goto(f"{served}/alerts?state=acknowledged")  # a form without its CSRF token
+        page.evaluate("document.querySelector('article form input[name=csrf_token]').remove()")
+        page.get_by_role("button", name="Add a comment").click()
+        page.get_by_text("the form is stale or forged").wait_for()
+        page.screenshot(path=str(SHOTS / "csrf-refused.png"))
+
+        page.goto(f"{served}/")
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{served}/sign-in")
+        page.goto(f"{served}/studies")
+        assert page.url.startswith(f"{served}/sign-in")
+    assert requested and all(url.startswith(served) for url in requested), requested
+
+
+def test_a_radiographer_cannot_open_another_devices_study(served: str, world: World) -> None:
+    with browser_page(SHOTS) as (page, requested):
+        _sign_in(page, served, "rita")
+        page.goto(f"{served}/studies")
+        assert page.get_by_role("status").inner_text().startswith("1 study")
+        assert "CT" not in page.inner_text("tbody")
+        answer = page.goto(f"{served}/studies/{world.ct_study.split('/')[1]}")
+        assert answer is not None and answer.status == 403
+        assert "not from a device you work on" in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / "radiographer-refused.png"))
+    assert all(url.startswith(served) for url in requested), requested
