@@ -47,7 +47,7 @@ def _reclassify_study(
     study_ref = f"ImagingStudy/{study['id']}"
     pairs = [("part-of", study_ref), ("code", f"{DCM}|113852")]
     events = [body_of(s) for s in service.all_in(tx, "Observation", pairs)]
-    exam = _exam(study, events)
+    exam = exam_of(study, events)
     found = rules.classify(exam)
     new_study = dict(study)
     text = ((study.get("procedureCode") or [{}])[0]).get("text")
@@ -81,7 +81,7 @@ def _procedures(study: dict[str, Any], events: list[dict[str, Any]]) -> list[Any
     return [study.get("procedureCode"), *(event_procedure(e) for e in events)]
 
 
-def _exam(study: dict[str, Any], events: list[dict[str, Any]]) -> Exam:
+def exam_of(study: dict[str, Any], events: list[dict[str, Any]]) -> Exam:
     """The words of a stored study, as classification reads them from a report."""
     modality = next((m["code"] for m in study.get("modality", []) if m["code"] != "SR"), "")
     protocols = [str(e["method"]["text"]) for e in events if (e.get("method") or {}).get("text")]

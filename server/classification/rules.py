@@ -57,8 +57,8 @@ def library(rules_yaml: str, procedures_csv: str) -> dict[str, Any]:
     }
 
 
-def rules_of(resource: dict[str, Any]) -> Rules:
-    """The rules a Library holds; 422 saying what is wrong with them."""
+def tables_of(resource: dict[str, Any]) -> tuple[str, str]:
+    """The rules (YAML) and procedures (CSV) a Library holds; 422 when it lacks one."""
     where = "Library.content"
     tables: dict[str, str] = {}
     for n, attachment in enumerate(resource.get("content") or []):
@@ -74,9 +74,16 @@ def rules_of(resource: dict[str, Any]) -> Rules:
     if missing:
         raise _invalid(f"the Library needs {', '.join(missing)} as attachments "
                        f"({', '.join(_TABLES)})", where)  # fmt: skip
+    return tables["application/yaml"], tables["text/csv"]
+
+
+def rules_of(resource: dict[str, Any]) -> Rules:
+    """The rules a Library holds; 422 saying what is wrong with them."""
+    where = "Library.content"
+    rules_yaml, procedures_csv = tables_of(resource)
     try:
-        table = yaml.safe_load(tables["application/yaml"])
-        procedures = list(csv.DictReader(io.StringIO(tables["text/csv"])))
+        table = yaml.safe_load(rules_yaml)
+        procedures = list(csv.DictReader(io.StringIO(procedures_csv)))
         rules = Rules(table, procedures)
     except (yaml.YAMLError, re.error, KeyError, TypeError, ValueError) as e:
         detail = f"missing {e}" if isinstance(e, KeyError) else str(e)

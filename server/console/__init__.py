@@ -14,12 +14,22 @@ from flask_wtf.csrf import generate_csrf
 
 from server.auth.keys import session_key
 from server.config import Settings
-from server.console import alerts, analysis, home, reports, resources, signin, skin, studies
+from server.console import (
+    alerts,
+    analysis,
+    classification,
+    home,
+    reports,
+    resources,
+    signin,
+    skin,
+    studies,
+)
 from server.console.formats import FILTERS
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console-static")  # fmt: skip
-for page in (signin, home, studies, alerts, analysis, reports, skin, resources):
+for page in (signin, home, studies, alerts, analysis, classification, reports, skin, resources):
     bp.register_blueprint(page.bp)
 bp.before_request(signin.require_user)
 API_PREFIXES = ("/fhir", "/stats", "/graphql", "/auth", "/assets", "/docs", "/.well-known",

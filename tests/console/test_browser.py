@@ -1,6 +1,6 @@
 """The console in a real browser (Debian's Chromium through Playwright) at 1366x768, as a
 physicist and a radiographer use it: sign in, find a study by filter, open it and its skin
-dose map, acknowledge an alert from the work list, analyse the doses, make the department
+dose map, acknowledge an alert from the work list, analyse the doses, map an unmapped protocol to a standard procedure, make the department
 report and download it, sign out; a radiographer cannot open another
 device's study, a form without its CSRF token is refused, the keyboard reaches everything, and
 no page asks anything of another server. Screenshots of each page: test-artefacts/console/."""
@@ -88,6 +88,17 @@ def test_a_physicists_morning(served: str, world: World) -> None:
         assert page.get_by_role("img", name="Timeline of DLP (mGy·cm)").is_visible()
         assert "no, above" in page.inner_text("table")  # the CT median against the UK DRL
         page.screenshot(path=str(SHOTS / "analysis.png"), full_page=True)
+
+        page.get_by_role("link", name="Classification").click()
+        page.get_by_label("Standard procedure for FL - Ang").fill("RPID6663 FL ERCP Biliary")
+        page.get_by_role("button", name="Preview").click()
+        assert page.get_by_role("status").inner_text() == "1 stored study would change"
+        page.screenshot(path=str(SHOTS / "classification-preview.png"), full_page=True)
+        page.get_by_role("button", name="Apply: add the rule and classify again").click()
+        page.get_by_text("Done.").wait_for(timeout=60_000)
+        page.screenshot(path=str(SHOTS / "classification.png"), full_page=True)
+        page.goto(f"{served}/studies/{world.rf_study.split('/')[1]}")
+        assert "FL ERCP Biliary" in page.inner_text("main")  # the study's classification changed
 
         page.get_by_role("link", name="Reports").click()
         page.get_by_label("Department dose report").check()
