@@ -89,3 +89,9 @@ def test_graphql_bench_runs(tmp_path: Path) -> None:
 def test_skin_dose_agreement_bench_runs(tmp_path: Path) -> None:
     out = _run("skin_dose_agreement.py", "--repeats", "1", "--dir", str(tmp_path))
     assert "RF-RDSR-Siemens-Zee.dcm" in out and "corr" in out
+
+
+def test_studies_page_bench_runs(tmp_path: Path) -> None:
+    out = _run("studies_page.py", "--studies", "300", "--repeats", "2", "--dir", str(tmp_path))
+    assert "300 studies" in out and "open alerts" in out and "every page" in out
+    assert "15 matches" in out  # the open alerts: one study in 20

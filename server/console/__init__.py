@@ -21,6 +21,7 @@ from server.console import (
     home,
     reports,
     resources,
+    setup,
     signin,
     skin,
     studies,
@@ -29,7 +30,8 @@ from server.console.formats import FILTERS
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console-static")  # fmt: skip
-for page in (signin, home, studies, alerts, analysis, classification, reports, skin, resources):
+for page in (signin, home, studies, alerts, analysis, classification, reports, setup, skin,
+             resources):  # fmt: skip
     bp.register_blueprint(page.bp)
 bp.before_request(signin.require_user)
 API_PREFIXES = ("/fhir", "/stats", "/graphql", "/auth", "/assets", "/docs", "/.well-known",

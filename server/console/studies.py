@@ -24,6 +24,7 @@ from server.stats.studies import (
     SORTS,
     Listing,
     StudyPage,
+    StudyUids,
     every_study,
     studies,
     studies_with_alerts,
@@ -120,10 +121,18 @@ def _listing(f: Filters) -> Listing:
         listing = replace(listing, patients=tuple(f"Patient/{s.rid}" for s in found))
     if f.alerts in ("open", "acknowledged"):
         status = "preliminary" if f.alerts == "open" else "final"
-        listing = replace(listing, studies=studies_with_alerts(_service(), g.access, status))
+        listing = replace(
+            listing, studies=studies_with_alerts(_service(), g.access, status, _uids())
+        )
     elif f.alerts == "none":
-        listing = replace(listing, exclude=studies_with_alerts(_service(), g.access, ""))
+        listing = replace(listing, exclude=studies_with_alerts(_service(), g.access, "", _uids()))
     return listing
+
+
+def _uids() -> StudyUids:
+    """The app's memory of the Study Instance UIDs of ImagingStudies."""
+    known: StudyUids = current_app.extensions.setdefault("kerma.study_uids", StudyUids())
+    return known
 
 
 @bp.get("/studies")

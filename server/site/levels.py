@@ -52,7 +52,7 @@ def observation_definition(
     details: list[dict[str, Any]] = [
         {"url": "set", "valueString": level.set},
         {"url": "authority", "valueString": level.authority},
-        {"url": "country", "valueString": level.country},
+        *([{"url": "country", "valueString": level.country}] if level.country else []),
         {"url": "year", "valueInteger": level.year},
         {"url": "modality", "valueCode": level.modality},
         {"url": "per", "valueCode": level.per},
@@ -217,3 +217,32 @@ def problems(resource: dict[str, Any]) -> list[Issue]:
     except FhirError as e:
         return e.issues
     return []
+
+
+# the quantities a local level may be set for: key -> (DCM code, name, per, UCUM unit, label)
+LEVEL_QUANTITIES = {
+    "ctdivol-event": ("113830", "Mean CTDIvol", "event", "mGy", "CTDIvol per acquisition (mGy)"),
+    "dlp-examination": ("113813", "CT Dose Length Product Total", "examination", "mGy.cm",
+                        "DLP per examination (mGy·cm)"),
+    "dap-examination": ("113722", "Dose Area Product Total", "examination", "Gy.m2",
+                        "DAP per examination (Gy·m²)"),
+    "dap-event": ("122130", "Dose Area Product", "event", "Gy.m2",
+                  "DAP per irradiation event (Gy·m²)"),
+}  # fmt: skip
+
+
+def local_level(
+    set_name: str, kind: str, procedure: Procedure, modality: str, quantity: str, value: float,
+    year: int, source: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The ObservationDefinition of a level the site sets for one standard procedure (a local
+    DRL, or an alert level); 400 for what cannot be one."""
+    if quantity not in LEVEL_QUANTITIES or kind not in ("DRL", "alert") or not set_name:
+        raise FhirError.of(400, "invalid", "a local level needs a set name, DRL or alert, and "
+                           f"one of the quantities {', '.join(LEVEL_QUANTITIES)}")  # fmt: skip
+    if not value > 0:
+        raise FhirError.of(400, "invalid", "a level's value is above 0")
+    code, name, per, unit, _ = LEVEL_QUANTITIES[quantity]
+    level = DoseLevel(set_name, "local", "", year, modality, procedure.name, "", code, name, per,
+                      value, unit, kind, source=source)  # fmt: skip
+    return observation_definition(level, [procedure])

@@ -77,3 +77,42 @@ def recipient_role(subscription: dict[str, Any]) -> str:
         ),
         "",
     )
+
+
+# what a route sends, as people choose it: (words, criteria); {modality} is filled in
+ROUTES = {
+    "alerts": ("every alert", "DetectedIssue?"),
+    "high": ("high-severity alerts", "DetectedIssue?severity=high"),
+    "modality": ("alerts of one modality", "DetectedIssue?_tag={tag}|{modality}"),
+    "reports": ("reports Kerma made", "DocumentReference?"),
+}
+
+
+def route(
+    what: str, modality: str, channel: str, target: str, digest: bool, reason: str, tag: str
+) -> dict[str, Any]:
+    """A Subscription routing alerts or reports: by e-mail to an address (`target` holds @) or
+    to everyone of a Kerma role, or to a rest-hook URL; `digest`: one mail a day. `tag`: the
+    code system of the modality tags alerts carry. 400 for what is no route."""
+    if what not in ROUTES or (what == "modality" and not modality.isalpha()):
+        raise FhirError.of(400, "invalid", f"a route sends one of {', '.join(ROUTES)}")
+    criteria = ROUTES[what][1].format(tag=tag, modality=modality.upper())
+    body: dict[str, Any] = {"resourceType": "Subscription", "status": "active", "reason": reason,
+                            "criteria": criteria}  # fmt: skip
+    extensions: list[dict[str, Any]] = []
+    if channel == "email" and "@" in target:
+        body["channel"] = {"type": "email", "endpoint": f"mailto:{target}"}
+    elif channel == "email":
+        body["channel"] = {"type": "email"}
+        extensions.append({"url": ROLE_URL, "valueCode": target})
+    else:
+        body["channel"] = {
+            "type": "rest-hook",
+            "endpoint": target,
+            "payload": "application/fhir+json",
+        }
+    if digest:
+        extensions.append({"url": DIGEST_URL, "valueBoolean": True})
+    if extensions:
+        body["extension"] = extensions
+    return body

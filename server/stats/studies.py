@@ -195,17 +195,38 @@ def _patient_ids(service: FhirService, gate: Gate, patients: list[str]) -> dict[
     return found
 
 
-def studies_with_alerts(service: FhirService, gate: Gate, status: str) -> frozenset[str]:
+class StudyUids:
+    """ImagingStudy id -> Study Instance UID, remembered (a study keeps its UID): filtering by
+    alert state otherwise reads every implicated ImagingStudy on every page (5,000 open alerts:
+    a quarter of a second)."""
+
+    def __init__(self, size: int = 500_000) -> None:
+        self._known: dict[str, str] = {}
+        self._size = size
+
+    def of(self, service: FhirService, gate: Gate, ids: Sequence[str]) -> set[str]:
+        missing = [i for i in dict.fromkeys(ids) if i not in self._known]
+        if len(self._known) + len(missing) > self._size:
+            self._known = {}  # a bound, not an eviction policy: it fills again as pages ask
+        for start in range(0, len(missing), 500):
+            chunk = ",".join(missing[start : start + 500])
+            for stored in service.all_in(
+                service.store, "ImagingStudy", [("_id", chunk)], gate=gate
+            ):
+                uid = next((i["value"].removeprefix("urn:oid:") for i in body_of(stored).get("identifier", [])
+                            if i.get("system") == _UID_SYSTEM), None)  # fmt: skip
+                if uid:
+                    self._known[stored.rid] = uid
+        return {self._known[i] for i in ids if i in self._known}
+
+
+def studies_with_alerts(
+    service: FhirService, gate: Gate, status: str, uids: StudyUids
+) -> frozenset[str]:
     """The Study Instance UIDs of the studies with alerts of this status (any: "")."""
     pairs = [("status", status)] if status else []
     refs = {i.get("reference", "") for s in service.all_in(service.store, "DetectedIssue", pairs,
                                                            gate=gate, limit=100_000)
             for i in body_of(s).get("implicated", [])}  # fmt: skip
     ids = [r.removeprefix("ImagingStudy/") for r in refs if r.startswith("ImagingStudy/")]
-    uids: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ",".join(ids[start : start + 500])
-        for stored in service.all_in(service.store, "ImagingStudy", [("_id", chunk)], gate=gate):
-            uids.update(i["value"].removeprefix("urn:oid:") for i in body_of(stored).get("identifier", [])
-                        if i.get("system") == _UID_SYSTEM)  # fmt: skip
-    return frozenset(uids)
+    return frozenset(uids.of(service, gate, ids))

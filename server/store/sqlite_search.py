@@ -241,8 +241,10 @@ class Compiler:
 
     def _IdClause(self, rtype: str, c: IdClause, alias: str) -> Part:
         marks = ", ".join("?" * len(c.ids))
+        # "+deleted": without it SQLite scans every resource of the type through the (rtype,
+        # deleted) index instead of seeking each id in (rtype, rid): 35 ms, not 2, for 500 ids
         driver: Sql = (
-            f"SELECT pk FROM resource WHERE rtype = ? AND deleted = 0 AND rid IN ({marks})",
+            f"SELECT pk FROM resource WHERE rtype = ? AND +deleted = 0 AND rid IN ({marks})",
             [rtype, *c.ids],
         )
         probe: Sql = (f"{alias}.pk IN ({driver[0]})", driver[1])

@@ -13,6 +13,10 @@ from server.fhir.mapping.codes import (
 )
 from server.fhir.mapping.context import identifier_type, uid_identifier
 
+# the name a site gives a device in Kerma (DeviceNameType "other": the modality's station name
+# is its user-friendly-name already); statistics, pages and reports show it
+SITE_NAME_TYPE = "other"
+
 
 def device_key(equipment: Equipment) -> str:
     """Kerma's identity of a physical modality: the same scanner is found again by it."""
@@ -87,7 +91,30 @@ def device_identity(device: dict[str, Any]) -> dict[str, str]:
 
 
 def device_label(device: dict[str, Any]) -> str:
-    """How people name a device: manufacturer, model and station name."""
+    """How people name a device: the name the site gave it, else manufacturer, model and
+    station name."""
     names = {n.get("type"): n.get("name") for n in device.get("deviceName") or []}
+    if names.get(SITE_NAME_TYPE):
+        return str(names[SITE_NAME_TYPE])
     kinds = ("manufacturer-name", "model-name", "user-friendly-name")
     return " ".join(str(names[k]) for k in kinds if names.get(k))
+
+
+def with_site_name(device: dict[str, Any], name: str) -> dict[str, Any]:
+    """The Device with the name the site calls it by ("" removes it); the station name the
+    modality sends stays its user-friendly-name."""
+    kept = [n for n in device.get("deviceName") or [] if n.get("type") != SITE_NAME_TYPE]
+    names = kept + ([{"name": name, "type": SITE_NAME_TYPE}] if name else [])
+    changed = {k: v for k, v in device.items() if k != "deviceName"}
+    return {**changed, "deviceName": names} if names else changed
+
+
+def with_ae_titles(device: dict[str, Any], titles: list[str]) -> dict[str, Any]:
+    """The Device with exactly these AE titles (the DICOM listener's registry of senders)."""
+    kept = [i for i in device.get("identifier", []) if i.get("system") != AE_TITLE_SYSTEM]
+    return {**device, "identifier": kept + [ae_title_identifier(t) for t in titles]}
+
+
+def ae_titles(device: dict[str, Any]) -> list[str]:
+    return [str(i["value"]) for i in device.get("identifier", [])
+            if i.get("system") == AE_TITLE_SYSTEM and i.get("value")]  # fmt: skip

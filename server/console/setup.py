@@ -1,0 +1,173 @@
+"""The set-up pages, for the roles allowed: devices (the name the site calls each by, used on
+every page, chart and report; the AE titles the DICOM listener knows it by; the table geometry
+its skin dose maps use), dose reference levels (the sets in force and local levels), alert
+rules and where alerts and reports are sent, and the people who sign in (admin). Every change goes through the user's gate, as over the API."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from server.alerts.issues import MODALITY_TAG
+from server.api.http import statistics
+from server.auth.passwords import set_password
+from server.auth.roles import roles
+from server.auth.users import add_user
+from server.classification import workbench
+from server.dose.model import Equipment
+from server.fhir.errors import FhirError
+from server.fhir.mapping.device import SITE_NAME_TYPE, ae_titles, with_ae_titles, with_site_name
+from server.fhir.service import FhirService, body_of
+from server.mappings import alert_rules, skin_dose_factors
+from server.site.levels import LEVEL_QUANTITIES, local_level
+from server.site.subscriptions import DIGEST_URL, ROLE_URL, ROUTES, route
+from server.stats.service import Query
+
+bp = Blueprint("setup", __name__)
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # DICOM AE: 16 characters, no backslash
+
+
+def _service() -> FhirService:
+    return current_app.extensions["kerma.fhir"]  # type: ignore[no-any-return]
+
+
+@bp.get("/setup/devices")
+def devices_page() -> str:
+    g.access.require("Device")
+    factors = skin_dose_factors()
+    rows = []
+    for d in statistics().devices(Query("dlp_mgy_cm", devices=g.access.devices or ())):
+        body = body_of(_service().read(*d["device"].split("/", 1)))
+        site_name = next((n["name"] for n in body.get("deviceName", [])
+                          if n.get("type") == SITE_NAME_TYPE), "")  # fmt: skip
+        equipment = Equipment(manufacturer=d["manufacturer"], model=d["model"])
+        rows.append({**d, "site_name": site_name, "ae_titles": ae_titles(body),
+                     "geometry": factors.geometry_for(equipment)})  # fmt: skip
+    return render_template("console/setup_devices.html", devices=rows,
+                           may_change=g.access.role.can("write", "Device"))  # fmt: skip
+
+
+@bp.post("/setup/devices/<rid>")
+def change_device(rid: str) -> ResponseReturnValue:
+    g.access.require("Device", "write")
+    name = " ".join(request.form.get("site_name", "").split())[:64]
+    titles = list(dict.fromkeys(request.form.get("ae_titles", "").replace(",", " ").split()))
+    bad = [t for t in titles if not _AE_TITLE.match(t)]
+    if bad:
+        raise FhirError.of(400, "invalid", f"an AE title is 1 to 16 characters: {', '.join(bad)}")
+    device = body_of(_service().read("Device", rid))
+    changed = with_ae_titles(with_site_name(device, name), titles)
+    _service().update("Device", rid, changed, gate=g.access)
+    flash(f"Device saved: {name or 'no site name'}; AE titles {', '.join(titles) or 'none'}.")
+    return redirect(url_for("console.setup.devices_page"), 303)
+
+
+@bp.get("/setup/levels")
+def levels_page() -> str:
+    g.access.require("ObservationDefinition")
+    stats = statistics()
+    levels = sorted(stats.ctx.levels, key=lambda lv: (lv.set, lv.modality, lv.examination))
+    settings = current_app.config["KERMA_SETTINGS"]
+    procedures = workbench.current(_service()).procedures()
+    return render_template("console/setup_levels.html", levels=levels, sets=settings.drl_sets,
+                           quantities=LEVEL_QUANTITIES, procedures=procedures,
+                           may_change=g.access.role.can("write", "ObservationDefinition"))  # fmt: skip
+
+
+@bp.post("/setup/levels")
+def add_level() -> ResponseReturnValue:
+    g.access.require("ObservationDefinition", "write")
+    form = request.form
+    try:
+        value = float(form.get("value", ""))
+    except ValueError:
+        raise FhirError.of(400, "invalid", "the level's value must be a number") from None
+    code = form.get("procedure", "").strip().split(" ", 1)[0]
+    procedure = statistics().ctx.rules.procedure(code)
+    rows = {p["code"]: p for p in workbench.current(_service()).procedures()}
+    if procedure is None or code not in rows:
+        raise FhirError.of(400, "invalid", f"no standard procedure {code!r}")
+    body = local_level(form.get("set", "").strip(), form.get("kind", "DRL"), procedure,
+                       rows[code]["modality"], form.get("quantity", ""), value, date.today().year,
+                       f"set in Kerma's console by {g.user.name}")  # fmt: skip
+    _service().create("ObservationDefinition", body, gate=g.access)
+    flash(f"Level added: {body['preferredReportName']} {value:g}.")
+    return redirect(url_for("console.setup.levels_page"), 303)
+
+
+@bp.get("/setup/users")
+def users_page() -> str:
+    _require_user_admin()
+    users = sorted(current_app.extensions["kerma.store"].users(), key=lambda u: u.name)
+    return render_template("console/setup_users.html", users=users, roles=sorted(roles()),
+                           devices=statistics().devices(Query("dlp_mgy_cm")))  # fmt: skip
+
+
+@bp.post("/setup/users")
+def add_person() -> ResponseReturnValue:
+    _require_user_admin()
+    form = request.form
+    name, password = form.get("name", "").strip(), form.get("password", "")
+    devices = tuple(d for d in form.getlist("devices") if d.startswith("Device/"))
+    store = current_app.extensions["kerma.store"]
+    try:
+        add_user(store, name, form.get("role", ""), devices)
+        set_password(store, name, password)
+    except (KeyError, ValueError) as e:
+        raise FhirError.of(400, "invalid", str(e).strip("'")) from None
+    flash(f"{name} can sign in now (role {form.get('role')}).")
+    return redirect(url_for("console.setup.users_page"), 303)
+
+
+@bp.post("/setup/users/<name>/revoke")
+def revoke(name: str) -> ResponseReturnValue:
+    _require_user_admin()
+    if not current_app.extensions["kerma.store"].set_user_active(name, False):
+        raise FhirError.of(404, "not-found", f"no user {name}")
+    flash(f"{name} may no longer sign in nor use their token.")
+    return redirect(url_for("console.setup.users_page"), 303)
+
+
+def _require_user_admin() -> None:
+    if not g.access.role.manage_users:
+        raise FhirError.of(403, "forbidden", f"role {g.access.role.name} does not manage users")
+
+
+@bp.get("/setup/alerts")
+def alerts_page() -> str:
+    g.access.require("Subscription")
+    settings = current_app.config["KERMA_SETTINGS"]
+    sets = [name.strip() for name in settings.alert_rules.split(",") if name.strip()]
+    routes = [body_of(s) for s in _service().all_in(_service().store, "Subscription", [])]
+    return render_template("console/setup_alerts.html", sets={name: alert_rules(name) for name in sets},
+                           routes=routes, choices=ROUTES, roles=sorted(roles()),
+                           role_url=ROLE_URL, digest_url=DIGEST_URL,
+                           may_change=g.access.role.can("write", "Subscription"))  # fmt: skip
+
+
+@bp.post("/setup/alerts/routes")
+def add_route() -> ResponseReturnValue:
+    g.access.require("Subscription", "write")
+    form = request.form
+    channel = form.get("channel", "")
+    target = {"address": form.get("address", ""), "role": form.get("role", ""),
+              "url": form.get("url", "")}.get(channel, "").strip()  # fmt: skip
+    if not target:
+        raise FhirError.of(400, "invalid", "a route needs an address, a role or a URL")
+    body = route(form.get("what", ""), form.get("modality", ""),
+                 "rest-hook" if channel == "url" else "email", target, form.get("digest") == "yes",
+                 f"set in Kerma's console by {g.user.name}", MODALITY_TAG)  # fmt: skip
+    _service().create("Subscription", body, gate=g.access)
+    flash(f"Route added: {ROUTES[form.get('what', '')][0]} to {target}.")
+    return redirect(url_for("console.setup.alerts_page"), 303)
+
+
+@bp.post("/setup/alerts/routes/<rid>/delete")
+def delete_route(rid: str) -> ResponseReturnValue:
+    g.access.require("Subscription", "delete")
+    _service().delete("Subscription", rid, gate=g.access)
+    flash("Route removed.")
+    return redirect(url_for("console.setup.alerts_page"), 303)
