@@ -19,7 +19,15 @@ from server.auth.users import add_user
 from server.classification import workbench
 from server.dose.model import Equipment
 from server.fhir.errors import FhirError
-from server.fhir.mapping.device import SITE_NAME_TYPE, ae_titles, with_ae_titles, with_site_name
+from server.fhir.mapping.device import (
+    SITE_NAME_TYPE,
+    TABLE_AXES,
+    ae_titles,
+    table_geometry,
+    with_ae_titles,
+    with_site_name,
+    with_table_geometry,
+)
 from server.fhir.service import FhirService, body_of
 from server.mappings import alert_rules, skin_dose_factors
 from server.site.levels import LEVEL_QUANTITIES, local_level
@@ -45,7 +53,7 @@ def devices_page() -> str:
                           if n.get("type") == SITE_NAME_TYPE), "")  # fmt: skip
         equipment = Equipment(manufacturer=d["manufacturer"], model=d["model"])
         rows.append({**d, "site_name": site_name, "ae_titles": ae_titles(body),
-                     "geometry": factors.geometry_for(equipment)})  # fmt: skip
+                     "geometry": factors.geometry_for(equipment), "own": table_geometry(body)})  # fmt: skip
     return render_template("console/setup_devices.html", devices=rows,
                            may_change=g.access.role.can("write", "Device"))  # fmt: skip
 
@@ -62,6 +70,28 @@ def change_device(rid: str) -> ResponseReturnValue:
     changed = with_ae_titles(with_site_name(device, name), titles)
     _service().update("Device", rid, changed, gate=g.access)
     flash(f"Device saved: {name or 'no site name'}; AE titles {', '.join(titles) or 'none'}.")
+    return redirect(url_for("console.setup.devices_page"), 303)
+
+
+@bp.post("/setup/devices/<rid>/table")
+def change_table(rid: str) -> ResponseReturnValue:
+    """The device's table geometry for skin dose maps (empty offsets: the one of its type)."""
+    g.access.require("Device", "write")
+    form = request.form
+    texts = [form.get(f"{a}_offset", "").strip() for a in TABLE_AXES]
+    offsets: tuple[float, ...] | None = None
+    if any(texts):
+        try:
+            offsets = tuple(float(t or 0) for t in texts)
+        except ValueError:
+            raise FhirError.of(400, "invalid", "table offsets are numbers (mm)") from None
+    directions = tuple(-1 if form.get(f"{a}_reversed") == "yes" else 1 for a in TABLE_AXES)
+    device = body_of(_service().read("Device", rid))
+    _service().update(
+        "Device", rid, with_table_geometry(device, offsets, directions), gate=g.access
+    )
+    flash("Table geometry saved: the fluoroscopy examinations received from now on are mapped with it."
+          if offsets else "Table geometry removed: the device's type decides again.")  # fmt: skip
     return redirect(url_for("console.setup.devices_page"), 303)
 
 

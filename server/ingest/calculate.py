@@ -8,12 +8,14 @@ The stage reads (the patient's latest height and weight) but writes nothing; the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from server.dose.model import DoseReport
-from server.dose.skin import SkinDoseMap, skin_dose_map
+from server.dose.skin import SkinDoseMap, TableGeometry, skin_dose_map
 from server.dose.ssde import Estimate, size_of, ssde
 from server.fhir import mapping
+from server.fhir.mapping.device import device_key, table_geometry
 from server.fhir.service import FhirService, body_of
 from server.mappings import skin_dose_factors, ssde_tables
 from server.patients import identity as patients
@@ -64,8 +66,30 @@ def skin_map(report: DoseReport, service: FhirService, ctx: mapping.Context) -> 
         patient = replace(
             patient, size_m=patient.size_m or height, weight_kg=patient.weight_kg or weight
         )
-    found = skin_dose_map(replace(report, patient=patient), skin_dose_factors())
+    factors = skin_dose_factors()
+    own = device_geometry(service, report)
+    if own is not None:  # the site's measurement of this very device comes first
+        factors = replace(factors, devices=(own, *factors.devices))
+    found = skin_dose_map(replace(report, patient=patient), factors)
     return found if found.events_mapped else None
+
+
+def device_geometry(service: FhirService, report: DoseReport) -> TableGeometry | None:
+    """The table geometry the site set on the stored Device of the report's equipment."""
+    key = f"{mapping.KERMA_DEVICE_KEY}|{device_key(report.equipment)}"
+    matches = service.search("Device", [("identifier", key)]).matches
+    geometry = table_geometry(body_of(matches[0])) if matches else None
+    if geometry is None:
+        return None
+    offsets, directions = geometry
+    eq = report.equipment
+    return TableGeometry(
+        f"table geometry set on the device ({', '.join(f'{o:g}' for o in offsets)} mm)",
+        (offsets[0], offsets[1], offsets[2]),
+        (directions[0], directions[1], directions[2]),
+        eq.manufacturer or "",
+        re.escape(eq.model or ""),
+    )
 
 
 def latest_measurement(

@@ -9,11 +9,15 @@ from flask.testing import FlaskClient
 
 from server.auth.passwords import set_password
 from server.auth.users import add_user
+from server.config import Settings
+from server.dicom.read import Read, read_dicom
 from server.fhir.service import body_of
+from server.ingest.calculate import skin_map
+from server.mappings import unit_table
 from server.network import registered_ae_titles
-from server.site import build_service
+from server.site import build_service, site_context
 from server.store.port import Store
-from tests.console.conftest import PASSWORD, World, csrf, sign_in, text
+from tests.console.conftest import PASSWORD, ZEE, World, csrf, sign_in, text
 
 
 @pytest.fixture
@@ -134,3 +138,39 @@ def test_where_alerts_and_reports_go(marie: FlaskClient, world: World, store: St
     nowhere = marie.post("/setup/alerts/routes", data={"what": "high", "channel": "address",
                                                        "address": "", "csrf_token": token})  # fmt: skip
     assert nowhere.status_code == 400
+
+
+def test_a_fluoroscopy_rooms_table_set_on_its_device(
+    marie: FlaskClient, world: World, store: Store, settings: Settings
+) -> None:
+    """The Siemens Zee's beams are mapped with the table positions as reported; with the table
+    set on its device (2 m along the table) they miss the phantom: the map says it cannot be
+    trusted, and why."""
+    outcome = read_dicom(ZEE, unit_table())
+    assert isinstance(outcome, Read)
+    service, ctx = build_service(store), site_context(settings)
+    before = skin_map(outcome.report, service, ctx)
+    assert before is not None and before.unfit is None
+    assert before.table.name == "table positions as reported (DICOM directions)"
+
+    page = marie.get("/setup/devices").get_data(as_text=True)
+    rid = world.rf_device.split("/")[1]
+    form = {"longitudinal_offset": "2000", "lateral_offset": "", "height_offset": "-50",
+            "height_reversed": "yes", "csrf_token": csrf(page)}  # fmt: skip
+    assert marie.post(f"/setup/devices/{rid}/table", data=form).status_code == 303
+    words = text(marie.get("/setup/devices").get_data(as_text=True))
+    assert "set on the device: offsets 2,000, 0, -50.0 mm, directions 1, 1, -1" in words
+    after = skin_map(outcome.report, service, ctx)
+    assert after is not None
+    assert after.table.name == "table geometry set on the device (2000, 0, -50 mm)"
+    assert after.dap_on_phantom < before.dap_on_phantom and after.unfit is not None
+
+    cleared = {
+        "longitudinal_offset": "",
+        "lateral_offset": "",
+        "height_offset": "",
+        "csrf_token": csrf(page),
+    }
+    assert marie.post(f"/setup/devices/{rid}/table", data=cleared).status_code == 303
+    again = skin_map(outcome.report, service, ctx)
+    assert again is not None and again.table.name == before.table.name

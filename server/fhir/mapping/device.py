@@ -118,3 +118,43 @@ def with_ae_titles(device: dict[str, Any], titles: list[str]) -> dict[str, Any]:
 def ae_titles(device: dict[str, Any]) -> list[str]:
     return [str(i["value"]) for i in device.get("identifier", [])
             if i.get("system") == AE_TITLE_SYSTEM and i.get("value")]  # fmt: skip
+
+
+# a device's table geometry for skin dose maps, set by the site: where the reported table
+# positions put the isocentre at the phantom's reference (mm), and each axis's direction
+TABLE_GEOMETRY_URL = "https://kerma.example.org/fhir/StructureDefinition/table-geometry"
+TABLE_AXES = ("longitudinal", "lateral", "height")
+
+
+def table_geometry(device: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(offsets in mm, directions ±1) per axis, when the site set them on the device."""
+    found = next(
+        (e for e in device.get("extension", []) if e.get("url") == TABLE_GEOMETRY_URL), None
+    )
+    if found is None:
+        return None
+    parts = {p["url"]: p for p in found.get("extension", [])}
+    offsets = tuple(float(parts[f"{a}OffsetMm"]["valueDecimal"]) for a in TABLE_AXES)
+    directions = tuple(float(parts[f"{a}Direction"]["valueInteger"]) for a in TABLE_AXES)
+    return offsets, directions
+
+
+def with_table_geometry(
+    device: dict[str, Any],
+    offsets: tuple[float, ...] | None,
+    directions: tuple[int, ...] = (1, 1, 1),
+) -> dict[str, Any]:
+    """The Device with this table geometry (None: the one its type gets in mappings/)."""
+    kept = [e for e in device.get("extension", []) if e.get("url") != TABLE_GEOMETRY_URL]
+    if offsets is not None:
+        parts = [
+            {"url": f"{a}OffsetMm", "valueDecimal": o}
+            for a, o in zip(TABLE_AXES, offsets, strict=True)
+        ]
+        parts += [
+            {"url": f"{a}Direction", "valueInteger": d}
+            for a, d in zip(TABLE_AXES, directions, strict=True)
+        ]
+        kept.append({"url": TABLE_GEOMETRY_URL, "extension": parts})
+    changed = {k: v for k, v in device.items() if k != "extension"}
+    return {**changed, "extension": kept} if kept else changed
