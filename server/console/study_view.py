@@ -89,6 +89,7 @@ class StudyView:
     comparisons: list[Comparison] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     calculated: list[Calculated] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # what the checks of the report found
 
 
 def of(service: FhirService, gate: Access, rid: str, stats: Statistics) -> StudyView:
@@ -115,6 +116,7 @@ def of(service: FhirService, gate: Access, rid: str, stats: Statistics) -> Study
         summary.get("id", ""),
     )  # fmt: skip
     view.totals = [v for c in summary.get("component", []) if (v := _component(c)) and _is_dose(c)]
+    view.flags = [str(n.get("text", "")) for n in summary.get("note", [])]
     facts = service.store.facts(uid) if uid else []
     details = {f"Observation/{o['id']}": o for o in observations}
     view.events = [_event(f, details.get(f.resource, {})) for f in facts if f.level == "event"]

@@ -43,10 +43,9 @@ def number(ds: Dataset, keyword: str) -> float | None:
 
 def patient(ds: Dataset, study_date: date | None) -> Patient:
     birth = parse_date(text(ds, "PatientBirthDate"))
+    stated = age_years(text(ds, "PatientAge"))
     # dates give the age to the day; the Age String (067Y) only to the year
-    age = (
-        exact_age(birth, study_date) if birth and study_date else age_years(text(ds, "PatientAge"))
-    )
+    age = exact_age(birth, study_date) if birth and study_date else stated
     size_m = number(ds, "PatientSize")
     weight_kg = number(ds, "PatientWeight")
     sex = _SEX.get(text(ds, "PatientSex") or "")
@@ -57,6 +56,7 @@ def patient(ds: Dataset, study_date: date | None) -> Patient:
         birth_date=birth,
         sex=sex,  # type: ignore[arg-type]
         age_years=age,
+        stated_age_years=stated,
         size_m=size_m if size_m else None,  # 0 means "not measured" on many modalities
         weight_kg=weight_kg if weight_kg else None,
     )

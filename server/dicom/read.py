@@ -94,7 +94,8 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
         return Unreadable(f"cannot read DICOM content: {type(e).__name__}: {e}")
     if isinstance(outcome, Read):
         report = outcome.report
-        findings = report.findings + plausibility.check(report, plausibility_bounds())
+        report, set_aside = plausibility.plausible_patient(report, plausibility_bounds())
+        findings = report.findings + set_aside + plausibility.check(report, plausibility_bounds())
         return Read(replace(report, findings=findings))
     return outcome
 

@@ -76,14 +76,15 @@ def parse_date(text: str | None) -> date | None:
 def age_years(text: str | None) -> float | None:
     """An Age String (AS) in years.
 
-    >>> age_years("067Y"), age_years("006M"), age_years("bad")
-    (67.0, 0.5, None)
+    An AS is three digits and a unit; modalities also send one or two digits ("37Y"), whose
+    meaning is as clear.
+
+    >>> age_years("067Y"), age_years("006M"), age_years("37Y"), age_years("bad"), age_years("Y")
+    (67.0, 0.5, 37.0, None, None)
     """
-    if (
-        not text
-        or len(text) != 4
-        or not (text[:3].isascii() and text[:3].isdigit())
-        or text[3] not in _AGE_UNIT_YEARS
-    ):
+    digits, unit = (text[:-1], text[-1]) if text else ("", "")
+    if not (1 <= len(digits) <= 3 and digits.isascii() and digits.isdigit()):
         return None
-    return round(int(text[:3]) * _AGE_UNIT_YEARS[text[3]], 4)
+    if unit not in _AGE_UNIT_YEARS:
+        return None
+    return round(int(digits) * _AGE_UNIT_YEARS[unit], 4)

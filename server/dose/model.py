@@ -45,6 +45,7 @@ class Patient:
     birth_date: date | None = None
     sex: Literal["M", "F", "O"] | None = None
     age_years: float | None = None  # at the study, from (0010,1010) or birth date
+    stated_age_years: float | None = None  # Patient Age (0010,1010) as the modality sent it
     size_m: float | None = None
     weight_kg: float | None = None
 

@@ -1,12 +1,16 @@
-"""Plausibility (I9): each value within physical bounds, totals consistent with their events.
+"""Plausibility (I9): each value within physical bounds, totals consistent with their events,
+demographics a person can have.
 
 Pure: the bounds come from `mappings/dose/plausibility.yaml`, loaded by the caller. Findings
-are warnings kept with the report; nothing is dropped or changed.
+are warnings kept with the report. Dose values are never dropped or changed; an implausible
+age, size or weight is not used (it would enter statistics, exports and SSDE), and the finding
+keeps what was sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from server.dose.model import DoseReport, Finding
@@ -90,3 +94,34 @@ def _differs(summed: float, total: float, relative: float, absolute: float) -> b
     (False, True)
     """
     return abs(summed - total) > max(absolute, relative * abs(total))
+
+
+def plausible_patient(report: DoseReport, bounds: Bounds) -> tuple[DoseReport, tuple[Finding, ...]]:
+    """The report with the patient's implausible demographics set aside, and why: an age
+    outside the bounds, or from a birth date before the earliest year (placeholders such as
+    9999-01-01 or 1899-12-30), gives way to the Patient Age sent when that one is plausible,
+    else to none; a size or weight outside human ranges is not used."""
+    limits = bounds["patient"]
+    patient, findings = report.patient, []
+    low, high = limits["age_years"]
+    birth = patient.birth_date
+    placeholder = birth is not None and birth.year < limits["earliest_birth_year"]
+    age = patient.age_years
+    if placeholder or (age is not None and not low <= age <= high):
+        stated = patient.stated_age_years
+        fallback = stated if stated is not None and low <= stated <= high else None
+        said = f"birth date {birth.isoformat()}" if birth else "Patient Age"
+        why = f"gives an age of {age:.0f} years" if age is not None else "is a placeholder"
+        instead = (f"Patient Age ({fallback:g} years) used instead" if fallback is not None
+                   else "no age used")  # fmt: skip
+        findings.append(Finding("patient.age_years", "warning", "implausible-age",
+                                f"{said} {why}: not used; {instead}"))  # fmt: skip
+        patient = replace(patient, birth_date=None, age_years=fallback)
+    for name, unit in (("size_m", "m"), ("weight_kg", "kg")):
+        value, (lowest, highest) = getattr(patient, name), limits[name]
+        if value is not None and not lowest <= value <= highest:
+            findings.append(Finding(f"patient.{name}", "warning", "implausible-body",
+                                    f"{name} = {value:g} {unit} is outside [{lowest:g}, {highest:g}] "
+                                    f"{unit}: not used"))  # fmt: skip
+            patient = replace(patient, **{name: None})
+    return replace(report, patient=patient), tuple(findings)
