@@ -44,6 +44,9 @@ class UnitTable:
     def __init__(self, units: Iterable[Unit], aliases: dict[str, str] | None = None) -> None:
         self._units = {u.code: u for u in units}
         self._aliases = aliases or {}
+        # an annotation ({X-Ray sources}) is a name, not a unit: vendors spell it with other
+        # capitals, so it is found whatever its case
+        self._annotated = {c.casefold(): c for c in self._units if "{" in c}
 
     def __contains__(self, code: object) -> bool:
         return code in self._units
@@ -53,9 +56,13 @@ class UnitTable:
 
         >>> UnitTable([Unit("mGy.cm", "dlp", 1.0, "mGy.cm")], {"mGycm": "mGy.cm"}).resolve("mGycm")
         'mGy.cm'
+        >>> UnitTable([Unit("{X-Ray sources}", "count", 1, "{X-Ray sources}")]).resolve("{X-ray sources}")
+        '{X-Ray sources}'
         """
         code = self._aliases.get(written, written)
         if code not in self._units:
+            code = self._annotated.get(code.casefold(), "")
+        if not code:
             raise UnknownUnit(f"unknown unit {written!r}")
         return code
 
