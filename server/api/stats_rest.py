@@ -109,6 +109,7 @@ def cumulative() -> Response:
     header = [
         "modality",
         "examinations",
+        "undated",
         *QUANTITIES,
         "effective_dose_msv_estimate",
         "first",

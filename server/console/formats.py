@@ -19,8 +19,8 @@ def _zone() -> ZoneInfo:
 
 def when(value: float | str | None, with_time: bool = True) -> str:
     """Epoch seconds or an ISO date-time, in the site's time zone: 2026-12-03 14:21."""
-    if value in (None, ""):
-        return ""
+    if value in (None, "") or (isinstance(value, float) and math.isnan(value)):
+        return ""  # no date known
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)

@@ -78,7 +78,7 @@ class Filters:
         return urlencode({k: v for k, v in values.items() if v not in ("", None)})
 
     def period(self, zone: ZoneInfo) -> tuple[float, float]:
-        since = _day(self.start, "from", zone) if self.start else 0.0
+        since = _day(self.start, "from", zone) if self.start else -math.inf
         until = _day(self.end, "to", zone) + 86400 if self.end else math.inf
         return since, until
 

@@ -12,6 +12,10 @@ examinations than were done shows as such.
 [('CT', 2, 500.0, 1), ('DX', 1, 0.0, 0)]
 >>> (rows[0].first, rows[0].last)
 (10.0, 30.0)
+>>> undated = per_modality(np.array([0, 0]), ["CT"], np.array([np.nan, 20.0]),
+...                        {"dlp_mgy_cm": np.array([100.0, 200.0])})
+>>> [(r.examinations, r.undated, r.sums["dlp_mgy_cm"], r.first, r.last) for r in undated]
+[(2, 1, 300.0, 20.0, 20.0)]
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ class Cumulative:
     examinations: int
     sums: dict[str, float]  # quantity -> sum of the known values
     counted: dict[str, int]  # quantity -> examinations that had a value
-    first: float  # epoch seconds of the first and the last examination
-    last: float
+    first: float | None  # epoch seconds of the first and the last dated examination
+    last: float | None
+    undated: int = 0  # examinations without a date (counted, not placed in time)
 
 
 def per_modality(
@@ -48,6 +53,8 @@ def per_modality(
         mine = modalities == code
         sums = {q: float(np.nansum(v[mine])) for q, v in values.items()}
         counted = {q: int(np.count_nonzero(~np.isnan(v[mine]))) for q, v in values.items()}
-        found.append(Cumulative(str(labels[int(code)]), int(mine.sum()), sums, counted,
-                                float(dates[mine].min()), float(dates[mine].max())))  # fmt: skip
+        dated = dates[mine][~np.isnan(dates[mine])]
+        first, last = (float(dated.min()), float(dated.max())) if dated.size else (None, None)
+        found.append(Cumulative(str(labels[int(code)]), int(mine.sum()), sums, counted, first,
+                                last, int(mine.sum() - dated.size)))  # fmt: skip
     return sorted(found, key=lambda c: c.modality)

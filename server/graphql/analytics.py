@@ -152,6 +152,9 @@ class Alert:
 class CumulativeDose:
     modality: str
     examinations: int
+    undated: int = strawberry.field(
+        description="examinations without a date: counted whatever the period"
+    )
     dlp_mgy_cm: float
     dlp_mgy_cm_examinations: int
     dap_gy_m2: float

@@ -238,14 +238,18 @@ class Statistics:
 
     def cumulative(self, q: Query) -> list[dict[str, Any]]:
         """One patient's examinations in the period per modality, with the sums of DLP, DAP,
-        Ka,r and AGD and how many examinations had each (H5)."""
+        Ka,r and AGD and how many examinations had each (H5). An examination without a date
+        counts whatever the period (its dose was received; `undated` says how many)."""
         if not q.patient.startswith("Patient/"):
             raise _invalid("patient must be Patient/<id>")
         columns, labels, keep = self.select(replace(q, level="study"))
+        code = self.facts("study").code("patient", q.patient)
+        undated = np.isnan(columns["date"]) & (columns["patient"] == (-1 if code is None else code))
+        keep |= undated
         values = {name: columns[name][keep] for name in QUANTITIES}
         found = per_modality(columns["modality"][keep], labels["modality"],
                              columns["date"][keep], values)  # fmt: skip
-        return [{"modality": c.modality, "examinations": c.examinations,
+        return [{"modality": c.modality, "examinations": c.examinations, "undated": c.undated,
                  **{name: c.sums[name] for name in QUANTITIES},
                  **{f"{name}_examinations": c.counted[name] for name in QUANTITIES},
                  "first": self._when(c.first), "last": self._when(c.last)} for c in found]  # fmt: skip
@@ -316,6 +320,8 @@ class Statistics:
         facts = self.facts(q.level)
         columns, labels = facts.current()
         keep = (columns["date"] >= q.since) & (columns["date"] < q.until)
+        if q.since == -math.inf and q.until == math.inf:  # any time: the undated rows too
+            keep |= np.isnan(columns["date"])
         for name in ("modality", "device", "procedure", "patient"):
             wanted = getattr(q, name)
             if wanted:

@@ -14,6 +14,7 @@ half-applied Bundle, and a crash in the middle leaves it half-applied. Run a rep
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -311,7 +312,9 @@ class MongoStore:
         studies: Sequence[str] | None = None,
     ) -> dict[str, list[Any]]:
         wanted = checked_fields(columns)
-        query: dict[str, Any] = {"level": level, "date": {"$gte": since, "$lt": until}}
+        query: dict[str, Any] = {"level": level}
+        if not (since == -math.inf and until == math.inf):  # else undated rows too
+            query["date"] = {"$gte": since, "$lt": until}
         if studies is not None:
             query["study_uid"] = {"$in": list(studies)}
         docs = list(self._facts.find(query, dict.fromkeys(wanted, 1)))

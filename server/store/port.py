@@ -179,7 +179,7 @@ class Store(Reader, Protocol):
     ) -> dict[str, list[Any]]:
         """Columns (DoseFact field names) of the rows of one level ("event", "study") dated
         in [since, until), of some studies only when named: what statistics read, without
-        building a row object each."""
+        building a row object each. Over (-inf, inf) the rows without a date come too."""
 
     def fact_rows(
         self, level: str, columns: Sequence[str], since: float, until: float

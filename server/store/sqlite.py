@@ -7,6 +7,7 @@ transaction Bundle commits all or nothing and readers never see half of it.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -330,18 +331,21 @@ class SqliteStore:
     ) -> dict[str, list[Any]]:
         wanted = checked_fields(columns)
         select = f"SELECT {', '.join(wanted)} FROM dose_fact"
+        everything = since == -math.inf and until == math.inf  # undated rows too
+        dated = "1" if everything else "date >= ? AND date < ?"
+        bounds = () if everything else (since, until)
         if studies is None:
             # NOT INDEXED: over a period of years the (level, modality, date) index only adds
             # a lookup per row (a full scan of a million rows is about twice as fast)
-            sql = f"{select} NOT INDEXED WHERE level = ? AND date >= ? AND date < ?"
-            rows = self._conn().execute(sql, (level, since, until)).fetchall()
+            sql = f"{select} NOT INDEXED WHERE level = ? AND {dated}"
+            rows = self._conn().execute(sql, (level, *bounds)).fetchall()
         else:
             rows = []
             for start in range(0, len(studies), 500):
                 chunk = list(studies[start : start + 500])
                 marks = ", ".join("?" * len(chunk))
-                sql = f"{select} WHERE level = ? AND date >= ? AND date < ? AND study_uid IN ({marks})"
-                rows += self._conn().execute(sql, (level, since, until, *chunk)).fetchall()
+                sql = f"{select} WHERE level = ? AND {dated} AND study_uid IN ({marks})"
+                rows += self._conn().execute(sql, (level, *bounds, *chunk)).fetchall()
         found = list(zip(*rows, strict=True)) if rows else [() for _ in wanted]
         return {name: list(values) for name, values in zip(wanted, found, strict=True)}
 

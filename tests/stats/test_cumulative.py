@@ -13,6 +13,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from server.config import Settings
+from server.dose.facts import DoseFact
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.conftest import Api
@@ -68,7 +69,7 @@ def test_sums_per_modality(patient: str, api: Api) -> None:
     )
     assert (
         csv_text.splitlines()[0]
-        == "modality,examinations,dlp_mgy_cm,dap_gy_m2,dose_rp_gy,agd_mgy,effective_dose_msv_estimate,first,last"
+        == "modality,examinations,undated,dlp_mgy_cm,dap_gy_m2,dose_rp_gy,agd_mgy,effective_dose_msv_estimate,first,last"
     )
 
 
@@ -134,3 +135,24 @@ def test_the_patients_record_with_the_cumulative_dose(patient: str, api: Api, as
     other = as_role("radiographer").get(f"/fhir/Patient/{rid}/$everything").get_json()
     assert not [e for e in other["entry"] if e["resource"]["resourceType"] == "Observation"
                 and (e["resource"].get("device") or "cumulative" in str(e["resource"]["code"]))]  # fmt: skip
+
+
+def test_an_examination_without_a_date_still_counts(patient: str, api: Api, store: Store) -> None:
+    """A CT of patient 123456 whose dose facts have no date (no study date, no event times):
+    its DLP counts in every period asked for, said as undated."""
+    with store.transaction() as tx:
+        tx.replace_facts("2.25.4242", [DoseFact("study:2.25.4242", "study", "2.25.4242",
+                                                "Observation/undated", "CT", patient=patient,
+                                                dlp_mgy_cm=300.0)])  # fmt: skip
+    for period in (PERIOD, "from=2020-01-01&to=2021-01-01"):
+        [ct, *_] = api.get(f"/stats/cumulative?patient={patient}&{period}").get_json()["rows"]
+        assert ct["modality"] == "CT" and ct["undated"] == 1, ct
+    ct = api.get(f"/stats/cumulative?patient={patient}&{PERIOD}").get_json()["rows"][0]
+    assert (ct["examinations"], ct["dlp_mgy_cm_examinations"]) == (3, 3)
+    assert ct["dlp_mgy_cm"] == pytest.approx(2 * 724.52 + 300.0, abs=0.01)
+    assert ct["first"].startswith("1997-01-01")  # the dated ones place it in time
+    lonely = api.get(
+        f"/stats/cumulative?patient={patient}&from=2020-01-01&to=2021-01-01"
+    ).get_json()
+    [only] = lonely["rows"]
+    assert (only["examinations"], only["first"], only["dlp_mgy_cm"]) == (1, None, 300.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -467,9 +468,10 @@ def test_fact_columns_of_a_level_and_period(any_store: Store) -> None:
         DoseFact("study:b", "study", "b", "Observation/b", "CT", date=2.0, dlp_mgy_cm=200.0),
         DoseFact("study:c", "study", "c", "Observation/c", "DX", date=3.0, dap_gy_m2=1e-5),
         DoseFact("event:a:1", "event", "a", "Observation/e", "CT", date=1.0, ctdivol_mgy=9.0),
+        DoseFact("study:d", "study", "d", "Observation/d", "CT", dlp_mgy_cm=400.0),  # no date
     ]  # fmt: skip
     with any_store.transaction() as tx:
-        for uid in "abc":
+        for uid in "abcd":
             tx.replace_facts(uid, [r for r in rows if r.study_uid == uid])
     found = any_store.fact_columns("study", ["study_uid", "dlp_mgy_cm", "device"], 1.0, 3.0)
     assert sorted(zip(*found.values(), strict=True)) == [
@@ -478,6 +480,15 @@ def test_fact_columns_of_a_level_and_period(any_store: Store) -> None:
     ]
     assert any_store.fact_columns("event", ["ctdivol_mgy"], 0.0, 10.0) == {"ctdivol_mgy": [9.0]}
     assert any_store.fact_columns("study", ["modality"], 5.0, 9.0) == {"modality": []}
+    # any time at all: the undated rows too
+    every = any_store.fact_columns("study", ["study_uid", "date"], -math.inf, math.inf)
+    assert sorted(zip(*every.values(), strict=True)) == [
+        ("a", 1.0),
+        ("b", 2.0),
+        ("c", 3.0),
+        ("d", None),
+    ]
+    assert "d" not in any_store.fact_columns("study", ["study_uid"], -math.inf, 1e12)["study_uid"]
     with pytest.raises(ValueError, match="no dose-fact field"):
         any_store.fact_columns("study", ["modality; DROP TABLE dose_fact"], 0.0, 9.0)
 
