@@ -98,6 +98,14 @@ def national_levels() -> tuple[DoseLevel, ...]:
     return tuple(levels_from_rows(read_csv_rows("drl/national.csv"), unit_table()))
 
 
+def alert_rule_sets() -> list[str]:
+    """The names of the alert rule sets of mappings/alerts/ (file names without .yaml)."""
+    folder = resources.files("kerma_mappings").joinpath("alerts")
+    return sorted(
+        f.name.removesuffix(".yaml") for f in folder.iterdir() if f.name.endswith(".yaml")
+    )
+
+
 @functools.cache
 def alert_rules(name: str) -> tuple[AlertRule, ...]:
     """A rule set of mappings/alerts/ by its file name without .yaml."""

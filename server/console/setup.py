@@ -6,6 +6,7 @@ rules and where alerts and reports are sent, and the people who sign in (admin).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
@@ -29,7 +30,10 @@ from server.fhir.mapping.device import (
     with_table_geometry,
 )
 from server.fhir.service import FhirService, body_of
-from server.mappings import alert_rules, skin_dose_factors
+from server.mappings import alert_rule_sets, alert_rules, national_levels, skin_dose_factors
+from server.site.choices import Choices
+from server.site.choices import library as choices_library
+from server.site.choices import stored as stored_choices
 from server.site.levels import LEVEL_QUANTITIES, local_level
 from server.site.subscriptions import DIGEST_URL, ROLE_URL, ROUTES, route
 from server.stats.service import Query
@@ -100,11 +104,21 @@ def levels_page() -> str:
     g.access.require("ObservationDefinition")
     stats = statistics()
     levels = sorted(stats.ctx.levels, key=lambda lv: (lv.set, lv.modality, lv.examination))
-    settings = current_app.config["KERMA_SETTINGS"]
     procedures = workbench.current(_service()).procedures()
-    return render_template("console/setup_levels.html", levels=levels, sets=settings.drl_sets,
-                           quantities=LEVEL_QUANTITIES, procedures=procedures,
+    national = sorted({lv.set for lv in national_levels()})
+    return render_template("console/setup_levels.html", levels=levels, national=national,
+                           in_force=_choices().drl_sets, quantities=LEVEL_QUANTITIES,
+                           procedures=procedures, may_choose=_may_choose(),
                            may_change=g.access.role.can("write", "ObservationDefinition"))  # fmt: skip
+
+
+@bp.post("/setup/levels/sets")
+def choose_drl_sets() -> ResponseReturnValue:
+    """The national DRL sets in force (before KERMA_DRL_SETS)."""
+    chosen = frozenset(request.form.getlist("set"))
+    _save_choices(replace(_choices(), drl_sets=chosen))
+    flash(f"National DRL sets in force: {', '.join(sorted(chosen)) or 'none'}.")
+    return redirect(url_for("console.setup.levels_page"), 303)
 
 
 @bp.post("/setup/levels")
@@ -161,6 +175,32 @@ def revoke(name: str) -> ResponseReturnValue:
     return redirect(url_for("console.setup.users_page"), 303)
 
 
+def _choices() -> Choices:
+    """What the site chose in the console, else what its settings say."""
+    settings = current_app.config["KERMA_SETTINGS"]
+    return stored_choices(_service()) or Choices(
+        frozenset(n.strip() for n in settings.drl_sets.split(",") if n.strip()),
+        tuple(n.strip() for n in settings.alert_rules.split(",") if n.strip()),
+    )
+
+
+def _save_choices(choices: Choices) -> None:
+    """The next version of the site's choices; they apply to what is read from then on."""
+    if not _may_choose():
+        raise FhirError.of(
+            403, "forbidden", f"role {g.access.role.name} may not choose what applies"
+        )
+    body = choices_library(choices)
+    if choices.library_id:
+        _service().update("Library", choices.library_id, body, gate=g.access)
+    else:
+        _service().create("Library", body, gate=g.access)
+
+
+def _may_choose() -> bool:
+    return bool(g.access.role.can("write", "Library"))
+
+
 def _require_user_admin() -> None:
     if not g.access.role.manage_users:
         raise FhirError.of(403, "forbidden", f"role {g.access.role.name} does not manage users")
@@ -169,13 +209,22 @@ def _require_user_admin() -> None:
 @bp.get("/setup/alerts")
 def alerts_page() -> str:
     g.access.require("Subscription")
-    settings = current_app.config["KERMA_SETTINGS"]
-    sets = [name.strip() for name in settings.alert_rules.split(",") if name.strip()]
+    sets = _choices().alert_sets
     routes = [body_of(s) for s in _service().all_in(_service().store, "Subscription", [])]
     return render_template("console/setup_alerts.html", sets={name: alert_rules(name) for name in sets},
+                           every_set=alert_rule_sets(), may_choose=_may_choose(),
                            routes=routes, choices=ROUTES, roles=sorted(roles()),
                            role_url=ROLE_URL, digest_url=DIGEST_URL,
                            may_change=g.access.role.can("write", "Subscription"))  # fmt: skip
+
+
+@bp.post("/setup/alerts/sets")
+def choose_alert_sets() -> ResponseReturnValue:
+    """The alert rule sets in force (before KERMA_ALERT_RULES)."""
+    chosen = tuple(n for n in alert_rule_sets() if n in request.form.getlist("set"))
+    _save_choices(replace(_choices(), alert_sets=chosen))
+    flash(f"Alert rule sets in force: {', '.join(chosen) or 'none'}.")
+    return redirect(url_for("console.setup.alerts_page"), 303)
 
 
 @bp.post("/setup/alerts/routes")

@@ -12,7 +12,7 @@ from server.fhir.indexing import Indexer
 from server.fhir.mapping import Context
 from server.fhir.service import FhirService
 from server.mappings import alert_rules, read_csv_rows, unit_table
-from server.site import levels, subscriptions
+from server.site import choices, levels, subscriptions
 from server.store.port import Store
 
 
@@ -39,7 +39,7 @@ def build_service(store: Store, settings: Settings | None = None) -> FhirService
         Indexer(unit_table()),
         page_size_default=settings.page_size_default,
         page_size_max=settings.page_size_max,
-        checks=(levels.problems, rules.problems, subscriptions.problems),
+        checks=(levels.problems, rules.problems, subscriptions.problems, choices.problems),
     )
 
 

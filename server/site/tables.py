@@ -14,7 +14,8 @@ from server.dose.drl import DoseLevel, procedure_map
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context
 from server.fhir.service import FhirService, body_of
-from server.mappings import classification_rules, national_levels, read_csv_rows
+from server.mappings import alert_rules, classification_rules, national_levels, read_csv_rows
+from server.site.choices import stored as stored_choices
 from server.site.levels import (
     KIND_SYSTEM,
     LEVEL_ID_SYSTEM,
@@ -26,9 +27,10 @@ from server.site.levels import (
 
 @dataclass
 class SiteTables:
-    """The levels the checks compare with (those of the national sets the site chose,
-    KERMA_DRL_SETS, from mappings/drl/ or as stored, and every level of a set the site made
-    itself) and the classification rules in force. Read again at most every `max_age_s`, so
+    """The levels the checks compare with (those of the national sets the site chose, in the
+    console or else KERMA_DRL_SETS, from mappings/drl/ or as stored, and every level of a set
+    the site made itself), the alert rule sets chosen likewise, and the classification rules
+    in force. Read again at most every `max_age_s`, so
     that a change over the API applies, in every process, to reports ingested from then on."""
 
     service: FhirService
@@ -48,7 +50,12 @@ class SiteTables:
 
     def _read(self, ctx: Context) -> Context:
         national_sets = {lv.set for lv in self.national}
-        chosen = {lv.key: lv for lv in self.national if lv.set in self.sets}
+        choices = stored_choices(self.service)  # made in the console: before the settings
+        sets = choices.drl_sets if choices else self.sets
+        alert = ctx.alert_rules
+        if choices:
+            alert = tuple(rule for name in choices.alert_sets for rule in alert_rules(name))
+        chosen = {lv.key: lv for lv in self.national if lv.set in sets}
         units = known_quantities(self.national)
         pairs = [("category", f"{KIND_SYSTEM}|")]
         for stored in self.service.all_in(self.service.store, "ObservationDefinition", pairs):
@@ -57,9 +64,10 @@ class SiteTables:
                 level = dose_level(body, ctx.units, units)
             except FhirError:
                 continue  # written before it was checked, or by a trusted loader: not comparable
-            if level.set in self.sets or level.set not in national_sets:
+            if level.set in sets or level.set not in national_sets:
                 chosen[level.key] = level
-        return replace(ctx, levels=tuple(chosen.values()), rules=self._rules(ctx))
+        return replace(ctx, levels=tuple(chosen.values()), rules=self._rules(ctx),
+                       alert_rules=alert)  # fmt: skip
 
     def _rules(self, ctx: Context) -> Rules:
         pairs = [("identifier", RULES_IDENTIFIER), ("status", "active")]

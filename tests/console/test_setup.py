@@ -4,6 +4,8 @@ compared with; people added and revoked by an admin; who may do which."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -16,6 +18,7 @@ from server.ingest.calculate import skin_map
 from server.mappings import unit_table
 from server.network import registered_ae_titles
 from server.site import build_service, site_context
+from server.site.tables import site_tables
 from server.store.port import Store
 from tests.console.conftest import PASSWORD, ZEE, World, csrf, sign_in, text
 
@@ -51,7 +54,7 @@ def test_a_device_named_by_the_site(marie: FlaskClient, world: World, store: Sto
 
 def test_a_local_level_then_compared_with(marie: FlaskClient, world: World) -> None:
     page = marie.get("/setup/levels").get_data(as_text=True)
-    assert "National sets in force: UKHSA GB 2022" in text(page)
+    assert "National sets in force: UKHSA GB 2022 " in text(page)
     added = marie.post("/setup/levels", data={"set": "Local 2026", "kind": "DRL",
                                               "procedure": "ct-cap-w CT Chest/Abdomen/Pelvis w IV Contrast",
                                               "quantity": "dlp-examination", "value": "800",
@@ -174,3 +177,48 @@ def test_a_fluoroscopy_rooms_table_set_on_its_device(
     assert marie.post(f"/setup/devices/{rid}/table", data=cleared).status_code == 303
     again = skin_map(outcome.report, service, ctx)
     assert again is not None and again.table.name == before.table.name
+
+
+def test_the_sets_in_force_chosen_in_the_console(
+    marie: FlaskClient, world: World, store: Store
+) -> None:
+    """The national DRL sets and alert rule sets in force, chosen on the set-up pages: kept as
+    one Library, applied to the statistics and to what is read from then on."""
+    page = marie.get("/setup/levels").get_data(as_text=True)
+    assert "UKHSA GB 2022 DRL CT" in text(page)
+    token = csrf(page)
+    assert marie.post("/setup/levels/sets", data={"csrf_token": token}).status_code == 303
+    words = text(marie.get("/setup/levels").get_data(as_text=True))
+    assert "National DRL sets in force: none." in words and "UKHSA GB 2022 DRL CT" not in words
+    analysis = text(marie.get("/analysis?from=1990-01-01").get_data(as_text=True))
+    assert "UKHSA GB 2022" not in analysis  # no DRL compared any more
+    chosen = marie.post("/setup/levels/sets", data={"set": ["UKHSA GB 2022", "BfS DE 2022"],
+                                                    "csrf_token": token})  # fmt: skip
+    assert chosen.status_code == 303
+    words = text(marie.get("/setup/levels").get_data(as_text=True))
+    assert "National sets in force: BfS DE 2022, UKHSA GB 2022 " in words
+    assert "BfS DE 2022 DRL DX Thorax p. a." in words and "UKHSA GB 2022 DRL CT" in words
+    page = marie.post(
+        "/setup/alerts/sets", data={"set": ["sir_srdl", "nonsense"], "csrf_token": token}
+    )
+    assert page.status_code == 303
+    words = text(marie.get("/setup/alerts").get_data(as_text=True))
+    assert "Rule sets of significant events and patient follow-up: sir_srdl" in words
+    assert "calculated peak skin dose above 3 Gy" in words
+    ctx = site_tables(build_service(store), Settings(data_dir=Path("."))).context(
+        site_context(Settings())
+    )
+    assert {r.set for r in ctx.alert_rules} == {"SIR/NCRP 168 SRDL"}  # what ingest checks with
+    [library] = (
+        build_service(store).search("Library", [("identifier", "urn:kerma:site|choices")]).matches
+    )
+    assert body_of(library)["status"] == "active"
+    # a viewer sees the choice but may not make it
+    marie.post("/sign-out", data={"csrf_token": token})
+    sign_in(marie, "vic")
+    assert "Apply" not in marie.get("/setup/alerts").get_data(as_text=True)
+    token = csrf(marie.get("/").get_data(as_text=True))
+    assert (
+        marie.post("/setup/alerts/sets", data={"set": "sir_srdl", "csrf_token": token}).status_code
+        == 403
+    )
