@@ -7,6 +7,7 @@ parts either flat in the event or in sub-containers; both are read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from pydicom.sr.codedict import codes
@@ -104,8 +105,8 @@ def _event(e: Item, uid: str, units: UnitTable, findings: list[Finding]) -> Proj
     orientation = e.child(DCM.PatientOrientation)
     values = read_fields(concepts("projection_event"), {"event": e}, units, findings)
     # 113824 in current editions; 113735 (retired) in older devices
-    values["exposure_time_ms"] = values["exposure_time_ms"] or e.num_in(
-        ("DCM", "113735"), "ms", units, findings
+    values["exposure_time_ms"] = _unless_absent(
+        values["exposure_time_ms"], lambda: e.num_in(("DCM", "113735"), "ms", units, findings)
     )
     return ProjectionEvent(
         event_uid=uid,
@@ -117,8 +118,10 @@ def _event(e: Item, uid: str, units: UnitTable, findings: list[Finding]) -> Proj
         if orientation
         else None,
         # some devices report only the tube current(s): their mean is the average current
-        average_tube_current_ma=e.num_in(DCM.AverageXRayTubeCurrent, "mA", units, findings)
-        or _mean(e, DCM.XRayTubeCurrent, "mA", units, findings),
+        average_tube_current_ma=_unless_absent(
+            e.num_in(DCM.AverageXRayTubeCurrent, "mA", units, findings),
+            lambda: _mean(e, DCM.XRayTubeCurrent, "mA", units, findings),
+        ),
         grids=tuple(i.code for i in e.children_of(DCM.XRayGrid) if i.code is not None),
         filters=tuple(
             XRayFilter(**read_fields(concepts("projection_filter"), {"filter": f}, units, findings))
@@ -126,6 +129,15 @@ def _event(e: Item, uid: str, units: UnitTable, findings: list[Finding]) -> Proj
         ),
         device=irradiating_device(e),
     )
+
+
+def _unless_absent(value: float | None, fallback: Callable[[], float | None]) -> float | None:
+    """The value, or the fallback's when there is none: a reported 0 is a value (0 mA).
+
+    >>> _unless_absent(0.0, lambda: 30.5), _unless_absent(None, lambda: 30.5)
+    (0.0, 30.5)
+    """
+    return value if value is not None else fallback()
 
 
 def _mean(
