@@ -145,6 +145,7 @@ class CtEvent:
     exposure_time_s: float | None = None
     scanning_length_mm: float | None = None
     exposed_range_mm: float | None = None
+    reconstructable_length_mm: float | None = None  # Length of Reconstructable Volume
     top_z_mm: float | None = None  # scan range, from the positions of a series' images
     bottom_z_mm: float | None = None
     single_collimation_mm: float | None = None
