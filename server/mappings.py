@@ -138,6 +138,15 @@ class Concept:
 
 
 @functools.cache
+def code_aliases() -> dict[tuple[str, str], str]:
+    """Codes vendors write for a neighbouring standard concept (mappings/dicom/code_aliases.csv):
+    (scheme, written) -> the standard code value."""
+    return {
+        (r["scheme"], r["written"]): r["standard"] for r in read_csv_rows("dicom/code_aliases.csv")
+    }
+
+
+@functools.cache
 def concepts(template: str) -> tuple[Concept, ...]:
     """The concepts of a template, in the order FHIR gives their components."""
     rows = [r for r in read_csv_rows("dicom/concepts.csv") if r["template"] == template]

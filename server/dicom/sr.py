@@ -21,23 +21,26 @@ from server.dicom.text import parse_datetime, repair_text
 from server.dose.model import Coded, Equipment, Finding, Participant
 from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
 from server.mappings import Concept as Named
+from server.mappings import code_aliases
 
 Concept = tuple[str, str]  # (scheme designator, code value)
 _SNOMED_RT_TO_CT: dict[str, str] = _snomed_mapping["SRT"]
+_ALIASES = code_aliases()
 
 
 def concept(scheme: str, value: str) -> Concept:
     """The canonical key of a code: legacy SNOMED-RT (SRT) codes become their SNOMED CT code,
-    using the table from the DICOM standard that pydicom ships.
+    using the table from the DICOM standard that pydicom ships; codes vendors write for a
+    neighbouring concept become it (mappings/dicom/code_aliases.csv).
 
-    >>> concept("SRT", "P5-08000"), concept("DCM", "113830")
-    (('SCT', '77477000'), ('DCM', '113830'))
+    >>> concept("SRT", "P5-08000"), concept("DCM", "113830"), concept("DCM", "113632")
+    (('SCT', '77477000'), ('DCM', '113830'), ('DCM', '111632'))
     """
     if scheme in ("SRT", "SNM3"):
         mapped = _SNOMED_RT_TO_CT.get(value)
         if mapped:
             return ("SCT", mapped)
-    return (scheme, value)
+    return (scheme, _ALIASES.get((scheme, value), value))
 
 
 def key(code: Code | Concept) -> Concept:

@@ -1,0 +1,70 @@
+"""What sites send that Kerma read wrong (issue 20): a value reported as 0 is a value (an RF
+RDSR whose first event says Average X-Ray Tube Current 0 mA keeps 0 mA, where Kerma took the
+mean of the per-pulse currents), and a vendor's neighbouring code is read as the concept meant."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.sr._concepts_dict import concepts
+
+from server.dicom.read import Read, read_dicom
+from server.mappings import code_aliases, unit_table
+from tests.dicom.conftest import SIEMENS_CT
+
+GE_RF = SIEMENS_CT.parent / "RF-RDSR-GE.dcm"
+MG = SIEMENS_CT.parent / "MG-RDSR-GEPristina-2D.dcm"
+AVERAGE_CURRENT, EVENT = "113767", "113706"
+
+
+def _items(items: Any, code: str) -> list[Any]:
+    found = []
+    for item in items:
+        name = item.get("ConceptNameCodeSequence")
+        if name and name[0].CodeValue == code:
+            found.append(item)
+        if "ContentSequence" in item:
+            found += _items(item.ContentSequence, code)
+    return found
+
+
+def test_a_reported_zero_average_tube_current_is_kept() -> None:
+    ds = dcmread(GE_RF)
+    first = _items(ds.ContentSequence, EVENT)[0]
+    [average] = _items(first.ContentSequence, AVERAGE_CURRENT)
+    sent = float(average.MeasuredValueSequence[0].NumericValue)
+    as_sent = read_dicom(GE_RF, unit_table())
+    assert (
+        isinstance(as_sent, Read)
+        and as_sent.report.projection_events[0].average_tube_current_ma == sent
+    )
+    average.MeasuredValueSequence[0].NumericValue = "0"
+    data = io.BytesIO()
+    ds.save_as(data)
+    zero = read_dicom(data.getvalue(), unit_table())
+    assert isinstance(zero, Read)
+    assert zero.report.projection_events[0].average_tube_current_ma == 0.0
+
+
+def test_a_neighbouring_code_is_read_as_the_concept_meant() -> None:
+    """An MG RDSR whose Anode Target Material is coded 113632 (no DICOM code) keeps its anode
+    target as when coded 111632; every alias names a written code DICOM does not define."""
+    defined = {code for codes in concepts["DCM"].values() for code in codes}
+    for (scheme, written), standard in code_aliases().items():
+        assert scheme == "DCM" and written not in defined and standard in defined
+    ds = dcmread(MG)
+    anodes = _items(ds.ContentSequence, "111632")
+    assert anodes
+    as_sent = read_dicom(MG, unit_table())
+    assert isinstance(as_sent, Read)
+    expected = [e.anode_target for e in as_sent.report.projection_events]
+    assert all(expected)
+    for item in anodes:
+        item.ConceptNameCodeSequence[0].CodeValue = "113632"
+    data = io.BytesIO()
+    ds.save_as(data)
+    aliased = read_dicom(data.getvalue(), unit_table())
+    assert isinstance(aliased, Read)
+    assert [e.anode_target for e in aliased.report.projection_events] == expected
