@@ -9,6 +9,7 @@ missing or unknown unit becomes a finding, not a silent number.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,22 +204,30 @@ def _values(ds: Dataset, value_type: str) -> dict[str, Any]:
 
 
 def _number(raw: Any) -> float | None:
-    """NumericValue may be empty, multi-valued (a vendor bug: Toshiba writes 1.5/2.0), or not
-    a number at all; the first value counts.
+    """NumericValue may be empty, not a number, multi-valued, or two values in one string (a
+    vendor bug: Toshiba writes 1.5/2.0, the first counts). Multi-valued is one value per pulse
+    (kVp, tube current of a fluoroscopy event): their mean over the pulses that fired, since a
+    pulse that did not fire reports 0 (all 0: 0).
 
-    >>> _number("12.5"), _number("1.5\\\\2.0"), _number("1.5/2.0"), _number(""), _number("n/a")
-    (12.5, 1.5, 1.5, None, None)
+    >>> _number("12.5"), _number("1.5/2.0"), _number(""), _number("n/a")
+    (12.5, 1.5, None, None)
+    >>> _number("0\\\\70\\\\72\\\\71"), _number(["0", "0"]), _number("1.5\\\\2.0")
+    (71.0, 0.0, 1.75)
     """
     if raw in (None, ""):
         return None
     if isinstance(raw, str):
-        raw = raw.replace("/", "\\").split("\\")[0]
-    elif isinstance(raw, list | tuple) or hasattr(raw, "__getitem__"):
-        raw = raw[0] if len(raw) else None
+        raw = raw.split("/")[0].split("\\")
+    elif not (isinstance(raw, list | tuple) or hasattr(raw, "__getitem__")):
+        raw = [raw]
     try:
-        return float(raw) if raw is not None else None
+        values = [float(v) for v in raw if str(v).strip() != ""]
     except (TypeError, ValueError):
         return None
+    if len(values) <= 1:
+        return values[0] if values else None
+    fired = [v for v in values if v != 0]
+    return math.fsum(fired) / len(fired) if fired else 0.0
 
 
 def irradiating_device(item: Item) -> Equipment | None:
