@@ -11,7 +11,7 @@ from typing import Any
 from server.dose.classify import Exam, Rules
 from server.dose.units import UnitTable
 from server.fhir import facts
-from server.fhir.acquisitions import classify_event, event_procedure
+from server.fhir.acquisitions import acquisitions_of_events, classify_event, event_procedure
 from server.fhir.mapping import CLASSIFICATION_URL, DCM, apply_classification, extension
 from server.fhir.service import FhirService, body_of
 from server.store.port import Transaction
@@ -48,7 +48,7 @@ def _reclassify_study(
     pairs = [("part-of", study_ref), ("code", f"{DCM}|113852")]
     events = [body_of(s) for s in service.all_in(tx, "Observation", pairs)]
     exam = exam_of(study, events)
-    found = rules.classify(exam)
+    found = rules.classify_study(exam, acquisitions_of_events(events, exam.modality))
     new_study = dict(study)
     text = ((study.get("procedureCode") or [{}])[0]).get("text")
     apply_classification(new_study, found, text, rules.version)

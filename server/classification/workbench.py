@@ -18,6 +18,7 @@ import yaml
 from server.classification.reclassify import exam_of
 from server.classification.rules import RULES_IDENTIFIER, library, rules_of, tables_of
 from server.dose.classify import Exam, Rules, modality_group
+from server.fhir.acquisitions import acquisitions_of_events
 from server.fhir.errors import FhirError
 from server.fhir.gate import Gate
 from server.fhir.mapping import CLASSIFICATION_URL, DCM, extension
@@ -146,8 +147,9 @@ def preview(service: FhirService, rules: Rules, limit: int = 200) -> tuple[list[
     changes: list[Change] = []
     count = 0
     for study in _studies(service):
-        exam = exam_of(study, _events(service, study))
-        found = rules.classify(exam)
+        events = _events(service, study)
+        exam = exam_of(study, events)
+        found = rules.classify_study(exam, acquisitions_of_events(events, exam.modality))
         after = found.procedure.name if found and found.procedure else "unmatched"
         if found and found.procedure is None:
             after = "not a patient examination"

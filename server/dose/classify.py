@@ -7,9 +7,14 @@ Pure: the rules and the procedure list come in as tables, the examination as its
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# the rule of a study classified by its acquisitions (Rules.classify_study)
+ROLLED_UP = "acquisitions"
+# the modality groups whose acquisitions are classified one by one
+PER_ACQUISITION = frozenset({"CT", "DX", "MG"})
 _MODALITY_GROUPS = {
     "CR": "DX",
     "DX": "DX",
@@ -149,6 +154,36 @@ class Rules:
             ):
                 return Classified(rule.id, rule.procedure, self.version)
         return None
+
+    def classify_study(
+        self, exam: Exam, acquisitions: Sequence[Acquisition] = ()
+    ) -> Classified | None:
+        """The first examination rule that matches; else, when every acquisition is decided
+        and those that are procedures name one and the same (a head CT whose protocol names
+        were never seen, whose acquisitions are all of the head), that procedure, decided by
+        the rule ROLLED_UP; else None. Acquisitions of several regions, or any undecided, give
+        None: nothing is forced.
+
+        >>> rules = Rules({"version": 1, "rules": [], "acquisitions": [
+        ...     {"id": "loc", "modality": ["CT"], "all": ["scout"], "procedure": None},
+        ...     {"id": "head", "modality": ["CT"], "all": ["head"], "procedure": "h"}]},
+        ...     [{"system": "s", "code": "h", "name": "CT acquisition: head"}])
+        >>> found = rules.classify_study(Exam("CT"), [Acquisition("CT", "Scout"), Acquisition("CT", "Head 5mm")])
+        >>> (found.rule, found.procedure.code)
+        ('acquisitions', 'h')
+        >>> rules.classify_study(Exam("CT"), [Acquisition("CT", "Head"), Acquisition("CT", "Routine")]) is None
+        True
+        """
+        found = self.classify(exam)
+        if found is not None or not acquisitions:
+            return found
+        decided = [self.classify_acquisition(a) for a in acquisitions]
+        if any(d is None for d in decided):
+            return None
+        procedures = {d.procedure for d in decided if d is not None and d.procedure is not None}
+        if len(procedures) != 1:
+            return None
+        return Classified(ROLLED_UP, procedures.pop(), self.version)
 
     @staticmethod
     def _rule(spec: dict[str, Any], known: dict[str, Procedure], words: dict[str, str]) -> _Rule:

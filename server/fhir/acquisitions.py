@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.dose.classify import Acquisition, Procedure, Rules, modality_group
+from server.dose.classify import PER_ACQUISITION, Acquisition, Procedure, Rules, modality_group
 from server.fhir.mapping import CLASSIFICATION_URL, extension, put_extension
 
-PER_ACQUISITION = frozenset({"CT", "DX", "MG"})
 _CODES = {  # DICOM codes of the event's components that classification reads
     "acquisition_type": "113820",
     "view": "111031",
@@ -59,6 +58,13 @@ def event_procedure(event: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]
         return False, None
     coding = next((e["valueCoding"] for e in found["extension"] if e["url"] == "procedure"), None)
     return True, coding
+
+
+def acquisitions_of_events(events: list[dict[str, Any]], modality: str) -> list[Acquisition]:
+    """The stored study's acquisitions as acquisition rules read them (none for RF, XA)."""
+    if modality_group(modality) not in PER_ACQUISITION:
+        return []
+    return [acquisition_of(e, modality) for e in events]
 
 
 def acquisition_of(event: dict[str, Any], modality: str) -> Acquisition:

@@ -6,8 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from server.dose.classify import Classified, Exam
-from server.dose.model import DoseReport
+from server.dose.classify import (
+    PER_ACQUISITION,
+    Acquisition,
+    Classified,
+    Exam,
+    modality_group,
+)
+from server.dose.model import Coded, DoseReport
 from server.fhir.mapping.codes import (
     ACCESSION_TYPE,
     CLASSIFICATION_URL,
@@ -80,8 +86,26 @@ def exam_of(report: DoseReport) -> Exam:
     )
 
 
+def acquisitions_of(report: DoseReport) -> list[Acquisition]:
+    """The words of each acquisition that acquisition rules read (CT events, radiographs)."""
+
+    def said(c: Coded | None) -> str:
+        return (c.meaning or c.value) if c else ""
+
+    if modality_group(report.modality) not in PER_ACQUISITION:
+        return []
+    found = [Acquisition(report.modality, e.protocol or "", said(e.target_region),
+                         said(e.acquisition_type), phantom=said(e.phantom),
+                         scan_length_mm=e.scanning_length_mm) for e in report.ct_events]  # fmt: skip
+    found += [Acquisition(report.modality, e.protocol or "", said(e.target_region),
+                          view=said(e.image_view), laterality=said(e.laterality),
+                          orientation=said(e.patient_orientation))
+              for e in report.projection_events]  # fmt: skip
+    return found
+
+
 def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> None:
-    found = ctx.rules.classify(exam_of(report))
+    found = ctx.rules.classify_study(exam_of(report), acquisitions_of(report))
     apply_classification(resource, found, report.study.requested_procedure, ctx.rules.version)
 
 
