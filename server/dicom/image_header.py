@@ -111,9 +111,7 @@ def _projection_event(
         protocol=text(ds, "ProtocolName")
         or text(ds, "AcquisitionDeviceProcessingDescription")
         or text(ds, "SeriesDescription"),
-        target_region=Coded("", "", text(ds, "BodyPartExamined") or "")
-        if text(ds, "BodyPartExamined")
-        else None,
+        target_region=body_region(ds),
         laterality=_LATERALITY.get(
             (text(ds, "ImageLaterality") or text(ds, "Laterality") or "").upper()
         ),
@@ -181,9 +179,7 @@ def ct_image_report(ds: Dataset, units: UnitTable) -> DoseReport | str:
         or derived_uid("ct-series", str(ds.get("SeriesInstanceUID", ""))),
         started=_acquired(ds),
         protocol=text(ds, "ProtocolName") or text(ds, "SeriesDescription"),
-        target_region=Coded("", "", text(ds, "BodyPartExamined") or "")
-        if text(ds, "BodyPartExamined")
-        else None,
+        target_region=body_region(ds),
         pitch=number(ds, "SpiralPitchFactor"),
         single_collimation_mm=number(ds, "SingleCollimationWidth"),
         total_collimation_mm=number(ds, "TotalCollimationWidth"),
@@ -321,3 +317,13 @@ def _fixes(manufacturer: str | None, model: str | None) -> dict[str, float]:
 def _fixed(ds: Dataset, keyword: str, fixes: dict[str, float]) -> float | None:
     value = number(ds, keyword)
     return None if value is None else value * fixes.get(keyword, 1.0)
+
+
+def body_region(ds: Dataset) -> Coded | None:
+    """The body region of an image: Body Part Examined, else the first code of its Anatomic
+    Region Sequence (some modalities fill only the coded one)."""
+    part = text(ds, "BodyPartExamined")
+    if part:
+        return Coded("", "", part)
+    regions = ds.get("AnatomicRegionSequence")
+    return coded(regions[0]) if regions else None

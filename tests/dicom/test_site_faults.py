@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.sr._concepts_dict import concepts
 
 from server.dicom.read import Read, read_dicom
@@ -16,6 +17,7 @@ from tests.dicom.conftest import SIEMENS_CT
 
 GE_RF = SIEMENS_CT.parent / "RF-RDSR-GE.dcm"
 MG = SIEMENS_CT.parent / "MG-RDSR-GEPristina-2D.dcm"
+DX_IMAGE = SIEMENS_CT.parent / "DX-Im-DRGEM.dcm"
 AVERAGE_CURRENT, EVENT = "113767", "113706"
 
 
@@ -82,3 +84,21 @@ def test_per_pulse_values_are_averaged_over_the_pulses_that_fired() -> None:
     read = read_dicom(data.getvalue(), unit_table())
     assert isinstance(read, Read)
     assert read.report.projection_events[0].kvp_kv == 71.0
+
+
+def test_the_anatomic_region_sequence_when_body_part_examined_is_empty() -> None:
+    """A radiograph whose header names its region only as a code (Anatomic Region Sequence,
+    SCT 51185008 Chest): the region is that code, and the acquisition rules read "Chest"."""
+    ds = dcmread(DX_IMAGE)
+    if "BodyPartExamined" in ds:
+        del ds.BodyPartExamined
+    region = Dataset()
+    region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "51185008", "SCT", "Chest"
+    ds.AnatomicRegionSequence = [region]
+    data = io.BytesIO()
+    ds.save_as(data)
+    read = read_dicom(data.getvalue(), unit_table())
+    assert isinstance(read, Read)
+    [event] = read.report.projection_events
+    assert event.target_region is not None
+    assert (event.target_region.value, event.target_region.meaning) == ("51185008", "Chest")
