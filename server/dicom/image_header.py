@@ -129,6 +129,7 @@ def _projection_event(
         deviation_index=number(ds, "DeviationIndex"),
         relative_xray_exposure=number(ds, "RelativeXRayExposure"),
         sensitivity=number(ds, "Sensitivity"),
+        exposure_control_mode=text(ds, "ExposureControlMode"),
         percent_fibroglandular=_glandularity(text(ds, "CommentsOnRadiationDose"))
         if modality == "MG"
         else None,

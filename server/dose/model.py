@@ -217,6 +217,7 @@ class ProjectionEvent:
     deviation_index: float | None = None
     relative_xray_exposure: float | None = None  # vendor index (0018,1405): S, EI (mbel), lgM...
     sensitivity: float | None = None  # (0018,6000)
+    exposure_control_mode: str | None = None  # (0018,7060): MANUAL, AUTOMATIC
     percent_fibroglandular: float | None = None  # MG: glandularity some vendors report
     fluoro_mode: Coded | None = None
     pulse_rate_per_s: float | None = None

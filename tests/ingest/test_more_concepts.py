@@ -1,5 +1,5 @@
-"""Concepts of the RDSR mapped since sites sent them (issue 20): Length of Reconstructable
-Volume (DCM 113893) of each CT acquisition, as the file gives it, in mm."""
+"""Concepts mapped since sites sent them (issue 20): Length of Reconstructable Volume (DCM
+113893) of each CT acquisition, in mm, and Exposure Control Mode (0018,7060) of image headers."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def test_length_of_reconstructable_volume(store: Store, settings: Settings) -> N
         if c["code"]["coding"][0]["code"] == "113893"
     }
     assert unit == "mm"
+
+
+def test_exposure_control_mode_of_image_headers(store: Store, settings: Settings) -> None:
+    """Exposure Control Mode (0018,7060) of a radiograph's header: the GE XR220 says MANUAL."""
+    result = build_ingestor(store, settings).ingest_file(SIEMENS_CT.parent / "DX-Im-GE_XR220-1.dcm")
+    assert result.status == "ingested" and result.study
+    [event] = (
+        build_service(store)
+        .search(
+            "Observation",
+            [
+                ("part-of", result.study),
+                ("code", "http://dicom.nema.org/resources/ontology/DCM|113852"),
+            ],
+        )
+        .matches
+    )
+    [mode] = [c for c in orjson.loads(event.body or b"{}")["component"]
+              if c["code"]["coding"][0]["code"] == "ExposureControlMode"]  # fmt: skip
+    assert mode["valueString"] == "MANUAL"
+    assert mode["code"]["coding"][0]["display"] == "Exposure Control Mode (0018,7060)"
+    assert mode["code"]["coding"][0]["system"] == "urn:kerma:dicom-attribute"

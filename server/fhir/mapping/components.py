@@ -74,7 +74,7 @@ def components_of(
         elif c.type in ("CODE", "CODE_OR_TEXT"):
             made = _code_component(c.code, display, value, system)
         else:
-            made = _text_component(c.code, display, value)
+            made = _text_component(c.code, display, value, system)
         if made is not None:
             out.append(made)
     return out
@@ -109,8 +109,14 @@ def _integer(code: str, display: str, value: int | None) -> dict[str, Any] | Non
     )
 
 
-def _text_component(code: str, display: str, value: str | None) -> dict[str, Any] | None:
-    return None if not value else {"code": _component_code(code, display), "valueString": value}
+def _text_component(
+    code: str, display: str, value: str | None, scheme: str = DCM
+) -> dict[str, Any] | None:
+    return (
+        None
+        if not value
+        else {"code": _component_code(code, display, scheme), "valueString": value}
+    )
 
 
 def _code_component(
