@@ -24,13 +24,16 @@ from server.store.port import Store
 from tests.conftest import Api
 from tests.ingest.test_drl_checks import PHILIPS
 
-REDIS_URL = os.environ.get("KERMA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# a database of its own per pytest-xdist worker (gw0: 15, gw1: 14...): the tests empty it and
+# run a worker over the whole queue, so two of them must not share one
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_URL = os.environ.get("KERMA_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - _WORKER % 15}")
 KERMA = str(Path(sys.executable).parent / "kerma")
 
 
 @pytest.fixture
 def redis_url() -> str:
-    """A real Redis (scripts/test starts one); database 15, emptied for each test."""
+    """A real Redis (scripts/test starts one); the worker's database, emptied for each test."""
     from redis import Redis
     from redis.exceptions import ConnectionError as RedisDown
 
