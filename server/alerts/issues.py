@@ -11,6 +11,7 @@ from server.dose.alerts import Alert
 from server.dose.drl import Exceedance, Value
 from server.dose.monitoring import Drift, MedianAbove, Repeated
 from server.fhir.mapping import Context, fhir_datetime
+from server.mappings import unit_table
 from server.site.levels import LEVEL_ID_SYSTEM
 
 ISSUE_SYSTEM = "https://kerma.example.org/fhir/CodeSystem/dose-issue"
@@ -69,7 +70,9 @@ def significant_event(
     """A value a rule set calls a significant event (to be reported to the authority) or, as
     the set says, something else (e.g. a level for patient follow-up)."""
     rule, value = found.rule, found.value
-    detail = f"{rule.set}: {rule.text}; the value is {value.value:.4g} ({_where(value)})"
+    shown, limit, unit = _in_unit(found)
+    detail = (f"{rule.set}: {rule.text}; the value is {shown:.4g} {unit} ({_where(value)}), "
+              f"the limit {limit:.4g} {unit}")  # fmt: skip
     evidence: dict[str, Any] = {"code": [{"text": f"{rule.set} {rule.id}"}]}
     if found.level is not None:
         evidence["detail"] = [{"identifier": {"system": LEVEL_ID_SYSTEM, "value": found.level.key}}]
@@ -184,6 +187,20 @@ def _issue(
     if refs.patient:
         issue["patient"] = {"reference": refs.patient}
     return issue
+
+
+def _in_unit(found: Alert) -> tuple[float, float, str]:
+    """The value and the limit it is above, in the unit the rule is written in (the national
+    convention: cGy·cm² in Germany), else in the DRL's unit; and that unit as people write it."""
+    level = found.level
+    unit = found.rule.unit or (level.unit if level is not None else "")
+    if not unit:
+        return found.value.value, found.limit, ""
+    units = unit_table()
+    _, canonical = units.canonical(1.0, unit)
+    shown = units.convert(found.value.value, canonical, unit)
+    limit = units.convert(found.limit, canonical, unit)
+    return shown, limit, _UNITS.get(unit, unit.replace(".", "·").replace("2", "²"))
 
 
 def _where(value: Value) -> str:

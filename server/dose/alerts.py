@@ -22,6 +22,7 @@ class AlertRule:
     quantity_code: str = ""
     per: str = ""
     above: float | None = None  # canonical unit of the quantity
+    unit: str = ""  # the unit the rule is written in (UCUM): its texts give values in it
     drl_factor: float | None = None
     # group criterion: the last `group_size` examinations of a type on a device average more
     # than `mean_factor` x DRL while one of them is above `drl_factor` x DRL
@@ -58,6 +59,7 @@ def rules_from_table(table: dict[str, Any], units: UnitTable) -> list[AlertRule]
                 quantity_code=str(spec.get("quantity", "")),
                 per=spec.get("per", ""),
                 above=above,
+                unit=str(spec.get("unit", "")),
                 drl_factor=spec.get("drl_factor"),
                 group_size=int(spec.get("group", {}).get("size", 0)),
                 mean_factor=spec.get("group", {}).get("mean_factor"),

@@ -112,7 +112,7 @@ def test_a_significant_event_by_the_german_criteria(
     assert issue["code"]["coding"][0]["code"] == "significant-event"
     assert issue["detail"] == (
         "StrlSchV Anlage 14 (DE): CTDIvol above 80 mGy in a body CT (single examination); "
-        "the value is 222.6 (an irradiation event)"
+        "the value is 222.6 mGy (an irradiation event), the limit 80 mGy"
     )
     event = orjson.loads(service.read(*issue["implicated"][0]["reference"].split("/")).body or b"")
     assert event["code"]["coding"][0]["code"] == "113852"
@@ -216,8 +216,8 @@ def test_the_group_criterion_on_one_device(
     group = found["group-20"]
     assert group["identifier"][0]["value"].startswith(f"group:{trigger}/")
     assert (
-        "the value is 1435 (the mean of the group), 2.17 times the UKHSA GB 2022 DRL"
-        in group["detail"]
+        "the value is 1435 mGy·cm (the mean of the group), the limit 1320 mGy·cm, 2.17 times the "
+        "UKHSA GB 2022 DRL" in group["detail"]
     )
     study(1400.0)  # the next one: the same group trigger, not raised again
     assert len([i for i in events() if i["identifier"][0]["value"].endswith("group-20")]) == 1
@@ -295,7 +295,8 @@ def test_substantial_radiation_dose_levels_of_an_intervention(
         "SIR/NCRP 168 SRDL reference-air-kerma",
     ]
     assert issues[0]["detail"].startswith(
-        "SIR/NCRP 168 SRDL: calculated peak skin dose above 3 Gy; the value is 42"
+        "SIR/NCRP 168 SRDL: calculated peak skin dose above 3 Gy; the value is 4.206 Gy "
+        "(the examination), the limit 3 Gy"
     )
     assert issues[1]["detail"].startswith(
         "SIR/NCRP 168 SRDL: reference air kerma (Dose (RP) total) above 5 Gy"
