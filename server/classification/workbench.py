@@ -174,7 +174,7 @@ def save(service: FhirService, tables: Tables, gate: Gate) -> str:
 
 
 def studies_count(service: FhirService) -> int:
-    return sum(1 for _ in _studies(service))
+    return service.search("ImagingStudy", [("_summary", "count")]).total or 0
 
 
 def _studies(service: FhirService) -> Iterator[dict[str, Any]]:

@@ -27,6 +27,7 @@ from server.console import (
     studies,
 )
 from server.console.formats import FILTERS
+from server.stats.studies import StudyUids
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console-static")  # fmt: skip
@@ -57,6 +58,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session
     )
+    app.extensions["kerma.study_uids"] = StudyUids()  # the alert filters' memory
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["csrf_token"] = generate_csrf
     app.register_blueprint(bp)

@@ -130,8 +130,8 @@ def _listing(f: Filters) -> Listing:
 
 
 def _uids() -> StudyUids:
-    """The app's memory of the Study Instance UIDs of ImagingStudies."""
-    known: StudyUids = current_app.extensions.setdefault("kerma.study_uids", StudyUids())
+    """The app's memory of the Study Instance UIDs of ImagingStudies (made by init_app)."""
+    known: StudyUids = current_app.extensions["kerma.study_uids"]
     return known
 
 

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from server.fhir.gate import Gate
 from server.fhir.service import FhirService, body_of
-from server.stats.service import UNITS, Query, Statistics
+from server.stats.service import Query, Statistics
 
 # the dose columns of the table, in its order, with how people call them
 DOSES = {"ctdivol_mgy": "CTDIvol", "dlp_mgy_cm": "DLP", "dap_gy_m2": "DAP",
@@ -61,10 +61,6 @@ class StudyRow:
 class StudyPage:
     rows: list[StudyRow]
     total: int
-
-
-def dose_unit(name: str) -> str:
-    return UNITS[name]
 
 
 def studies(stats: Statistics, listing: Listing) -> StudyPage:
