@@ -31,7 +31,7 @@ from server.fhir.mapping.device import (
 )
 from server.fhir.service import FhirService, body_of
 from server.mappings import alert_rule_sets, alert_rules, national_levels, skin_dose_factors
-from server.site.choices import Choices
+from server.site.choices import Choices, configured
 from server.site.choices import library as choices_library
 from server.site.choices import stored as stored_choices
 from server.site.levels import LEVEL_QUANTITIES, local_level
@@ -177,11 +177,7 @@ def revoke(name: str) -> ResponseReturnValue:
 
 def _choices() -> Choices:
     """What the site chose in the console, else what its settings say."""
-    settings = current_app.config["KERMA_SETTINGS"]
-    return stored_choices(_service()) or Choices(
-        frozenset(n.strip() for n in settings.drl_sets.split(",") if n.strip()),
-        tuple(n.strip() for n in settings.alert_rules.split(",") if n.strip()),
-    )
+    return stored_choices(_service()) or configured(current_app.config["KERMA_SETTINGS"])
 
 
 def _save_choices(choices: Choices) -> None:

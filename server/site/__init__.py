@@ -24,10 +24,7 @@ def site_context(settings: Settings) -> Context:
         patient_id_issuer=settings.patient_id_issuer,
         level_procedures=procedure_map(read_csv_rows("drl/procedures.csv")),
         alert_rules=tuple(
-            rule
-            for name in settings.alert_rules.split(",")
-            if name.strip()
-            for rule in alert_rules(name.strip())
+            rule for name in choices.configured(settings).alert_sets for rule in alert_rules(name)
         ),
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from server.config import Settings
 from server.fhir.errors import FhirError, Issue
 from server.fhir.service import FhirService, body_of
 from server.mappings import alert_rule_sets, national_levels
@@ -24,6 +25,15 @@ class Choices:
     drl_sets: frozenset[str]
     alert_sets: tuple[str, ...]
     library_id: str | None = None
+
+
+def configured(settings: Settings) -> Choices:
+    """The choices the settings make (KERMA_DRL_SETS, KERMA_ALERT_RULES: comma-separated)."""
+
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(n.strip() for n in text.split(",") if n.strip())
+
+    return Choices(frozenset(names(settings.drl_sets)), names(settings.alert_rules))
 
 
 def stored(service: FhirService) -> Choices | None:

@@ -15,6 +15,7 @@ from server.fhir.errors import FhirError
 from server.fhir.mapping import Context
 from server.fhir.service import FhirService, body_of
 from server.mappings import alert_rules, classification_rules, national_levels, read_csv_rows
+from server.site.choices import configured
 from server.site.choices import stored as stored_choices
 from server.site.levels import (
     KIND_SYSTEM,
@@ -82,8 +83,7 @@ class SiteTables:
 
 def site_tables(service: FhirService, settings: Settings, max_age_s: float = 30.0) -> SiteTables:
     """The tables of the site's settings (KERMA_DRL_SETS) and of what it made over the API."""
-    sets = frozenset(s.strip() for s in settings.drl_sets.split(",") if s.strip())
-    return SiteTables(service, sets, national_levels(), max_age_s)
+    return SiteTables(service, configured(settings).drl_sets, national_levels(), max_age_s)
 
 
 def load(service: FhirService, levels: list[DoseLevel]) -> tuple[int, int]:
