@@ -9,7 +9,6 @@ each decision records. Without such a Library the shipped tables apply.
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import re
@@ -19,6 +18,7 @@ import yaml
 
 from server.dose.classify import Rules
 from server.fhir.errors import FhirError, Issue
+from server.fhir.libraries import asset_library, attachment_texts
 
 RULES_SYSTEM = "urn:kerma:classification"
 RULES_IDENTIFIER = f"{RULES_SYSTEM}|rules"
@@ -35,41 +35,17 @@ def is_rules_library(resource: dict[str, Any]) -> bool:
 def library(rules_yaml: str, procedures_csv: str) -> dict[str, Any]:
     """The Library of two tables (what `kerma classification export` writes)."""
     version = (yaml.safe_load(rules_yaml) or {}).get("version")
-    return {
-        "resourceType": "Library",
-        "identifier": [{"system": RULES_SYSTEM, "value": "rules"}],
-        "version": str(version),
-        "name": "KermaClassificationRules",
-        "title": "Classification of examinations to standard procedures",
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/library-type",
-                    "code": "asset-collection",
-                }
-            ]
-        },
-        "content": [
-            _attachment("application/yaml", rules_yaml),
-            _attachment("text/csv", procedures_csv),
-        ],
-    }
+    texts = {"application/yaml": rules_yaml, "text/csv": procedures_csv}
+    return asset_library((RULES_SYSTEM, "rules"), "KermaClassificationRules",
+                         "Classification of examinations to standard procedures",
+                         {kind: (_TABLES[kind], text) for kind, text in texts.items()},
+                         str(version))  # fmt: skip
 
 
 def tables_of(resource: dict[str, Any]) -> tuple[str, str]:
     """The rules (YAML) and procedures (CSV) a Library holds; 422 when it lacks one."""
     where = "Library.content"
-    tables: dict[str, str] = {}
-    for n, attachment in enumerate(resource.get("content") or []):
-        kind = attachment.get("contentType")
-        if kind in _TABLES:
-            try:
-                tables[kind] = base64.b64decode(attachment.get("data", ""), validate=True).decode()
-            except (ValueError, UnicodeDecodeError):
-                raise _invalid(
-                    f"content[{n}].data is not base64 of UTF-8 text", f"{where}[{n}]"
-                ) from None
+    tables = attachment_texts(resource, _TABLES)
     missing = [name for kind, name in _TABLES.items() if kind not in tables]
     if missing:
         raise _invalid(f"the Library needs {', '.join(missing)} as attachments "
@@ -104,14 +80,6 @@ def problems(resource: dict[str, Any]) -> list[Issue]:
     except FhirError as e:
         return e.issues
     return []
-
-
-def _attachment(kind: str, text: str) -> dict[str, Any]:
-    return {
-        "contentType": kind,
-        "title": _TABLES[kind],
-        "data": base64.b64encode(text.encode()).decode(),
-    }
 
 
 def _invalid(text: str, expression: str) -> FhirError:

@@ -5,7 +5,6 @@ FHIR's history keeps each change. Without it, KERMA_DRL_SETS and KERMA_ALERT_RUL
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +12,13 @@ import yaml
 
 from server.config import Settings
 from server.fhir.errors import FhirError, Issue
+from server.fhir.libraries import asset_library, attachment_texts
 from server.fhir.service import FhirService, body_of
 from server.mappings import alert_rule_sets, national_levels
 
 CHOICES_SYSTEM = "urn:kerma:site"
 CHOICES_IDENTIFIER = f"{CHOICES_SYSTEM}|choices"
+_YAML = "application/yaml"
 
 
 @dataclass(frozen=True)
@@ -45,28 +46,9 @@ def stored(service: FhirService) -> Choices | None:
 def library(choices: Choices) -> dict[str, Any]:
     text = yaml.safe_dump({"drl_sets": sorted(choices.drl_sets),
                            "alert_rules": list(choices.alert_sets)}, allow_unicode=True)  # fmt: skip
-    body: dict[str, Any] = {
-        "resourceType": "Library",
-        "identifier": [{"system": CHOICES_SYSTEM, "value": "choices"}],
-        "name": "KermaSiteChoices",
-        "title": "The national DRL sets and alert rule sets in force at the site",
-        "status": "active",
-        "type": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/library-type",
-                    "code": "asset-collection",
-                }
-            ]
-        },
-        "content": [
-            {
-                "contentType": "application/yaml",
-                "title": "choices.yaml",
-                "data": base64.b64encode(text.encode()).decode(),
-            }
-        ],
-    }
+    body = asset_library((CHOICES_SYSTEM, "choices"), "KermaSiteChoices",
+                         "The national DRL sets and alert rule sets in force at the site",
+                         {_YAML: ("choices.yaml", text)})  # fmt: skip
     return {**body, "id": choices.library_id} if choices.library_id else body
 
 
@@ -82,13 +64,14 @@ def problems(resource: dict[str, Any]) -> list[Issue]:
 
 
 def _of(resource: dict[str, Any], rid: str | None) -> Choices:
+    texts = attachment_texts(resource, [_YAML])
+    attached = [c for c in resource.get("content", []) if c.get("contentType") == _YAML]
     try:
-        [content] = [
-            c for c in resource.get("content", []) if c.get("contentType") == "application/yaml"
-        ]
-        table = yaml.safe_load(base64.b64decode(content["data"], validate=True).decode()) or {}
+        if len(attached) != 1:
+            raise ValueError("not one YAML attachment")
+        table = yaml.safe_load(texts[_YAML]) or {}
         drl_sets, alert_sets = list(table.get("drl_sets", [])), list(table.get("alert_rules", []))
-    except (ValueError, KeyError, TypeError, yaml.YAMLError):
+    except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
         raise _invalid(
             "the choices are one YAML attachment: drl_sets and alert_rules lists"
         ) from None
