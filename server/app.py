@@ -13,16 +13,21 @@ import orjson
 import yaml
 from flask import Flask, Response, g, request
 from flask_cors import CORS
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from server import console
 from server.api import assets, graphql_view, smart, stats_rest
 from server.api import fhir_rest as rest
+from server.api.http import current_user
 from server.auth.keys import token_key
 from server.config import Settings
 from server.fhir.errors import FhirError, Issue, outcome
 from server.jobs.queue import jobs_for
 from server.logs import log_event
+from server.metrics import HTTP_SECONDS
+from server.ops.health import readiness
+from server.ops.metrics import exposition
 from server.site import build_service
 from server.store import Store, open_store
 
@@ -48,7 +53,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     smart.init_app(app)
     console.init_app(app, settings)
     _init_cors(app, settings)
-    _init_meta_routes(app, store)
+    _init_meta_routes(app, store, settings)
     _init_docs(app)
     _init_errors(app)
     _init_request_log(app)
@@ -64,21 +69,42 @@ def openapi_spec() -> dict[str, Any]:
     return yaml.load(text, Loader=loader)  # type: ignore[no-any-return]
 
 
-def _init_meta_routes(app: Flask, store: Store) -> None:
+def _init_meta_routes(app: Flask, store: Store, settings: Settings) -> None:
     spec = orjson.dumps(openapi_spec())
 
     @app.get("/health")
     def health() -> Response:
-        try:
-            store.ping()
-        except Exception as e:  # the store is down: say so, with the reason, as 503
-            body = {"status": "unavailable", "store": store.name, "reason": type(e).__name__}
-            return Response(orjson.dumps(body), 503, content_type="application/json")
-        return Response(
-            orjson.dumps({"status": "ok", "store": store.name}),
-            200,
-            content_type="application/json",
-        )
+        """The store answers (kept for monitors set up against it; /health/ready says more)."""
+        check = readiness(store, settings)[0]
+        body = {"status": "ok" if check.ok else "unavailable", "store": store.name}
+        if not check.ok:
+            body["reason"] = check.reason
+        return Response(orjson.dumps(body), 200 if check.ok else 503,
+                        content_type="application/json")  # fmt: skip
+
+    @app.get("/health/live")
+    def live() -> Response:
+        """The process answers HTTP: restart it only when this fails."""
+        return Response(b'{"status":"alive"}', 200, content_type="application/json")
+
+    @app.get("/health/ready")
+    def ready() -> Response:
+        """Every dependency usable (store, spool, Redis and a worker, SMTP), or 503 and why."""
+        checks = readiness(store, settings)
+        failing = [c for c in checks if not c.ok]
+        body = {
+            "status": "not-ready" if failing else "ready",
+            "reasons": [f"{c.name}: {c.reason}" for c in failing],
+            "checks": {c.name: {"ok": c.ok, **c.facts} for c in checks},
+        }
+        return Response(orjson.dumps(body), 503 if failing else 200,
+                        content_type="application/json")  # fmt: skip
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus's text format, for any authenticated user (no patient data in it)."""
+        current_user(store)
+        return Response(exposition(settings), 200, content_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json")
     def openapi() -> Response:
@@ -160,14 +186,17 @@ def _init_request_log(app: Flask) -> None:
     def log_request(response: Response) -> Response:
         # the path only: query strings can hold patient names or identifiers
         user = getattr(g, "user", None)
-        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        elapsed_s = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "(no route)"
+        status_class = f"{response.status_code // 100}xx"
+        HTTP_SECONDS.labels(request.method, route, status_class).observe(elapsed_s)
         log_event(
             log,
             "request",
             method=request.method,
             path=request.path,
             status=response.status_code,
-            ms=round(elapsed_ms, 1),
+            ms=round(elapsed_s * 1000, 1),
             user=user.name if user else "-",
         )
         return response

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -36,68 +34,70 @@ def main() -> None:
 def serve() -> None:
     """Run the HTTP server (FHIR REST at /fhir) on KERMA_HTTP_HOST:KERMA_HTTP_PORT, the DICOM
     listener on KERMA_DICOM_HOST:KERMA_DICOM_PORT and the HL7 MLLP listener on
-    KERMA_HL7_HOST:KERMA_HL7_PORT (port 0 disables a listener)."""
-    import waitress
+    KERMA_HL7_HOST:KERMA_HL7_PORT (port 0 disables a listener). Exits 2, binding nothing, when
+    a setting is wrong or a port cannot be bound; SIGTERM stops it cleanly (exit 0)."""
+    settings = _checked_settings()
+    _metrics_across_processes(settings)
+    from server.logs import configure
+    from server.serving import serve as run
 
-    from server.app import create_app
-    from server.jobs.schedule import DailyJobs
-    from server.logs import configure, log_event
-    from server.network import PacsSchedule, start_dicom, start_hl7
-    from server.notify.delivery import Dispatcher
-    from server.site import build_service
-
-    settings = _settings()
-    configure(settings.log_level)
-    app = create_app(settings)
-    store = app.extensions["kerma.store"]
-    dicom = start_dicom(settings, store, worker_process=True) if settings.dicom_port else None
-    hl7 = start_hl7(settings, store) if settings.hl7_port else None
-    # the first statistics query reads the facts into memory, the first GraphQL query builds
-    # the schema (seconds each): do both before anyone asks
-    threading.Thread(target=_warm_up, args=(app, settings), daemon=True).start()
-    dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
-    dispatcher.start()
-    daily = DailyJobs(
-        build_service(store, settings), app.extensions["kerma.jobs"], settings.daily_at
-    )
-    daily.start()
-    schedule = None
-    if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and dicom is not None:
-        # what it retrieves is stored by the DICOM listener's spool worker
-        schedule = PacsSchedule(settings, store, dicom.worker.notify)
-        schedule.start()
-    log_event(
-        logging.getLogger("kerma"),
-        "serving",
-        http=f"{settings.http_host}:{settings.http_port}",
-        store=store.name,
-        data_dir=settings.data_dir,
-    )
-    try:
-        waitress.serve(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            threads=settings.http_threads,
-            ident="kerma",
-        )
-    finally:
-        daily.stop()
-        dispatcher.stop()
-        if schedule is not None:
-            schedule.stop()
-        if dicom is not None:
-            dicom.stop()
-        if hl7 is not None:
-            hl7.stop()
+    configure(settings.log_level, settings.log_format)
+    sys.exit(run(settings))
 
 
-def _warm_up(app: Any, settings: Settings) -> None:
-    from server.graphql.schema import system_schema
+def _checked_settings() -> Settings:
+    """The settings, or every problem with them on stderr (one line each) and exit 2."""
+    from server.ops.settings_check import problems
 
-    for facts in app.extensions["kerma.facts"].values():
-        facts.current()
-    system_schema(settings.graphql_max_depth, settings.graphql_max_cost)
+    settings, found = Settings.read_env()
+    found += problems(settings)
+    if found:
+        for line in found:
+            click.echo(f"kerma: {line}", err=True)
+        click.echo(f"kerma: {len(found)} setting(s) to fix; nothing was started", err=True)
+        sys.exit(2)
+    return settings
+
+
+def _metrics_across_processes(settings: Settings) -> None:
+    """Counters of every process `kerma serve` starts in files under KERMA_DATA_DIR/metrics:
+    prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, so before that."""
+    import os
+    import shutil
+
+    folder = settings.data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)  # the last run's processes are gone
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+@main.group()
+def config() -> None:
+    """The settings (KERMA_* environment variables) as this process sees them."""
+
+
+@config.command("check")
+def config_check() -> None:
+    """Check every setting as kerma serve does at start, without starting anything: one line
+    per problem and exit 2, or exit 0."""
+    _checked_settings()
+    click.echo("settings ok")
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object, for scripts")
+def config_show(as_json: bool) -> None:
+    """The configuration in force (defaults included), secrets masked."""
+    from server.ops.settings_check import effective
+
+    settings, _ = Settings.read_env()
+    pairs = effective(settings)
+    if as_json:
+        click.echo(orjson.dumps(dict(pairs), option=orjson.OPT_INDENT_2).decode())
+        return
+    width = max(len(name) for name, _ in pairs)
+    for name, value in pairs:
+        click.echo(f"{name:<{width}}  {value}")
 
 
 @main.group()
@@ -555,11 +555,13 @@ def worker(burst: bool) -> None:
     """Run background jobs (re-classification, the daily run...) from Redis
     (KERMA_REDIS_URL), with the same KERMA_* settings as kerma serve."""
     from server.jobs.worker import work
+    from server.logs import configure
 
-    settings = _settings()
+    settings = _checked_settings()
     if not settings.redis_url:
         raise click.UsageError("set KERMA_REDIS_URL: without Redis, kerma serve runs the jobs")
-    work(settings.redis_url, burst)
+    configure(settings.log_level, settings.log_format)
+    work(settings, burst)
 
 
 @main.group()

@@ -91,23 +91,39 @@ class Settings:
     graphql_max_depth: int = 15
     graphql_max_cost: int = 1_000_000
     log_level: str = "INFO"
+    # "text": `time LEVEL logger event key=value`; "json": one JSON object a line, for collectors
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from KERMA_<FIELD> variables; unknown KERMA_ names are an error."""
+        """Build settings from KERMA_<FIELD> variables; unknown or mistyped ones are an error."""
+        settings, problems = cls.read_env(environ)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return settings
+
+    @classmethod
+    def read_env(cls, environ: Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+        """Settings from KERMA_<FIELD> variables, and every variable that could not be read (an
+        unknown name, a number that is not one), each one line; those keep their default."""
         environ = os.environ if environ is None else environ
         fields = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, object] = {}
-        for key, raw in environ.items():
+        problems: list[str] = []
+        for key, raw in sorted(environ.items()):
             if not key.startswith("KERMA_") or key.startswith("KERMA_TEST_"):
                 continue
             name = key.removeprefix("KERMA_").lower()
             if name not in fields:
-                raise ValueError(
-                    f"unknown setting {key}; see the configuration table in docs/operations.md"
+                problems.append(
+                    f"{key}={raw}: unknown setting; see the table in docs/operations.md"
                 )
-            values[name] = _convert(fields[name].type, raw, key)
-        return cls(**values)  # type: ignore[arg-type]
+                continue
+            try:
+                values[name] = _convert(fields[name].type, raw, key)
+            except ValueError as e:
+                problems.append(str(e))
+        return cls(**values), problems  # type: ignore[arg-type]
 
     @property
     def sqlite_path(self) -> Path:
@@ -127,7 +143,7 @@ def _convert(type_name: object, raw: str, key: str) -> object:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"{key} must be an integer, got {raw!r}") from None
+            raise ValueError(f"{key}={raw}: not a whole number") from None
     if type_name in ("Path", Path):
         return Path(raw)
     return raw

@@ -3,7 +3,9 @@ and the HL7 MLLP listener."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,19 @@ from server.store.port import Store
 log = logging.getLogger("kerma.dicom")
 
 
+class ListenError(Exception):
+    """A listener could not bind its port: the message names the port and its setting."""
+
+
+def bind_problem(error: OSError, setting: str, host: str, port: int) -> ListenError:
+    why = {
+        errno.EADDRINUSE: "is in use (another program, or another kerma serve, listens there)",
+        errno.EACCES: "needs privileges (ports below 1024); choose a port above 1023",
+        errno.EADDRNOTAVAIL: f"cannot be bound: {host} is not an address of this machine",
+    }.get(error.errno or 0, f"cannot be bound ({error.strerror})")
+    return ListenError(f"{setting}={port} on {host} {why}; stop it or set {setting}")
+
+
 @dataclass
 class DicomListener:
     server: ThreadedAssociationServer
@@ -44,10 +59,15 @@ class DicomListener:
     def port(self) -> int:
         return int(self.server.server_address[1])
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """Accept no more associations, let those in progress finish (up to `timeout_s`), then
+        stop the spool worker after the object in hand; what is spooled waits on disk."""
+        deadline = time.monotonic() + timeout_s
         self.server.shutdown()
+        for association in self.server.ae.active_associations:
+            association.join(max(0.0, deadline - time.monotonic()))
         self.server.server_close()
-        self.worker.stop()
+        self.worker.stop(max(1.0, deadline - time.monotonic()))
 
 
 def start_dicom(settings: Settings, store: Store, worker_process: bool = False) -> DicomListener:
@@ -63,14 +83,17 @@ def start_dicom(settings: Settings, store: Store, worker_process: bool = False) 
         if worker_process
         else SpoolWorker(spool, build_ingestor(store, settings), store.ping)
     )
-    worker.start()  # its first pass takes what is left from the last run
     service = build_service(store, settings)
     calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))
     config = ScpConfig(settings.ae_title, settings.dicom_host, settings.dicom_port)
     steps = MppsSteps(settings.data_dir / "mpps")
-    server = start_scp(
-        config, spool, worker.notify, calling, mpps_scp.handlers(steps, spool, worker.notify)
-    )
+    try:
+        server = start_scp(
+            config, spool, worker.notify, calling, mpps_scp.handlers(steps, spool, worker.notify)
+        )
+    except OSError as e:
+        raise bind_problem(e, "KERMA_DICOM_PORT", settings.dicom_host, settings.dicom_port) from e
+    worker.start()  # its first pass takes what is left from the last run
     listener = DicomListener(server, worker, spool)
     log_event(
         log,
@@ -95,7 +118,10 @@ def start_hl7(settings: Settings, store: Store) -> Hl7Listener:
         settings.hl7_max_bytes,
         settings.hl7_timeout_seconds,
     )
-    listener.start()
+    try:
+        listener.start()
+    except OSError as e:
+        raise bind_problem(e, "KERMA_HL7_PORT", settings.hl7_host, settings.hl7_port) from e
     log_event(
         logging.getLogger("kerma.hl7"),
         "hl7-listening",

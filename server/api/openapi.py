@@ -77,7 +77,46 @@ def render() -> str:
 def build() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/health": {
-            "get": _op("health", "Liveness and store check", public=True, json_body="Health")
+            "get": _op(
+                "health",
+                "Liveness and store check",
+                public=True,
+                json_body="Health",
+                extra={"503": _json_answer("the store does not answer", "Health")},
+            )
+        },
+        "/health/live": {
+            "get": _op(
+                "health-live",
+                "The process answers (restart it only when this fails)",
+                public=True,
+                json_body="Object",
+            )
+        },
+        "/health/ready": {
+            "get": _op(
+                "health-ready",
+                "Store, spool, Redis with a worker, SMTP usable; 503 with the reasons when not",
+                public=True,
+                json_body="Readiness",
+                extra={"503": _json_answer("a dependency is down", "Readiness")},
+            )
+        },
+        "/metrics": {
+            "get": {
+                **_op(
+                    "metrics",
+                    "Counters, gauges and latency histograms in Prometheus's "
+                    "text format (any authenticated user)",
+                ),
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_ERRORS,
+                },
+            }
         },
         "/openapi.json": {"get": _op("openapi", "This document", public=True, json_body="Object")},
         "/fhir/metadata": {
@@ -298,6 +337,15 @@ def build() -> dict[str, Any]:
                     "type": "object",
                     "required": ["status", "store"],
                     "properties": {"status": {"type": "string"}, "store": {"type": "string"}},
+                },
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status", "reasons", "checks"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ready", "not-ready"]},
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                        "checks": {"type": "object"},
+                    },
                 },
                 "Object": {"type": "object"},
             },
@@ -710,6 +758,11 @@ def _outcome() -> dict[str, Any]:
     }
 
 
+def _json_answer(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}  # fmt: skip
+
+
 def _op(
     op_id: str,
     summary: str,
@@ -752,12 +805,7 @@ def _op(
             }
         }
     if json_body:
-        ok = {
-            "description": "OK",
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{json_body}"}}
-            },
-        }
+        ok = _json_answer("OK", json_body)
     else:
         ok = {
             "description": "OK",

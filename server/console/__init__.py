@@ -36,7 +36,7 @@ for page in (signin, home, studies, alerts, analysis, classification, reports, s
     bp.register_blueprint(page.bp)
 bp.before_request(signin.require_user)
 API_PREFIXES = ("/fhir", "/stats", "/graphql", "/auth", "/assets", "/docs", "/.well-known",
-                "/health", "/openapi.json")  # fmt: skip
+                "/health", "/openapi.json", "/metrics")  # fmt: skip
 
 
 class _SessionCookies(SecureCookieSessionInterface):

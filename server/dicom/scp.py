@@ -22,6 +22,7 @@ from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
 from server.logs import log_event
 from server.mappings import read_csv_rows
+from server.metrics import RECEIVED
 
 log = logging.getLogger("kerma.dicom")
 
@@ -88,6 +89,8 @@ def handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> in
         bytes=len(data),
         spooled=path.name,
     )
+    sop_class = meta.MediaStorageSOPClassUID
+    RECEIVED.labels(sop_class.keyword or str(sop_class)).inc()
     received()
     return Status.SUCCESS
 

@@ -12,6 +12,7 @@ the cost of a message Kerma refuses does not grow with its size.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ from server.hl7.message import (
 )
 from server.logs import log_event
 from server.mappings import unit_table
+from server.metrics import HL7_MESSAGES
 from server.orders.requests import Orders
 from server.patients.identity import Patients
 from server.site import build_service, site_context
@@ -96,6 +98,11 @@ class Hl7Handler:
         }
 
     def handle(self, raw: bytes) -> bytes:
+        answer = self._reply(raw)
+        HL7_MESSAGES.labels(_message_type(raw), _ack_code(answer)).inc()
+        return answer
+
+    def _reply(self, raw: bytes) -> bytes:
         try:
             header = parse_header(raw)
         except Malformed as e:
@@ -226,3 +233,16 @@ def build_handler(store: Store, settings: Settings) -> Hl7Handler:
         settings.ae_title,
         Limits(settings.hl7_max_bytes, settings.hl7_max_segments),
     )
+
+
+def _message_type(raw: bytes) -> str:
+    """MSH-9's type and event (ADT^A08), or "unknown": a metric label, read without parsing."""
+    fields = raw.lstrip(b"\x0b").split(b"\r", 1)[0].split(raw[3:4] or b"|")
+    kind = fields[8].split(b"^")[:2] if len(fields) > 8 and raw.startswith(b"MSH") else []
+    text = "^".join(part.decode("ascii", "replace") for part in kind)
+    return text if re.fullmatch(r"[A-Z0-9]{3}(\^[A-Z0-9]{3})?", text) else "unknown"
+
+
+def _ack_code(answer: bytes) -> str:
+    start = answer.find(b"\rMSA") + 5
+    return answer[start : start + 2].decode("ascii", "replace") if start > 4 else "unknown"

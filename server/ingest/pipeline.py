@@ -39,6 +39,7 @@ from server.ingest.checks import LevelChecks
 from server.ingest.quarantine import Quarantine
 from server.logs import log_event
 from server.mappings import k_factor_regions, k_factors
+from server.metrics import INGEST_SECONDS, INGESTED
 from server.notify import routing
 from server.orders.requests import Orders
 from server.patients import identity as patients
@@ -81,6 +82,7 @@ class Ingestor:
     def ingest_file(self, path: Path) -> Result:
         return self.ingest_bytes(path.read_bytes(), path.name)
 
+    @INGEST_SECONDS.time()
     def ingest_spooled(self, path: Path) -> Result:
         """An object Kerma's SCP received: the calling AE title it came from (written to the
         file meta as Source Application Entity Title) is the sending device's, unless it is
@@ -98,6 +100,7 @@ class Ingestor:
             outcome = replace(outcome, report=replace(outcome.report, equipment=equipment))
         return self.ingest_outcome(outcome, lambda: data, path.name)
 
+    @INGEST_SECONDS.time()
     def ingest_bytes(self, data: bytes, name: str, quarantine: bool = True) -> Result:
         """`quarantine=False` when the bytes come from quarantine already (reprocessing)."""
         return self.ingest_outcome(read_dicom(data, self._units), lambda: data, name, quarantine)
@@ -106,6 +109,13 @@ class Ingestor:
         self, outcome: Outcome, data: Callable[[], bytes], name: str, quarantine: bool = True
     ) -> Result:
         """Store what reading an object gave; `data` gives its bytes, needed only for quarantine."""
+        result = self._outcome(outcome, data, name, quarantine)
+        INGESTED.labels(result.modality or "unknown", result.status).inc()
+        return result
+
+    def _outcome(
+        self, outcome: Outcome, data: Callable[[], bytes], name: str, quarantine: bool
+    ) -> Result:
         if isinstance(outcome, Unreadable):
             if quarantine:
                 where = self.quarantine.put(data(), name, outcome.reason)

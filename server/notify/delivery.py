@@ -22,6 +22,7 @@ from server.fhir.mapping import device_label
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.logs import log_event
+from server.metrics import NOTIFICATIONS
 from server.notify import channels, messages
 from server.notify.routing import NOTIFICATION_SYSTEM
 from server.periodic import Periodic
@@ -92,8 +93,10 @@ class Dispatcher(Periodic):
 
     def _attempt(self, communication: dict[str, Any], now: float) -> None:
         failures = _attempts(communication)
+        channel = "unknown"  # the Subscription's channel type, once it is read
         try:
             subscription = self._read(communication["basedOn"][0]["reference"])
+            channel = str((subscription.get("channel") or {}).get("type", "unknown"))
             found = [self._read(about["reference"]) for about in communication["about"]]
             recipients = self._send(subscription, found)
         except (channels.SendFailed, FhirError) as e:
@@ -106,6 +109,7 @@ class Dispatcher(Periodic):
                     failures, None if gave_up else now + self._policy.next_delay_s(failures)
                 ),
             }
+            NOTIFICATIONS.labels(channel, "stopped" if gave_up else "failed").inc()
             log_event(
                 log,
                 "notify-gave-up" if gave_up else "notify-retry",
@@ -120,6 +124,7 @@ class Dispatcher(Periodic):
                 "payload": [{"contentString": f"sent to {recipients}"}],
                 "extension": _delivery(failures + 1, None),
             }
+            NOTIFICATIONS.labels(channel, "sent").inc()
             log_event(log, "notified", notification=communication["id"], attempts=failures + 1)
         body = {k: v for k, v in communication.items() if k not in ("statusReason",)}
         self._service.update("Communication", communication["id"], {**body, **update})

@@ -1,0 +1,1 @@
+"""Running Kerma: its settings checked before anything starts, health and metrics, backups."""

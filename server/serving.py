@@ -1,0 +1,162 @@
+"""`kerma serve`: bind every listener before saying anything is served, say what runs with
+which configuration, and on SIGTERM finish what is in flight and exit 0 within a bound."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import waitress
+from waitress.server import BaseWSGIServer, MultiSocketServer
+
+from server.app import create_app
+from server.config import Settings
+from server.jobs.schedule import DailyJobs
+from server.logs import log_event
+from server.network import (
+    ListenError,
+    PacsSchedule,
+    bind_problem,
+    start_dicom,
+    start_hl7,
+)
+from server.notify.delivery import Dispatcher
+from server.ops.health import queue_state, spool_state
+from server.site import build_service
+from server.site.choices import configured, stored
+from server.store.port import Store
+
+log = logging.getLogger("kerma")
+STOP_BOUND_S = 25.0  # SIGTERM to exit; systemd's TimeoutStopSec (deploy/) leaves room above it
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or Ctrl-C; 0 after a clean stop, 2 when a port cannot be bound."""
+    app = create_app(settings)
+    store: Store = app.extensions["kerma.store"]
+    stops: list[Callable[[], None]] = []
+    received: Callable[[], None] | None = None  # wakes the spool worker
+    try:
+        http = _bind_http(app, settings)
+        stops.append(lambda: _close_http(http))
+        if settings.dicom_port:
+            dicom = start_dicom(settings, store, worker_process=True)
+            stops.append(dicom.stop)
+            received = dicom.worker.notify
+        if settings.hl7_port:
+            stops.append(start_hl7(settings, store).stop)
+    except ListenError as e:
+        log.error("%s", e)
+        _stop_all(stops, store)
+        return 2
+    log_event(log, "http-listening", address=f"{settings.http_host}:{_port(http)}",
+              threads=settings.http_threads)  # fmt: skip
+    stops.extend(_background(app, settings, store, received))
+    _log_configuration(settings, store)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    log_event(
+        log, "serving", http=f"{settings.http_host}:{_port(http)}", data_dir=settings.data_dir
+    )
+    try:
+        http.run()  # returns once SIGTERM or Ctrl-C stopped it, after requests in flight end
+    finally:
+        started = time.monotonic()
+        _stop_all(stops, store)
+        log_event(log, "stopped", seconds=round(time.monotonic() - started, 1),
+                  spooled=spool_state(settings).depth)  # fmt: skip
+    return 0
+
+
+def _bind_http(app: Any, settings: Settings) -> BaseWSGIServer | MultiSocketServer:
+    try:
+        return waitress.create_server(app, host=settings.http_host, port=settings.http_port,
+                                      threads=settings.http_threads, ident="kerma")  # fmt: skip
+    except OSError as e:
+        raise bind_problem(e, "KERMA_HTTP_PORT", settings.http_host, settings.http_port) from e
+
+
+def _port(http: BaseWSGIServer | MultiSocketServer) -> int:
+    return int(getattr(http, "effective_port", 0) or http.effective_listen[0][1])
+
+
+def _close_http(http: BaseWSGIServer | MultiSocketServer) -> None:
+    http.task_dispatcher.shutdown(timeout=STOP_BOUND_S / 5)
+    http.close()
+
+
+def _background(
+    app: Any, settings: Settings, store: Store, received: Callable[[], None] | None
+) -> list[Callable[[], None]]:
+    """The warm-up, notification delivery, the daily run and the PACS pull; their stops."""
+    # the first statistics query reads the facts into memory, the first GraphQL query builds
+    # the schema (seconds each): do both before anyone asks
+    threading.Thread(target=_warm_up, args=(app, settings), daemon=True).start()
+    dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
+    daily = DailyJobs(
+        build_service(store, settings), app.extensions["kerma.jobs"], settings.daily_at
+    )
+    periodic: list[Dispatcher | DailyJobs | PacsSchedule] = [dispatcher, daily]
+    if settings.pacs_ae_title and settings.pacs_pull_minutes > 0 and received is not None:
+        # what it retrieves is stored by the DICOM listener's spool worker
+        periodic.append(PacsSchedule(settings, store, received))
+    for job in periodic:
+        job.start()
+    return [lambda job=job: job.stop(STOP_BOUND_S / 5) for job in periodic]  # type: ignore[misc]
+
+
+def _warm_up(app: Any, settings: Settings) -> None:
+    from server.graphql.schema import system_schema
+
+    for facts in app.extensions["kerma.facts"].values():
+        facts.current()
+    system_schema(settings.graphql_max_depth, settings.graphql_max_cost)
+
+
+def _log_configuration(settings: Settings, store: Store) -> None:
+    """One line an operator can check against what they meant to configure."""
+    choices = stored(build_service(store, settings))
+    source = "console" if choices is not None else "settings"
+    choices = choices or configured(settings)
+    log_event(
+        log,
+        "configuration",
+        store=store.name,
+        jobs=_jobs(settings),
+        drl_sets=",".join(sorted(choices.drl_sets)) or "none",
+        alert_rules=",".join(choices.alert_sets) or "none",
+        chosen_in=source,
+        smtp=f"{settings.smtp_host}:{settings.smtp_port}" if settings.smtp_host else "off",
+        timezone=settings.timezone,
+        daily_at=settings.daily_at,
+    )
+
+
+def _jobs(settings: Settings) -> str:
+    if not settings.redis_url:
+        return "in-process"
+    try:
+        state = queue_state(settings.redis_url)
+    except Exception as e:  # say it now: readiness stays red until Redis answers
+        log.warning("redis-unreachable error=%s: jobs wait until Redis answers", type(e).__name__)
+        return "redis (unreachable)"
+    if state.workers == 0:
+        log.warning("no-worker: start `kerma worker` with the same settings, or jobs wait")
+    return f"redis ({state.workers} workers, {state.depth} queued)"
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)  # waitress's loop ends on it and lets requests in flight finish
+
+
+def _stop_all(stops: list[Callable[[], None]], store: Store) -> None:
+    for stop in reversed(stops):
+        try:
+            stop()
+        except Exception:  # one part failing to stop must not keep the others running
+            log.exception("stop-failed")
+    store.close()

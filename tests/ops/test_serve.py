@@ -1,0 +1,167 @@
+"""`kerma serve` as an operator meets it: a port in use named with its setting, SIGTERM that
+finishes the association in flight and exits 0, /metrics counting across its processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydicom import dcmread
+from pynetdicom import AE
+
+from server.dicom.transport import NO_DELAY
+from tests.dicom.conftest import CORPUS, free_port
+
+KERMA = str(Path(sys.executable).parent / "kerma")
+PORTS = ("KERMA_HTTP_PORT", "KERMA_DICOM_PORT", "KERMA_HL7_PORT")
+pytestmark = pytest.mark.slow
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
+    return {**plain, "KERMA_DATA_DIR": str(data_dir), **{p: str(free_port()) for p in PORTS}}
+
+
+def _answers(url: str, token: str = "") -> bool:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("busy", PORTS)
+def test_a_port_in_use_is_named_with_its_setting_and_nothing_stays_bound(
+    tmp_path: Path, busy: str
+) -> None:
+    env = _env(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env[busy])))
+        taken.listen()
+        run = subprocess.run([KERMA, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len(lines) == 1 and f"{busy}={env[busy]} on 127.0.0.1 is in use" in lines[0]
+    assert "serving" not in run.stderr and "Traceback" not in run.stderr
+    assert all(_bindable(int(env[p])) for p in PORTS)  # what it had bound, it let go
+
+
+def test_sigterm_lets_the_association_in_flight_finish_and_exits_0(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    token = subprocess.run([KERMA, "users", "add", "ops", "--role", "admin"], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()[-1]  # fmt: skip
+    server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{base}/health/ready"):
+            assert server.poll() is None and time.monotonic() < deadline, (
+                "kerma serve did not start"
+            )
+            time.sleep(0.1)
+        files = sorted((CORPUS / "openrem").glob("CT-RDSR-*.dcm"))[:6]
+        datasets = [dcmread(f) for f in files]
+        ae = AE(ae_title="MODALITY")
+        for uid in {ds.SOPClassUID for ds in datasets}:
+            ae.add_requested_context(uid)
+        assoc = ae.associate("127.0.0.1", int(env["KERMA_DICOM_PORT"]), ae_title="KERMA",
+                             evt_handlers=[NO_DELAY])  # fmt: skip
+        assert assoc.is_established
+        assert assoc.send_c_store(datasets[0]).Status == 0
+        server.send_signal(signal.SIGTERM)  # with the association open
+        time.sleep(0.5)
+        statuses = [assoc.send_c_store(ds).Status for ds in datasets[1:]]
+        assoc.release()
+        stopped_at = time.monotonic()
+        assert server.wait(30) == 0
+        assert time.monotonic() - stopped_at < 30
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log = server.stderr.read() if server.stderr else ""
+    assert statuses == [0] * 5
+    assert "stopped" in log and "Traceback" not in log
+    # every object acknowledged is in the store or waits in the spool for the next start
+    studies = len({ds.StudyInstanceUID for ds in datasets})
+    restarted = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _study_count(base, token) != studies or any((tmp_path / "spool").glob("*.dcm")):
+            assert restarted.poll() is None and time.monotonic() < deadline, "not all stored"
+            time.sleep(0.2)
+    finally:
+        restarted.terminate()
+        assert restarted.wait(30) == 0
+
+
+def _study_count(base: str, token: str) -> int:
+    request = urllib.request.Request(f"{base}/fhir/ImagingStudy?_summary=count",
+                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=2) as r:
+            return int(json.load(r)["total"])
+    except OSError:
+        return -1
+
+
+def test_metrics_count_what_the_spool_worker_process_ingested(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    token = subprocess.run([KERMA, "users", "add", "prom", "--role", "viewer"], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()[-1]  # fmt: skip
+    server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{base}/health/ready"):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        ds = dcmread(CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(ds.SOPClassUID)
+        assoc = ae.associate("127.0.0.1", int(env["KERMA_DICOM_PORT"]), ae_title="KERMA")
+        assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+        while (ingested := _sample(base, token, "kerma_objects_ingested_total",
+                                   modality="CT", status="ingested")) == 0:  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert ingested == 1
+        assert _sample(base, token, "kerma_objects_received_total",
+                       sop_class="XRayRadiationDoseSRStorage") == 1  # fmt: skip
+        assert _sample(base, token, "kerma_spool_depth") == 0
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _sample(base: str, token: str, name: str, **labels: str) -> float:
+    request = urllib.request.Request(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
+        text = r.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
