@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ def _settings() -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kerma", message="%(prog)s %(version)s")
 def main() -> None:
     """Kerma: radiation dose management, FHIR-native.
 
@@ -98,6 +100,44 @@ def config_show(as_json: bool) -> None:
     width = max(len(name) for name, _ in pairs)
     for name, value in pairs:
         click.echo(f"{name:<{width}}  {value}")
+
+
+@main.command()
+@click.argument("dest", type=click.Path(file_okay=False, path_type=Path))
+def backup(dest: Path) -> None:
+    """Copy KERMA_DATA_DIR into the new folder DEST while kerma serve may run: the SQLite store
+    as one consistent snapshot, the spool, quarantine, keys and received files, with a manifest
+    of checksums. Exit 1 if it could not be made. A MongoDB store is backed up with mongodump."""
+    from server.ops.backup import BackupError
+    from server.ops.backup import backup as make
+
+    settings = _settings()
+    try:
+        summary = make(settings, dest)
+    except (BackupError, OSError, sqlite3.Error) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{dest}: {summary.databases} databases and {summary.files} files, "
+               f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s")  # fmt: skip
+    if settings.store not in ("", "sqlite"):
+        click.echo("the MongoDB store is not in it: run mongodump (docs/operations.md)", err=True)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="move what KERMA_DATA_DIR holds aside first")
+def restore(source: Path, replace: bool) -> None:
+    """Put a backup made by `kerma backup` back into KERMA_DATA_DIR, with kerma serve
+    stopped; every file is checked against the manifest first. Exit 1 if it was not restored."""
+    from server.ops.backup import BackupError
+    from server.ops.backup import restore as put_back
+
+    settings = _settings()
+    try:
+        summary = put_back(source, settings, replace)
+    except (BackupError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{settings.data_dir}: {summary.databases} databases and {summary.files} files "
+               f"restored from {source}")  # fmt: skip
 
 
 @main.group()

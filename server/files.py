@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 
 def write_durably(path: Path, data: bytes) -> None:
@@ -43,3 +45,13 @@ def chunks(path: Path, delete_after: bool = False) -> Iterator[bytes]:
     finally:
         if delete_after:
             path.unlink(missing_ok=True)
+
+
+def try_lock(file: IO[str]) -> bool:
+    """Take the open file's exclusive lock unless another process holds it; the lock lasts
+    while the file stays open (and ends with the process, however it ends)."""
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -16,6 +16,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 
 from server.app import create_app
 from server.config import Settings
+from server.files import try_lock
 from server.jobs.schedule import DailyJobs
 from server.logs import log_event
 from server.network import (
@@ -26,6 +27,7 @@ from server.network import (
     start_hl7,
 )
 from server.notify.delivery import Dispatcher
+from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.site import build_service
 from server.site.choices import configured, stored
@@ -36,7 +38,18 @@ STOP_BOUND_S = 25.0  # SIGTERM to exit; systemd's TimeoutStopSec (deploy/) leave
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM or Ctrl-C; 0 after a clean stop, 2 when a port cannot be bound."""
+    """Run until SIGTERM or Ctrl-C; 0 after a clean stop, 2 when a port cannot be bound or
+    another kerma serve runs on the same data folder."""
+    with open(settings.data_dir / SERVE_LOCK, "a") as lock:
+        if not try_lock(lock):
+            log.error(
+                "another kerma serve runs on KERMA_DATA_DIR=%s; stop it first", settings.data_dir
+            )
+            return 2
+        return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
     app = create_app(settings)
     store: Store = app.extensions["kerma.store"]
     stops: list[Callable[[], None]] = []

@@ -13,17 +13,17 @@ lock, so a worker orphaned by a killed server cannot race its successor.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import multiprocessing
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from server.config import Settings
 from server.dicom.spool import Spool
+from server.files import try_lock
 from server.ingest.pipeline import Ingestor
 from server.logs import configure, log_event
 
@@ -80,7 +80,7 @@ class SpoolWorker:
             return self._stopping.is_set() or stop_when()
 
         with open(self._spool.folder / ".lock", "a") as lock:
-            while not stopping() and not _locked(lock):
+            while not stopping() and not try_lock(lock):
                 # another worker (an orphan finishing) has the spool
                 self._stopping.wait(_IDLE_SECONDS)
             while not stopping():
@@ -91,7 +91,7 @@ class SpoolWorker:
     def drain_unless_busy(self) -> int | None:
         """Drain now, unless another worker has the spool (None: that one stores it all)."""
         with open(self._spool.folder / ".lock", "a") as lock:
-            return self.drain() if _locked(lock) else None
+            return self.drain() if try_lock(lock) else None
 
     def drain(self, stopping: Callable[[], bool] = lambda: False) -> int:
         """Process everything spooled now; returns how many objects left the spool."""
@@ -141,14 +141,6 @@ class SpoolWorker:
         except Exception:  # whatever the driver raises: the store is not there
             return False
         return True
-
-
-def _locked(lock: IO[str]) -> bool:
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 class SpoolProcess:
