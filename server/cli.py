@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,27 @@ def _settings() -> Settings:
         return Settings.from_env()
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+
+
+_json_option = click.option("--json", "as_json", is_flag=True,
+                            help="one JSON object per row, for scripts")  # fmt: skip
+
+
+def _listing(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], as_json: bool) -> None:
+    """Rows under a header, tab-separated; or JSON objects keyed by the header."""
+    if as_json:
+        click.echo(orjson.dumps([dict(zip(header, row, strict=True)) for row in rows]).decode())
+        return
+    for row in [header, *rows]:
+        click.echo("\t".join(row))
+
+
+def _list_entries(listed: dict[str, Any], as_json: bool) -> None:
+    """A FHIR List's entries (reference, why), and how many on stderr."""
+    entries = listed.get("entry", [])
+    rows = [(e["item"]["reference"], e["flag"]["text"]) for e in entries]
+    _listing(("reference", "why"), rows, as_json)
+    click.echo(f"{len(entries)}: {listed['title'].lower()}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -165,8 +188,10 @@ def users_add(name: str, role_name: str, devices: tuple[str, ...], password_stdi
     from server.store import Duplicate, open_store
 
     password = _password(password_stdin) if password_stdin else None
-    store = open_store(_settings())
+    settings = _settings()
+    store = open_store(settings)
     try:
+        _devices_exist(store, settings, devices)
         token = add_user(store, name, role_name, devices)
         if password is not None:
             set_password(store, name, password)
@@ -178,6 +203,40 @@ def users_add(name: str, role_name: str, devices: tuple[str, ...], password_stdi
         f"user {name} created with role {role_name}; keep this token, it is not shown again:",
         err=True,
     )
+    click.echo(token)
+
+
+def _devices_exist(store: Any, settings: Settings, devices: tuple[str, ...]) -> None:
+    from server.site import build_service
+
+    service = build_service(store, settings)
+    for device in devices:
+        rtype, _, rid = device.partition("/")
+        if rtype == "Device" and service.store.read("Device", rid) is None:
+            raise click.UsageError(
+                f"no {device} in the store; kerma users add takes a registered Device "
+                "(GET /fhir/Device lists them)"
+            )
+
+
+@users.command("token")
+@click.argument("name")
+def users_token(name: str) -> None:
+    """Issue a new bearer token for a user (lost or leaked); the old one stops working. The
+    token is printed alone on the last line (shown only once)."""
+    from server.auth.users import reissue_token
+    from server.store import open_store
+
+    store = open_store(_settings())
+    try:
+        token = reissue_token(store, name)
+        active = store.user_by_name(name).active  # type: ignore[union-attr]
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    finally:
+        store.close()
+    state = "" if active else " (the user is revoked: the token works once reactivated)"
+    click.echo(f"new token for {name}{state}; the old one no longer works:", err=True)
     click.echo(token)
 
 
@@ -207,15 +266,16 @@ def _password(from_stdin: bool) -> str:
 
 
 @users.command("list")
-def users_list() -> None:
-    """List users (never their tokens)."""
+@_json_option
+def users_list(as_json: bool) -> None:
+    """List users (never their tokens): name, role, state, devices."""
     from server.store import open_store
 
     store = open_store(_settings())
-    for user in store.users():
-        state = "active" if user.active else "revoked"
-        click.echo(f"{user.name}\t{user.role}\t{state}\t{','.join(user.devices)}")
+    rows = [(u.name, u.role, "active" if u.active else "revoked", ",".join(u.devices))
+            for u in store.users()]  # fmt: skip
     store.close()
+    _listing(("name", "role", "state", "devices"), rows, as_json)
 
 
 @users.command("revoke")
@@ -286,9 +346,7 @@ def ingest(paths: tuple[Path, ...], workers: int) -> None:
     tally: Counter[tuple[str, str]] = Counter()
     files = _files(paths)
     started = time.perf_counter()
-    with click.progressbar(
-        length=len(files), label="ingesting", file=sys.stderr, show_pos=True
-    ) as bar:
+    with _progress(len(files), "ingesting") as bar:
         for path in (p for p in files if p.suffix.lower() == ".json"):
             try:
                 load_json(service, orjson.loads(path.read_bytes()))
@@ -303,10 +361,12 @@ def ingest(paths: tuple[Path, ...], workers: int) -> None:
         def counted(path: Path, result: Result) -> None:
             tally[(result.modality or "-", result.status)] += 1
             if result.status == "quarantined":
-                click.echo(f"\n{path}: quarantined: {result.reason}", err=True)
+                click.echo(f"\r{path}: quarantined: {result.reason}", err=True)
+            if result.warned:
+                click.echo(f"\r{path}: {result.warned}", err=True)
             done = sum(tally.values())
             if done % 20 == 0:  # the rate, in the bar's label
-                bar.label = f"ingesting ({done / (time.perf_counter() - started):.0f} files/s)"
+                bar.label = f"ingesting, {done / (time.perf_counter() - started):.0f} files/s"
             bar.update(1)
 
         ingest_files(ingestor, (p for p in files if p.suffix.lower() != ".json"), workers, counted)
@@ -314,6 +374,13 @@ def ingest(paths: tuple[Path, ...], workers: int) -> None:
     seconds = time.perf_counter() - started
     _print_tally(tally, len(files), seconds)
     sys.exit(1 if tally_bad(tally) else 0)
+
+
+def _progress(length: int, label: str) -> Any:
+    """A bar with the count, percentage and time left, on stderr; on a terminal only (in a
+    log or a pipe, the label once)."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True,
+                             show_percent=True, show_eta=True)  # fmt: skip
 
 
 def tally_bad(tally: Counter[tuple[str, str]]) -> int:
@@ -345,12 +412,19 @@ def hl7_send(paths: tuple[Path, ...], host: str | None, port: int | None) -> Non
     from server.hl7.files import messages_in
 
     settings = _settings()
-    with MLLPClient(host or settings.hl7_host, port or settings.hl7_port) as client:
-        answers = [
-            (path, client.send_message(message))
-            for path in paths
-            for message in messages_in(path.read_bytes())
-        ]
+    address = (host or settings.hl7_host, port or settings.hl7_port)
+    try:
+        with MLLPClient(*address) as client:
+            answers = [
+                (path, client.send_message(message))
+                for path in paths
+                for message in messages_in(path.read_bytes())
+            ]
+    except OSError as e:
+        raise click.ClickException(
+            f"no HL7 listener answers at {address[0]}:{address[1]} ({e.strerror or e}); is "
+            "kerma serve running there (KERMA_HL7_PORT), or give --host and --port"
+        ) from None
     _print_acks(answers)
 
 
@@ -398,7 +472,8 @@ def _print_acks(answers: list[tuple[Path, bytes]]) -> None:
 @click.option(
     "--hours", type=float, default=24.0, show_default=True, help="orders due longer ago than this"
 )
-def reconcile(kind: str, hours: float) -> None:
+@_json_option
+def reconcile(kind: str, hours: float, as_json: bool) -> None:
     """List what does not match between dose data and the HIS/RIS: one line per resource
     (reference, why). The same lists are at GET /fhir/List/$reconcile?kind=..."""
     from server.orders.reconcile import reconciliation
@@ -410,9 +485,7 @@ def reconcile(kind: str, hours: float) -> None:
     service = build_service(store, settings)
     listed, _ = reconciliation(service, store, kind, hours)
     store.close()
-    for entry in listed.get("entry", []):
-        click.echo(f"{entry['item']['reference']}\t{entry['flag']['text']}")
-    click.echo(f"{len(listed.get('entry', []))}: {listed['title'].lower()}", err=True)
+    _list_entries(listed, as_json)
 
 
 @main.command()
@@ -444,7 +517,8 @@ def monitor(now: datetime | None) -> None:
     show_default=True,
     help="facts of the last days",
 )
-def protocol_review_cmd(kind: str, days: int) -> None:
+@_json_option
+def protocol_review_cmd(kind: str, days: int, as_json: bool) -> None:
     """Duplicate protocols (same device, same parameters, different names) or standard
     procedures done differently on different devices: one line per device (reference, what).
     The same lists are at GET /fhir/List/$protocol-review?kind=..."""
@@ -459,9 +533,7 @@ def protocol_review_cmd(kind: str, days: int) -> None:
         build_service(store, settings), monitoring_table(), kind, days, datetime.now().astimezone()
     )
     store.close()
-    for entry in listed["entry"]:
-        click.echo(f"{entry['item']['reference']}\t{entry['flag']['text']}")
-    click.echo(f"{len(listed['entry'])}: {listed['title'].lower()}", err=True)
+    _list_entries(listed, as_json)
 
 
 @main.command("graphql-schema")
@@ -491,7 +563,8 @@ def report() -> None:
 @click.option(
     "--to", "end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="day after the last"
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="the PDF to write (.pdf)")  # fmt: skip
 def report_department(start: datetime, end: datetime, out: Path) -> None:
     """The department report of [--from, --to) as PDF: per modality, procedure and device n,
     median, 75th percentile and DRLs; the alerts and how they were handled; charts."""
@@ -500,6 +573,7 @@ def report_department(start: datetime, end: datetime, out: Path) -> None:
     from server.store import open_store
 
     settings = _settings()
+    _writable_out(out, (".pdf",))
     first, last = _local_period(start, end, settings)
     store = open_store(settings)
     pdf = department_pdf(
@@ -526,11 +600,12 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     from server.store import open_store
 
     settings = _settings()
+    _writable_out(out, (".pdf", ".json"))
     first, last = _local_period(start, end, settings)
     store = open_store(settings)
     stats = site_statistics(build_service(store, settings), settings)
     tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
-    if out.suffix == ".json":
+    if out.suffix.lower() == ".json":
         out.write_bytes(orjson.dumps(survey.bundle(tables, stats, now), option=orjson.OPT_INDENT_2))
     else:
         out.write_bytes(survey.pdf(tables, first, last, now))
@@ -538,6 +613,16 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     click.echo(
         f"{out}: {sum(len(rows) for _, rows in tables)} rows in {len(tables)} tables", err=True
     )
+
+
+def _writable_out(out: Path, suffixes: tuple[str, ...]) -> None:
+    """--out names a file of a kind the command writes, in a folder that exists."""
+    if out.suffix.lower() not in suffixes:
+        raise click.UsageError(f"--out {out}: the file name must end in {' or '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise click.UsageError(f"--out {out}: the folder {out.parent} does not exist; create it")
+    if not os.access(out.parent, os.W_OK):
+        raise click.UsageError(f"--out {out}: the folder {out.parent} is not writable")
 
 
 def _local_period(start: datetime, end: datetime, settings: Settings) -> tuple[datetime, datetime]:
@@ -685,9 +770,7 @@ def pacs_pull(since: datetime, until: datetime | None, modalities: str, limit: i
                 pacs_, since.date(), until.date() if until else None, wanted
             )[:limit]
             service = build_service(store, settings)
-            with click.progressbar(
-                length=len(studies), label="pulling", file=sys.stderr, show_pos=True
-            ) as bar:
+            with _progress(len(studies), "pulling") as bar:
                 for outcome in pull(pacs_, studies, state, service):
                     tally[outcome.status] += 1
                     tally["objects"] += outcome.objects
@@ -719,13 +802,17 @@ def quarantine() -> None:
 
 
 @quarantine.command("list")
-def quarantine_list() -> None:
-    """One line per quarantined object: id, received, name, reason."""
+@_json_option
+def quarantine_list(as_json: bool) -> None:
+    """One line per quarantined object: id, received (UTC), name, reason."""
     from server.ingest import Quarantine
 
-    for item in Quarantine(_settings().quarantine_dir).items():
-        received = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(item.received))
-        click.echo(f"{item.path.stem}\t{received}\t{item.name}\t{item.reason}")
+    rows = [
+        (item.path.stem, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(item.received)),
+         item.name, item.reason)
+        for item in Quarantine(_settings().quarantine_dir).items()
+    ]  # fmt: skip
+    _listing(("id", "received", "name", "reason"), rows, as_json)
 
 
 @quarantine.command("show")
@@ -746,6 +833,11 @@ def quarantine_reprocess(item_ids: tuple[str, ...]) -> None:
     settings = _settings()
     box = Quarantine(settings.quarantine_dir)
     items = [i for i in box.items() if not item_ids or i.path.stem in item_ids]
+    unknown = sorted(set(item_ids) - {i.path.stem for i in items})
+    if unknown:
+        raise click.UsageError(
+            f"no quarantined object {', '.join(unknown)}; kerma quarantine list shows the ids"
+        )
     store = open_store(settings)
     ingestor = build_ingestor(store, settings)
     still = 0
@@ -767,7 +859,9 @@ def _quarantined(item_id: str) -> Any:
     for item in Quarantine(_settings().quarantine_dir).items():
         if item.path.stem == item_id:
             return item
-    raise click.UsageError(f"no quarantined object {item_id!r}")
+    raise click.UsageError(
+        f"no quarantined object {item_id!r}; kerma quarantine list shows the ids"
+    )
 
 
 def _files(paths: tuple[Path, ...]) -> list[Path]:

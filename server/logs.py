@@ -53,15 +53,24 @@ def _log_warning(message: Warning | str, category: type[Warning], filename: str,
                  file: object = None, line: str | None = None) -> None:  # fmt: skip
     """A library's warning as one event line (which library, what), not its source path; the
     same warning again only each 1000th time, counted: a flood of bad files stays readable."""
-    # quoted values are dropped: a warning may quote a patient's name from the file
-    text = _QUOTED.sub("'…'", str(message).splitlines()[0])[:200] if str(message) else ""
-    library = filename.rpartition("site-packages/")[2].split("/")[0] or filename
+    text = warning_text(message)
+    library = library_of(filename)
     key = (library, text)
     _warnings_seen[key] += 1
     seen = _warnings_seen[key]
     if seen == 1 or seen % _WARNING_REPEAT == 0:
         log_event(logging.getLogger("kerma.warnings"), "library-warning", library=library,
                   category=category.__name__, times=seen, warning=text)  # fmt: skip
+
+
+def warning_text(message: Warning | str) -> str:
+    """A warning's first line, quoted values dropped: it may quote a patient's name."""
+    return _QUOTED.sub("'…'", str(message).splitlines()[0])[:200] if str(message) else ""
+
+
+def library_of(filename: str) -> str:
+    """The library a warning comes from (pydicom), from the file that raised it."""
+    return filename.rpartition("site-packages/")[2].split("/")[0] or filename
 
 
 class JsonFormatter(logging.Formatter):

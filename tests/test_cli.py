@@ -76,9 +76,12 @@ def test_ingest_dicom_folder_with_quarantine(env: dict[str, str], tmp_path: Path
     assert rows["CT"] == ["1", "0", "0", "0", "0"]
     assert rows["-"] == ["0", "0", "1", "1", "0"]
     assert "3 files" in result.stdout.splitlines()[-1]
-    listed = run(["quarantine", "list"], env).stdout.strip().splitlines()
+    header, *listed = run(["quarantine", "list"], env).stdout.strip().splitlines()
+    assert header.split("\t") == ["id", "received", "name", "reason"]
     assert len(listed) == 1 and "broken.dcm" in listed[0] and "not a DICOM file" in listed[0]
     item_id = listed[0].split("\t")[0]
+    as_json = json.loads(run(["quarantine", "list", "--json"], env).stdout)
+    assert [row["id"] for row in as_json] == [item_id] and as_json[0]["name"] == "broken.dcm"
     assert "reason: not a DICOM file" in run(["quarantine", "show", item_id], env).stdout
     again = run(["quarantine", "reprocess"], env, check=False)
     assert again.returncode == 1 and "still unreadable" in again.stdout

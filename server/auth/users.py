@@ -30,6 +30,18 @@ def add_user(store: Store, name: str, role_name: str, devices: tuple[str, ...] =
     return token
 
 
+def reissue_token(store: Store, name: str) -> str:
+    """A new bearer token for a user (a lost or leaked one); the old token stops working."""
+    user = store.user_by_name(name)
+    if user is None:
+        raise ValueError(f"no user {name!r}; see kerma users list")
+    if user.jwks:
+        raise ValueError(f"{name} is a SMART client: it gets access tokens at /auth/token")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    store.set_token_hash(name, hash_token(token))
+    return token
+
+
 def add_client(
     store: Store, name: str, role_name: str, jwks: str, devices: tuple[str, ...] = ()
 ) -> None:

@@ -8,14 +8,21 @@ machine, 2 keeps both cores busy; more only makes them take turns).
 
 from __future__ import annotations
 
-from collections import deque
+import warnings
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from server.dicom.read import Outcome, read_dicom
 from server.ingest.pipeline import Ingestor, Result
+from server.logs import library_of, warning_text
 from server.mappings import unit_table
+
+T = TypeVar("T")
 
 _AHEAD_PER_WORKER = 16
 
@@ -26,13 +33,15 @@ def ingest_files(
     workers: int,
     on_result: Callable[[Path, Result], None],
 ) -> None:
+    """Each file's Result, with the library warnings its reading raised summed up (`warned`)."""
     if workers <= 1:
         for path in paths:
-            on_result(path, ingestor.ingest_file(path))
+            result, warned = _recorded(partial(ingestor.ingest_file, path))
+            on_result(path, replace(result, warned=warned))
         return
     parsers = workers - 1
     with ProcessPoolExecutor(max_workers=parsers) as pool:
-        pending: deque[tuple[Path, Future[Outcome]]] = deque()
+        pending: deque[tuple[Path, Future[tuple[Outcome, str]]]] = deque()
         for path in paths:
             pending.append((path, pool.submit(_read, path)))
             if len(pending) >= parsers * _AHEAD_PER_WORKER:
@@ -43,12 +52,28 @@ def ingest_files(
 
 def _commit_next(
     ingestor: Ingestor,
-    pending: deque[tuple[Path, Future[Outcome]]],
+    pending: deque[tuple[Path, Future[tuple[Outcome, str]]]],
     on_result: Callable[[Path, Result], None],
 ) -> None:
     path, future = pending.popleft()
-    on_result(path, ingestor.ingest_outcome(future.result(), path.read_bytes, path.name))
+    outcome, warned = future.result()
+    result = ingestor.ingest_outcome(outcome, path.read_bytes, path.name)
+    on_result(path, replace(result, warned=warned))
 
 
-def _read(path: Path) -> Outcome:
-    return read_dicom(path, unit_table())
+def _read(path: Path) -> tuple[Outcome, str]:
+    return _recorded(partial(read_dicom, path, unit_table()))
+
+
+def _recorded(work: Callable[[], T]) -> tuple[T, str]:
+    """What `work` returns, and its library warnings in one line: how many, from which
+    library, the commonest (a file with a thousand bad values is one line, not a thousand)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = work()
+    if not caught:
+        return value, ""
+    kinds = Counter((library_of(w.filename), warning_text(w.message)) for w in caught)
+    (library, text), _ = kinds.most_common(1)[0]
+    more = f" (and {len(kinds) - 1} other kinds)" if len(kinds) > 1 else ""
+    return value, f"{len(caught)} warnings from {library}: {text}{more}"

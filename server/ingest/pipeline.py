@@ -58,6 +58,7 @@ class Result:
     reason: str | None = None
     events_added: int = 0
     study: str | None = None  # "ImagingStudy/<id>"
+    warned: str = ""  # the library warnings reading it raised, summed up (kerma ingest)
 
 
 class Ingestor:

@@ -351,6 +351,10 @@ class MongoStore:
         result = self._users.update_one({"_id": name}, {"$set": {"password_hash": password_hash}})
         return bool(result.matched_count == 1)
 
+    def set_token_hash(self, name: str, token_hash: str) -> bool:
+        result = self._users.update_one({"_id": name}, {"$set": {"token_hash": token_hash}})
+        return bool(result.matched_count == 1)
+
     def failed_sign_ins(self, key: str, since: float) -> int:
         failed = self._users.database["failed_sign_in"]
         return int(failed.count_documents({"key": key, "at": {"$gte": since}}))

@@ -145,6 +145,11 @@ class Store(Reader, Protocol):
         """Replace the user's password hash; False when there is no such user."""
         ...
 
+    def set_token_hash(self, name: str, token_hash: str) -> bool:
+        """Replace the user's token (its hash): the old one stops working at once; False when
+        there is no such user."""
+        ...
+
     def failed_sign_ins(self, key: str, since: float) -> int:
         """How many sign-ins failed for `key` (a user name, a client address) since then."""
         ...

@@ -394,6 +394,12 @@ class SqliteStore:
         )
         return cur.rowcount == 1
 
+    def set_token_hash(self, name: str, token_hash: str) -> bool:
+        cur = self._conn().execute(
+            "UPDATE app_user SET token_hash = ? WHERE name = ?", (token_hash, name)
+        )
+        return cur.rowcount == 1
+
     def failed_sign_ins(self, key: str, since: float) -> int:
         sql = "SELECT count(*) FROM failed_sign_in WHERE key = ? AND at >= ?"
         return int(self._conn().execute(sql, (key, since)).fetchone()[0])

@@ -257,6 +257,8 @@ def test_users(any_store: Store) -> None:
     assert [u.name for u in any_store.users()] == ["ann"]
     assert any_store.set_password("ann", "$argon2id$x") and not any_store.set_password("bob", "y")
     assert any_store.user_by_name("ann").password_hash == "$argon2id$x"  # type: ignore[union-attr]
+    assert any_store.set_token_hash("ann", "h3") and not any_store.set_token_hash("bob", "h4")
+    assert any_store.user_by_token("h1") is None and any_store.user_by_token("h3").name == "ann"  # type: ignore[union-attr]
 
 
 def test_failed_sign_ins(any_store: Store) -> None:
