@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -51,8 +52,10 @@ def _list_entries(listed: dict[str, Any], as_json: bool) -> None:
 def main() -> None:
     """Kerma: radiation dose management, FHIR-native.
 
-    Settings come from KERMA_* environment variables (see docs/operations.md).
+    Settings come from KERMA_* environment variables (see docs/operations.md); exit statuses
+    are in docs/deploy.md.
     """
+    os.umask(0o077)  # what Kerma writes holds patient data: for its own user only
 
 
 @main.command()
@@ -658,6 +661,7 @@ def classification_export() -> None:
 def classification_reapply() -> None:
     """Classify every stored study again with the rules in force (as POST
     /fhir/ImagingStudy/$reclassify does in the background), followed as a Task."""
+    from server.fhir.service import body_of
     from server.jobs import tasks
     from server.jobs.kinds import kinds
     from server.site import build_service
@@ -666,9 +670,20 @@ def classification_reapply() -> None:
     settings = _settings()
     store = open_store(settings)
     service = build_service(store, settings)
+    studies = service.search("ImagingStudy", [("_summary", "count")]).total or 0
     task = tasks.create(service, "reclassify", "classify every study again, from the command line")
-    done = tasks.run(service, task["id"], kinds(service, settings))
+    finished: list[dict[str, Any]] = []
+    runner = threading.Thread(
+        target=lambda: finished.append(tasks.run(service, task["id"], kinds(service, settings)))
+    )
+    runner.start()
+    with _progress(studies, "classifying") as bar:
+        while runner.is_alive():  # the Task says how far it got: "<n> done"
+            runner.join(0.5)
+            status = body_of(service.read("Task", task["id"])).get("businessStatus", {})
+            bar.update(int(status.get("text", "0").split()[0]) - bar.pos)
     store.close()
+    done = finished[0]
     for output in done.get("output", []):
         click.echo(f"{output['type']['text']}\t{output['valueInteger']}")
     click.echo(f"Task/{done['id']} {done['status']}", err=True)

@@ -144,4 +144,4 @@ def test_kerma_reconcile_prints_the_list(site: Settings, store: Store, trauma: s
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"{trauma}\tno basedOn\n"
+    assert done.stdout == f"reference\twhy\n{trauma}\tno basedOn\n"
