@@ -33,7 +33,9 @@ HL7_MESSAGES = Counter(
     "kerma_hl7_messages", "HL7 v2 messages answered, by message type and ACK code",
     ["message_type", "ack_code"],
 )  # fmt: skip
-NOTIFICATIONS = Counter(
-    "kerma_notifications", "Notifications by channel and outcome (sent, failed, stopped)",
+DELIVERIES = Counter(
+    "kerma_deliveries",
+    "Notifications and outbound messages by channel (email, rest-hook, hl7-oru, dicom-forward, "
+    "fhir-push) and outcome (sent, failed, stopped)",
     ["channel", "outcome"],
-)  # fmt: skip
+)

@@ -18,7 +18,12 @@ TIMEOUT_S = 10.0
 
 
 class SendFailed(Exception):
-    """The message did not go out; the text says why."""
+    """The message did not go out; the text says why. `permanent`: the receiver refused it
+    for good (an HL7 AR), so it is not tried again."""
+
+    def __init__(self, reason: str, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

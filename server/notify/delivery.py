@@ -1,10 +1,11 @@
-"""Delivering queued notifications (Communications in status preparation or in-progress).
-
-Each is sent through its Subscription's channel; success makes it `completed` with `sent`,
-a failure `in-progress` with the reason and the time of the next attempt (back-off doubling
-from KERMA_NOTIFY_RETRY_SECONDS), and after KERMA_NOTIFY_ATTEMPTS failures `stopped`. A
-completed notification is never sent again. Delivery is at least once: a crash between
-sending and recording it may repeat that one message.
+"""Delivering queued Communications (status preparation or in-progress): notifications, each
+through its Subscription's channel, and outbound messages (server/outbound/: dose results to
+the RIS, RDSR forwarding, FHIR push). Success makes one `completed` with `sent`, a failure
+`in-progress` with the reason and the time of the next attempt (back-off doubling from
+KERMA_NOTIFY_RETRY_SECONDS), and after KERMA_NOTIFY_ATTEMPTS failures, or a refusal for good,
+`stopped`. A completed one is never sent again. Delivery is at least once: a crash between
+sending and recording it may repeat that one message (outbound messages carry the same
+identity each time, so the receiver sees a repeat, not a new one).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from server.config import Settings
 from server.fhir.errors import FhirError
@@ -22,7 +24,7 @@ from server.fhir.mapping import device_label
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.logs import log_event
-from server.metrics import NOTIFICATIONS
+from server.metrics import DELIVERIES
 from server.notify import channels, messages
 from server.notify.routing import NOTIFICATION_SYSTEM
 from server.periodic import Periodic
@@ -43,31 +45,36 @@ class Policy:
         return float(self.retry_s * 2 ** (failures - 1))
 
 
-class Dispatcher(Periodic):
-    """Sends what is due, every POLL_S seconds in `kerma serve` (or once: run_once)."""
+class Sender(Protocol):
+    """Sends the Communications of one identifier system (notifications, outbound messages)."""
 
-    def __init__(
-        self, service: FhirService, smtp: channels.Smtp, policy: Policy, base_url: str = ""
-    ) -> None:
+    def channel(self, communication: dict[str, Any]) -> str:
+        """What it goes through (email, rest-hook, hl7-oru...): a metric label."""
+        ...
+
+    def send(self, communication: dict[str, Any]) -> str:
+        """Send it; to whom, in words. Raises SendFailed (or FhirError) when it did not go."""
+        ...
+
+
+class Dispatcher(Periodic):
+    """Sends what is due, every POLL_S seconds in `kerma serve` (or once: run_once): the
+    Communications of each sender's identifier system, one queue with one retry policy."""
+
+    def __init__(self, service: FhirService, policy: Policy, senders: Mapping[str, Sender]) -> None:
         super().__init__("notify")
         self._service = service
-        self._smtp = smtp
         self._policy = policy
-        self._base_url = base_url
+        self._senders = senders
 
     @classmethod
-    def from_settings(cls, service: FhirService, settings: Settings) -> Dispatcher:
-        smtp = channels.Smtp(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_from,
-            settings.smtp_starttls == "yes",
-            settings.smtp_user,
-            settings.smtp_password,
-        )
+    def from_settings(
+        cls, service: FhirService, settings: Settings, more: Mapping[str, Sender] | None = None
+    ) -> Dispatcher:
+        """Notifications, and the `more` senders (outbound messages) the caller adds."""
         policy = Policy(float(settings.notify_retry_seconds), settings.notify_attempts)
-        base = settings.base_url or f"http://{settings.http_host}:{settings.http_port}/fhir"
-        return cls(service, smtp, policy, base)
+        return cls(service, policy, {NOTIFICATION_SYSTEM: Notifier.from_settings(service, settings),
+                                     **(more or {})})  # fmt: skip
 
     def wait_s(self) -> float:
         return POLL_S
@@ -76,32 +83,29 @@ class Dispatcher(Periodic):
         self.run_once()
 
     def run_once(self, now: float | None = None) -> int:
-        """Attempt every notification that is due; how many were attempted."""
+        """Attempt every Communication that is due; how many were attempted."""
         now = time.time() if now is None else now
-        pairs = [
-            ("identifier", f"{NOTIFICATION_SYSTEM}|"),
-            ("status", "preparation,in-progress"),
-        ]
-        due = [
-            body_of(s)
-            for s in self._service.all_in(self._service.store, "Communication", pairs)
-            if _next_attempt(body_of(s)) <= now
-        ]
-        for communication in due:
-            self._attempt(communication, now)
-        return len(due)
+        attempted = 0
+        for system, sender in self._senders.items():
+            pairs = [("identifier", f"{system}|"), ("status", "preparation,in-progress")]
+            due = [
+                body_of(s)
+                for s in self._service.all_in(self._service.store, "Communication", pairs)
+                if _next_attempt(body_of(s)) <= now
+            ]
+            for communication in due:
+                self._attempt(sender, communication, now)
+            attempted += len(due)
+        return attempted
 
-    def _attempt(self, communication: dict[str, Any], now: float) -> None:
+    def _attempt(self, sender: Sender, communication: dict[str, Any], now: float) -> None:
         failures = _attempts(communication)
-        channel = "unknown"  # the Subscription's channel type, once it is read
         try:
-            subscription = self._read(communication["basedOn"][0]["reference"])
-            channel = str((subscription.get("channel") or {}).get("type", "unknown"))
-            found = [self._read(about["reference"]) for about in communication["about"]]
-            recipients = self._send(subscription, found)
+            recipients = sender.send(communication)
         except (channels.SendFailed, FhirError) as e:
             failures += 1
-            gave_up = failures >= self._policy.attempts
+            permanent = isinstance(e, channels.SendFailed) and e.permanent
+            gave_up = permanent or failures >= self._policy.attempts
             update = {
                 "status": "stopped" if gave_up else "in-progress",
                 "statusReason": {"text": str(e)},
@@ -109,11 +113,13 @@ class Dispatcher(Periodic):
                     failures, None if gave_up else now + self._policy.next_delay_s(failures)
                 ),
             }
-            NOTIFICATIONS.labels(channel, "stopped" if gave_up else "failed").inc()
+            DELIVERIES.labels(
+                sender.channel(communication), "stopped" if gave_up else "failed"
+            ).inc()
             log_event(
                 log,
-                "notify-gave-up" if gave_up else "notify-retry",
-                notification=communication["id"],
+                "delivery-gave-up" if gave_up else "delivery-retry",
+                communication=communication["id"],
                 attempts=failures,
                 reason=str(e),
             )
@@ -124,10 +130,47 @@ class Dispatcher(Periodic):
                 "payload": [{"contentString": f"sent to {recipients}"}],
                 "extension": _delivery(failures + 1, None),
             }
-            NOTIFICATIONS.labels(channel, "sent").inc()
-            log_event(log, "notified", notification=communication["id"], attempts=failures + 1)
+            DELIVERIES.labels(sender.channel(communication), "sent").inc()
+            log_event(log, "delivered", communication=communication["id"], attempts=failures + 1)
+        kept = [e for e in communication.get("extension") or [] if e.get("url") not in _DELIVERY]
         body = {k: v for k, v in communication.items() if k not in ("statusReason",)}
+        update["extension"] = [*kept, *update["extension"]]
         self._service.update("Communication", communication["id"], {**body, **update})
+
+
+class Notifier:
+    """Notifications: each Communication through its Subscription's channel, a mail or a
+    webhook."""
+
+    def __init__(self, service: FhirService, smtp: channels.Smtp, base_url: str = "") -> None:
+        self._service = service
+        self._smtp = smtp
+        self._base_url = base_url
+
+    @classmethod
+    def from_settings(cls, service: FhirService, settings: Settings) -> Notifier:
+        smtp = channels.Smtp(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            settings.smtp_starttls == "yes",
+            settings.smtp_user,
+            settings.smtp_password,
+        )
+        base = settings.base_url or f"http://{settings.http_host}:{settings.http_port}/fhir"
+        return cls(service, smtp, base)
+
+    def channel(self, communication: dict[str, Any]) -> str:
+        try:
+            subscription = self._read(communication["basedOn"][0]["reference"])
+        except FhirError:
+            return "unknown"
+        return str((subscription.get("channel") or {}).get("type", "unknown"))
+
+    def send(self, communication: dict[str, Any]) -> str:
+        subscription = self._read(communication["basedOn"][0]["reference"])
+        found = [self._read(about["reference"]) for about in communication["about"]]
+        return self._send(subscription, found)
 
     def _send(self, subscription: dict[str, Any], found: list[dict[str, Any]]) -> str:
         """Send issues (one, or a day's for a digest) through a subscription's channel; to
@@ -198,6 +241,9 @@ def _attempts(communication: dict[str, Any]) -> int:
 def _next_attempt(communication: dict[str, Any]) -> float:
     text = _extension(communication, NEXT_URL).get("valueInstant")
     return datetime.fromisoformat(text).timestamp() if text else float("-inf")
+
+
+_DELIVERY = (ATTEMPTS_URL, NEXT_URL)
 
 
 def _delivery(attempts: int, next_at: float | None) -> list[dict[str, Any]]:

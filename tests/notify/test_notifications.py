@@ -16,8 +16,8 @@ from server.fhir import FhirService
 from server.fhir.validation import validate
 from server.ingest import build_ingestor
 from server.notify import channels
-from server.notify.delivery import Dispatcher, Policy
-from server.notify.routing import queue_digests
+from server.notify.delivery import Dispatcher, Notifier, Policy
+from server.notify.routing import NOTIFICATION_SYSTEM, queue_digests
 from server.site.subscriptions import DIGEST_URL
 from server.store.port import Store
 from tests.conftest import Api
@@ -46,7 +46,8 @@ def _dispatcher(
     service: FhirService, port: int, retry_s: float = 1, attempts: int = 3
 ) -> Dispatcher:
     smtp = channels.Smtp("127.0.0.1", port, "kerma@hospital.test")
-    return Dispatcher(service, smtp, Policy(retry_s, attempts), "https://kerma.hospital.test/fhir")
+    notifier = Notifier(service, smtp, "https://kerma.hospital.test/fhir")
+    return Dispatcher(service, Policy(retry_s, attempts), {NOTIFICATION_SYSTEM: notifier})
 
 
 def _communications(api: Api) -> list[dict[str, Any]]:

@@ -101,7 +101,8 @@ def test_a_report_mailed_to_its_subscribers(
     from server.jobs import tasks
     from server.jobs.kinds import kinds
     from server.notify import channels
-    from server.notify.delivery import Dispatcher, Policy
+    from server.notify.delivery import Dispatcher, Notifier, Policy
+    from server.notify.routing import NOTIFICATION_SYSTEM
     from server.site import build_service
 
     inbox, port = smtp_server
@@ -118,7 +119,8 @@ def test_a_report_mailed_to_its_subscribers(
     )
     assert tasks.run(service, task["id"], kinds(service, settings))["status"] == "completed"
     smtp = channels.Smtp("127.0.0.1", port, "kerma@hospital.test")
-    assert Dispatcher(service, smtp, Policy(), "https://kerma.hospital.test/fhir").run_once() == 1
+    notifier = Notifier(service, smtp, "https://kerma.hospital.test/fhir")
+    assert Dispatcher(service, Policy(), {NOTIFICATION_SYSTEM: notifier}).run_once() == 1
     [(rcpt, message, _)] = inbox.wait(1)
     assert rcpt == ["rpo@hospital.test"]
     assert message["Subject"] == "[Kerma] Department dose report 2026-11-01 to 2026-12-01"
