@@ -90,6 +90,12 @@ class Settings:
     # GraphQL: the deepest nesting and the highest cost (fields x list sizes) of one query
     graphql_max_depth: int = 15
     graphql_max_cost: int = 1_000_000
+    # dose results to the RIS: an HL7 v2 ORU^R01 per study over MLLP (port 0: none are sent)
+    ris_host: str = "127.0.0.1"
+    ris_port: int = 0
+    ris_hl7_version: str = "2.5.1"
+    ris_application: str = "RIS"
+    ris_facility: str = ""
     log_level: str = "INFO"
     # "text": `time LEVEL logger event key=value`; "json": one JSON object a line, for collectors
     log_format: str = "text"

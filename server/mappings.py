@@ -16,6 +16,7 @@ from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, levels_from_rows
 from server.dose.effective import KFactors
 from server.dose.monitoring import Table
+from server.dose.results import ResultItem, items_from_rows
 from server.dose.skin import Factors as SkinDoseFactors
 from server.dose.ssde import SsdeTables
 from server.dose.statistics import StatisticsTables
@@ -154,3 +155,9 @@ def concepts(template: str) -> tuple[Concept, ...]:
     if not found:
         raise KeyError(f"no concepts of template {template!r} in mappings/dicom/concepts.csv")
     return found
+
+
+@functools.cache
+def dose_result_items() -> tuple[ResultItem, ...]:
+    """What the dose results sent to the RIS hold (mappings/hl7/dose_results.csv)."""
+    return items_from_rows(read_csv_rows("hl7/dose_results.csv"))

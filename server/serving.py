@@ -29,6 +29,7 @@ from server.network import (
 from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
+from server.outbound.senders import senders
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
@@ -109,7 +110,8 @@ def _background(
     # the first statistics query reads the facts into memory, the first GraphQL query builds
     # the schema (seconds each): do both before anyone asks
     threading.Thread(target=_warm_up, args=(app, settings), daemon=True).start()
-    dispatcher = Dispatcher.from_settings(build_service(store, settings), settings)
+    service = build_service(store, settings)
+    dispatcher = Dispatcher.from_settings(service, settings, senders(service, settings))
     daily = DailyJobs(
         build_service(store, settings), app.extensions["kerma.jobs"], settings.daily_at
     )

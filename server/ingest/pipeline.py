@@ -42,6 +42,8 @@ from server.mappings import k_factor_regions, k_factors
 from server.metrics import INGEST_SECONDS, INGESTED
 from server.notify import routing
 from server.orders.requests import Orders
+from server.outbound.plan import Plan
+from server.outbound.queue import queue_study
 from server.patients import identity as patients
 from server.site.tables import SiteTables
 from server.store.port import Stored, Transaction
@@ -70,6 +72,7 @@ class Ingestor:
         quarantine: Quarantine,
         levels: SiteTables | None = None,
         own_ae_titles: frozenset[str] = frozenset(),
+        outbound: Plan | None = None,
     ) -> None:
         self._service = service
         self._units = units
@@ -78,6 +81,7 @@ class Ingestor:
         self._levels = levels  # the DRLs and alert levels of the site, None: compare with none
         # calling AE titles that are not a modality's: Kerma's own (C-GET) and the PACS's
         self._own_ae_titles = own_ae_titles
+        self._outbound = outbound or Plan((), Path())  # where the dose goes out to
         self._devices: dict[str, str] = {}
 
     def ingest_file(self, path: Path) -> Result:
@@ -132,7 +136,8 @@ class Ingestor:
         found = calculate(report, self._service, ctx)
         try:
             with self._service.store.transaction() as tx:
-                result = _Commit(self._service, ctx, tx, report, name, self._devices).run(found)
+                commit = _Commit(self._service, ctx, tx, report, name, self._devices)
+                result = commit.run(found, self._outbound)
         except BaseException:
             self._devices.clear()  # a rolled-back transaction may have created a cached device
             raise
@@ -166,7 +171,7 @@ class _Commit:
         self.name = name
         self.devices = devices  # device key -> "Device/id", kept across reports
 
-    def run(self, found: Calculated) -> Result:
+    def run(self, found: Calculated, outbound: Plan) -> Result:
         """The write stages, in order; each returns what the next ones need."""
         report = self.report
         study_stored = self._find(
@@ -195,6 +200,7 @@ class _Commit:
         checks = LevelChecks(report, self.ctx, self.service.store)
         raised = self._raise_issues(checks.found(study, summary, where, events.all, values))
         routing.queue(self.service, self.tx, raised)
+        queue_study(self.service, self.tx, outbound, study_ref, patient_ref, summary)
         targets = [study_ref, f"Observation/{summary['id']}", *measured, *calculated_refs,
                    *(f"Observation/{e['id']}" for e in events.added), *raised]  # fmt: skip
         self._provenance(report, targets, events.superseded, events.replaced_kind)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.config import Settings
 from server.mappings import alert_rule_sets, national_levels
+from server.outbound.oru import VERSIONS
 
 # the smallest sensible value of each number (ports: 0 = off; ranges end at 65535)
 _MINIMUM = {
@@ -23,12 +24,14 @@ _MINIMUM = {
 }  # fmt: skip
 _PORTS = ("http_port", "dicom_port", "hl7_port")  # listeners: 0 turns one off
 _PEER_PORTS = ("smtp_port", "pacs_port")
+_OPTIONAL_PEER_PORTS = ("ris_port",)  # 0: off
 _CHOICES = {
     "smtp_starttls": ("yes", "no"),
     "pacs_retrieve": ("get", "move"),
     "pseudonym_date_precision": ("day", "month", "year"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "log_format": ("text", "json"),
+    "ris_hl7_version": VERSIONS,
 }
 _SECRETS = ("smtp_password", "pseudonym_key", "token_key")
 _AE_TITLE = re.compile(r"^[\x21-\x5b\x5d-\x7e](?:[\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$")
@@ -56,6 +59,9 @@ def _numbers(settings: Settings) -> Iterator[tuple[str, str]]:
     for name in _PEER_PORTS:
         if not 1 <= getattr(settings, name) <= 65535:
             yield name, "a port is 1 to 65535"
+    for name in _OPTIONAL_PEER_PORTS:
+        if not 0 <= getattr(settings, name) <= 65535:
+            yield name, "a port is 1 to 65535 (0: off)"
     for name, least in _MINIMUM.items():
         if getattr(settings, name) < least:
             yield name, f"must be at least {least}"

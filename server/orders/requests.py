@@ -36,13 +36,13 @@ class Orders:
             (i["value"] for i in body.get("identifier", []) if i.get("system") == "urn:dicom:uid"),
             "",
         )
-        accession = _typed(body, "ACSN")
+        accession = typed_identifier(body, "ACSN")
         found = self._orders_by(tx, "identifier", uid) if uid else []
         if not found and accession:
             found = [
                 s
                 for s in self._orders_by(tx, "identifier", accession)
-                if _typed(body_of(s), "ACSN") == accession
+                if typed_identifier(body_of(s), "ACSN") == accession
             ]
         if not found:
             return None
@@ -95,7 +95,7 @@ class Orders:
             if not value:
                 continue
             for found in self._orders_by(tx, "identifier", value):
-                if _typed(body_of(found), code) == value:
+                if typed_identifier(body_of(found), code) == value:
                     return found
         return None
 
@@ -114,7 +114,7 @@ class Orders:
         return [
             s
             for s in self.service.all_in(tx, "ImagingStudy", [("identifier", accession)])
-            if _typed(body_of(s), "ACSN") == accession
+            if typed_identifier(body_of(s), "ACSN") == accession
         ]
 
     def _link(self, tx: Transaction, study: Stored, order_ref: str) -> None:
@@ -125,7 +125,7 @@ class Orders:
         self.service.update_in(tx, "ImagingStudy", study.rid, body, trusted=True)
 
 
-def _typed(body: dict[str, Any], code: str) -> str:
+def typed_identifier(body: dict[str, Any], code: str) -> str:
     """The value of the identifier of that v2-0203 type ("ACSN", "PLAC"...), or ""."""
     for ident in body.get("identifier", []):
         if any(c.get("code") == code for c in ident.get("type", {}).get("coding", [])):
