@@ -79,7 +79,8 @@ def test_cancelling_an_order(handler: Hl7Handler, service: FhirService) -> None:
     assert msa(answer)[1] == "AE" and err(answer) == "ERR|ORC^1^1^103&Table value not found&HL70357"
 
 
-def _omi(control: str, accession: str, study_uid: str = "") -> bytes:
+def omi(control: str, accession: str, study_uid: str = "") -> bytes:
+    """An OMI^O23 order (placer P-1, filler F-1) for the accession, and the study UID if given."""
     return message(
         msh("OMI^O23^OMI_O23", control),
         "PID|||123456^^^HOSP||SMITH^JOHN||19600412|M",
@@ -91,7 +92,7 @@ def _omi(control: str, accession: str, study_uid: str = "") -> bytes:
 
 
 def test_order_first_then_the_dose_data(site: Settings, store: Store, service: FhirService) -> None:
-    assert msa(build_handler(store, site).handle(_omi("O1", "ACC12345601")))[1] == "AA"
+    assert msa(build_handler(store, site).handle(omi("O1", "ACC12345601")))[1] == "AA"
     assert build_ingestor(store, site).ingest_file(SIEMENS_CT).status == "ingested"
     [order] = _orders(service)
     [study] = service.search("ImagingStudy", [("_count", "5")]).matches
@@ -106,7 +107,7 @@ def test_dose_data_first_then_the_order_by_study_uid(
 ) -> None:
     build_ingestor(store, site).ingest_file(SIEMENS_CT)
     # the accession is wrong in the order, the study UID is right: the UID decides
-    assert msa(build_handler(store, site).handle(_omi("O2", "OTHER", SIEMENS_STUDY_UID)))[1] == "AA"
+    assert msa(build_handler(store, site).handle(omi("O2", "OTHER", SIEMENS_STUDY_UID)))[1] == "AA"
     [order] = _orders(service)
     [study] = service.search("ImagingStudy", [("basedon", f"ServiceRequest/{order['id']}")]).matches
     assert _identifier(body(service, f"ImagingStudy/{study.rid}"), "ACSN") == "ACC12345601"
@@ -116,6 +117,6 @@ def test_an_order_for_another_accession_links_nothing(
     site: Settings, store: Store, service: FhirService
 ) -> None:
     build_ingestor(store, site).ingest_file(SIEMENS_CT)
-    build_handler(store, site).handle(_omi("O3", "ACC-ELSEWHERE"))
+    build_handler(store, site).handle(omi("O3", "ACC-ELSEWHERE"))
     [study] = service.search("ImagingStudy", [("_count", "5")]).matches
     assert "basedOn" not in body(service, f"ImagingStudy/{study.rid}")

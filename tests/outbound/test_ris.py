@@ -19,7 +19,8 @@ from server.notify.delivery import Dispatcher, Policy
 from server.outbound.senders import senders
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS, SIEMENS_CT
-from tests.hl7.conftest import message, msa, msh
+from tests.hl7.conftest import msa
+from tests.hl7.test_orders import omi
 from tests.outbound.conftest import Ris
 
 PHILIPS_RF = CORPUS / "openrem" / "RF-RDSR-Philips_Azurion.dcm"
@@ -46,23 +47,12 @@ def _segments(text: str, name: str) -> list[list[str]]:
     return [s.split("|") for s in text.split("\r") if s.startswith(name)]
 
 
-def _order(control: str, accession: str) -> bytes:
-    return message(
-        msh("OMI^O23^OMI_O23", control),
-        "PID|||123456^^^HOSP||SMITH^JOHN||19600412|M",
-        "ORC|NW|P-1|F-1||SC",
-        "TQ1|||||||19970101080000",
-        "OBR||P-1|F-1|CTCHEST^CT chest^L||||||||||||^WHO^DR||||||||CT",
-        f"IPC|{accession}|RP-1||SPS-1|CT",
-    )
-
-
 @pytest.mark.parametrize("version", ["2.5.1", "2.3.1"])
 def test_an_ingested_ct_rdsr_reaches_the_ris_as_a_valid_oru(
     settings: Settings, store: Store, service: FhirService, ris: Ris, version: str
 ) -> None:
     site = _site(settings, ris, version)
-    assert msa(build_handler(store, site).handle(_order("O1", "ACC12345601")))[1] == "AA"
+    assert msa(build_handler(store, site).handle(omi("O1", "ACC12345601")))[1] == "AA"
     assert build_ingestor(store, site).ingest_file(SIEMENS_CT).status == "ingested"
     [queued] = _outbound(service)
     assert (
