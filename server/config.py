@@ -96,6 +96,12 @@ class Settings:
     ris_hl7_version: str = "2.5.1"
     ris_application: str = "RIS"
     ris_facility: str = ""
+    # received RDSRs forwarded by C-STORE (IHE REM Dose Information Reporter): destinations as
+    # AET@host:port, comma-separated; the second list gets copies de-identified per PS3.15;
+    # forward_from: calling AE titles whose RDSRs are forwarded (empty: every device's)
+    forward_to: str = ""
+    forward_deidentified_to: str = ""
+    forward_from: str = ""
     log_level: str = "INFO"
     # "text": `time LEVEL logger event key=value`; "json": one JSON object a line, for collectors
     log_format: str = "text"

@@ -43,7 +43,7 @@ from server.metrics import INGEST_SECONDS, INGESTED
 from server.notify import routing
 from server.orders.requests import Orders
 from server.outbound.plan import Plan
-from server.outbound.queue import queue_study
+from server.outbound.queue import queue_forwards, queue_study
 from server.patients import identity as patients
 from server.site.tables import SiteTables
 from server.store.port import Stored, Transaction
@@ -129,15 +129,18 @@ class Ingestor:
         if isinstance(outcome, Skipped):
             log_event(log, "skipped", object=name, reason=outcome.reason)
             return Result("skipped", name, reason=outcome.reason)
-        return self.store_report(outcome.report, name)
+        return self.store_report(outcome.report, name, data)
 
-    def store_report(self, report: DoseReport, name: str) -> Result:
+    def store_report(
+        self, report: DoseReport, name: str, data: Callable[[], bytes] | None = None
+    ) -> Result:
+        """Store a report read from an object (`data`: its bytes, for forwarding)."""
         ctx = self._levels.context(self._ctx) if self._levels else self._ctx
         found = calculate(report, self._service, ctx)
         try:
             with self._service.store.transaction() as tx:
                 commit = _Commit(self._service, ctx, tx, report, name, self._devices)
-                result = commit.run(found, self._outbound)
+                result = commit.run(found, self._outbound, data)
         except BaseException:
             self._devices.clear()  # a rolled-back transaction may have created a cached device
             raise
@@ -171,7 +174,9 @@ class _Commit:
         self.name = name
         self.devices = devices  # device key -> "Device/id", kept across reports
 
-    def run(self, found: Calculated, outbound: Plan) -> Result:
+    def run(
+        self, found: Calculated, outbound: Plan, data: Callable[[], bytes] | None = None
+    ) -> Result:
         """The write stages, in order; each returns what the next ones need."""
         report = self.report
         study_stored = self._find(
@@ -201,11 +206,24 @@ class _Commit:
         raised = self._raise_issues(checks.found(study, summary, where, events.all, values))
         routing.queue(self.service, self.tx, raised)
         queue_study(self.service, self.tx, outbound, study_ref, patient_ref, summary)
+        if data is not None and self._forwarded(outbound):
+            sop_uid = report.source.sop_instance_uid
+            queue_forwards(
+                self.service, self.tx, outbound, (study_ref, patient_ref), sop_uid, data()
+            )
         targets = [study_ref, f"Observation/{summary['id']}", *measured, *calculated_refs,
                    *(f"Observation/{e['id']}" for e in events.added), *raised]  # fmt: skip
         self._provenance(report, targets, events.superseded, events.replaced_kind)
         return Result(
             "ingested", self.name, report.modality, events_added=len(events.added), study=study_ref
+        )
+
+    def _forwarded(self, outbound: Plan) -> bool:
+        """Whether this object goes to the forwarding destinations: a dose report (RDSR) of
+        a device the site forwards (KERMA_FORWARD_FROM, empty: every device)."""
+        sender = self.report.equipment.ae_title or ""
+        return self.report.source.kind == "rdsr" and (
+            not outbound.forward_from or sender in outbound.forward_from
         )
 
     def _seen_before(self, study: Stored | None, previous: dict[str, Any] | None) -> Result | None:

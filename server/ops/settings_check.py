@@ -7,12 +7,14 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.config import Settings
 from server.mappings import alert_rule_sets, national_levels
 from server.outbound.oru import VERSIONS
+from server.outbound.plan import peers
 
 # the smallest sensible value of each number (ports: 0 = off; ranges end at 65535)
 _MINIMUM = {
@@ -122,6 +124,11 @@ def _network(settings: Settings) -> Iterator[tuple[str, str]]:
             yield "dicom_allowed_aes", f"{title!r} is not an AE title (1 to 16 characters)"
     if settings.pacs_ae_title and not _AE_TITLE.match(settings.pacs_ae_title):
         yield "pacs_ae_title", "an AE title: 1 to 16 characters, or empty for no PACS"
+    for name in ("forward_to", "forward_deidentified_to"):
+        try:
+            peers(replace(Settings(), **{name: getattr(settings, name)}))
+        except ValueError as e:
+            yield name, f"{e}; list destinations as AET@host:port, comma-separated"
     if settings.smtp_host and "@" not in settings.smtp_from:
         yield "smtp_from", "the sender's mail address, e.g. kerma@hospital.local"
 

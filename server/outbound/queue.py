@@ -8,7 +8,15 @@ import hashlib
 from typing import Any
 
 from server.fhir.service import FhirService
-from server.outbound.plan import DESTINATION_URL, OUTBOUND_SYSTEM, Destination, Plan
+from server.files import write_durably
+from server.outbound.plan import (
+    DESTINATION_URL,
+    DICOM_FORWARD,
+    OBJECT_URL,
+    OUTBOUND_SYSTEM,
+    Destination,
+    Plan,
+)
 from server.store.port import Transaction
 
 _KIND_WORDS = {"hl7-oru": "dose results to the RIS (HL7 v2 ORU^R01)",
@@ -32,6 +40,30 @@ def queue_study(
         for destination in plan.destinations
         if destination.kind in ("hl7-oru", "fhir-push")
         for ref in _queue(service, tx, destination, f"{study_ref}/{state}", study_ref, patient_ref)
+    ]
+
+
+def queue_forwards(
+    service: FhirService,
+    tx: Transaction,
+    plan: Plan,
+    refs: tuple[str, str],
+    sop_instance_uid: str,
+    data: bytes,
+) -> list[str]:
+    """The received object kept under the outbound folder, and a Communication per forwarding
+    destination; `refs`: the study's and the patient's references."""
+    forwards = plan.of_kind(DICOM_FORWARD)
+    if not forwards:
+        return []
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    kept = plan.folder / f"{sop_instance_uid}.dcm"
+    write_durably(kept, data)
+    extension = [{"url": OBJECT_URL, "valueString": kept.name}]
+    return [
+        ref
+        for destination in forwards
+        for ref in _queue(service, tx, destination, sop_instance_uid, *refs, extension)
     ]
 
 

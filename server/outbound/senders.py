@@ -9,7 +9,8 @@ from server.config import Settings
 from server.fhir.service import FhirService
 from server.notify.channels import SendFailed
 from server.notify.delivery import Sender
-from server.outbound.plan import HL7_ORU, OUTBOUND_SYSTEM
+from server.outbound.forward import Forwarder
+from server.outbound.plan import DICOM_FORWARD, HL7_ORU, OUTBOUND_SYSTEM
 from server.outbound.ris import RisSender
 
 
@@ -34,4 +35,6 @@ def senders(service: FhirService, settings: Settings) -> dict[str, Sender]:
     by_kind: dict[str, Sender] = {}
     if settings.ris_port:
         by_kind[HL7_ORU] = RisSender(service, settings)
+    if settings.forward_to or settings.forward_deidentified_to:
+        by_kind[DICOM_FORWARD] = Forwarder(service, settings)
     return {OUTBOUND_SYSTEM: Outbound(by_kind)}
