@@ -102,6 +102,13 @@ class Settings:
     forward_to: str = ""
     forward_deidentified_to: str = ""
     forward_from: str = ""
+    # the dose of each study pushed to an EHR's FHIR server as a transaction ("" = none), with a
+    # static bearer token, or SMART Backend Services: client ID, private key (PEM), scopes
+    fhir_push_url: str = ""
+    fhir_push_token: str = ""
+    fhir_push_client_id: str = ""
+    fhir_push_key: Path = Path()
+    fhir_push_scope: str = "system/*.rs system/*.cu"
     log_level: str = "INFO"
     # "text": `time LEVEL logger event key=value`; "json": one JSON object a line, for collectors
     log_format: str = "text"

@@ -35,7 +35,7 @@ _CHOICES = {
     "log_format": ("text", "json"),
     "ris_hl7_version": VERSIONS,
 }
-_SECRETS = ("smtp_password", "pseudonym_key", "token_key")
+_SECRETS = ("smtp_password", "pseudonym_key", "token_key", "fhir_push_token")
 _AE_TITLE = re.compile(r"^[\x21-\x5b\x5d-\x7e](?:[\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$")
 
 
@@ -129,8 +129,20 @@ def _network(settings: Settings) -> Iterator[tuple[str, str]]:
             peers(replace(Settings(), **{name: getattr(settings, name)}))
         except ValueError as e:
             yield name, f"{e}; list destinations as AET@host:port, comma-separated"
+    yield from _fhir_push(settings)
     if settings.smtp_host and "@" not in settings.smtp_from:
         yield "smtp_from", "the sender's mail address, e.g. kerma@hospital.local"
+
+
+def _fhir_push(settings: Settings) -> Iterator[tuple[str, str]]:
+    if settings.fhir_push_url and not _is_http_url(settings.fhir_push_url):
+        yield "fhir_push_url", "the EHR's FHIR base, an http:// or https:// URL, or empty"
+    if settings.fhir_push_client_id and settings.fhir_push_token:
+        yield "fhir_push_token", "give a static token or a SMART client ID, not both"
+    if settings.fhir_push_client_id and not settings.fhir_push_key.is_file():
+        yield "fhir_push_key", "the SMART client's private key (PEM) is not a readable file"
+    if settings.fhir_push_url and not (settings.fhir_push_token or settings.fhir_push_client_id):
+        yield "fhir_push_url", "set KERMA_FHIR_PUSH_TOKEN or KERMA_FHIR_PUSH_CLIENT_ID too"
 
 
 def _storage(settings: Settings) -> Iterator[tuple[str, str]]:

@@ -12,6 +12,7 @@ DESTINATION_URL = "https://kerma.example.org/fhir/StructureDefinition/outbound-d
 OBJECT_URL = "https://kerma.example.org/fhir/StructureDefinition/outbound-object"
 HL7_ORU = "hl7-oru"
 DICOM_FORWARD = "dicom-forward"
+FHIR_PUSH = "fhir-push"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def plan(settings: Settings) -> Plan:
         destinations.append(Destination(HL7_ORU, f"{settings.ris_application} "
                                                  f"{settings.ris_host}:{settings.ris_port}"))  # fmt: skip
     destinations += [Destination(DICOM_FORWARD, peer.label) for peer in peers(settings)]
+    if settings.fhir_push_url:
+        destinations.append(Destination(FHIR_PUSH, settings.fhir_push_url))
     forward_from = frozenset(t.strip() for t in settings.forward_from.split(",") if t.strip())
     return Plan(tuple(destinations), settings.data_dir / "outbound", forward_from)
 

@@ -10,7 +10,8 @@ from server.fhir.service import FhirService
 from server.notify.channels import SendFailed
 from server.notify.delivery import Sender
 from server.outbound.forward import Forwarder
-from server.outbound.plan import DICOM_FORWARD, HL7_ORU, OUTBOUND_SYSTEM
+from server.outbound.plan import DICOM_FORWARD, FHIR_PUSH, HL7_ORU, OUTBOUND_SYSTEM
+from server.outbound.push import FhirPusher
 from server.outbound.ris import RisSender
 
 
@@ -37,4 +38,6 @@ def senders(service: FhirService, settings: Settings) -> dict[str, Sender]:
         by_kind[HL7_ORU] = RisSender(service, settings)
     if settings.forward_to or settings.forward_deidentified_to:
         by_kind[DICOM_FORWARD] = Forwarder(service, settings)
+    if settings.fhir_push_url:
+        by_kind[FHIR_PUSH] = FhirPusher(service, settings)
     return {OUTBOUND_SYSTEM: Outbound(by_kind)}

@@ -138,7 +138,9 @@ def test_forwarded_to_orthanc_as_received_and_to_a_registry_de_identified(
     ingestor = build_ingestor(store, site)
     for path in (SIEMENS_CT, PHILIPS_RF):
         assert ingestor.ingest_file(path).status == "ingested"
-    assert len(_outbound(service)) == 4 and len(list((settings.data_dir / "outbound").iterdir())) == 2
+    assert (
+        len(_outbound(service)) == 4 and len(list((settings.data_dir / "outbound").iterdir())) == 2
+    )
     dispatcher = Dispatcher(service, Policy(retry_s=1, attempts=3), senders(service, site))
     assert dispatcher.run_once() == 4
     assert {c["status"] for c in _outbound(service)} == {"completed"}
