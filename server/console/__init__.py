@@ -19,6 +19,7 @@ from server.console import (
     analysis,
     classification,
     home,
+    messages,
     reports,
     resources,
     setup,
@@ -31,7 +32,7 @@ from server.stats.studies import StudyUids
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static",
                static_url_path="/console-static")  # fmt: skip
-for page in (signin, home, studies, alerts, analysis, classification, reports, setup, skin,
+for page in (signin, home, studies, alerts, analysis, classification, reports, setup, messages, skin,
              resources):  # fmt: skip
     bp.register_blueprint(page.bp)
 bp.before_request(signin.require_user)

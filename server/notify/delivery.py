@@ -251,3 +251,58 @@ def _delivery(attempts: int, next_at: float | None) -> list[dict[str, Any]]:
     if next_at is not None:
         found.append({"url": NEXT_URL, "valueInstant": instant(next_at)})
     return found
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One queued message as a person reads it (the console's list of messages out)."""
+
+    rid: str
+    kind: str  # "notification", or the outbound kind's words
+    status: str
+    attempts: int
+    updated: str  # instant of the last change
+    destination: str
+    about: str  # the first resource it is about: "ImagingStudy/<id>", "DetectedIssue/<id>"
+    outcome: str  # to whom it went, or why not
+
+
+def deliveries(service: FhirService, systems: tuple[str, ...], status: str = "") -> list[Delivery]:
+    """The queued messages of these identifier systems, the most recently changed first."""
+    found: list[Delivery] = []
+    for system in systems:
+        pairs = [("identifier", f"{system}|"), ("_count", "1000")]
+        if status:
+            pairs.append(("status", status))
+        for stored in service.search("Communication", pairs).matches:
+            found.append(_delivery_of(body_of(stored), system))
+    return sorted(found, key=lambda d: d.updated, reverse=True)
+
+
+def send_again(service: FhirService, rid: str) -> None:
+    """Queue a stopped message again, its attempts counted from zero."""
+    body = body_of(service.read("Communication", rid))
+    if body.get("status") != "stopped":
+        raise FhirError.of(409, "conflict", f"Communication/{rid} is {body.get('status')}; only "
+                                            "a stopped one is sent again")  # fmt: skip
+    kept = [e for e in body.get("extension") or [] if e.get("url") not in _DELIVERY]
+    again = {k: v for k, v in body.items() if k not in ("statusReason", "extension")}
+    service.update("Communication", rid, {**again, "status": "preparation", "extension": kept})
+
+
+def _delivery_of(body: dict[str, Any], system: str) -> Delivery:
+    category = (body.get("category") or [{}])[0]
+    destination = next((str(e.get("valueString", "")) for e in body.get("extension") or []
+                        if e.get("url", "").endswith("outbound-destination")), "")  # fmt: skip
+    reason = (body.get("statusReason") or {}).get("text", "")
+    payload = ((body.get("payload") or [{}])[0]).get("contentString", "")
+    return Delivery(
+        body["id"],
+        category.get("text") or ("notification" if system == NOTIFICATION_SYSTEM else system),
+        str(body.get("status", "")),
+        _attempts(body),
+        str((body.get("meta") or {}).get("lastUpdated", "")),
+        destination or ((body.get("basedOn") or [{}])[0]).get("reference", ""),
+        ((body.get("about") or [{}])[0]).get("reference", ""),
+        reason or payload,
+    )
