@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from server.auth.passwords import set_password
 from server.auth.users import add_user
@@ -50,6 +53,16 @@ def world(store: Store, settings: Settings) -> World:
         add_user(store, name, role, bound)
         set_password(store, name, PASSWORD)
     return World(ct.study, rf.study, devices["CT"], devices["RF"])
+
+
+@pytest.fixture
+def served(app: Any, world: World) -> Iterator[str]:
+    """The console on a real HTTP port, for the browser tests."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 def _device(store: Store, study: str) -> str:

@@ -7,27 +7,13 @@ no page asks anything of another server. Screenshots of each page: test-artefact
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-from werkzeug.serving import make_server
 
 from tests.browser import browser_page
 from tests.console.conftest import PASSWORD, World
 
 SHOTS = Path(__file__).parent.parent.parent / "test-artefacts" / "console"
-
-
-@pytest.fixture
-def served(app: Any, world: World) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def _sign_in(page: Any, served: str, name: str) -> None:

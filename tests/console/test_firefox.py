@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.console.conftest import PASSWORD, World
-from tests.console.test_browser import SHOTS, served  # noqa: F401  # the console on a port
+from tests.console.test_browser import SHOTS
 
 ROOT = Path(__file__).parent.parent.parent
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
 
 
-def test_a_physicists_morning_in_firefox(served: str, world: World) -> None:  # noqa: F811
+def test_a_physicists_morning_in_firefox(served: str, world: World) -> None:
     if not Path(FIREFOX).exists() or not (ROOT / "web/node_modules/puppeteer-core").exists():
         pytest.fail("Debian's firefox-esr and web/node_modules are installed by scripts/setup")
     done = subprocess.run(

@@ -18,7 +18,7 @@ from server.site import build_service
 from server.store.port import Store
 from tests.browser import browser_page
 from tests.console.conftest import World, sign_in, text
-from tests.console.test_browser import SHOTS, _sign_in, served  # noqa: F401 (a fixture)
+from tests.console.test_browser import SHOTS, _sign_in
 from tests.dicom.conftest import free_port
 from tests.outbound.conftest import Ris
 
@@ -49,7 +49,7 @@ def test_a_refused_result_is_listed_and_sent_again(
     served: str,
     world: World,
     store: Store,
-    settings: Settings,  # noqa: F811
+    settings: Settings,
 ) -> None:
     refused = _refused(store, settings)
     assert [c["status"] for c in refused] == ["stopped", "stopped"]
