@@ -178,3 +178,25 @@ def test_a_registry_that_is_down_gets_the_report_when_it_is_back(
     dispatcher.run_once(now=time.time() + 10)
     [done] = _outbound(service)
     assert done["status"] == "completed" and len(storescp.received()) == 1
+
+
+def test_only_the_chosen_devices_reports_are_forwarded(
+    settings: Settings, store: Store, service: FhirService, tmp_path: Path
+) -> None:
+    site = replace(settings, forward_to="PACS@127.0.0.1:104", forward_from="CT01")
+    ingestor = build_ingestor(store, site)
+
+    def spooled(path: Path, calling_ae: str) -> Path:
+        dataset = dcmread(path)
+        dataset.file_meta.SourceApplicationEntityTitle = calling_ae
+        target = tmp_path / f"{calling_ae}-{path.name}"
+        dataset.save_as(target, enforce_file_format=True)
+        return target
+
+    assert ingestor.ingest_spooled(spooled(PHILIPS_RF, "CATHLAB")).status == "ingested"
+    assert _outbound(service) == []  # another device's
+    assert ingestor.ingest_spooled(spooled(SIEMENS_CT, "CT01")).status == "ingested"
+    [queued] = _outbound(service)
+    assert queued["category"][0]["coding"][0]["code"] == "dicom-forward"
+    kept = settings.data_dir / "outbound" / f"{dcmread(SIEMENS_CT).SOPInstanceUID}.dcm"
+    assert kept.read_bytes() == spooled(SIEMENS_CT, "CT01").read_bytes()
