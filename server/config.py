@@ -18,6 +18,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     http_threads: int = 8
+    # processes serving HTTP, each with http_threads threads; 0 = one per core
+    http_processes: int = 0
     data_dir: Path = Path("kerma-data")
     # "" = embedded SQLite under data_dir; "mongodb://..." = MongoDB.
     store: str = ""

@@ -25,6 +25,8 @@ def configure(level: str = "INFO", log_format: str = "text") -> None:
     root.setLevel(level.upper())
     # pynetdicom narrates every PDU at INFO; its warnings and errors are what operators need
     logging.getLogger("pynetdicom").setLevel(max(logging.WARNING, root.level))
+    # waitress warns each time a request waits for a free thread: load, not a fault
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     warnings.showwarning = _log_warning
 
 

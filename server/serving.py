@@ -4,7 +4,9 @@ which configuration, and on SIGTERM finish what is in flight and exit 0 within a
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from server.app import create_app
 from server.config import Settings
 from server.files import try_lock
+from server.http_processes import HttpProcesses, warm_up
 from server.jobs.schedule import DailyJobs
 from server.logs import log_event
 from server.network import (
@@ -56,8 +59,8 @@ def _serve(settings: Settings) -> int:
     stops: list[Callable[[], None]] = []
     received: Callable[[], None] | None = None  # wakes the spool worker
     try:
-        http = _bind_http(app, settings)
-        stops.append(lambda: _close_http(http))
+        listening = _listen(settings)
+        stops.append(listening.close)
         if settings.dicom_port:
             dicom = start_dicom(settings, store, worker_process=True)
             stops.append(dicom.stop)
@@ -68,16 +71,17 @@ def _serve(settings: Settings) -> int:
         log.error("%s", e)
         _stop_all(stops, store)
         return 2
-    log_event(log, "http-listening", address=f"{settings.http_host}:{_port(http)}",
+    processes = settings.http_processes or os.cpu_count() or 1
+    address = f"{settings.http_host}:{listening.getsockname()[1]}"
+    log_event(log, "http-listening", address=address, processes=processes,
               threads=settings.http_threads)  # fmt: skip
     stops.extend(_background(app, settings, store, received))
     _log_configuration(settings, store)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    log_event(
-        log, "serving", http=f"{settings.http_host}:{_port(http)}", data_dir=settings.data_dir
-    )
     try:
-        http.run()  # returns once SIGTERM or Ctrl-C stopped it, after requests in flight end
+        if processes == 1:
+            _serve_here(app, settings, listening, address, stops)
+        else:
+            _serve_in_processes(settings, listening, processes, address, stops)
     finally:
         started = time.monotonic()
         _stop_all(stops, store)
@@ -86,16 +90,44 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _bind_http(app: Any, settings: Settings) -> BaseWSGIServer | MultiSocketServer:
+def _serve_here(app: Any, settings: Settings, listening: socket.socket, address: str,
+                stops: list[Callable[[], None]]) -> None:  # fmt: skip
+    """HTTP in this process (KERMA_HTTP_PROCESSES=1), until SIGTERM or Ctrl-C."""
+    http = waitress.create_server(app, sockets=[listening], threads=settings.http_threads,
+                                  ident="kerma")  # fmt: skip
+    stops.append(lambda: _close_http(http))
+    stops.append(app.extensions["kerma.audit"].flush)  # after HTTP: what the last requests queued
+    threading.Thread(target=warm_up, args=(app, settings), daemon=True).start()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    log_event(log, "serving", http=address, data_dir=settings.data_dir)
+    http.run()  # returns once SIGTERM or Ctrl-C stopped it, after requests in flight end
+
+
+def _serve_in_processes(settings: Settings, listening: socket.socket, count: int, address: str,
+                        stops: list[Callable[[], None]]) -> None:  # fmt: skip
+    """HTTP in `count` processes; this one keeps the listeners and jobs and watches them."""
+    processes = HttpProcesses(settings, listening, count)
+    stops.append(processes.stop)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
+    processes.start()
+    log_event(log, "serving", http=address, data_dir=settings.data_dir)
+    while not stopping.wait(1.0):
+        processes.replace_dead()
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The HTTP port, bound and listening, before anything says it serves."""
+    listening = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        return waitress.create_server(app, host=settings.http_host, port=settings.http_port,
-                                      threads=settings.http_threads, ident="kerma")  # fmt: skip
+        listening.bind((settings.http_host, settings.http_port))
     except OSError as e:
+        listening.close()
         raise bind_problem(e, "KERMA_HTTP_PORT", settings.http_host, settings.http_port) from e
-
-
-def _port(http: BaseWSGIServer | MultiSocketServer) -> int:
-    return int(getattr(http, "effective_port", 0) or http.effective_listen[0][1])
+    listening.listen(1024)
+    return listening
 
 
 def _close_http(http: BaseWSGIServer | MultiSocketServer) -> None:
@@ -106,10 +138,7 @@ def _close_http(http: BaseWSGIServer | MultiSocketServer) -> None:
 def _background(
     app: Any, settings: Settings, store: Store, received: Callable[[], None] | None
 ) -> list[Callable[[], None]]:
-    """The warm-up, notification delivery, the daily run and the PACS pull; their stops."""
-    # the first statistics query reads the facts into memory, the first GraphQL query builds
-    # the schema (seconds each): do both before anyone asks
-    threading.Thread(target=_warm_up, args=(app, settings), daemon=True).start()
+    """Notification and outbound delivery, the daily run and the PACS pull; their stops."""
     service = build_service(store, settings)
     dispatcher = Dispatcher.from_settings(service, settings, senders(service, settings))
     daily = DailyJobs(
@@ -122,14 +151,6 @@ def _background(
     for job in periodic:
         job.start()
     return [lambda job=job: job.stop(STOP_BOUND_S / 5) for job in periodic]  # type: ignore[misc]
-
-
-def _warm_up(app: Any, settings: Settings) -> None:
-    from server.graphql.schema import system_schema
-
-    for facts in app.extensions["kerma.facts"].values():
-        facts.current()
-    system_schema(settings.graphql_max_depth, settings.graphql_max_cost)
 
 
 def _log_configuration(settings: Settings, store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,10 @@ def test_studies_page_bench_runs(tmp_path: Path) -> None:
     out = _run("studies_page.py", "--studies", "300", "--repeats", "2", "--dir", str(tmp_path))
     assert "300 studies" in out and "open alerts" in out and "every page" in out
     assert "15 matches" in out  # the open alerts: one study in 20
+
+
+def test_http_concurrency_bench_runs(tmp_path: Path) -> None:
+    out = _run("http_concurrency.py", "--observations", "400", "--patients", "20",
+               "--seconds", "1", "--dir", str(tmp_path))  # fmt: skip
+    assert "8 clients / 1 client with 1 process(es)" in out
+    assert f"8 clients / 1 client with {os.cpu_count()} process(es)" in out

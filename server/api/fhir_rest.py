@@ -21,9 +21,17 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from server.alerts import review
 from server.alerts.monitoring import protocol_review
-from server.api.http import base_url, current_user, statistics, submitted
+from server.api.http import (
+    audit_trail_first,
+    base_url,
+    current_user,
+    record,
+    statistics,
+    submitted,
+)
 from server.auth import audit
 from server.auth.access import DEVICE_PARAMS, Access
+from server.auth.audit_trail import AuditTrail
 from server.auth.roles import Action
 from server.calculated import observations as calculated
 from server.calculated import skin_map
@@ -59,6 +67,8 @@ bp = Blueprint("fhir", __name__)
 
 def init_app(app: Flask, service: FhirService) -> None:
     app.extensions["kerma.fhir"] = service
+    app.extensions["kerma.audit"] = AuditTrail(service)
+    app.before_request(audit_trail_first)
     app.register_blueprint(bp, url_prefix="/fhir")
 
 
@@ -141,7 +151,7 @@ def _audit(interaction: str, disclosed: list[Stored]) -> None:
         request.remote_addr,
         time.time(),
     )
-    _service().create_internal(event)
+    record(event)
 
 
 # -- interactions -----------------------------------------------------------------------------
@@ -260,7 +270,7 @@ def reassign(rid: str) -> Response:
         request.remote_addr,
         time.time(),
     )
-    service.create_internal(event)
+    record(event)
     return _json(provenance)
 
 
@@ -396,7 +406,7 @@ def export_file(rid: str, name: str) -> Response:
         raise FhirError.of(404, "not-found", f"no export file {name}")
     event = audit.audit_event(g.user, "operation", [], request.method, request.path, "",
                               request.remote_addr, time.time(), (f"Task/{rid}",))  # fmt: skip
-    _service().create_internal(event)
+    record(event)
     return Response(chunks(path), 200, content_type=kind)
 
 

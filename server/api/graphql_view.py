@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from strawberry.flask.views import AsyncGraphQLView
 from strawberry.http import GraphQLRequestData
 
-from server.api.http import current_user
+from server.api.http import current_user, record
 from server.auth import audit
 from server.auth.access import Access
 from server.fhir import registry
@@ -101,7 +101,7 @@ class KermaGraphQLView(AsyncGraphQLView[Context, Any]):
         event = audit.audit_event(self.context.access.user, "operation", patients,
                                   request.method, request.path, str(query),
                                   request.remote_addr, time.time())  # fmt: skip
-        _service().create_internal(event)
+        record(event)
 
 
 def _graphiql() -> Response:

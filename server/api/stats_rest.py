@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request, stream_with_context
 
-from server.api.http import current_user, statistics, submitted
+from server.api.http import current_user, record, statistics, submitted
 from server.auth import audit
 from server.auth.access import Access
 from server.auth.roles import role
@@ -105,7 +105,7 @@ def cumulative() -> Response:
     event = audit.audit_event(g.user, "operation", [query.patient], request.method, request.path,
                               request.query_string.decode(errors="replace"),
                               request.remote_addr, datetime.now().timestamp())  # fmt: skip
-    service.create_internal(event)
+    record(event)
     header = [
         "modality",
         "examinations",
@@ -206,11 +206,10 @@ def _export_query(level: str, fmt: str) -> tuple[Query, bool]:
             403, "forbidden", f"role {g.role.name} may export pseudonymised data only"
         )
     if identified:
-        service = current_app.extensions["kerma.fhir"]
         event = audit.audit_event(g.user, "operation", [], request.method, request.path,
                                   request.query_string.decode(errors="replace"),
                                   request.remote_addr, datetime.now().timestamp())  # fmt: skip
-        service.create_internal(event)
+        record(event)
     query = _period_query()
     return replace(query, level=level), identified
 

@@ -165,3 +165,29 @@ def _sample(base: str, token: str, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "2", "KERMA_DICOM_PORT": "0",
+           "KERMA_HL7_PORT": "0"}  # fmt: skip
+    server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    try:
+        deadline = time.monotonic() + 90
+        while not _answers(f"{base}/health/live"):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert all(_answers(f"{base}/health/ready") for _ in range(20))
+        children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(children) == 2
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    log = server.stderr.read() if server.stderr else ""
+    ready = [line for line in log.splitlines() if "http-process-ready" in line]
+    assert len({line.split("pid=")[1].split()[0] for line in ready}) == 2
+    assert "processes=2" in log and "stopped" in log and "Traceback" not in log
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)

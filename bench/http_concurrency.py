@@ -1,0 +1,146 @@
+"""HTTP under concurrent clients: `kerma serve` with one HTTP process and with one per core,
+each driven by wrk (Debian's package, C, a small share of one core) with 1 and with 8
+connections, in the same run. Prints requests/s, p50 and p95 per case, and the ratio 8 clients
+/ 1 client, with the machine's cores and load before each case.
+
+The store is fhir_search.py's (N generated dose Observations, loaded once and cached under
+bench/results/); the request is its search (a): a patient's Observations, a random patient each.
+
+    .venv/bin/python bench/http_concurrency.py                         # 200,000 Observations
+    .venv/bin/python bench/http_concurrency.py --observations 20000 --patients 1000 --seconds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fhir_search
+
+from server.auth.users import add_user
+from server.store.sqlite import SqliteStore
+
+KERMA = str(Path(sys.executable).parent / "kerma")
+_SCRIPT = """
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/fhir/Observation?patient=pat-" .. math.random(0, %(patients)d - 1),
+                    {["Authorization"] = "Bearer %(token)s"})
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%.3f %%.3f %%d\\n", summary.requests,
+    summary.duration, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--observations", type=int, default=200_000)
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=10, help="per case")
+    parser.add_argument("--dir", type=Path, default=fhir_search.RESULTS)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    data_dir = args.dir / f"obs{args.observations}-pat{args.patients}"
+    store = SqliteStore(data_dir / "kerma.sqlite3")
+    fhir_search._load(store, data_dir, args.observations, args.patients)
+    token = add_user(store, f"bench-{time.time_ns()}", "mpe")
+    store.close()
+    script = Path(tempfile.mkdtemp()) / "search.lua"
+    script.write_text(_SCRIPT % {"patients": args.patients, "token": token})
+    cases: list[dict[str, Any]] = []
+    for processes in (1, os.cpu_count() or 1):
+        with _server(data_dir, processes) as base:
+            for connections in (1, 8):
+                cases.append({"processes": processes, "connections": connections,
+                              **_wrk(base, script, connections, args.seconds)})  # fmt: skip
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+               "cores": os.cpu_count(), "observations": args.observations, "cases": cases}  # fmt: skip
+    _print(results)
+    (args.dir / "http_concurrency.json").write_text(json.dumps(results, indent=2))
+
+
+class _server:
+    """`kerma serve` on the bench's store with KERMA_HTTP_PROCESSES=processes."""
+
+    def __init__(self, data_dir: Path, processes: int) -> None:
+        self.port = fhir_search_free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
+        env.update(KERMA_DATA_DIR=str(data_dir), KERMA_HTTP_PORT=str(self.port),
+                   KERMA_DICOM_PORT="0", KERMA_HL7_PORT="0", KERMA_LOG_LEVEL="WARNING",
+                   KERMA_HTTP_PROCESSES=str(processes))  # fmt: skip
+        self.process = subprocess.Popen([KERMA, "serve"], env=env)
+
+    def __enter__(self) -> str:
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/health/ready", timeout=1):
+                    time.sleep(2)  # every HTTP process is up once `serving`; let warm-ups end
+                    return base
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit("kerma serve did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+def fhir_search_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wrk(base: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    run = subprocess.run(["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{seconds}s",
+                          "-s", str(script), f"{base}/"], capture_output=True, text=True,
+                         timeout=seconds + 60, check=True)  # fmt: skip
+    line = next(line for line in run.stdout.splitlines() if line.startswith("RESULT"))
+    requests, micros, p50, p95, errors = line.split()[1:]
+    return {"requests_per_s": round(int(requests) / (int(micros) / 1e6), 1),
+            "p50_ms": float(p50), "p95_ms": float(p95), "errors": int(errors),
+            "load_before": round(load, 2)}  # fmt: skip
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"{results['observations']:,} Observations, {results['cores']} cores, {results['date']}")
+    print(
+        f"{'processes':>9} {'clients':>7} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'errors':>6} {'load':>5}"
+    )
+    single: dict[int, float] = {}
+    for case in results["cases"]:
+        print(f"{case['processes']:>9} {case['connections']:>7} {case['requests_per_s']:>8} "
+              f"{case['p50_ms']:>7} {case['p95_ms']:>7} {case['errors']:>6} {case['load_before']:>5}")  # fmt: skip
+        if case["connections"] == 1:
+            single[case["processes"]] = case["requests_per_s"]
+        else:
+            ratio = case["requests_per_s"] / single[case["processes"]]
+            print(
+                f"{'':>9} 8 clients / 1 client with {case['processes']} process(es): {ratio:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

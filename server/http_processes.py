@@ -1,0 +1,97 @@
+"""HTTP on every core: waitress in several processes sharing the one listening socket that
+`kerma serve` bound (the kernel hands each connection to one of them). A Python process runs
+its code on one core at a time (the interpreter lock), so threads alone left the second core
+idle however many clients came. Each process has its own app, store connection (SQLite WAL:
+readers in parallel, writers take turns) and statistics copy."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import waitress
+
+from server.app import create_app
+from server.config import Settings
+from server.logs import configure, log_event
+
+log = logging.getLogger("kerma.http")
+_START_S = 120.0  # spawned processes import everything: seconds each on a busy machine
+
+
+class HttpProcesses:
+    def __init__(self, settings: Settings, listening: socket.socket, count: int) -> None:
+        self._settings = settings
+        self._socket = listening
+        self._count = count
+        self._context = multiprocessing.get_context("spawn")
+        self._running: list[multiprocessing.process.BaseProcess] = []
+
+    def start(self) -> None:
+        """Start them all and wait until each serves; RuntimeError if one could not."""
+        started = [self._spawn() for _ in range(self._count)]
+        for process, ready in started:
+            if not ready.wait(_START_S):
+                raise RuntimeError(f"HTTP process {process.pid} did not start (see the log above)")
+            self._running.append(process)
+
+    def replace_dead(self) -> None:
+        """An HTTP process that died (killed, out of memory) is replaced."""
+        for n, process in enumerate(self._running):
+            if not process.is_alive():
+                log_event(log, "http-process-died", pid=process.pid, exitcode=process.exitcode)
+                replacement, ready = self._spawn()
+                ready.wait(_START_S)
+                self._running[n] = replacement
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM to each: requests in flight finish; then they exit (killed after the bound)."""
+        for process in self._running:
+            process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for process in self._running:
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+
+    def _spawn(self) -> tuple[multiprocessing.process.BaseProcess, Any]:
+        ready = self._context.Event()
+        process = self._context.Process(target=_serve_http, name="kerma-http",
+                                        args=(self._settings, self._socket, ready))  # fmt: skip
+        process.start()
+        return process, ready
+
+
+def _serve_http(settings: Settings, listening: socket.socket, ready: Any) -> None:
+    configure(settings.log_level, settings.log_format)
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    app = create_app(settings)
+    threading.Thread(target=warm_up, args=(app, settings), daemon=True).start()
+    server = waitress.create_server(app, sockets=[listening], threads=settings.http_threads,
+                                    ident="kerma")  # fmt: skip
+    log_event(log, "http-process-ready", pid=os.getpid(), threads=settings.http_threads)
+    ready.set()
+    server.run()
+    app.extensions["kerma.audit"].flush()  # what the last requests queued
+
+
+def warm_up(app: Any, settings: Settings) -> None:
+    """The first statistics query reads the facts into memory, the first GraphQL query builds
+    the schema (seconds each): both before anyone asks."""
+    from server.graphql.schema import system_schema
+
+    for facts in app.extensions["kerma.facts"].values():
+        facts.current()
+    system_schema(settings.graphql_max_depth, settings.graphql_max_cost)
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)  # waitress's loop ends on it and lets requests in flight finish
