@@ -40,6 +40,7 @@ from server.exports import bulk
 from server.fhir import bundles, mapping, registry, transaction
 from server.fhir.capability import capability_statement, operation_definition
 from server.fhir.errors import FhirError, outcome
+from server.fhir.limits import check_nesting
 from server.fhir.service import FhirService, body_of, check_type
 from server.fhir.values import instant
 from server.fhir.xml import XML_TYPES, from_xml, to_xml
@@ -777,6 +778,12 @@ def _history(rtype: str | None, rid: str | None) -> Response:
 
 
 def _body() -> Any:
+    body = _parsed_body()
+    check_nesting(body)
+    return body
+
+
+def _parsed_body() -> Any:
     if request.mimetype in XML_TYPES:
         return from_xml(request.get_data())
     if request.mimetype not in _JSON_TYPES:

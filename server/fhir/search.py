@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from server.fhir import registry
+from server.fhir.limits import MAX_CHAIN_LINKS, MAX_IDS, MAX_SEARCH_PARAMETERS, MAX_VALUES
 from server.fhir.registry import SearchParam
 from server.fhir.values import date_range, decimal_range
 from server.mappings import unit_table
@@ -115,6 +116,7 @@ def parse(
     strict: bool = True,
     default_count: int = 50,
     max_count: int = 1000,
+    bounded: bool = True,
 ) -> SearchRequest:
     clauses: list[Clause] = []
     sort: tuple[SortKey, ...] = ()
@@ -125,6 +127,8 @@ def parse(
     elements: tuple[str, ...] = ()
     ignored: list[str] = []
     applied: list[tuple[str, str]] = []
+    if bounded:  # a client's search; Kerma's own batched lookups list many ids and references
+        _bounded(pairs)
     for name, value in pairs:
         base = name.split(":", 1)[0]
         if base in _RESULT_PARAMS:
@@ -347,8 +351,26 @@ def _composite_clause(p: SearchParam, modifier: str, name: str, values: list[str
     return CompositeClause(p.name, tuple(pairs))
 
 
+def _bounded(pairs: list[tuple[str, str]]) -> None:
+    """A search asks for at most so many parameters and values (server/fhir/limits.py);
+    `_id` lists (one SQL IN, as GraphQL's batched lookups make them) have a bound of their own."""
+    ids = [value.count(",") + 1 for name, value in pairs if name == "_id"]
+    values = [value.count(",") + 1 for name, value in pairs if name != "_id"]
+    if max(ids, default=0) > MAX_IDS:
+        raise SearchError(f"_id: at most {MAX_IDS} ids in one search")
+    if (
+        len(pairs) > MAX_SEARCH_PARAMETERS
+        or max(values, default=0) > MAX_VALUES
+        or sum(values) > 10 * MAX_SEARCH_PARAMETERS
+    ):
+        raise SearchError(f"at most {MAX_SEARCH_PARAMETERS} search parameters, {MAX_VALUES} "
+                          f"values of one, {10 * MAX_SEARCH_PARAMETERS} values in all")  # fmt: skip
+
+
 def _chain(rtype: str, p: SearchParam, modifier: str, chain: str, value: str) -> Clause:
     name = f"{p.name}:{modifier}.{chain}" if modifier else f"{p.name}.{chain}"
+    if name.count(".") > MAX_CHAIN_LINKS:
+        raise SearchError(f"{name}: a chain has at most {MAX_CHAIN_LINKS} links")
     if p.type != "reference":
         raise SearchError(f"{name}: only reference parameters can be chained")
     inner_name = chain.split(".", 1)[0].split(":", 1)[0]

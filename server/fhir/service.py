@@ -108,8 +108,9 @@ class FhirService:
         return SearchResult(request, matches, included, total)
 
     def parse_search(
-        self, rtype: str, pairs: list[tuple[str, str]], *, strict: bool = True
+        self, rtype: str, pairs: list[tuple[str, str]], *, strict: bool = True, bounded: bool = True
     ) -> SearchRequest:
+        """A client's search (`bounded`: within server/fhir/limits.py), or Kerma's own."""
         try:
             return parse(
                 rtype,
@@ -117,6 +118,7 @@ class FhirService:
                 strict=strict,
                 default_count=self._page_default,
                 max_count=self._page_max,
+                bounded=bounded,
             )
         except SearchError as e:
             raise FhirError.of(400, "invalid", str(e)) from None
@@ -324,7 +326,7 @@ class FhirService:
     ) -> list[Stored]:
         """Every match in one store query, unpaged (Kerma's own searches, GraphQL's batched
         lookups); more than `limit` is an error to narrow the search, never a cut answer."""
-        request = self.parse_search(rtype, pairs, strict=True)
+        request = self.parse_search(rtype, pairs, strict=True, bounded=False)
         query = replace(request.query, count=limit + 1, offset=0, with_total=False)
         matches = self.search_in(reader, replace(request, query=query), gate).matches
         if len(matches) > limit:
