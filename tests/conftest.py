@@ -164,7 +164,10 @@ def kerma_serve(
     data_dir: Path, ready: Callable[[], bool], **settings: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`kerma serve` in its own process (a crash test kills it), up once `ready()` says so."""
-    env = {**os.environ, "KERMA_DATA_DIR": str(data_dir), "KERMA_LOG_LEVEL": "WARNING"}
+    # one HTTP process: these tests are about what serve does, not how many cores answer
+    # (tests/ops/test_serve.py starts it with several); spawning more costs seconds under load
+    env = {**os.environ, "KERMA_DATA_DIR": str(data_dir), "KERMA_LOG_LEVEL": "WARNING",
+           "KERMA_HTTP_PROCESSES": "1"}  # fmt: skip
     env.update({f"KERMA_{k.upper()}": v for k, v in settings.items()})
     kerma = Path(sys.executable).parent / "kerma"
     process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)

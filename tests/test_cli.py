@@ -97,7 +97,8 @@ def _free_port() -> int:
 
 def test_serve_answers_over_http(env: dict[str, str]) -> None:
     port = _free_port()
-    env = {**env, "KERMA_HTTP_PORT": str(port), "KERMA_DICOM_PORT": "0", "KERMA_HL7_PORT": "0"}
+    env = {**env, "KERMA_HTTP_PORT": str(port), "KERMA_DICOM_PORT": "0", "KERMA_HL7_PORT": "0",
+           "KERMA_HTTP_PROCESSES": "1"}  # fmt: skip
     token = run(["users", "add", "ops", "--role", "mpe"], env).stdout.strip().splitlines()[-1]
     run(["ingest", str(DATA / "fhir-rds-ig/examples-transaction.json")], env)
     server = subprocess.Popen(

@@ -16,6 +16,7 @@ from server.dose.effective import EffectiveDose
 from server.dose.skin import SkinDoseMap
 from server.dose.ssde import Estimate as SsdeEstimate
 from server.fhir.mapping import DCM, LOINC, UCUM, component_value
+from server.fhir.mapping.codes import ABSENT_REASON as ABSENT
 
 CALCULATED_ID = "https://kerma.example.org/fhir/NamingSystem/calculated"
 METHODS = "https://kerma.example.org/fhir/CodeSystem/calculation-method"
@@ -33,7 +34,6 @@ SSDE_AGE_NOTE = (
     " The diameter is the average effective diameter of children of this age (AAPM 204), not "
     "this child's: a child larger or smaller than the average gets a lower or higher dose."
 )
-ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 CALCULATED_DOSE = "https://kerma.example.org/fhir/CodeSystem/calculated-dose"
 SKIN_MAP_CODE = "skin-dose-map"
 PEAK_SKIN_DOSE = "peak-skin-dose"  # also the quantity alert rules name it by (mGy)

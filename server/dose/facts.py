@@ -5,9 +5,10 @@ so they can always be rebuilt from the store.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Literal
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,20 @@ def checked_fields(names: Sequence[str]) -> list[str]:
     if unknown:
         raise ValueError(f"no dose-fact field {', '.join(unknown)}")
     return list(names)
+
+
+def plausible(fact: DoseFact, bounds: Mapping[str, Sequence[float]]) -> DoseFact:
+    """The fact without the values no examination can have (outside `bounds`, NaN, infinite):
+    they would poison every mean, maximum and median they enter.
+
+    >>> plausible(DoseFact("k", "event", "1", "r", "CT", ctdivol_mgy=-0.001, dlp_mgy_cm=12.0),
+    ...           {"ctdivol_mgy": [0, 1000], "dlp_mgy_cm": [0, 50000]}).ctdivol_mgy is None
+    True
+    """
+    implausible: dict[str, Any] = {
+        name: None
+        for name, (low, high) in bounds.items()
+        if (value := getattr(fact, name)) is not None
+        and not (math.isfinite(value) and low <= value <= high)
+    }
+    return replace(fact, **implausible) if implausible else fact

@@ -12,11 +12,12 @@ from typing import Any
 
 import orjson
 
-from server.dose.facts import DoseFact
+from server.dose.facts import DoseFact, plausible
 from server.dose.units import UnitTable
 from server.fhir.acquisitions import event_procedure
 from server.fhir.service import FhirService
 from server.fhir.values import date_range
+from server.mappings import plausibility_bounds
 from server.store.port import Transaction
 
 # fact field -> (component code, unit of the field)
@@ -52,7 +53,8 @@ def study_facts(
     units: UnitTable,
 ) -> list[DoseFact]:
     """The study's rows: one per event, one for the study total; none while the summary is
-    preliminary (OCR values waiting for review are no fact for statistics)."""
+    preliminary (OCR values waiting for review are no fact for statistics); values no
+    examination can have (mappings/dose/plausibility.yaml `facts`) left out."""
     if summary.get("status") == "preliminary":
         return []
     study_uid = str(study["identifier"][0]["value"]).removeprefix("urn:oid:")
@@ -88,7 +90,8 @@ def study_facts(
             **common,
         )
     )
-    return rows
+    bounds = plausibility_bounds()["facts"]
+    return [plausible(row, bounds) for row in rows]
 
 
 def _procedure(study: dict[str, Any]) -> str | None:

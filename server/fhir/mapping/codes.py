@@ -35,6 +35,7 @@ AE_TITLE_SYSTEM = "urn:kerma:dicom-ae-title"
 PERSON_KEY = "urn:kerma:person-key"
 UNIDENTIFIED_PATIENT = "urn:kerma:unidentified-patient"
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
 
 SUMMARY_CODE = {

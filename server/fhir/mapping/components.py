@@ -3,11 +3,12 @@ mappings/dicom/concepts.csv (components_of), and the readers of stored component
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from server.dose.model import Coded
-from server.fhir.mapping.codes import DCM, SYSTEMS, UCUM
+from server.fhir.mapping.codes import ABSENT_REASON, DCM, SYSTEMS, UCUM
 from server.fhir.mapping.context import codeable
 from server.mappings import Concept
 
@@ -89,6 +90,14 @@ def _quantity(
 ) -> dict[str, Any] | None:
     if value is None:
         return None
+    if not math.isfinite(value):  # a report's "NaN" or "1e999": JSON has no such number
+        absent = (
+            "not-a-number"
+            if math.isnan(value)
+            else f"{'positive' if value > 0 else 'negative'}-infinity"
+        )
+        return {"code": _component_code(code, display, scheme),
+                "dataAbsentReason": {"coding": [{"system": ABSENT_REASON, "code": absent}]}}  # fmt: skip
     return {
         "code": _component_code(code, display, scheme),
         "valueQuantity": {"value": number(value), "unit": unit, "system": UCUM, "code": unit},

@@ -1,0 +1,59 @@
+"""Numbers no examination can have (issue 23): a CT RDSR whose CTDIvol values read NaN, -0.001
+and 1e308 mGy. The Observations stay valid FHIR (NaN: no value, dataAbsentReason not-a-number;
+the others kept as sent, flagged by the reader's finding), and none of the three becomes a dose
+fact, so statistics stay finite."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from io import BytesIO
+from typing import Any
+
+import orjson
+from pydicom import Dataset, dcmread
+
+from server.config import Settings
+from server.fhir import FhirService
+from server.ingest import build_ingestor
+from server.store.port import Store
+from tests.dicom.conftest import SIEMENS_CT
+
+
+def _ctdivol_items(items: Any, found: list[Dataset]) -> list[Dataset]:
+    for item in items:
+        names = item.get("ConceptNameCodeSequence") or [Dataset()]
+        if names[0].get("CodeValue") == "113830" and "MeasuredValueSequence" in item:
+            found.append(item.MeasuredValueSequence[0])
+        _ctdivol_items(item.get("ContentSequence") or [], found)
+    return found
+
+
+def test_nan_negative_and_huge_values_are_no_facts(
+    settings: Settings, store: Store, service: FhirService
+) -> None:
+    dataset = dcmread(SIEMENS_CT)
+    first, second, third, _plausible = _ctdivol_items(dataset.ContentSequence, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom: "NaN" is not a valid DS
+        first.NumericValue, second.NumericValue, third.NumericValue = "NaN", "-0.001", "1e308"
+    data = BytesIO()
+    dataset.save_as(data)
+    assert (
+        build_ingestor(store, settings).ingest_bytes(data.getvalue(), "mutated.dcm").status
+        == "ingested"
+    )
+
+    components = []
+    for stored in service.search("Observation", [("code", "113852")]).matches:
+        body = orjson.loads(stored.body or b"")
+        components += [c for c in body["component"] if c["code"]["coding"][0]["code"] == "113830"]
+    values = sorted((c.get("valueQuantity") or {}).get("value", math.inf) for c in components)
+    assert values == [-0.001, 9.91, 1e308, math.inf]  # inf: the NaN one has no value
+    [absent] = [c for c in components if "valueQuantity" not in c]
+    assert absent["dataAbsentReason"]["coding"][0]["code"] == "not-a-number"
+
+    event_ctdivol = sorted(f.ctdivol_mgy for f in store.facts() if f.level == "event"
+                           if f.ctdivol_mgy is not None)  # fmt: skip
+    assert event_ctdivol == [9.91]  # the file's fourth value, the only plausible one
+    assert all(f.ctdivol_mgy is None or math.isfinite(f.ctdivol_mgy) for f in store.facts())
