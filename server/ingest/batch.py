@@ -36,7 +36,7 @@ def ingest_files(
     """Each file's Result, with the library warnings its reading raised summed up (`warned`)."""
     if workers <= 1:
         for path in paths:
-            result, warned = _recorded(partial(ingestor.ingest_file, path))
+            result, warned = _recorded(partial(_guarded, ingestor, path, ingestor.ingest_file))
             on_result(path, replace(result, warned=warned))
         return
     parsers = workers - 1
@@ -57,8 +57,22 @@ def _commit_next(
 ) -> None:
     path, future = pending.popleft()
     outcome, warned = future.result()
-    result = ingestor.ingest_outcome(outcome, path.read_bytes, path.name)
+    result = _guarded(ingestor, path,
+                      lambda p: ingestor.ingest_outcome(outcome, p.read_bytes, p.name))  # fmt: skip
     on_result(path, replace(result, warned=warned))
+
+
+def _guarded(ingestor: Ingestor, path: Path, work: Callable[[Path], Result]) -> Result:
+    """One file's result; a file that breaks the pipeline goes to quarantine with the error
+    instead of ending the batch (a count beyond 64 bits once did), unless the store is down."""
+    try:
+        return work(path)
+    except Exception as e:  # a reader or mapping bug on a hostile file
+        if not ingestor.store_answers():
+            raise
+        reason = f"processing failed: {type(e).__name__}: {e}"
+        ingestor.quarantine.put(path.read_bytes(), path.name, reason)
+        return Result("quarantined", path.name, reason=reason)
 
 
 def _read(path: Path) -> tuple[Outcome, str]:

@@ -84,6 +84,13 @@ class Ingestor:
         self._outbound = outbound or Plan((), Path())  # where the dose goes out to
         self._devices: dict[str, str] = {}
 
+    def store_answers(self) -> bool:
+        try:
+            self._service.store.ping()
+        except Exception:  # whatever the driver raises: the store is not there
+            return False
+        return True
+
     def ingest_file(self, path: Path) -> Result:
         return self.ingest_bytes(path.read_bytes(), path.name)
 

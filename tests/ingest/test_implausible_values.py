@@ -57,3 +57,52 @@ def test_nan_negative_and_huge_values_are_no_facts(
                            if f.ctdivol_mgy is not None)  # fmt: skip
     assert event_ctdivol == [9.91]  # the file's fourth value, the only plausible one
     assert all(f.ctdivol_mgy is None or math.isfinite(f.ctdivol_mgy) for f in store.facts())
+
+
+def _number_items(items: Any, code: str, found: list[Dataset]) -> list[Dataset]:
+    for item in items:
+        names = item.get("ConceptNameCodeSequence") or [Dataset()]
+        if names[0].get("CodeValue") == code and "MeasuredValueSequence" in item:
+            found.append(item.MeasuredValueSequence[0])
+        _number_items(item.get("ContentSequence") or [], code, found)
+    return found
+
+
+def test_a_count_beyond_64_bits_is_an_error_value_not_a_crash(
+    settings: Settings, store: Store, service: FhirService
+) -> None:
+    dataset = dcmread(SIEMENS_CT)
+    for item in _number_items(dataset.ContentSequence, "113823", []):  # Number of X-Ray Sources
+        item.NumericValue = str(2**70)
+    data = BytesIO()
+    dataset.save_as(data)
+    result = build_ingestor(store, settings).ingest_bytes(data.getvalue(), "huge-count.dcm")
+    assert result.status == "ingested"
+    stored = service.search("Observation", [("code", "113852")]).matches
+    sources = [c for s in stored for c in orjson.loads(s.body or b"")["component"]
+               if c["code"]["coding"][0]["code"] == "113823"]  # fmt: skip
+    assert sources and all(c["dataAbsentReason"]["coding"][0]["code"] == "error" for c in sources)
+
+
+def test_a_file_that_breaks_the_pipeline_is_quarantined_and_the_batch_goes_on(
+    settings: Settings, store: Store, tmp_path: Any
+) -> None:
+    from server.ingest.batch import ingest_files
+
+    ingestor = build_ingestor(store, settings)
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(SIEMENS_CT.read_bytes())
+    original = ingestor.ingest_file
+
+    def failing(path: Any) -> Any:
+        if path == bad:
+            raise TypeError("Integer exceeds 64-bit range")  # as orjson said of a huge count
+        return original(path)
+
+    ingestor.ingest_file = failing  # type: ignore[method-assign]
+    results: list[Any] = []
+    ingest_files(ingestor, [bad, SIEMENS_CT], 1, lambda path, result: results.append(result))
+    assert [r.status for r in results] == ["quarantined", "ingested"]
+    assert results[0].reason == "processing failed: TypeError: Integer exceeds 64-bit range"
+    [kept] = ingestor.quarantine.items()
+    assert kept.name == "bad.dcm" and kept.reason == results[0].reason

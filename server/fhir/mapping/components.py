@@ -111,11 +111,12 @@ def _datetime_component(code: str, display: str, value: str | None) -> dict[str,
 
 
 def _integer(code: str, display: str, value: int | None) -> dict[str, Any] | None:
-    return (
-        None
-        if value is None
-        else {"code": _component_code(code, display), "valueInteger": int(value)}
-    )
+    if value is None:
+        return None
+    if not -(2**31) <= value < 2**31:  # FHIR's integer is 32-bit: a report's 2**70 is an error
+        return {"code": _component_code(code, display),
+                "dataAbsentReason": {"coding": [{"system": ABSENT_REASON, "code": "error"}]}}  # fmt: skip
+    return {"code": _component_code(code, display), "valueInteger": int(value)}
 
 
 def _text_component(
