@@ -28,7 +28,14 @@ pytestmark = pytest.mark.slow
 
 def _env(data_dir: Path) -> dict[str, str]:
     plain = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
-    return {**plain, "KERMA_DATA_DIR": str(data_dir), **{p: str(free_port()) for p in PORTS}}
+    ports: set[str] = set()
+    while len(ports) < len(PORTS):  # three different ones: a repeat is a settings error
+        ports.add(str(free_port()))
+    return {
+        **plain,
+        "KERMA_DATA_DIR": str(data_dir),
+        **dict(zip(PORTS, sorted(ports), strict=True)),
+    }
 
 
 def _answers(url: str, token: str = "") -> bool:
@@ -58,9 +65,9 @@ def test_a_port_in_use_is_named_with_its_setting_and_nothing_stays_bound(
         taken.bind(("127.0.0.1", int(env[busy])))
         taken.listen()
         run = subprocess.run([KERMA, "serve"], env=env, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2
+    assert run.returncode == 2, run.stderr
     lines = [line for line in run.stderr.splitlines() if "ERROR" in line]
-    assert len(lines) == 1 and f"{busy}={env[busy]} on 127.0.0.1 is in use" in lines[0]
+    assert len(lines) == 1 and f"{busy}={env[busy]} on 127.0.0.1 is in use" in lines[0], run.stderr
     assert "serving" not in run.stderr and "Traceback" not in run.stderr
     assert all(_bindable(int(env[p])) for p in PORTS)  # what it had bound, it let go
 
