@@ -90,7 +90,6 @@ def _checked_settings() -> Settings:
 def _metrics_across_processes(settings: Settings) -> None:
     """Counters of every process `kerma serve` starts in files under KERMA_DATA_DIR/metrics:
     prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, so before that."""
-    import os
     import shutil
 
     folder = settings.data_dir / "metrics"

@@ -42,7 +42,17 @@ class Spool:
 
     def pending(self) -> list[Path]:
         """What is waiting, oldest first; half-written `.part` files are not objects yet."""
-        return sorted(self.folder.glob("*" + _SUFFIX))
+        return pending_in(self.folder)
 
     def done(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+
+
+def pending_in(folder: Path) -> list[Path]:
+    """The objects waiting in a spool folder, oldest first (none when it was never made)."""
+    return sorted(folder.glob("*" + _SUFFIX)) if folder.exists() else []
+
+
+def arrived(path: Path) -> float:
+    """When a spooled object arrived (epoch seconds): its name begins with the time in ns."""
+    return int(path.name[:20]) / 1e9

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Settings
+from server.dicom.spool import arrived, pending_in
 from server.ingest.quarantine import Quarantine
 from server.jobs.queue import QUEUE
 from server.store.port import Store
@@ -48,9 +49,9 @@ class SpoolState:
 
 def spool_state(settings: Settings) -> SpoolState:
     """Objects waiting in the spool, how long the oldest has waited, and how many are in
-    quarantine (spool file names begin with their arrival time in nanoseconds)."""
-    pending = sorted(settings.spool_dir.glob("*.dcm")) if settings.spool_dir.exists() else []
-    oldest = int(pending[0].name[:20]) / 1e9 if pending else time.time()
+    quarantine."""
+    pending = pending_in(settings.spool_dir)
+    oldest = arrived(pending[0]) if pending else time.time()
     quarantined = len(Quarantine(settings.quarantine_dir).items())
     return SpoolState(len(pending), max(0.0, time.time() - oldest), quarantined)
 

@@ -7,14 +7,13 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.config import Settings
 from server.mappings import alert_rule_sets, national_levels
 from server.outbound.oru import VERSIONS
-from server.outbound.plan import peers
+from server.outbound.plan import peers_in
 
 # the smallest sensible value of each number (ports: 0 = off; ranges end at 65535)
 _MINIMUM = {
@@ -126,7 +125,7 @@ def _network(settings: Settings) -> Iterator[tuple[str, str]]:
         yield "pacs_ae_title", "an AE title: 1 to 16 characters, or empty for no PACS"
     for name in ("forward_to", "forward_deidentified_to"):
         try:
-            peers(replace(Settings(), **{name: getattr(settings, name)}))
+            peers_in(getattr(settings, name), deidentify=False)
         except ValueError as e:
             yield name, f"{e}; list destinations as AET@host:port, comma-separated"
     yield from _fhir_push(settings)

@@ -18,6 +18,7 @@ from pynetdicom.status import code_to_category
 
 from server.auth.keys import site_key
 from server.config import Settings
+from server.fhir.mapping import extension
 from server.fhir.service import FhirService, body_of
 from server.notify.channels import SendFailed
 from server.outbound.deidentify import deidentified
@@ -47,8 +48,8 @@ class Forwarder:
 
     def send(self, communication: dict[str, Any]) -> str:
         label, name = (
-            _extension(communication, DESTINATION_URL),
-            _extension(communication, OBJECT_URL),
+            _text(communication, DESTINATION_URL),
+            _text(communication, OBJECT_URL),
         )
         peer = self._peers.get(label)
         if peer is None:
@@ -100,6 +101,5 @@ class Forwarder:
         (self._folder / name).unlink(missing_ok=True)
 
 
-def _extension(resource: dict[str, Any], url: str) -> str:
-    return str(next((e.get("valueString", "") for e in resource.get("extension") or []
-                     if e.get("url") == url), ""))  # fmt: skip
+def _text(resource: dict[str, Any], url: str) -> str:
+    return str((extension(resource, url) or {}).get("valueString", ""))

@@ -61,15 +61,12 @@ def plan(settings: Settings) -> Plan:
 
 def peers(settings: Settings) -> list[Peer]:
     """The forwarding destinations; ValueError names an entry that is not AET@host:port."""
-    return [
-        _peer(entry.strip(), deidentify)
-        for text, deidentify in (
-            (settings.forward_to, False),
-            (settings.forward_deidentified_to, True),
-        )
-        for entry in text.split(",")
-        if entry.strip()
-    ]
+    return peers_in(settings.forward_to, False) + peers_in(settings.forward_deidentified_to, True)
+
+
+def peers_in(text: str, deidentify: bool) -> list[Peer]:
+    """The destinations of one setting: AET@host:port, comma-separated."""
+    return [_peer(entry.strip(), deidentify) for entry in text.split(",") if entry.strip()]
 
 
 def _peer(entry: str, deidentify: bool) -> Peer:

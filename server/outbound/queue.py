@@ -12,6 +12,8 @@ from server.files import write_durably
 from server.outbound.plan import (
     DESTINATION_URL,
     DICOM_FORWARD,
+    FHIR_PUSH,
+    HL7_ORU,
     OBJECT_URL,
     OUTBOUND_SYSTEM,
     Destination,
@@ -19,9 +21,9 @@ from server.outbound.plan import (
 )
 from server.store.port import Transaction
 
-_KIND_WORDS = {"hl7-oru": "dose results to the RIS (HL7 v2 ORU^R01)",
-               "dicom-forward": "the dose report forwarded (DICOM C-STORE)",
-               "fhir-push": "the dose summary pushed to a FHIR server"}  # fmt: skip
+_KIND_WORDS = {HL7_ORU: "dose results to the RIS (HL7 v2 ORU^R01)",
+               DICOM_FORWARD: "the dose report forwarded (DICOM C-STORE)",
+               FHIR_PUSH: "the dose summary pushed to a FHIR server"}  # fmt: skip
 
 
 def queue_study(
@@ -38,7 +40,7 @@ def queue_study(
     return [
         ref
         for destination in plan.destinations
-        if destination.kind in ("hl7-oru", "fhir-push")
+        if destination.kind in (HL7_ORU, FHIR_PUSH)
         for ref in _queue(service, tx, destination, f"{study_ref}/{state}", study_ref, patient_ref)
     ]
 

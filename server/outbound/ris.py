@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from server.config import Settings
 from server.dose.facts import DoseFact
 from server.dose.results import dose_result
+from server.fhir.mapping.codes import SYSTEMS
 from server.fhir.service import FhirService, body_of
 from server.hl7.ack import escape
 from server.hl7.mllp_client import exchange
@@ -105,10 +106,11 @@ class RisSender:
 
 
 def _system(coding: dict[str, Any]) -> str:
-    system = str(coding.get("system", ""))
-    return {"http://loinc.org": "LN", "http://dicom.nema.org/resources/ontology/DCM": "DCM"}.get(
-        system, "L"
-    )
+    """HL7's name of the coding's system (LN, DCM), L (local) for others."""
+    return _SCHEMES.get(str(coding.get("system", "")), "L")
+
+
+_SCHEMES = {SYSTEMS[scheme]: scheme for scheme in ("LN", "DCM")}
 
 
 def _acknowledgement(answer: bytes) -> tuple[str, str]:

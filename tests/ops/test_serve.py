@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -47,6 +48,15 @@ def _answers(url: str, token: str = "") -> bool:
         return False
 
 
+def _wait_for(server: subprocess.Popen[Any], url: str, seconds: float) -> float:
+    """Until `url` answers (while the server runs); the deadline, for what waits next."""
+    deadline = time.monotonic() + seconds
+    while not _answers(url):
+        assert server.poll() is None and time.monotonic() < deadline, "kerma serve did not start"
+        time.sleep(0.1)
+    return deadline
+
+
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -79,12 +89,7 @@ def test_sigterm_lets_the_association_in_flight_finish_and_exits_0(tmp_path: Pat
     server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"{base}/health/ready"):
-            assert server.poll() is None and time.monotonic() < deadline, (
-                "kerma serve did not start"
-            )
-            time.sleep(0.1)
+        _wait_for(server, f"{base}/health/ready", 60)
         files = sorted((CORPUS / "openrem").glob("CT-RDSR-*.dcm"))[:6]
         datasets = [dcmread(f) for f in files]
         ae = AE(ae_title="MODALITY")
@@ -137,10 +142,7 @@ def test_metrics_count_what_the_spool_worker_process_ingested(tmp_path: Path) ->
     server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"{base}/health/ready"):
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        deadline = _wait_for(server, f"{base}/health/ready", 60)
         ds = dcmread(CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")
         ae = AE(ae_title="MODALITY")
         ae.add_requested_context(ds.SOPClassUID)
@@ -180,10 +182,7 @@ def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None
     server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
     try:
-        deadline = time.monotonic() + 90
-        while not _answers(f"{base}/health/live"):
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        _wait_for(server, f"{base}/health/live", 90)
         assert all(_answers(f"{base}/health/ready") for _ in range(20))
         children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
                                   capture_output=True, text=True).stdout.split()  # fmt: skip
