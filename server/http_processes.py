@@ -80,7 +80,7 @@ def _serve_http(settings: Settings, listening: socket.socket, ready: Any) -> Non
     log_event(log, "http-process-ready", pid=os.getpid(), threads=settings.http_threads)
     ready.set()
     server.run()
-    app.extensions["kerma.audit"].flush()  # what the last requests queued
+    app.extensions["kerma.audit"].stop()  # what the last requests queued
 
 
 def warm_up(app: Any, settings: Settings) -> None:

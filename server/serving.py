@@ -96,7 +96,7 @@ def _serve_here(app: Any, settings: Settings, listening: socket.socket, address:
     http = waitress.create_server(app, sockets=[listening], threads=settings.http_threads,
                                   ident="kerma")  # fmt: skip
     stops.append(lambda: _close_http(http))
-    stops.append(app.extensions["kerma.audit"].flush)  # after HTTP: what the last requests queued
+    stops.append(app.extensions["kerma.audit"].stop)  # after HTTP: what the last requests queued
     threading.Thread(target=warm_up, args=(app, settings), daemon=True).start()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     log_event(log, "serving", http=address, data_dir=settings.data_dir)

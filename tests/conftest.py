@@ -88,8 +88,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, store: Store) -> Any:
-    return create_app(settings, store)
+def app(settings: Settings, store: Store) -> Iterator[Any]:
+    app = create_app(settings, store)
+    yield app
+    app.extensions["kerma.audit"].stop()  # before the store closes
 
 
 @pytest.fixture
