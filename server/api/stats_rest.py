@@ -21,7 +21,7 @@ from server.exports.rows import exporter
 from server.fhir.errors import FhirError
 from server.files import chunks
 from server.jobs import reports, tasks
-from server.reports import documents, survey
+from server.reports import survey
 from server.site import site_context
 from server.stats import figures
 from server.stats.columns import FactColumns
@@ -249,7 +249,7 @@ def make_report(kind: str) -> Response:
 @bp.get("/reports/<id>.<fmt>")
 def report_file(id: str, fmt: str) -> Response:  # the path parameter of the spec
     """A report Kerma made, as the PDF, or (the survey) the Bundle of MeasureReports."""
-    data, content_type = documents.file_of(current_app.extensions["kerma.fhir"], id, fmt)
+    data, content_type = reports.file_of(current_app.extensions["kerma.fhir"], g.access, id, fmt)
     return Response(data, 200, content_type=content_type)
 
 

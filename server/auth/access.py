@@ -61,6 +61,8 @@ class Access:
             while isinstance(clause, ChainClause):
                 self._require_passage(clause.target_type)
                 clause = clause.inner
+        for include in request.revincludes:  # asked for by type: refused, not silently empty
+            self.require(include.source_type)
 
     def _require_passage(self, rtype: str) -> None:
         """A chain through `rtype` tests values of its resources: the user must see them all."""

@@ -59,6 +59,7 @@ def preview_page() -> str:
 @bp.post("/classification/map")
 def map_words() -> ResponseReturnValue:
     """Add the previewed rule and classify the stored studies again."""
+    _require_reclassify()
     form = request.form
     tables = workbench.current(_service())
     rule = workbench.mapping_rule(tables, form.get("modality", ""), form.get("words", ""),
@@ -68,6 +69,7 @@ def map_words() -> ResponseReturnValue:
 
 @bp.post("/classification/rules")
 def add_rule() -> ResponseReturnValue:
+    _require_reclassify()
     form = request.form
     rule = {
         "id": form.get("id", "").strip(),
@@ -86,6 +88,7 @@ def add_rule() -> ResponseReturnValue:
 
 @bp.post("/classification/rules/<rule_id>/delete")
 def delete_rule(rule_id: str) -> ResponseReturnValue:
+    _require_reclassify()
     tables = workbench.current(_service())
     return _changed(workbench.without_rule(tables, rule_id), f"rule {rule_id} removed")
 
@@ -93,19 +96,18 @@ def delete_rule(rule_id: str) -> ResponseReturnValue:
 @bp.post("/classification/reapply")
 def reapply() -> ResponseReturnValue:
     """Classify every stored study again with the rules in force."""
+    _require_reclassify()
     return _reclassify("classify every study again")
 
 
 def _changed(tables: workbench.Tables, what: str) -> ResponseReturnValue:
     """Write the new rules version, then classify the stored studies again with it."""
-    _require_reclassify()
     workbench.save(_service(), tables, g.access)
     flash(f"Rules version {tables.version}: {what}.")
     return _reclassify(f"classify every study again after {what}")
 
 
 def _reclassify(what: str) -> ResponseReturnValue:
-    _require_reclassify()
     total = workbench.studies_count(_service())
     task = tasks.create(_service(), "reclassify", f"{what}, asked by {g.user.name}",
                         {"total": str(total)})  # fmt: skip

@@ -42,7 +42,8 @@ def home() -> str:
         for d in devices
         if d["last"] and datetime.fromisoformat(d["last"]).timestamp() < silent_since
     ]
-    waiting = work_list(current_app.extensions["kerma.fhir"], g.access)
+    may_see_alerts = g.access.role.can("read", "DetectedIssue")  # not the authority's
+    waiting = work_list(current_app.extensions["kerma.fhir"], g.access) if may_see_alerts else []
     errors = sorted(Quarantine(settings.quarantine_dir).items(), key=lambda q: -q.received)
     return render_template(
         "console/home.html",
@@ -61,4 +62,5 @@ def home() -> str:
         errors=errors[:_RECENT_ERRORS],
         error_count=len(errors),
         may_see_errors=g.access.devices is None,
+        may_see_alerts=may_see_alerts,
     )

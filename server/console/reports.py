@@ -44,6 +44,7 @@ def reports_page() -> str:
 def ask_for_report() -> ResponseReturnValue:
     """Make a report of the days from `start` to `end`, both included."""
     kind = request.form.get("kind", "")
+    reports.may_ask(g.access, kind)  # before the form's dates: a refusal says why
     try:
         start = date.fromisoformat(request.form.get("start", ""))
         end = date.fromisoformat(request.form.get("end", ""))
@@ -57,7 +58,7 @@ def ask_for_report() -> ResponseReturnValue:
 @bp.get("/reports/<rid>.<fmt>")
 def report_file(rid: str, fmt: str) -> Response:
     g.access.require("DocumentReference")
-    data, content_type = documents.file_of(_service(), rid, fmt)
+    data, content_type = reports.file_of(_service(), g.access, rid, fmt)
     name = f"kerma-report-{rid}.{fmt}"
     return Response(data, 200, content_type=content_type,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

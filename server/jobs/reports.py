@@ -11,6 +11,7 @@ from server.auth.access import Access
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService
 from server.jobs import tasks
+from server.reports import documents
 
 # kind: (job kind, what it is)
 KINDS = {
@@ -22,16 +23,22 @@ KINDS = {
 def may_ask(access: Access, kind: str) -> None:
     """403 unless the user may have that report: site-wide reports are for roles that see
     every device; the department report lists the alerts, so it needs reading them."""
-    if kind not in KINDS:
-        raise FhirError.of(404, "not-found", f"reports: {', '.join(KINDS)}")
-    what = KINDS[kind][1]
     if access.devices is not None:
         raise FhirError.of(403, "forbidden", f"role {access.role.name} sees some devices only, "
-                           f"not the {what} of the site")  # fmt: skip
+                           "not the reports of the site")  # fmt: skip
+    if kind not in KINDS:
+        raise FhirError.of(404, "not-found", f"reports: {', '.join(KINDS)}")
     if kind == "department" and not access.role.can("read", "DetectedIssue"):
         raise FhirError.of(
             403, "forbidden", f"role {access.role.name} may not read the alerts a report lists"
         )
+
+
+def file_of(service: FhirService, access: Access, rid: str, suffix: str) -> tuple[bytes, str]:
+    """A kept report's file, for a user who may have that kind of report (the department
+    report of every device is not a radiographer's to download, whoever made it)."""
+    may_ask(access, documents.kind_of(service, rid))
+    return documents.file_of(service, rid, suffix)
 
 
 def ask(service: FhirService, access: Access, kind: str, start: date, end: date) -> dict[str, Any]:

@@ -105,6 +105,15 @@ def reports(service: FhirService) -> list[Made]:
     return found
 
 
+def kind_of(service: FhirService, rid: str) -> str:
+    """What report a DocumentReference holds (department, survey); 404 when it is no report."""
+    codings = body_of(service.read("DocumentReference", rid)).get("type", {}).get("coding", [])
+    for coding in codings:
+        if coding.get("system") == REPORT_TYPE:
+            return str(coding["code"])
+    raise FhirError.of(404, "not-found", f"DocumentReference/{rid} is no report Kerma made")
+
+
 def file_of(service: FhirService, rid: str, suffix: str) -> tuple[bytes, str]:
     """A report's file of that suffix (pdf, json) and its content type; 404 when it has none."""
     document = body_of(service.read("DocumentReference", rid))
