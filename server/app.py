@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from server import console
-from server.api import assets, graphql_view, smart, stats_rest
+from server.api import assets, graphql_view, hosts, smart, stats_rest
 from server.api import fhir_rest as rest
 from server.api.http import current_user
 from server.auth.keys import token_key
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or open_store(settings)
     app.extensions["kerma.store"] = store
     app.extensions["kerma.token_key"] = token_key(settings)
+    hosts.init_app(app, settings)  # first: nothing answers a forged Host
     service = build_service(store, settings)
     rest.init_app(app, service)
     app.extensions["kerma.jobs"] = jobs_for(service, settings)

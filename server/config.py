@@ -60,6 +60,10 @@ class Settings:
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.
     base_url: str = ""
+    # Host names (comma-separated; "*" = any) whose requests are answered while base_url is
+    # empty, since links are then made from the Host header; "" = this machine's names and
+    # loopback. Others get 400. With base_url set, any Host is answered.
+    allowed_hosts: str = ""
     # e-mail notifications (FHIR Subscriptions with channel email): "" = none are sent
     smtp_host: str = ""
     smtp_port: int = 25
