@@ -358,8 +358,12 @@ def _kick_off(level: str) -> Response:
               "user": g.user.name}  # fmt: skip
     task = tasks.create(_service(), "bulk-export", f"$export by {g.user.name}", inputs)
     current_app.extensions["kerma.jobs"].submit(task["id"])
-    response = Response(b"", 202)
-    response.headers["Content-Location"] = f"{base_url()}/$export-status/{task['id']}"
+    status_url = f"{base_url()}/$export-status/{task['id']}"
+    started = outcome([]) | {
+        "issue": [_no_problem(f"export started: its status is at {status_url}")]
+    }
+    response = _json(started, 202)
+    response.headers["Content-Location"] = status_url
     return response
 
 
@@ -621,7 +625,8 @@ def _json_patch(raw: bytes) -> jsonpatch.JsonPatch:
     if not isinstance(operations, list):
         raise FhirError.of(400, "structure", "a JSON Patch is an array of operations")
     for at, operation in enumerate(operations):
-        if not isinstance(operation, dict) or operation.get("op") not in _PATCH_MEMBERS:
+        op = operation.get("op") if isinstance(operation, dict) else None
+        if not isinstance(op, str) or op not in _PATCH_MEMBERS:
             raise FhirError.of(400, "structure", f"operation {at} has no known op")
         needs = ("path", *_PATCH_MEMBERS[operation["op"]])
         for member in needs:
@@ -843,5 +848,5 @@ def _saved_response(stored: Stored, status: int) -> Response:
     return Response(stored.body, status, headers=headers, content_type=FHIR_JSON)
 
 
-def _json(data: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(data), 200, content_type=FHIR_JSON)
+def _json(data: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, content_type=FHIR_JSON)

@@ -69,7 +69,7 @@ class KermaGraphQLView(AsyncGraphQLView[Context, Any]):
             }
             return Response(orjson.dumps({"errors": [error]}), 200, content_type="application/json")
         self._audit()
-        return response
+        return _json_errors(response)
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -135,3 +135,18 @@ def init_app(app: Flask) -> None:
     view = KermaGraphQLView.as_view("graphql")
     app.add_url_rule("/fhir/$graphql", view_func=view, methods=["GET", "POST"])
     app.add_url_rule("/fhir/<rtype>/<rid>/$graphql", view_func=view, methods=["GET", "POST"])
+
+
+def _json_errors(response: ResponseReturnValue) -> ResponseReturnValue:
+    """Strawberry answers a request it cannot read (no query, another content type) in plain
+    text; GraphQL over HTTP clients expect a JSON `errors` list."""
+    if (
+        isinstance(response, Response)
+        and response.status_code >= 400
+        and response.mimetype == "text/plain"
+    ):
+        error = {"message": response.get_data(as_text=True)}
+        return Response(
+            orjson.dumps({"errors": [error]}), response.status_code, content_type="application/json"
+        )
+    return response

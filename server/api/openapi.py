@@ -142,7 +142,7 @@ def build() -> dict[str, Any]:
                 extra={"404": _outcome()},
             )
         },
-        "/assets/{name}": {"get": _asset()},
+        **_plain_errors({"/assets/{name}": {"get": _asset()}}),
         "/.well-known/smart-configuration": {"get": _smart_configuration("smart-configuration")},
         "/fhir/.well-known/smart-configuration": {
             "get": _smart_configuration("smart-configuration-fhir")
@@ -270,16 +270,19 @@ def build() -> dict[str, Any]:
             tag="List",
         )
     }
-    paths.update(_stats_paths())
+    paths.update(_plain_errors(_stats_paths()))
+    _plain_errors({"/metrics": paths["/metrics"]})
     paths.update(_bulk_paths())
     graphql = ("FHIR GraphQL (openapi/schema.graphql): <Type>(id), <Type>List and <Type>Connection "
                "with the search parameters, references resolved, _reference; and doseStatistics, "
                "drlCompliance, timeline, modalityLoad, alerts, devices")  # fmt: skip
     paths["/fhir/$graphql"] = {
         "get": _op("graphql-get", graphql + " (query=...; GraphiQL for browsers)", json_body="Object",
-                   params=[_GRAPHQL_QUERY]),
-        "post": _op("graphql", graphql + " (JSON body: query, variables)", json_body="Object"),
+                   params=[_GRAPHQL_QUERY], extra=_GRAPHQL_ERRORS),
+        "post": _op("graphql", graphql + " (JSON body: query, variables)", json_body="Object",
+                    extra=_GRAPHQL_ERRORS),
     }  # fmt: skip
+    paths["/fhir/$graphql"]["get"]["responses"]["200"]["content"]["text/html"] = _TEXT  # GraphiQL
     paths["/fhir/Measure/{id}/$evaluate-measure"] = {
         "get": _op(
             "measure-evaluate",
@@ -348,9 +351,20 @@ def build() -> dict[str, Any]:
                     },
                 },
                 "Object": {"type": "object"},
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                },
             },
             "responses": {
                 "OperationOutcome": _outcome(),
+                "Error": {
+                    "description": "what went wrong, in words",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                },
                 "Resource": {
                     "description": "a FHIR resource",
                     "content": {_FHIR_JSON: {"schema": {"$ref": "#/components/schemas/Resource"}}},
@@ -518,7 +532,7 @@ def _type_paths(rtype: str) -> dict[str, Any]:
                 json_body="Object",
                 params=[rid, _GRAPHQL_QUERY],
                 tag=rtype,
-                extra={"404": _outcome()},
+                extra={"404": _outcome(), **_GRAPHQL_ERRORS},
             ),
             "post": _op(
                 f"graphql-{rtype}",
@@ -526,7 +540,7 @@ def _type_paths(rtype: str) -> dict[str, Any]:
                 json_body="Object",
                 params=[rid],
                 tag=rtype,
-                extra={"404": _outcome()},
+                extra={"404": _outcome(), **_GRAPHQL_ERRORS},
             ),
         },
     }
@@ -683,7 +697,7 @@ def _stats_paths() -> dict[str, Any]:
                  params=[level, fmt, identified, *filters], tag="statistics", extra={"404": _outcome()})  # fmt: skip
     export["responses"]["200"] = {
         "description": "CSV or XLSX",
-        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "content": {"text/csv": _TEXT, _XLSX: {"schema": {"type": "string", "format": "binary"}}},
     }
     job = _op("stats-export-job", "The same export made in the background: 202 with the Task, whose "
               "output `file` names the file under /fhir/$export-file/", params=[level, fmt, identified, *filters],
@@ -699,6 +713,9 @@ def _stats_paths() -> dict[str, Any]:
                  "median and mean of CTDIvol, DLP, DAP, AGD and patient weight, as a Bundle of "
                  "MeasureReports (json) or PDF", params=[survey_fmt, *dates], tag="statistics",
                  extra={"404": _outcome()})  # fmt: skip
+    survey["responses"]["200"]["content"]["application/pdf"] = {
+        "schema": {"type": "string", "format": "binary"}
+    }
     paths["/stats/survey.{fmt}"] = {"get": survey}
     tables = [*dates, *(q for q in query if q["name"] in ("device", "format"))]
     paths["/stats/devices"] = {"get": _op("stats-devices", "Every device with its identity (type, "
@@ -716,6 +733,25 @@ def _stats_paths() -> dict[str, Any]:
                                   "Ka,r and AGD (audited; not for the authority role)",
                                   params=[patient, *tables], tag="statistics", json_body="Object",
                                   extra={"403": _outcome()})}  # fmt: skip
+    for route in ("dose", "load", "drl-proposal", "devices", "above-levels", "cumulative"):
+        paths[f"/stats/{route}"]["get"]["responses"]["200"]["content"]["text/csv"] = _TEXT
+    return paths
+
+
+_TEXT = {"schema": {"type": "string"}}
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# a request GraphQL cannot read: {"errors": [{"message": ...}]} (GraphQL over HTTP)
+_GRAPHQL_ERRORS = {"400": {"description": "GraphQL errors", "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}  # fmt: skip
+
+
+def _plain_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Routes outside /fhir answer errors as {"error": "..."} (server/app.py), not as FHIR."""
+    for operations in paths.values():
+        for op in operations.values():
+            for status, answer in op["responses"].items():
+                if status >= "400" and answer in (_ERRORS["400"], _outcome()):
+                    op["responses"][status] = {"$ref": "#/components/responses/Error"}
     return paths
 
 
@@ -814,6 +850,8 @@ def _op(
     responses: dict[str, Any] = {status: ok if status != "204" else {"description": "No Content"}}
     if not public:
         responses.update(_ERRORS)
+    if body or patch:  # a body of another media type
+        responses["415"] = _outcome()
     responses.update(extra or {})
     op["responses"] = responses
     return op
