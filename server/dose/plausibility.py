@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from server.dose.model import DoseReport, Finding
+from server.dose.patient import PatientRecord
 
 Bounds = Mapping[str, Any]
 
@@ -125,3 +127,33 @@ def plausible_patient(report: DoseReport, bounds: Bounds) -> tuple[DoseReport, t
                                     f"{unit}: not used"))  # fmt: skip
             patient = replace(patient, **{name: None})
     return replace(report, patient=patient), tuple(findings)
+
+
+def plausible_record(
+    record: PatientRecord, bounds: Bounds, today: date
+) -> tuple[PatientRecord, tuple[str, ...]]:
+    """A patient as the HIS sent them (ADT), with what no person can have set aside by the
+    same bounds as a dose report's patient: a birth date before the earliest year, in the
+    future or giving an age beyond the bounds, a height or a weight outside human ranges;
+    and a note for each."""
+    limits, notes = bounds["patient"], []
+    birth = record.birth_date
+    if birth is not None:
+        age = (today - birth).days / 365.25
+        if birth.year < limits["earliest_birth_year"] or not 0 <= age <= limits["age_years"][1]:
+            notes.append(f"birth date {birth.isoformat()} is a placeholder or impossible: not used")
+            record = replace(record, birth_date=None)
+    height = _human(record.height_m, "height", "m", limits["size_m"], notes)
+    weight = _human(record.weight_kg, "weight", "kg", limits["weight_kg"], notes)
+    return replace(record, height_m=height, weight_kg=weight), tuple(notes)
+
+
+def _human(
+    value: float | None, label: str, unit: str, bound: Any, notes: list[str]
+) -> float | None:
+    """The value when a person can have it; else None, and a note of why."""
+    lowest, highest = bound
+    if value is None or lowest <= value <= highest:
+        return value
+    notes.append(f"{label} {value:g} {unit} is outside [{lowest:g}, {highest:g}] {unit}: not used")
+    return None

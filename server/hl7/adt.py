@@ -15,6 +15,12 @@ _HEIGHT = ("8302-2", "3137-7", "body height", "height")  # LOINC codes and the w
 _WEIGHT = ("29463-7", "3141-9", "body weight", "weight")
 
 
+# PID-5 (XPN) components Kerma keeps; HL7 v2.5 gives the whole name at most 250 characters,
+# so a longer part is not a name (answered AE rather than stored and shown everywhere)
+_NAME_PARTS = {"family": "C1", "given": "C2", "middle": "C3", "suffix": "C4", "prefix": "C5"}
+_NAME_MAX_CHARS = 250
+
+
 class Unreadable(Exception):
     """A field the message needs is missing or wrong (answered with AE)."""
 
@@ -30,12 +36,14 @@ def patient(message: Message, units: UnitTable) -> PatientRecord:
     if not identifiers:
         raise Unreadable("PID-3 (patient identifier list) is empty", "101", "PID^1^3")
     height, weight, measured = _measurements(message, units)
+    name = {part: _bounded(message, f"PID.F5.R1.{component}", f"PID^1^5^{component[1:]}")
+            for part, component in _NAME_PARTS.items()}  # fmt: skip
     return PatientRecord(
         identifiers=identifiers,
-        family=message.get("PID.F5.R1.C1.S1") or message.get("PID.F5.R1.C1"),
-        given=tuple(g for g in (message.get("PID.F5.R1.C2"), message.get("PID.F5.R1.C3")) if g),
-        prefix=message.get("PID.F5.R1.C5"),
-        suffix=message.get("PID.F5.R1.C4"),
+        family=message.get("PID.F5.R1.C1.S1") or name["family"],
+        given=tuple(g for g in (name["given"], name["middle"]) if g),
+        prefix=name["prefix"],
+        suffix=name["suffix"],
         birth_date=_date(message.get("PID.F7.R1.C1"), "PID^1^7"),
         gender=_GENDER.get(message.get("PID.F8.R1.C1").upper()),
         addresses=_addresses(message),
@@ -43,6 +51,14 @@ def patient(message: Message, units: UnitTable) -> PatientRecord:
         weight_kg=weight,
         measured=measured,
     )
+
+
+def _bounded(message: Message, path: str, where: str) -> str:
+    text = message.get(path)
+    if len(text) > _NAME_MAX_CHARS:
+        raise Unreadable(f"{where.replace('^1^', '-').replace('^', '.')} is {len(text)} characters "
+                         f"long; a name has at most {_NAME_MAX_CHARS}", "102", where)  # fmt: skip
+    return text
 
 
 def merged_identifiers(message: Message) -> tuple[Identifier, ...]:

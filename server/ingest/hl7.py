@@ -15,8 +15,11 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from server.config import Settings
+from server.dose import plausibility
+from server.dose.patient import PatientRecord
 from server.dose.units import UnitTable
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context
@@ -36,7 +39,7 @@ from server.hl7.message import (
     supported_versions,
 )
 from server.logs import log_event
-from server.mappings import unit_table
+from server.mappings import plausibility_bounds, unit_table
 from server.metrics import HL7_MESSAGES
 from server.orders.requests import Orders
 from server.patients.identity import Patients
@@ -185,38 +188,48 @@ class Hl7Handler:
             return Outcome.failed(f"internal error: {type(e).__name__}", "207")
 
     def _patient(self, message: Message) -> Outcome:
-        record = adt.patient(message, self.units)
+        record, aside = self._record(message)
         with self.service.store.transaction() as tx:
             ref = self.patients.upsert(tx, record)
-        return Outcome.applied(ref)
+        return Outcome.applied(ref + aside)
 
     def _merge(self, message: Message) -> Outcome:
-        record = adt.patient(message, self.units)
+        record, aside = self._record(message)
         prior = adt.merged_identifiers(message)
         with self.service.store.transaction() as tx:
             merged = self.patients.merge(tx, record, prior, f"HL7 {message.event} {message.sender}")
         if merged.merged is None:
-            return Outcome.applied(f"{merged.survivor}; no patient known by the prior identifiers")
+            return Outcome.applied(
+                f"{merged.survivor}; no patient known by the prior identifiers{aside}"
+            )
         return Outcome.applied(
-            f"{merged.merged} merged into {merged.survivor}, {merged.moved} moved"
+            f"{merged.merged} merged into {merged.survivor}, {merged.moved} moved{aside}"
         )
 
     def _order(self, message: Message) -> Outcome:
-        record = adt.patient(message, self.units)
+        record, aside = self._record(message)
         found = orders.orders(message)
         with self.service.store.transaction() as tx:
             patient_ref = self.patients.upsert(tx, record)
             refs = [self.orders.apply(tx, order, patient_ref) for order in found]
-        return Outcome.applied(", ".join(refs))
+        return Outcome.applied(", ".join(refs) + aside)
 
     def _identifier(self, message: Message) -> Outcome:
-        record = adt.patient(message, self.units)
+        record, aside = self._record(message)
         prior = adt.merged_identifiers(message)
         with self.service.store.transaction() as tx:
             ref = self.patients.change_identifier(tx, record, prior)
         if ref is None:
-            return Outcome.applied("no patient known by the prior identifiers")
-        return Outcome.applied(ref)
+            return Outcome.applied("no patient known by the prior identifiers" + aside)
+        return Outcome.applied(ref + aside)
+
+    def _record(self, message: Message) -> tuple[PatientRecord, str]:
+        """The message's patient with what no person can have set aside (plausibility bounds
+        of mappings/dose/plausibility.yaml), and "; " + what was, for the ACK's MSA-3."""
+        record, notes = plausibility.plausible_record(
+            adt.patient(message, self.units), plausibility_bounds(), date.today()
+        )
+        return record, "".join(f"; {note}" for note in notes)
 
 
 def _content(raw: bytes) -> bytes:

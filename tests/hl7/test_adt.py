@@ -170,3 +170,37 @@ def test_a47_changes_the_identifier_of_a_known_patient(
     assert patients(service, f"{SYSTEM}:ADT1|OLD_PID_1") == []
     [after] = patients(service, f"{SYSTEM}:ADT1|NEW_PID_1")
     assert after["id"] == before["id"]
+
+
+def test_what_no_person_can_have_is_set_aside_and_said(
+    handler: Hl7Handler, service: FhirService
+) -> None:
+    """Issue 23: a height of 99,999 m, a weight of 20,000,000 kg and a placeholder birth date
+    were stored; now the patient is applied without them and MSA-3 says what was left out."""
+    answer = handler.handle(
+        message(
+            msh("ADT^A08^ADT_A01", "W2"),
+            "PID|||78^^^HOSP||Doe^John||99990101|M",
+            "OBX|1|NM|29463-7^Body weight^LN||20000000|kg|||||F|||20261126",
+            "OBX|2|NM|8302-2^Body height^LN||99999|m|||||F|||20261126",
+        )
+    )
+    assert msa(answer)[1] == "AA", err(answer)
+    said = msa(answer)[3]
+    assert "height 99999 m is outside [0.2, 2.5] m: not used" in said
+    assert "weight 2e+07 kg is outside [0.2, 400] kg: not used" in said
+    assert "birth date 9999-01-01 is a placeholder or impossible: not used" in said
+    [patient] = patients(service, f"{SYSTEM}:HOSP|78")
+    assert "birthDate" not in patient and patient["name"][0]["family"] == "Doe"
+    assert service.search("Observation", [("subject", f"Patient/{patient['id']}")]).matches == []
+
+
+def test_a_name_longer_than_hl7_allows_is_an_application_error(
+    handler: Hl7Handler, service: FhirService
+) -> None:
+    answer = handler.handle(
+        message(msh("ADT^A08^ADT_A01", "W3"), "PID|||79^^^HOSP||" + "A" * 5000 + "^Jo||19800101|M")
+    )
+    assert msa(answer)[1:3] == ["AE", "W3"]  # the control id echoed
+    assert "PID-5.1 is 5000 characters long; a name has at most 250" in msa(answer)[3]
+    assert patients(service, f"{SYSTEM}:HOSP|79") == []
