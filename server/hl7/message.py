@@ -142,7 +142,8 @@ def supported_version(version: str) -> bool:
     """
     rule = _tables()["versions"]
     parts = version.split(".")
-    if parts[0] != str(rule["major"]) or not all(p.isdigit() for p in parts):
+    # ASCII digits only: str.isdigit() also takes "³", which int() refuses (found by atheris)
+    if parts[0] != str(rule["major"]) or not all(p.isascii() and p.isdigit() for p in parts):
         return False
     return tuple(int(p) for p in parts) >= tuple(int(p) for p in str(rule["from"]).split("."))
 
