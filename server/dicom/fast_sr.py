@@ -241,3 +241,37 @@ def _implicit_vr(tag: int) -> bytes:
             vr = "UN"
         _VR_CACHE[tag] = vr
     return b"SQ" if vr == "SQ" else vr.encode()[:2]
+
+
+def cut_short(data: bytes) -> str | None:
+    """Why the file looks cut short, or None: walks every element of a little-endian file and
+    says where one needs more bytes than the file has, or where a sequence or item of
+    undefined length meets the end of the file before its delimiter. pydicom reads such a file
+    without a word and gives what it found before the cut. None also when this walk cannot
+    tell (another transfer syntax, encapsulated pixel data, a structure it does not know)."""
+    try:
+        meta_end, syntax = _file_meta(data)
+    except (Unsupported, struct.error, UnicodeDecodeError):
+        return None
+    if syntax not in (_IMPLICIT_LE, _EXPLICIT_LE):
+        return None
+    reader, pos = _Reader(data, syntax == _IMPLICIT_LE), meta_end
+    try:
+        while pos < len(data):
+            if len(data) - pos < 8:
+                return (
+                    "the file ends inside an element's header" if data[pos:].strip(b"\0") else None
+                )
+            tag, vr, length, pos = reader.header(pos)
+            pos = reader.skip(pos, vr, length)
+            if pos > len(data):
+                return f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) needs {pos - len(data)} bytes more than the file has"
+    except Unsupported as e:
+        return str(e) if str(e) in _CUT else None
+    except struct.error:
+        return "the file ends inside an element's header"
+    return None
+
+
+# what the walk raises when it met the end of the file
+_CUT = {"truncated element", "sequence without its delimiter", "item without its delimiter"}

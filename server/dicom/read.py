@@ -81,6 +81,9 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
     raw = data if isinstance(data, bytes) else data.read_bytes()
     try:
         header_bytes, content = _fast_content(raw)
+        cut = fast_sr.cut_short(raw if content is None else header_bytes)
+        if cut is not None:  # pydicom would read what is left and the rest be missing unsaid
+            return Unreadable(f"the file is cut short ({cut}): nothing of it is stored")
         ds = pydicom.dcmread(io.BytesIO(header_bytes), stop_before_pixels=True)
         for _ in ds.iterall():  # parse every element now: a broken sequence is found here
             pass
