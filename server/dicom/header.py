@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -12,6 +13,7 @@ from server.dose.ages import exact_age
 from server.dose.model import Equipment, Patient, Source, Study
 
 _SEX = {"M": "M", "F": "F", "O": "O"}
+_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
 
 
 def text(ds: Dataset, keyword: str) -> str | None:
@@ -23,6 +25,15 @@ def text(ds: Dataset, keyword: str) -> str | None:
         value = "\\".join(str(v) for v in value)
     cleaned = repair_text(str(value)).strip().rstrip("\x00")
     return cleaned or None
+
+
+def code_string(ds: Dataset, keyword: str) -> str | None:
+    """A CS attribute (Modality...) when it is one: VR CS and PS3.5's characters (upper-case
+    letters, digits, space, underscore; at most 16); None otherwise, so an element written with
+    another VR (a UL Modality read 4294967295) is no code."""
+    element = ds.data_element(keyword) if keyword in ds else None
+    value = text(ds, keyword) if element is not None and element.VR == "CS" else None
+    return value if value is not None and _CODE_STRING.fullmatch(value) else None
 
 
 def number(ds: Dataset, keyword: str) -> float | None:
@@ -114,7 +125,7 @@ def source(ds: Dataset, template: str | None, kind: str) -> Source:
         series_uid=text(ds, "SeriesInstanceUID"),
         series_number=int(series_number) if series_number is not None else None,
         series_description=text(ds, "SeriesDescription"),
-        modality=text(ds, "Modality"),
+        modality=code_string(ds, "Modality"),
         template=template,
         kind=kind,  # type: ignore[arg-type]
         content_datetime=combine(text(ds, "ContentDate"), text(ds, "ContentTime"))

@@ -20,7 +20,7 @@ from datetime import datetime
 from pydicom.dataset import Dataset
 
 from server.dicom import header
-from server.dicom.header import number, text
+from server.dicom.header import code_string, number, text
 from server.dicom.image_header import derived_uid, filters
 from server.dicom.sr import coded
 from server.dicom.text import combine
@@ -64,7 +64,7 @@ def mpps_report(ds: Dataset, units: UnitTable) -> DoseReport | str:
     study_uid = str(scheduled[0].get("StudyInstanceUID", "") or "")
     if not study_uid:
         raise ValueError("MPPS without a Study Instance UID in its Scheduled Step Attributes")
-    modality = text(ds, "Modality") or ""
+    modality = code_string(ds, "Modality") or ""
     started = combine(
         text(ds, "PerformedProcedureStepStartDate"), text(ds, "PerformedProcedureStepStartTime")
     )

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, build_role, evt
 from pynetdicom.association import Association
 
-from server.dicom.header import number, text
+from server.dicom.header import code_string, number, text
 from server.dicom.scp import VERIFICATION, handle_store, storage_classes
 from server.dicom.spool import Spool
 from server.dicom.transport import NO_DELAY
@@ -142,7 +142,7 @@ class Pacs:
             hits.append(
                 SeriesHit(
                     series_uid=str(found.get("SeriesInstanceUID", "")),
-                    modality=text(found, "Modality") or "",
+                    modality=code_string(found, "Modality") or "",
                     description=text(found, "SeriesDescription") or "",
                     number=int(series_number) if series_number is not None else None,
                 )

@@ -129,7 +129,7 @@ def _root_item(ds: Dataset, content: Content) -> Item:
 def _dispatch(ds: Dataset, units: UnitTable, content: Content, raw: bytes) -> Outcome:
     sop_class = str(ds.get("SOPClassUID", ""))
     uid = str(ds.get("SOPInstanceUID", "")) or None
-    modality = str(ds.get("Modality", ""))
+    modality = header.code_string(ds, "Modality") or ""
     if sop_class == mpps.MPPS_CLASS:
         report = mpps.mpps_report(ds, units)
         return Read(report) if not isinstance(report, str) else Skipped(report, uid)

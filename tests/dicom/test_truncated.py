@@ -1,11 +1,15 @@
-"""A dose report cut short in transfer (issue 23): pydicom reads what is left without a word,
+"""A dose report cut short in transfer, and a header element of the wrong VR (issue 23): pydicom reads what is left without a word,
 so 65 truncated reports were stored with events missing and no flag. The reader now walks
 the file's elements and sends one that ends inside an element, a sequence or an item to
 quarantine with where it was cut."""
 
 from __future__ import annotations
 
+from io import BytesIO
+
 import pytest
+from pydicom import dcmread
+from pydicom.dataelem import DataElement
 
 from server.config import Settings
 from server.dicom.read import Read, Unreadable, read_dicom
@@ -35,3 +39,17 @@ def test_the_whole_report_reads_and_the_cut_one_goes_to_quarantine(
     [kept] = Quarantine(settings.quarantine_dir).items()
     assert "cut short" in kept.reason
     assert store.facts() == []
+
+
+def test_a_modality_written_with_another_vr_is_no_modality(
+    settings: Settings, store: Store
+) -> None:
+    """A Modality (CS) written as UL became modality "4294967295" (issue 23)."""
+    dataset = dcmread(SIEMENS_CT)
+    dataset[0x00080060] = DataElement(0x00080060, "UL", 4294967295)
+    data = BytesIO()
+    dataset.save_as(data)
+    outcome = read_dicom(data.getvalue(), unit_table())
+    assert isinstance(outcome, Read)
+    assert outcome.report.source.modality is None  # what the header says: nothing usable
+    assert outcome.report.modality == "CT"  # what the CT dose report says it is
