@@ -8,8 +8,10 @@ the canonical unit of their quantity (mGy, mGy.cm, Gy.m2).
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from server.dose.model import DoseReport
@@ -180,6 +182,31 @@ def exceedances(levels: list[DoseLevel], values: list[Value]) -> list[Exceedance
 def procedure_map(rows: list[dict[str, str]]) -> dict[tuple[str, str], frozenset[str]]:
     """(set, examination) -> the standard procedures a level of that examination applies to."""
     return {(r["set"], r["examination"]): frozenset(r["procedures"].split()) for r in rows}
+
+
+# a value's dose-fact field (mappings/dose/plausibility.yaml `facts` bounds) and the factor
+# from the value's unit to the field's
+_FACT_FIELDS = {"113830": ("ctdivol_mgy", 1.0), "113838": ("dlp_mgy_cm", 1.0),
+                "113813": ("dlp_mgy_cm", 1.0), "122130": ("dap_gy_m2", 1.0),
+                "113722": ("dap_gy_m2", 1.0), "113725": ("dose_rp_gy", 0.001)}  # fmt: skip
+
+
+def plausible_values(values: list[Value], bounds: Mapping[str, Sequence[float]]) -> list[Value]:
+    """The values that may be compared with levels: finite, and within the bounds a dose fact
+    has (an impossible value raises no alert above a DRL; the reader's finding shows it).
+
+    >>> [v.value for v in plausible_values([Value("113830", "event", 1e308), Value("113830",
+    ...  "event", 12.0), Value("113725", "examination", 60000.0)], {"ctdivol_mgy": [0, 1000],
+    ...  "dose_rp_gy": [0, 50]})]
+    [12.0]
+    """
+    kept = []
+    for v in values:
+        field, factor = _FACT_FIELDS.get(v.quantity_code, ("", 1.0))
+        low, high = bounds.get(field, (-math.inf, math.inf))
+        if math.isfinite(v.value) and low <= v.value * factor <= high:
+            kept.append(v)
+    return kept
 
 
 def report_values(report: DoseReport) -> list[Value]:

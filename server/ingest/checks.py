@@ -15,6 +15,7 @@ from server.alerts import issues
 from server.dose import alerts, drl
 from server.dose.model import DoseReport
 from server.fhir import acquisitions, mapping
+from server.mappings import plausibility_bounds
 from server.store.port import Store
 
 
@@ -90,7 +91,9 @@ class LevelChecks:
         own (per-acquisition classification), else the study's; "" for values of no
         procedure (localizers, bolus tracking: fixed alert thresholds only)."""
         grouped: dict[str, list[drl.Value]] = defaultdict(list)
-        for value in drl.report_values(self.report):
+        for value in drl.plausible_values(
+            drl.report_values(self.report), plausibility_bounds()["facts"]
+        ):
             event = events.get(value.event_uid or "")
             classified, coding = acquisitions.event_procedure(event) if event else (False, None)
             code = str((coding or {}).get("code", "")) if classified else study_code

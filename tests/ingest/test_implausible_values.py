@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import warnings
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +19,8 @@ from server.fhir import FhirService
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.dicom.conftest import SIEMENS_CT
+
+QUALITY_TAG_QUERY = "https://kerma.example.org/fhir/CodeSystem/dose-quality|plausibility-warning"
 
 
 def _ctdivol_items(items: Any, found: list[Dataset]) -> list[Dataset]:
@@ -106,3 +109,28 @@ def test_a_file_that_breaks_the_pipeline_is_quarantined_and_the_batch_goes_on(
     assert results[0].reason == "processing failed: TypeError: Integer exceeds 64-bit range"
     [kept] = ingestor.quarantine.items()
     assert kept.name == "bad.dcm" and kept.reason == results[0].reason
+
+
+def test_an_impossible_value_raises_no_alert(
+    tmp_path: Path, store: Store, service: FhirService
+) -> None:
+    """DRL checks and alert rules compare plausible values only: a CTDIvol of 1e308 mGy was an
+    examination 'above the DRL' and a significant event (issue 23)."""
+    settings = Settings(
+        data_dir=tmp_path, drl_sets="UKHSA GB 2022", alert_rules="de_strlschv_annex14"
+    )
+    dataset = dcmread(SIEMENS_CT)
+    for item in _ctdivol_items(dataset.ContentSequence, []):
+        item.NumericValue = "1e308"
+    data = BytesIO()
+    dataset.save_as(data)
+    assert (
+        build_ingestor(store, settings).ingest_bytes(data.getvalue(), "huge.dcm").status
+        == "ingested"
+    )
+    details = [
+        orjson.loads(s.body or b"")["detail"] for s in service.search("DetectedIssue", []).matches
+    ]
+    assert not [d for d in details if "CTDIvol" in d], details
+    flagged = service.search("Observation", [("_tag", QUALITY_TAG_QUERY)]).matches
+    assert flagged  # what was set aside is shown: the summary carries the reader's findings
