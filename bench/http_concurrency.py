@@ -1,13 +1,16 @@
 """HTTP under concurrent clients: `kerma serve` with one HTTP process and with one per core,
 each driven by wrk (Debian's package, C, a small share of one core) with 1 and with 8
 connections, in the same run. Prints requests/s, p50 and p95 per case, and the ratio 8 clients
-/ 1 client, with the machine's cores and load before each case.
+/ 1 client, with the machine's cores and load before each case. Then the busy hour: one
+process per core, 50 clients searching while 20 DICOM associations (dcmtk's storescu, one
+process each) send CT RDSRs that Kerma spools and stores meanwhile (on a copy of the store).
 
 The store is fhir_search.py's (N generated dose Observations, loaded once and cached under
 bench/results/); the request is its search (a): a patient's Observations, a random patient each.
 
     .venv/bin/python bench/http_concurrency.py                         # 200,000 Observations
     .venv/bin/python bench/http_concurrency.py --observations 20000 --patients 1000 --seconds 3
+    .venv/bin/python bench/http_concurrency.py --associations 0      # without the busy hour
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fhir_search
+from ingest import corpus_copies
 
 from server.auth.users import add_user
 from server.store.sqlite import SqliteStore
@@ -54,6 +58,9 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=10, help="per case")
     parser.add_argument("--dir", type=Path, default=fhir_search.RESULTS)
+    parser.add_argument("--associations", type=int, default=20, help="busy hour: 0 = none")
+    parser.add_argument("--busy-clients", type=int, default=50)
+    parser.add_argument("--objects", type=int, default=2000, help="busy hour: RDSRs to send")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -70,25 +77,74 @@ def main() -> None:
             for connections in (1, 8):
                 cases.append({"processes": processes, "connections": connections,
                               **_wrk(base, script, connections, args.seconds)})  # fmt: skip
+    if args.associations:
+        cases.append(_busy_hour(data_dir, script, args))
     results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                "cores": os.cpu_count(), "observations": args.observations, "cases": cases}  # fmt: skip
     _print(results)
     (args.dir / "http_concurrency.json").write_text(json.dumps(results, indent=2))
 
 
-class _server:
-    """`kerma serve` on the bench's store with KERMA_HTTP_PROCESSES=processes."""
+def _busy_hour(data_dir: Path, script: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Searches under 50 clients while 20 associations send CT RDSRs (2,000 re-identified
+    copies, each association its share: more than a 10 s run can take)."""
+    work = Path(tempfile.mkdtemp(prefix="kerma-bench-busy-"))
+    shutil.copytree(data_dir, work / "data")  # the cached store stays as it was
+    files = sorted(
+        corpus_copies(args.dir / f"rdsr-copies-{args.objects}", args.objects).glob("*.dcm")
+    )
+    n, dcmtk = args.associations, {**os.environ, "TCP_NODELAY": "1"}
+    with _server(work / "data", os.cpu_count() or 1, dicom=True) as base:
+        before = _received(base, script)
+        senders = [subprocess.Popen(["storescu", "-aet", f"BENCH{i}", "-aec", "KERMA", "127.0.0.1",
+                                     str(base.dicom_port), *map(str, files[i::n])], env=dcmtk,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for i in range(n)]  # fmt: skip
+        time.sleep(1)  # the associations are open and sending
+        case = _wrk(base, script, args.busy_clients, args.seconds)
+        received = _received(base, script) - before
+        for sender in senders:
+            sender.terminate()
+            sender.wait(30)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"processes": os.cpu_count(), "connections": args.busy_clients, "associations": n,
+            "objects_received_per_s": round(received / (args.seconds + 1), 1), **case}  # fmt: skip
 
-    def __init__(self, data_dir: Path, processes: int) -> None:
+
+def _received(base: Base, script: Path) -> float:
+    """kerma_objects_received_total (every SOP class) from /metrics."""
+    token = script.read_text().split("Bearer ")[1].split('"')[0]
+    request = urllib.request.Request(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("kerma_objects_received_total"))  # fmt: skip
+
+
+class Base(str):
+    """The server's HTTP base URL, knowing its DICOM port."""
+
+    dicom_port: int
+
+
+class _server:
+    """`kerma serve` on the bench's store with KERMA_HTTP_PROCESSES=processes (and its DICOM
+    port open when asked)."""
+
+    def __init__(self, data_dir: Path, processes: int, dicom: bool = False) -> None:
         self.port = fhir_search_free_port()
+        self.dicom_port = fhir_search_free_port() if dicom else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
         env.update(KERMA_DATA_DIR=str(data_dir), KERMA_HTTP_PORT=str(self.port),
-                   KERMA_DICOM_PORT="0", KERMA_HL7_PORT="0", KERMA_LOG_LEVEL="WARNING",
-                   KERMA_HTTP_PROCESSES=str(processes))  # fmt: skip
+                   KERMA_DICOM_PORT=str(self.dicom_port), KERMA_HL7_PORT="0",
+                   KERMA_LOG_LEVEL="WARNING", KERMA_HTTP_PROCESSES=str(processes))  # fmt: skip
         self.process = subprocess.Popen([KERMA, "serve"], env=env)
 
-    def __enter__(self) -> str:
-        base = f"http://127.0.0.1:{self.port}"
+    def __enter__(self) -> Base:
+        base = Base(f"http://127.0.0.1:{self.port}")
+        base.dicom_port = self.dicom_port
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -131,6 +187,12 @@ def _print(results: dict[str, Any]) -> None:
     )
     single: dict[int, float] = {}
     for case in results["cases"]:
+        if "associations" in case:
+            print(f"busy hour: {case['connections']} clients searching while {case['associations']} "
+                  f"associations send ({case['objects_received_per_s']} objects/s received): "
+                  f"{case['requests_per_s']} req/s, p50 {case['p50_ms']} ms, p95 {case['p95_ms']} ms, "
+                  f"{case['errors']} errors, load {case['load_before']}")  # fmt: skip
+            continue
         print(f"{case['processes']:>9} {case['connections']:>7} {case['requests_per_s']:>8} "
               f"{case['p50_ms']:>7} {case['p95_ms']:>7} {case['errors']:>6} {case['load_before']:>5}")  # fmt: skip
         if case["connections"] == 1:

@@ -100,6 +100,8 @@ def test_studies_page_bench_runs(tmp_path: Path) -> None:
 
 def test_http_concurrency_bench_runs(tmp_path: Path) -> None:
     out = _run("http_concurrency.py", "--observations", "400", "--patients", "20",
-               "--seconds", "1", "--dir", str(tmp_path))  # fmt: skip
+               "--seconds", "1", "--dir", str(tmp_path), "--associations", "2",
+               "--busy-clients", "4", "--objects", "20")  # fmt: skip
     assert "8 clients / 1 client with 1 process(es)" in out
     assert f"8 clients / 1 client with {os.cpu_count()} process(es)" in out
+    assert "busy hour: 4 clients searching while 2 associations send" in out
