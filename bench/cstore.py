@@ -5,7 +5,8 @@ one association, then split over P parallel associations (default 8), to `kerma 
 separate process, its spool worker storing what arrives meanwhile) and to `storescp --fork -od`
 (which writes files but does not fsync them; Kerma does).
 Counted: objects received, spooled (fsynced) and acknowledged per second; Kerma's processing
-into the store is timed too (until its spool is empty). All dcmtk tools run with TCP_NODELAY=1.
+into the store is timed too (until its spool is empty), and how fast the spool drains once the
+senders are done, beside `kerma ingest --workers <cores>` of the same files in the same run. All dcmtk tools run with TCP_NODELAY=1.
 dcmtk is the sender because a pynetdicom SCU re-encodes each dataset with pydicom (about 50 ms
 per CT RDSR): it would measure the client, not the SCP.
 
@@ -54,6 +55,7 @@ def main() -> None:
     try:
         results["kerma"] = _run_kerma(files, args.parallel, work)
         results["storescp"] = _run_storescp(files, args.parallel, work)
+        results["ingest"] = _run_ingest(files, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for key in ("one", "parallel"):
@@ -82,12 +84,25 @@ def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]
         started = time.perf_counter()
         one = _storescu(files, port, "KERMA", 1)
         many = _storescu(files, port, "KERMA", parallel)
+        left, sent = len(list((data_dir / "spool").glob("*.dcm"))), time.perf_counter()
         wait_for(lambda: not list((data_dir / "spool").glob("*.dcm")), seconds=3600)
-        processed = 2 * len(files) / (time.perf_counter() - started)
+        done = time.perf_counter()
+        processed = 2 * len(files) / (done - started)
     finally:
         server.terminate()
         server.wait(60)
-    return {"one": one, "parallel": many, "processed": round(processed, 1)}
+    return {"one": one, "parallel": many, "processed": round(processed, 1),
+            "left_after_sending": left, "drain": round(left / max(done - sent, 1e-9), 1)}  # fmt: skip
+
+
+def _run_ingest(files: list[Path], work: Path) -> float:
+    """Files/s of `kerma ingest --workers <cores>` of the same files (interpreter start included)."""
+    env = {**os.environ, "KERMA_DATA_DIR": str(work / "ingest")}
+    kerma = Path(sys.executable).parent / "kerma"
+    started = time.perf_counter()
+    subprocess.run([str(kerma), "ingest", "--workers", str(os.cpu_count() or 1), *map(str, files)],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    return round(len(files) / (time.perf_counter() - started), 1)
 
 
 def _run_storescp(files: list[Path], parallel: int, work: Path) -> dict[str, float]:
@@ -170,6 +185,9 @@ def _print(r: dict[str, object]) -> None:
     print(f"  storescu -> storescp, 1 association:        {ref['one']}")  # type: ignore[index]
     print(f"  storescu -> storescp, {r['parallel']} associations:       {ref['parallel']}")  # type: ignore[index]
     print(f"  kerma: stored into FHIR while receiving, objects/s: {kerma['processed']}")  # type: ignore[index]
+    drain = kerma["drain"]  # type: ignore[index]
+    print(f"  kerma: the spool after sending ({kerma['left_after_sending']} left), objects/s: {drain}"  # type: ignore[index]
+          f"  ({drain / r['ingest']:.2f}x kerma ingest of the same files: {r['ingest']}/s)")  # type: ignore[operator]  # fmt: skip
 
 
 if __name__ == "__main__":
