@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import pynetdicom
 from ingest import RESULTS, corpus_copies
+from machine import machine
 from pynetdicom import AE
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -47,7 +47,7 @@ def main() -> None:
     files = sorted(corpus_copies(args.dir / f"ingest-{args.objects}", args.objects).glob("*.dcm"))
     results: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, pynetdicom {pynetdicom.__version__}",
+        "machine": machine(f"pynetdicom {pynetdicom.__version__}"),
         "objects": len(files),
         "parallel": args.parallel,
     }

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from ingest import RESULTS
+from machine import machine
 
 from server.config import Settings
 from server.dose.facts import DoseFact
@@ -101,7 +100,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     results = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}",
+        "machine": machine(f"numpy {np.__version__}"),
         "events": args.events,
         "load_s": round(loaded, 1),
         "groups": len(rows),

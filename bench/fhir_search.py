@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -33,6 +31,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dose_data
+from machine import machine
 
 from server.app import create_app
 from server.auth.users import add_user
@@ -82,7 +81,7 @@ def main() -> None:
     conn = sqlite3.connect(store.path)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}",
+        "machine": machine(f"SQLite {sqlite3.sqlite_version}"),
         "observations": args.observations,
         "patients": args.patients,
         "load_seconds": round(load_seconds, 1) if load_seconds else None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import sys
@@ -30,6 +29,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dose_data
+from machine import machine
 
 from server.app import create_app
 from server.auth.users import add_user
@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--dir", type=Path, default=RESULTS, help="where the database lives")
     args = parser.parse_args()
-
+    where = machine()  # before the load this bench makes
+    print(where)
     data_dir = args.dir / f"graphql-studies{args.studies}"
     store = SqliteStore(data_dir / "kerma.sqlite3")
     loaded = _load(store, data_dir, args.studies)
@@ -86,7 +87,7 @@ def main() -> None:
     first = time.perf_counter() - started
     queries = _store_queries(store, graphql)
     timings = {"graphql": _timed(graphql, args.repeats), "rest": _timed(rest, args.repeats)}
-    _report(args, loaded, first, queries, timings)
+    _report(args, loaded, first, queries, timings, where)
 
 
 def _load(store: SqliteStore, data_dir: Path, studies: int) -> float | None:
@@ -151,6 +152,7 @@ def _report(
     first: float,
     queries: Counter[str],
     timings: dict[str, dict[str, float]],
+    where: str,
 ) -> None:
     print(
         f"GraphQL over {args.studies:,} CT studies (1 summary + 3 events each), pages of {args.page:,}"
@@ -162,8 +164,8 @@ def _report(
     for name, t in timings.items():
         print(f"  {name:8} median {t['median_s']:.3f} s, max {t['max_s']:.3f} s, "
               f"{t['bytes'] / 1e6:.2f} MB")  # fmt: skip
-    result = {"date": datetime.now(UTC).isoformat(), "machine": platform.machine(),
-              "python": platform.python_version(), "studies": args.studies, "page": args.page,
+    result = {"date": datetime.now(UTC).isoformat(), "machine": where,
+              "studies": args.studies, "page": args.page,
               "first_s": first, "store_queries": dict(queries), **timings}  # fmt: skip
     args.dir.mkdir(parents=True, exist_ok=True)
     (args.dir / "graphql.json").write_text(json.dumps(result, indent=2))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from cstore import free_port, wait_for
 from ingest import RESULTS
+from machine import machine
 
 SB, EB = b"\x0b", b"\x1c\r"
 
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "messages": args.messages,
         "parallel": args.parallel,
     }

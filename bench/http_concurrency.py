@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fhir_search
 from ingest import corpus_copies
+from machine import machine
 
 from server.auth.users import add_user
 from server.store.sqlite import SqliteStore
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--busy-clients", type=int, default=50)
     parser.add_argument("--objects", type=int, default=2000, help="busy hour: RDSRs to send")
     args = parser.parse_args()
+    where = machine()  # the load before this bench's own
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     data_dir = args.dir / f"obs{args.observations}-pat{args.patients}"
@@ -79,7 +81,7 @@ def main() -> None:
                               **_wrk(base, script, connections, args.seconds)})  # fmt: skip
     if args.associations:
         cases.append(_busy_hour(data_dir, script, args))
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": where,
                "cores": os.cpu_count(), "observations": args.observations, "cases": cases}  # fmt: skip
     _print(results)
     (args.dir / "http_concurrency.json").write_text(json.dumps(results, indent=2))
@@ -181,7 +183,7 @@ def _wrk(base: str, script: Path, connections: int, seconds: int) -> dict[str, A
 
 
 def _print(results: dict[str, Any]) -> None:
-    print(f"{results['observations']:,} Observations, {results['cores']} cores, {results['date']}")
+    print(f"{results['observations']:,} Observations, {results['machine']}, {results['date']}")
     print(
         f"{'processes':>9} {'clients':>7} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'errors':>6} {'load':>5}"
     )

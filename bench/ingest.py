@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+from machine import machine
 from pydicom.uid import generate_uid
 
 from server.config import Settings
@@ -58,7 +57,7 @@ def main() -> None:
     files = sorted(folder.glob("*.dcm"))
     results: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, pydicom {pydicom.__version__}",
+        "machine": machine(f"pydicom {pydicom.__version__}"),
         "files": len(files),
     }
     floor_s, items = _pydicom_floor(files)

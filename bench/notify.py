@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from cstore import DCMTK_ENV, free_port, wait_for
 from ingest import CORPUS, RESULTS
+from machine import machine
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -99,7 +99,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     results = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "rounds": args.rounds,
         "from_success_s": _summary(after_success),
         "from_start_s": _summary(after_start),

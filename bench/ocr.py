@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import dose_pages
 import pytesseract
+from machine import machine
 
 from server.dicom.read import Read, read_dicom
 from server.mappings import unit_table
@@ -60,10 +60,7 @@ def main() -> None:
     results["pages"] = len(pages)
     results["seconds_per_page"] = round(seconds * args.processes / len(pages), 2)
     results["date"] = time.strftime("%Y-%m-%d")
-    results["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Tesseract {pytesseract.get_tesseract_version()}"
-    )
+    results["machine"] = machine(f"Tesseract {pytesseract.get_tesseract_version()}")
     _print(results, args.degradations)
     args.dir.mkdir(parents=True, exist_ok=True)
     (args.dir / "ocr.json").write_text(json.dumps(results, indent=2))

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from machine import machine
 
 from server.dicom.read import Read, read_dicom
 from server.dose.model import DoseReport
@@ -50,8 +50,8 @@ def main() -> None:
     rows.append(
         _row("Alphenix, fluoroscopy events only", fluoro, "ALPHENIX_SKIN_MAP", True, args.repeats)
     )
-    machine = f"{platform.machine()}, Python {platform.python_version()}"
-    print(f"{time.strftime('%Y-%m-%d')}  {machine}")
+    where = machine()
+    print(f"{time.strftime('%Y-%m-%d')}  {where}")
     print(
         f"{'file':38} {'ours mGy':>9} {'openSkin':>9} {'ratio':>6} {'cells':>6} {'corr':>6} {'ms':>7}"
     )
@@ -59,7 +59,7 @@ def main() -> None:
         print(f"{r['case']:38} {r['peak_mgy']:9.3f} {r['openskin_peak_mgy']:9.3f} {r['ratio']:6.3f} "
               f"{r['peak_distance_cells']:6.1f} {r['correlation']:6.3f} {r['ms_per_map']:7.1f}")  # fmt: skip
     args.dir.mkdir(parents=True, exist_ok=True)
-    out = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "rows": rows}
+    out = {"date": time.strftime("%Y-%m-%d"), "machine": where, "rows": rows}
     (args.dir / "skin_dose_agreement.json").write_text(json.dumps(out, indent=2))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import re
 import statistics
@@ -22,6 +21,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import machine
 
 from server.app import create_app
 from server.auth.passwords import set_password
@@ -56,7 +57,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dir", type=Path, default=RESULTS, help="where the database lives")
     args = parser.parse_args()
-
+    where = machine()  # before the load this bench makes
+    print(where)
     data_dir = args.dir / f"studies-page{args.studies}"
     store = SqliteStore(data_dir / "kerma.sqlite3")
     loaded = _load(store, data_dir, args.studies)
@@ -72,7 +74,7 @@ def main() -> None:
     assert first.status_code == 200, first.status_code
     results: dict[str, Any] = {
         "studies": args.studies, "loaded_s": loaded, "first_request_s": round(cold_s, 3),
-        "python": platform.python_version(), "machine": platform.machine(),
+        "machine": where,
         "date": datetime.now(UTC).date().isoformat(), "pages": {},
     }  # fmt: skip
     print(f"{args.studies} studies" + (f" (loaded in {loaded:.0f} s)" if loaded else ""))
