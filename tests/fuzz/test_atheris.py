@@ -23,7 +23,7 @@ def test_a_fuzzing_run_finds_nothing(name: str, tmp_path: Path) -> None:
     corpus, seeds, found = tmp_path / "corpus", tmp_path / "seeds", tmp_path / "found"
     for folder in (corpus, seeds, found):
         folder.mkdir()
-    for path in [*TARGETS[name].seeds(), *(REGRESSIONS / name).iterdir()]:
+    for path in [*TARGETS[name].seeds(), *(REGRESSIONS / name).glob("*")]:
         shutil.copy(path, seeds / path.name)
     run = subprocess.run(
         [sys.executable, "-m", "tests.fuzz.run", name, f"-max_total_time={SECONDS}",
