@@ -799,7 +799,7 @@ def pacs_pull(since: datetime, until: datetime | None, modalities: str, limit: i
     if config.retrieve == "move":
         click.echo("objects were sent to the running `kerma serve`, which stores them")
     else:
-        worker = SpoolWorker(spool, build_ingestor(store, settings), store.ping)
+        worker = SpoolWorker(spool, build_ingestor(store, settings))
         stored = worker.drain_unless_busy()
         click.echo(
             "the running `kerma serve` stores them"

@@ -81,7 +81,7 @@ def start_dicom(settings: Settings, store: Store, worker_process: bool = False) 
     worker: SpoolWorker | SpoolProcess = (
         SpoolProcess(settings)
         if worker_process
-        else SpoolWorker(spool, build_ingestor(store, settings), store.ping)
+        else SpoolWorker(spool, build_ingestor(store, settings))
     )
     service = build_service(store, settings)
     calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from server.dose.facts import within
 from server.dose.model import DoseReport
 from server.dose.units import UnitTable
 
@@ -203,8 +204,7 @@ def plausible_values(values: list[Value], bounds: Mapping[str, Sequence[float]])
     kept = []
     for v in values:
         field, factor = _FACT_FIELDS.get(v.quantity_code, ("", 1.0))
-        low, high = bounds.get(field, (-math.inf, math.inf))
-        if math.isfinite(v.value) and low <= v.value * factor <= high:
+        if within(v.value * factor, bounds.get(field, (-math.inf, math.inf))):
             kept.append(v)
     return kept
 

@@ -76,8 +76,13 @@ def plausible(fact: DoseFact, bounds: Mapping[str, Sequence[float]]) -> DoseFact
     """
     implausible: dict[str, Any] = {
         name: None
-        for name, (low, high) in bounds.items()
-        if (value := getattr(fact, name)) is not None
-        and not (math.isfinite(value) and low <= value <= high)
+        for name, bound in bounds.items()
+        if (value := getattr(fact, name)) is not None and not within(value, bound)
     }
     return replace(fact, **implausible) if implausible else fact
+
+
+def within(value: float, bound: Sequence[float]) -> bool:
+    """Whether a value is finite and within [low, high]."""
+    low, high = bound
+    return math.isfinite(value) and low <= value <= high

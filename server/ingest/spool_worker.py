@@ -45,13 +45,11 @@ class SpoolWorker:
         self,
         spool: Spool,
         ingestor: Ingestor,
-        store_ping: Callable[[], None],
         wake: _Event | None = None,
         stopping: _Event | None = None,
     ) -> None:
         self._spool = spool
         self._ingestor = ingestor
-        self._store_ping = store_ping
         self._wake = wake or threading.Event()
         self._stopping = stopping or threading.Event()
         self._failures: dict[Path, int] = {}
@@ -101,7 +99,7 @@ class SpoolWorker:
                 break
             if self._process(path):
                 done += 1
-            elif not self._store_up():
+            elif not self._ingestor.store_answers():
                 self._stopping.wait(_STORE_DOWN_SECONDS)
                 break
         return done
@@ -118,7 +116,7 @@ class SpoolWorker:
         return True
 
     def _failed(self, path: Path, error: Exception) -> bool:
-        if not self._store_up():
+        if not self._ingestor.store_answers():
             log_event(log, "store-unavailable", object=path.name, error=type(error).__name__)
             return False
         attempts = self._failures.get(path, 0) + 1
@@ -133,13 +131,6 @@ class SpoolWorker:
         self._ingestor.quarantine.put(path.read_bytes(), path.name, reason)
         self._spool.done(path)
         self._failures.pop(path)
-        return True
-
-    def _store_up(self) -> bool:
-        try:
-            self._store_ping()
-        except Exception:  # whatever the driver raises: the store is not there
-            return False
         return True
 
 
@@ -178,7 +169,7 @@ def _run_child(settings: Settings, parent: int, wake: _Event, stopping: _Event) 
     os.nice(10)
     store = open_store(settings)
     spool = Spool(settings.spool_dir)
-    worker = SpoolWorker(spool, build_ingestor(store, settings), store.ping, wake, stopping)
+    worker = SpoolWorker(spool, build_ingestor(store, settings), wake, stopping)
     try:
         worker.run(stop_when=lambda: os.getppid() != parent)  # the server was killed
     finally:

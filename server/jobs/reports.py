@@ -37,8 +37,9 @@ def may_ask(access: Access, kind: str) -> None:
 def file_of(service: FhirService, access: Access, rid: str, suffix: str) -> tuple[bytes, str]:
     """A kept report's file, for a user who may have that kind of report (the department
     report of every device is not a radiographer's to download, whoever made it)."""
-    may_ask(access, documents.kind_of(service, rid))
-    return documents.file_of(service, rid, suffix)
+    kind, document = documents.kept_report(service, rid)
+    may_ask(access, kind)
+    return documents.file_in(document, suffix)
 
 
 def ask(service: FhirService, access: Access, kind: str, start: date, end: date) -> dict[str, Any]:

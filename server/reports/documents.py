@@ -105,20 +105,20 @@ def reports(service: FhirService) -> list[Made]:
     return found
 
 
-def kind_of(service: FhirService, rid: str) -> str:
-    """What report a DocumentReference holds (department, survey); 404 when it is no report."""
-    codings = body_of(service.read("DocumentReference", rid)).get("type", {}).get("coding", [])
-    for coding in codings:
+def kept_report(service: FhirService, rid: str) -> tuple[str, dict[str, Any]]:
+    """What report a DocumentReference holds (department, survey), and the DocumentReference;
+    404 when it is no report Kerma made."""
+    document = body_of(service.read("DocumentReference", rid))
+    for coding in document.get("type", {}).get("coding", []):
         if coding.get("system") == REPORT_TYPE:
-            return str(coding["code"])
+            return str(coding["code"]), document
     raise FhirError.of(404, "not-found", f"DocumentReference/{rid} is no report Kerma made")
 
 
-def file_of(service: FhirService, rid: str, suffix: str) -> tuple[bytes, str]:
+def file_in(document: dict[str, Any], suffix: str) -> tuple[bytes, str]:
     """A report's file of that suffix (pdf, json) and its content type; 404 when it has none."""
-    document = body_of(service.read("DocumentReference", rid))
     for content in document.get("content", []):
         attachment = content["attachment"]
         if SUFFIXES.get(attachment.get("contentType")) == suffix:
             return base64.b64decode(attachment["data"]), attachment["contentType"]
-    raise FhirError.of(404, "not-found", f"DocumentReference/{rid} has no {suffix} file")
+    raise FhirError.of(404, "not-found", f"DocumentReference/{document['id']} has no {suffix} file")

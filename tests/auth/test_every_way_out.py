@@ -423,6 +423,7 @@ def both(*rules: Rule) -> Rule:
 
 
 ANYONE: Rule = lambda role: True  # noqa: E731 (every authenticated user)
+MANAGES_USERS: Rule = lambda role: bool(TABLE[role].get("manage_users"))  # noqa: E731
 BULK: Rule = lambda role: TABLE[role].get("bulk_export", "none") != "none"  # noqa: E731
 STATS = reads("MeasureReport")  # the statistics are MeasureReports
 ISSUES = {r["id"]: r for r in seeds_of("DetectedIssue")}
@@ -499,9 +500,9 @@ CONSOLE: list[tuple[str, str, str, Rule]] = [
     ("GET", "/setup/levels", "/setup/levels", reads("ObservationDefinition")),
     ("POST", "/setup/levels/sets", "/setup/levels/sets", lambda role: may(role, "write", "Library")),
     ("POST", "/setup/levels", "/setup/levels", lambda role: may(role, "write", "ObservationDefinition")),
-    ("GET", "/setup/users", "/setup/users", lambda role: bool(TABLE[role].get("manage_users"))),
-    ("POST", "/setup/users", "/setup/users", lambda role: bool(TABLE[role].get("manage_users"))),
-    ("POST", "/setup/users/<name>/revoke", "/setup/users/nobody/revoke", lambda role: bool(TABLE[role].get("manage_users"))),
+    ("GET", "/setup/users", "/setup/users", MANAGES_USERS),
+    ("POST", "/setup/users", "/setup/users", MANAGES_USERS),
+    ("POST", "/setup/users/<name>/revoke", "/setup/users/nobody/revoke", MANAGES_USERS),
     ("GET", "/setup/alerts", "/setup/alerts", reads("Subscription")),
     ("POST", "/setup/alerts/sets", "/setup/alerts/sets", lambda role: may(role, "write", "Library")),
     ("POST", "/setup/alerts/routes", "/setup/alerts/routes", lambda role: may(role, "write", "Subscription")),
@@ -605,7 +606,7 @@ def test_routes(reports_and_export: str, as_role: Any, client: Any, role: str) -
         if client.open(url, method=method).status_code != 401:
             found.append(f"{method} {url} without a token: not 401")
     status = f"/fhir{reports_and_export}"
-    owner = role == "mpe" or bool(TABLE[role].get("manage_users"))
+    owner = role == "mpe" or MANAGES_USERS(role)
     found.status(f"GET {status}", api.get(status), owner, (200, 202))
     found.check()
 

@@ -126,7 +126,7 @@ def _pull(settings: Settings, store: Store, limit: int | None = None) -> list[st
     with Pacs(pacs_config(settings), spool, lambda: None) as pacs:
         studies = matching_studies(pacs, date(1990, 1, 1), None, MODALITIES)[:limit]
         statuses = [o.status for o in pull(pacs, studies, state, service)]
-    SpoolWorker(spool, build_ingestor(store, settings), store.ping).drain_unless_busy()
+    SpoolWorker(spool, build_ingestor(store, settings)).drain_unless_busy()
     return statuses
 
 

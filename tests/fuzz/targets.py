@@ -19,15 +19,19 @@ DATA = Path(__file__).parents[1] / "data"
 REGRESSIONS = DATA / "fuzz"
 
 
+def _site(folder: Path | None, name: str) -> tuple[SqliteStore, Settings]:
+    """A store and settings of their own, in `folder` or a new temporary one."""
+    folder = folder or Path(tempfile.mkdtemp(prefix=f"kerma-fuzz-{name}-"))
+    return SqliteStore(folder / "kerma.sqlite3"), Settings(data_dir=folder)
+
+
 class DicomTarget:
     """Bytes as the SCP receives them: read, mapped, stored or quarantined, never an error."""
 
     name = "dicom"
 
     def __init__(self, folder: Path | None = None) -> None:
-        folder = folder or Path(tempfile.mkdtemp(prefix="kerma-fuzz-dicom-"))
-        settings = Settings(data_dir=folder)
-        self.ingestor = build_ingestor(SqliteStore(folder / "kerma.sqlite3"), settings)
+        self.ingestor = build_ingestor(*_site(folder, self.name))
 
     def __call__(self, data: bytes) -> None:
         result = self.ingestor.ingest_bytes(data, "fuzzed.dcm")
@@ -42,14 +46,12 @@ class DicomTarget:
 
 class Hl7Target:
     """A message as the MLLP listener hands it over: an ACK every sender can parse, with an
-    acknowledgement code, and the control id of the message when it had one."""
+    acknowledgement code."""
 
     name = "hl7"
 
     def __init__(self, folder: Path | None = None) -> None:
-        folder = folder or Path(tempfile.mkdtemp(prefix="kerma-fuzz-hl7-"))
-        settings = Settings(data_dir=folder)
-        self.handler = build_handler(SqliteStore(folder / "kerma.sqlite3"), settings)
+        self.handler = build_handler(*_site(folder, self.name))
 
     def __call__(self, data: bytes) -> None:
         answer = self.handler.handle(data)
