@@ -10,6 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from server.auth.passwords import set_password
+from server.auth.users import add_user
+from server.store.port import Store
 from tests.browser import browser_page
 from tests.console.conftest import PASSWORD, World
 
@@ -120,4 +123,18 @@ def test_a_radiographer_cannot_open_another_devices_study(served: str, world: Wo
         assert answer is not None and answer.status == 403
         assert "not from a device you work on" in page.inner_text("main")
         page.screenshot(path=str(SHOTS / "radiographer-refused.png"))
+    assert all(url.startswith(served) for url in requested), requested
+
+
+def test_the_authority_has_a_home_without_alerts(served: str, world: World, store: Store) -> None:
+    """The authority reads no alerts: its home page had been a 403; now it opens, without the
+    alerts card (issue 23)."""
+    add_user(store, "ada", "authority")
+    set_password(store, "ada", PASSWORD)
+    with browser_page(SHOTS) as (page, requested):
+        _sign_in(page, served, "ada")
+        assert page.get_by_role("heading", name="Kerma at a glance").is_visible()
+        assert page.get_by_role("heading", name="Devices that stopped sending").is_visible()
+        assert page.get_by_role("heading", name="Alerts waiting for review").count() == 0
+        page.screenshot(path=str(SHOTS / "home-authority.png"), full_page=True)
     assert all(url.startswith(served) for url in requested), requested
