@@ -67,6 +67,11 @@ def _worker_class() -> type[Any]:
         when Redis lost its registration (a restarted Redis keeps nothing): without that it
         works on, yet looks absent to /health/ready."""
 
+        # RQ waits up to 60 s between tries while Redis is down (doubling from 1 s), so jobs
+        # and the worker's registration came back up to a minute after Redis did; Redis is a
+        # neighbour on the site's network, and a try every 5 s costs nothing
+        max_connection_wait_time = 5.0
+
         def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
             super().heartbeat(timeout, pipeline)
             if pipeline is None and not self.connection.sismember(
