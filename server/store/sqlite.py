@@ -22,7 +22,7 @@ from server.store.port import Duplicate, Index, Stored, User, VersionConflict, W
 from server.store.query import Query
 from server.store.sqlite_plan import CountCache, plan
 from server.store.sqlite_schema import MIGRATIONS
-from server.store.sqlite_search import NO_DATE, Compiler
+from server.store.sqlite_search import DISTINCT_PK, NO_DATE, Compiler
 
 _SELECT_STORED = (
     "SELECT r.pk, r.rtype, r.rid, r.version, r.last_updated, v.body, v.method "
@@ -553,7 +553,7 @@ def _search(
         # resource table only to sort by id or lastUpdated.
         driver_sql, source_args = chosen.driver
         if not chosen.exact:
-            driver_sql = f"SELECT DISTINCT pk FROM ({driver_sql})"
+            driver_sql = f"SELECT DISTINCT {DISTINCT_PK} FROM ({driver_sql})"
         if any(k.kind in ("_id", "_lastUpdated") for k in query.sort):
             source = f"({driver_sql}) AS d JOIN resource AS r ON r.pk = d.pk WHERE 1"
         else:

@@ -46,6 +46,9 @@ _TABLE = {
     "composite": "ix_composite",
 }
 _MAX_CHAR = "\U0010ffff"
+# "+pk": a DISTINCT on the bare column lets SQLite deliver pks in order by scanning the whole
+# by-pk index (every row of every param: 160 ms at 2.5 M token rows) instead of the param's range
+DISTINCT_PK = "+pk AS pk"
 NO_DATE = -1e300  # dlo/dhi of a token row whose resource has no primary date
 
 
@@ -227,7 +230,7 @@ class Compiler:
         probe = _exists(table, alias, pid, ("1", []), negate=c.missing)
         if c.missing:
             return Part(probe, None)
-        driver: Sql = (f"SELECT DISTINCT pk FROM {table} WHERE param = ?", [pid])
+        driver: Sql = (f"SELECT DISTINCT {DISTINCT_PK} FROM {table} WHERE param = ?", [pid])
         return Part(probe, driver, exact=True, cacheable=True)
 
     def _ChainClause(self, rtype: str, c: ChainClause, alias: str) -> Part:

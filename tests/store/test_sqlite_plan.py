@@ -19,8 +19,20 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[SqliteStore, FhirService]:
+    return _load(Path(tmp_path_factory.mktemp("plan")))
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> tuple[SqliteStore, FhirService]:
+    """The same with SQLite's statistics (ANALYZE), which change the plans SQLite picks."""
+    store, service = _load(Path(tmp_path_factory.mktemp("analysed")))
+    store._conn().execute("ANALYZE")
+    return store, service
+
+
+def _load(folder: Path) -> tuple[SqliteStore, FhirService]:
     """2,400 Observations, one every 6 hours over 600 days; every tenth is a study summary."""
-    store = SqliteStore(Path(tmp_path_factory.mktemp("plan")) / "k.sqlite3")
+    store = SqliteStore(folder / "k.sqlite3")
     service = build_service(store)
     with store.transaction() as tx:
         for i in range(2400):
@@ -102,3 +114,33 @@ def test_rare_code_drives_a_long_period(loaded: tuple[SqliteStore, FhirService])
     assert service.search("Observation", pairs).total == 240
     assert service.search("Observation", [("code", "113701"), ("date", "lt2030")]).total == 240
     assert service.search("Observation", [("code", "113701")]).total == 250
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("code", f"{DCM}|")],  # a system alone, as the notifier polls Communications
+        [("code", "http://never.stored|")],
+        [("subject:missing", "false")],
+    ],
+)
+def test_a_param_wide_driver_reads_its_range_not_every_index_row(
+    analysed: tuple[SqliteStore, FhirService], pairs: list[tuple[str, str]]
+) -> None:
+    """DISTINCT over such a driver let SQLite walk the whole by-pk index in pk order (every row
+    of every param; 160 ms at 2.5 M token rows, twice a second from the notifier's poll)."""
+    store, service = analysed
+    conn = store._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        result = service.search("Observation", [*pairs, ("_count", "5")])
+    finally:
+        conn.set_trace_callback(None)
+    plans = [
+        str(conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall())
+        for sql in statements
+        if "DISTINCT" in sql
+    ]
+    assert plans and not any("_by_pk" in p and "SCAN" in p for p in plans), plans
+    assert len(result.matches) == (0 if "never" in pairs[0][1] else 5)
