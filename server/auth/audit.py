@@ -7,15 +7,20 @@ is kept (base64, as FHIR wants) because the audit trail must show what was asked
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable
 from typing import Any
-
-import orjson
 
 from server.fhir.values import instant
 from server.store.port import Stored, User
 
 _MAX_PATIENTS = 1000
+
+
+# A patient reference in a stored body (compact JSON Kerma wrote); an id cannot hold a quote
+# or a slash, and a quote inside a JSON string is escaped, so text cannot fake one. Scanning
+# the bytes costs a fifth of what parsing and walking the resource did (most of a search's time).
+_PATIENT_REFERENCE = re.compile(rb'"reference"\s*:\s*"(Patient/[^"/]+)')
 
 
 def patients_in(stored: Iterable[Stored]) -> list[str]:
@@ -27,21 +32,9 @@ def patients_in(stored: Iterable[Stored]) -> list[str]:
             continue
         if s.rtype == "Patient":
             found[f"Patient/{s.rid}"] = None
-        _patient_references(orjson.loads(s.body), found)
+        for ref in _PATIENT_REFERENCE.findall(s.body):
+            found[ref.decode()] = None
     return list(found)[:_MAX_PATIENTS]
-
-
-def _patient_references(node: Any, found: dict[str, None]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _patient_references(item, found)
-    elif isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref.startswith("Patient/"):
-            found[ref.split("/_history", 1)[0]] = None
-        for value in node.values():
-            if isinstance(value, dict | list):
-                _patient_references(value, found)
 
 
 def audit_event(
