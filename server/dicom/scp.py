@@ -17,6 +17,7 @@ from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from server.dicom.access import CallingAeTitles
+from server.dicom.reactor import AFTER_HTTP, WAIT_FOR_WORK
 from server.dicom.spool import Spool
 from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
@@ -68,7 +69,9 @@ def start_scp(
         *(extra_handlers or []),
     ]
     return ae.start_server(  # type: ignore[return-value]
-        (config.host, config.port), block=False, evt_handlers=[NO_DELAY, *handlers]
+        (config.host, config.port),
+        block=False,
+        evt_handlers=[NO_DELAY, WAIT_FOR_WORK, AFTER_HTTP, *handlers],
     )
 
 

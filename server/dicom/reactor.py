@@ -1,0 +1,171 @@
+"""How accepted associations run: waiting for work instead of polling, after HTTP.
+
+pynetdicom 3.0 runs two threads per association, and both poll: the DUL reactor sleeps 1 ms
+whenever its socket and queues are empty, the association reactor sleeps 1 ms between looks at
+its DIMSE queue. Every wake takes the interpreter lock, so 20 open associations cost three
+quarters of a core while nothing is sent (7 % with this module), taken from HTTP and storing.
+When an association is accepted, before its threads start (EVT_CONN_OPEN), its DUL, DIMSE
+provider and their queues become the subclasses below: the idle sleeps wait on the socket and
+on every queue they read (a put rings them) for at most IDLE_WAIT_S. What the reactors then do
+is pynetdicom's own code, unchanged; pyproject pins pynetdicom, and tests/dicom/test_reactor.py
+fails if these internals move.
+
+Under load, a search that a person waits for goes before the next object of a sender that
+waits for nobody (a modality queues and retries; a dose report is read minutes later): the
+threads of an association run at nice ASSOCIATION_NICE (they inherit it from the thread that
+accepts it), HTTP at 0 and the spool worker at 10.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import evt
+from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.events import Event
+
+ASSOCIATION_NICE = 5
+# How late a timer (ARTIM, the idle timeout) or a stopped peer thread may be noticed.
+IDLE_WAIT_S = 0.05
+
+
+class _Bell:
+    """A socketpair that other threads ring and one thread waits on, with its socket."""
+
+    def __init__(self) -> None:
+        self._ear, self._hammer = socket.socketpair()
+        self._ear.setblocking(False)
+        self._hammer.setblocking(False)
+
+    def ring(self) -> None:
+        with contextlib.suppress(OSError):  # already ringing (buffer full), or closed
+            self._hammer.send(b"\0")
+
+    def silence(self) -> None:
+        try:
+            while self._ear.recv(4096):
+                pass
+        except OSError:  # nothing left to read
+            pass
+
+    def wait(self, also: socket.socket | None, timeout_s: float) -> None:
+        watched = [self._ear] if also is None or also.fileno() < 0 else [self._ear, also]
+        try:
+            select.select(watched, [], [], timeout_s)
+        except (OSError, ValueError):  # the peer's socket closed meanwhile
+            select.select([self._ear], [], [], timeout_s)
+
+    def close(self) -> None:
+        self._ear.close()
+        self._hammer.close()
+
+
+class _RingingQueue(queue.Queue):  # type: ignore[type-arg]
+    """A queue whose every put rings: `_put` is the hook `queue.Queue` offers subclasses."""
+
+    rings: list[Callable[[], None]]
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        for ring in self.rings:
+            ring()
+
+
+class _WaitingDul(DULServiceProvider):
+    _bell: _Bell
+    _stopping: bool
+    _work: threading.Event  # the association reactor's
+
+    @property
+    def _run_loop_delay(self) -> float:
+        """Read by the reactor when it found nothing to do, before sleeping that long: the
+        wait happens here, and ends as soon as the socket or a queue has something."""
+        if threading.current_thread() is not self:
+            return 0.001  # stop_dul's wait for this thread to end, from another thread
+        self._bell.silence()  # then look: a put from now on rings again
+        if self.to_provider_queue.empty() and self.event_queue.empty() and not self._stopping:
+            raw = self.socket.socket if self.socket is not None else None
+            self._bell.wait(raw, IDLE_WAIT_S)
+        return 0.0
+
+    @_run_loop_delay.setter
+    def _run_loop_delay(self, value: float) -> None:
+        pass  # pynetdicom's 1 ms; this class waits instead
+
+    @property
+    def _kill_thread(self) -> bool:
+        return self._stopping
+
+    @_kill_thread.setter
+    def _kill_thread(self, value: bool) -> None:
+        self._stopping = value
+        if value:
+            self._bell.ring()
+
+    def run(self) -> None:
+        try:
+            super().run()  # the target pynetdicom gave the thread: its reactor
+        finally:
+            self._bell.close()
+            self._work.set()  # the association reactor sees this thread has ended
+
+
+class _WaitingDimse(DIMSEServiceProvider):
+    _work: threading.Event
+
+    def get_msg(self, block: bool = False) -> Any:
+        """The acceptor reactor's look at its queue, every loop: when neither a DIMSE message
+        nor an ACSE primitive (release, abort) is waiting, wait for one."""
+        if not block:
+            self._work.clear()
+            dul = self.assoc.dul
+            if self.msg_queue.empty() and dul.to_user_queue.empty() and dul.is_alive():
+                self._work.wait(IDLE_WAIT_S)
+        return super().get_msg(block)
+
+
+def _wait_for_work(event: Event) -> None:
+    assoc = event.assoc
+    if not assoc.is_acceptor or assoc.is_alive():
+        return  # only before the acceptor's threads start can their classes change
+    work, bell = threading.Event(), _Bell()
+    stopping = assoc.dul.__dict__.pop("_kill_thread", False)
+    assoc.dul.__dict__.pop("_run_loop_delay", None)
+    dul: _WaitingDul = _become(assoc.dul, _WaitingDul)
+    dul._bell, dul._stopping, dul._work = bell, stopping, work
+    dimse: _WaitingDimse = _become(assoc.dimse, _WaitingDimse)
+    dimse._work = work
+    for waiting, ring in (
+        (dul.to_provider_queue, bell.ring),
+        (dul.event_queue, bell.ring),
+        (dul.to_user_queue, work.set),
+        (dimse.msg_queue, work.set),
+    ):
+        _become(waiting, _RingingQueue).rings = [ring]
+
+
+def _become(instance: object, subclass: type) -> Any:
+    """The same object, now of a subclass of its class (which adds behaviour, not layout)."""
+    assert isinstance(instance, subclass.__mro__[1])
+    instance.__class__ = subclass
+    return instance
+
+
+def _after_http(event: Event) -> None:
+    """In the thread that accepted the connection, before it starts the association's."""
+    me = threading.get_native_id()
+    with contextlib.suppress(OSError):  # a platform without per-thread priorities
+        nice = max(os.getpriority(os.PRIO_PROCESS, me), ASSOCIATION_NICE)
+        os.setpriority(os.PRIO_PROCESS, me, nice)
+
+
+WAIT_FOR_WORK = (evt.EVT_CONN_OPEN, _wait_for_work)
+AFTER_HTTP = (evt.EVT_CONN_OPEN, _after_http)
