@@ -85,7 +85,9 @@ def start_dicom(settings: Settings, store: Store, worker_process: bool = False) 
     )
     service = build_service(store, settings)
     calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))
-    config = ScpConfig(settings.ae_title, settings.dicom_host, settings.dicom_port)
+    config = ScpConfig(
+        settings.ae_title, settings.dicom_host, settings.dicom_port, settings.dicom_nice
+    )
     steps = MppsSteps(settings.data_dir / "mpps")
     try:
         server = start_scp(

@@ -10,10 +10,10 @@ on every queue they read (a put rings them) for at most IDLE_WAIT_S. What the re
 is pynetdicom's own code, unchanged; pyproject pins pynetdicom, and tests/dicom/test_reactor.py
 fails if these internals move.
 
-Under load, a search that a person waits for goes before the next object of a sender that
+Under load, a search that a person waits for can go before the next object of a sender that
 waits for nobody (a modality queues and retries; a dose report is read minutes later): the
-threads of an association run at nice ASSOCIATION_NICE (they inherit it from the thread that
-accepts it), HTTP at 0 and the spool worker at 10.
+threads of an association run at the nice value KERMA_DICOM_NICE sets (they inherit it from the
+thread that accepts it), HTTP at 0 and the spool worker at 10.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import Event
 
-ASSOCIATION_NICE = 5
 # How late a timer (ARTIM, the idle timeout) or a stopped peer thread may be noticed.
 IDLE_WAIT_S = 0.05
 
@@ -159,13 +158,12 @@ def _become(instance: object, subclass: type) -> Any:
     return instance
 
 
-def _after_http(event: Event) -> None:
-    """In the thread that accepted the connection, before it starts the association's."""
+def after_http(event: Event, nice: int) -> None:
+    """EVT_CONN_OPEN, in the thread that accepted the connection, before it starts the
+    association's threads (they inherit its nice value)."""
     me = threading.get_native_id()
     with contextlib.suppress(OSError):  # a platform without per-thread priorities
-        nice = max(os.getpriority(os.PRIO_PROCESS, me), ASSOCIATION_NICE)
-        os.setpriority(os.PRIO_PROCESS, me, nice)
+        os.setpriority(os.PRIO_PROCESS, me, max(os.getpriority(os.PRIO_PROCESS, me), nice))
 
 
 WAIT_FOR_WORK = (evt.EVT_CONN_OPEN, _wait_for_work)
-AFTER_HTTP = (evt.EVT_CONN_OPEN, _after_http)

@@ -17,7 +17,7 @@ from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from server.dicom.access import CallingAeTitles
-from server.dicom.reactor import AFTER_HTTP, WAIT_FOR_WORK
+from server.dicom.reactor import WAIT_FOR_WORK, after_http
 from server.dicom.spool import Spool
 from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY
@@ -44,6 +44,7 @@ class ScpConfig:
     ae_title: str
     host: str
     port: int
+    nice: int = 0  # of the associations' threads (reactor.py)
 
 
 def start_scp(
@@ -66,12 +67,13 @@ def start_scp(
     handlers: list[tuple[evt.EventType, Callable[..., object], list[object]]] = [
         (evt.EVT_C_STORE, handle_store, [spool, received]),
         (evt.EVT_REQUESTED, _handle_requested, [calling]),
+        (evt.EVT_CONN_OPEN, after_http, [config.nice]),
         *(extra_handlers or []),
     ]
     return ae.start_server(  # type: ignore[return-value]
         (config.host, config.port),
         block=False,
-        evt_handlers=[NO_DELAY, WAIT_FOR_WORK, AFTER_HTTP, *handlers],
+        evt_handlers=[NO_DELAY, WAIT_FOR_WORK, *handlers],
     )
 
 

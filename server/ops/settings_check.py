@@ -54,6 +54,8 @@ def _checks(settings: Settings) -> Iterator[tuple[str, str]]:
 
 
 def _numbers(settings: Settings) -> Iterator[tuple[str, str]]:
+    if not 0 <= settings.dicom_nice <= 19:
+        yield "dicom_nice", "a nice value: 0 (as HTTP) to 19 (what HTTP and storing leave)"
     for name in _PORTS:
         if not 0 <= getattr(settings, name) <= 65535:
             yield name, "a port is 1 to 65535 (0 turns the listener off)"

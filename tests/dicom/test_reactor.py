@@ -13,6 +13,7 @@ import pytest
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 
+from server.config import Settings
 from server.dicom import reactor
 from server.dicom.status import Status
 from server.network import DicomListener
@@ -88,11 +89,14 @@ def test_stores_releases_and_aborts_end_as_before(
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="per-thread priorities: Linux")
-def test_association_threads_run_after_http(connect: Connect, listener: DicomListener) -> None:
+def test_association_threads_run_after_http(
+    connect: Connect, listener: DicomListener, dicom_settings: Settings
+) -> None:
+    assert dicom_settings.dicom_nice == 5  # the default
     assert connect().is_established
     wait_until(lambda: len(_accepted(listener)) == 1)
     [assoc] = _accepted(listener)
     for thread in (assoc, assoc.dul):
         assert thread.native_id is not None
-        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == reactor.ASSOCIATION_NICE
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == dicom_settings.dicom_nice
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0  # HTTP's, untouched
