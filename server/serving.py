@@ -19,7 +19,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from server.app import create_app
 from server.config import Settings
 from server.files import try_lock
-from server.http_processes import HttpProcesses, warm_up
+from server.http_processes import REUSE_PORT, HttpProcesses, listen_on, warm_up
 from server.jobs.schedule import DailyJobs
 from server.logs import log_event
 from server.network import (
@@ -59,7 +59,8 @@ def _serve(settings: Settings) -> int:
     stops: list[Callable[[], None]] = []
     received: Callable[[], None] | None = None  # wakes the spool worker
     try:
-        listening = _listen(settings)
+        processes = settings.http_processes or os.cpu_count() or 1
+        listening = _listen(settings, shared_port=processes > 1)
         stops.append(listening.close)
         if settings.dicom_port:
             dicom = start_dicom(settings, store, worker_process=True)
@@ -71,7 +72,6 @@ def _serve(settings: Settings) -> int:
         log.error("%s", e)
         _stop_all(stops, store)
         return 2
-    processes = settings.http_processes or os.cpu_count() or 1
     address = f"{settings.http_host}:{listening.getsockname()[1]}"
     log_event(log, "http-listening", address=address, processes=processes,
               threads=settings.http_threads)  # fmt: skip
@@ -117,17 +117,19 @@ def _serve_in_processes(settings: Settings, listening: socket.socket, count: int
         processes.replace_dead()
 
 
-def _listen(settings: Settings) -> socket.socket:
-    """The HTTP port, bound and listening, before anything says it serves."""
-    listening = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _listen(settings: Settings, shared_port: bool) -> socket.socket:
+    """The HTTP port, bound and listening, before anything says it serves; `shared_port`: open
+    to the other HTTP processes' own sockets (http_processes.py), once it is known to be free."""
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    address = (settings.http_host, settings.http_port)
     try:
-        listening.bind((settings.http_host, settings.http_port))
+        with socket.socket(family) as probe:  # without SO_REUSEPORT: a port in use fails here
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            address = probe.getsockname()[:2]  # port 0: the one the kernel chose
+        return listen_on(family, address, shared_port and REUSE_PORT)
     except OSError as e:
-        listening.close()
         raise bind_problem(e, "KERMA_HTTP_PORT", settings.http_host, settings.http_port) from e
-    listening.listen(1024)
-    return listening
 
 
 def _close_http(http: BaseWSGIServer | MultiSocketServer) -> None:

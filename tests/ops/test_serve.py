@@ -3,6 +3,7 @@ finishes the association in flight and exits 0, /metrics counting across its pro
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -176,6 +177,36 @@ def _sample(base: str, token: str, name: str, **labels: str) -> float:
     )
 
 
+def _clients_spread_over(pids: list[str], port: int) -> None:
+    """30 keep-alive clients: each HTTP process holds a fair share (SO_REUSEPORT hashes them;
+    on one shared socket the process awake first took nearly all). Fewer than 5 of 30 on one
+    of two: odds below 1 in 10,000 with an even spread."""
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(30)]
+    try:
+        for client in clients:
+            client.request("GET", "/health/live")
+            client.getresponse().read()
+        held = [len(_established(pid, port)) for pid in pids]
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held) == 30 and min(held) >= 5, held
+
+
+def _established(pid: str, port: int) -> set[str]:
+    """Socket inodes of `pid`'s established TCP connections on local `port` (Linux /proc)."""
+    mine = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}  # fmt: skip
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+            if local_port == port and state == "01" and inode in mine:
+                found.add(inode)
+    return found
+
+
 def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None:
     env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "2", "KERMA_DICOM_PORT": "0",
            "KERMA_HL7_PORT": "0"}  # fmt: skip
@@ -187,6 +218,11 @@ def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None
         children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
                                   capture_output=True, text=True).stdout.split()  # fmt: skip
         assert len(children) == 2
+        _clients_spread_over(children, int(env["KERMA_HTTP_PORT"]))
+        second = {**env, "KERMA_DATA_DIR": str(tmp_path / "second")}  # same HTTP port
+        run = subprocess.run([KERMA, "serve"], env={**second, "KERMA_HTTP_PROCESSES": "2"},
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert run.returncode == 2 and "KERMA_HTTP_PORT" in run.stderr, run.stderr
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
     finally:
