@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
+from rq import Worker
 
 from server.app import create_app
 from server.config import Settings
@@ -98,6 +100,7 @@ def test_ready_follows_redis_down_and_back(
     worker = subprocess.Popen([KERMA, "worker"], env=env, stderr=subprocess.DEVNULL)
     try:
         _wait_for(client, 200)
+        _wait_until_idle(url)
         subprocess.run(["redis-cli", "-p", str(redis_port), "shutdown", "nosave"], check=True)
         reasons = _wait_for(client, 503)
         assert reasons == ["redis: Redis does not answer (ConnectionError)"]
@@ -106,6 +109,18 @@ def test_ready_follows_redis_down_and_back(
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+def _wait_until_idle(url: str, seconds: float = 30) -> None:
+    """Until the worker waits for jobs: RQ's worker quits when Redis fails it elsewhere (while
+    it starts, between jobs; systemd's Restart=on-failure starts it again), and waiting for
+    jobs is where a worker spends its time. Under load the start took long enough for the stop
+    below to land in it."""
+    connection = Redis.from_url(url)
+    deadline = time.monotonic() + seconds
+    while not any(w.get_state() == "idle" for w in Worker.all(connection=connection)):
+        assert time.monotonic() < deadline, "the worker never waited for jobs"
+        time.sleep(0.1)
 
 
 def _metric(client: FlaskClient, token: str, name: str, **labels: str) -> float:
