@@ -22,6 +22,7 @@ from server.console import (
     messages,
     reports,
     resources,
+    sections,
     setup,
     signin,
     skin,
@@ -36,6 +37,7 @@ for page in (signin, home, studies, alerts, analysis, classification, reports, s
              resources):  # fmt: skip
     bp.register_blueprint(page.bp)
 bp.before_request(signin.require_user)
+bp.before_request(sections.require_section)  # after: it needs the user
 API_PREFIXES = ("/fhir", "/stats", "/graphql", "/auth", "/assets", "/docs", "/.well-known",
                 "/health", "/openapi.json", "/metrics")  # fmt: skip
 
@@ -62,6 +64,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["kerma.study_uids"] = StudyUids()  # the alert filters' memory
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["csrf_token"] = generate_csrf
+    app.jinja_env.globals["console_sections"] = sections.open_to
     app.register_blueprint(bp)
 
 

@@ -128,7 +128,7 @@ def test_a_radiographer_cannot_open_another_devices_study(served: str, world: Wo
 
 def test_the_authority_has_a_home_without_alerts(served: str, world: World, store: Store) -> None:
     """The authority reads no alerts: its home page had been a 403; now it opens, without the
-    alerts card (issue 23)."""
+    alerts card (issue 23), and its navigation offers what it may open, each link followed."""
     add_user(store, "ada", "authority")
     set_password(store, "ada", PASSWORD)
     with browser_page(SHOTS) as (page, requested):
@@ -137,4 +137,13 @@ def test_the_authority_has_a_home_without_alerts(served: str, world: World, stor
         assert page.get_by_role("heading", name="Devices that stopped sending").is_visible()
         assert page.get_by_role("heading", name="Alerts waiting for review").count() == 0
         page.screenshot(path=str(SHOTS / "home-authority.png"), full_page=True)
+        links = page.get_by_role("navigation", name="Main").get_by_role("link")
+        offered = {links.nth(i).inner_text(): links.nth(i).get_attribute("href")
+                   for i in range(links.count())}  # fmt: skip
+        assert list(offered) == ["Home", "Analysis", "Set-up"]  # what roles.yaml lets it read
+        for href in offered.values():
+            answer = page.goto(f"{served}{href}")
+            assert answer is not None and answer.status == 200, href
+        refused = page.goto(f"{served}/studies")  # typed by hand: refused as before
+        assert refused is not None and refused.status == 403
     assert all(url.startswith(served) for url in requested), requested
