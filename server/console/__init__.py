@@ -65,6 +65,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.jinja_env.filters.update(FILTERS)
     app.jinja_env.globals["csrf_token"] = generate_csrf
     app.jinja_env.globals["console_sections"] = sections.open_to
+    app.jinja_env.globals["setup_sections"] = sections.SETUP
     app.register_blueprint(bp)
 
 

@@ -146,4 +146,11 @@ def test_the_authority_has_a_home_without_alerts(served: str, world: World, stor
             assert answer is not None and answer.status == 200, href
         refused = page.goto(f"{served}/studies")  # typed by hand: refused as before
         assert refused is not None and refused.status == 403
+        page.goto(f"{served}/setup/devices")
+        links = page.get_by_role("navigation", name="Set-up").get_by_role("link")
+        assert [links.nth(i).inner_text() for i in range(links.count())] == [
+            "Devices", "Reference levels"]  # fmt: skip
+        for hidden in ("/setup/alerts", "/setup/users", "/setup/messages"):
+            answer = page.goto(f"{served}{hidden}")
+            assert answer is not None and answer.status == 403, hidden
     assert all(url.startswith(served) for url in requested), requested
