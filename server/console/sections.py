@@ -49,10 +49,17 @@ def open_to(access: Access, sections: tuple[Section, ...] = SECTIONS) -> list[Se
 
 
 def require_section() -> None:
-    """Before a section's page: 403 unless the signed-in role may open it."""
+    """Before a section's page (the page itself checks nothing more): 403 unless the
+    signed-in role may open it."""
     section = _BY_ENDPOINT.get(request.endpoint or "")
-    if section is None or section.opens_for(g.access):
+    if section is None:
         return
     for rtype in section.reads:
         g.access.require(rtype)  # 403 naming the type
-    raise FhirError.of(403, "forbidden", f"role {g.access.role.name} does not manage users")
+    if section.manages_users:
+        require_user_admin()
+
+
+def require_user_admin() -> None:
+    if not g.access.role.manage_users:
+        raise FhirError.of(403, "forbidden", f"role {g.access.role.name} does not manage users")

@@ -18,6 +18,7 @@ from server.auth.passwords import set_password
 from server.auth.roles import roles
 from server.auth.users import add_user
 from server.classification import workbench
+from server.console.sections import require_user_admin
 from server.dose.model import Equipment
 from server.fhir.errors import FhirError
 from server.fhir.mapping.device import (
@@ -48,7 +49,6 @@ def _service() -> FhirService:
 
 @bp.get("/setup/devices")
 def devices_page() -> str:
-    g.access.require("Device")
     factors = skin_dose_factors()
     rows = []
     for d in statistics().devices(Query("dlp_mgy_cm", devices=g.access.devices or ())):
@@ -101,7 +101,6 @@ def change_table(rid: str) -> ResponseReturnValue:
 
 @bp.get("/setup/levels")
 def levels_page() -> str:
-    g.access.require("ObservationDefinition")
     stats = statistics()
     levels = sorted(stats.ctx.levels, key=lambda lv: (lv.set, lv.modality, lv.examination))
     procedures = workbench.current(_service()).procedures()
@@ -144,7 +143,6 @@ def add_level() -> ResponseReturnValue:
 
 @bp.get("/setup/users")
 def users_page() -> str:
-    _require_user_admin()
     users = sorted(current_app.extensions["kerma.store"].users(), key=lambda u: u.name)
     return render_template("console/setup_users.html", users=users, roles=sorted(roles()),
                            devices=statistics().devices(Query("dlp_mgy_cm")))  # fmt: skip
@@ -152,7 +150,7 @@ def users_page() -> str:
 
 @bp.post("/setup/users")
 def add_person() -> ResponseReturnValue:
-    _require_user_admin()
+    require_user_admin()
     form = request.form
     name, password = form.get("name", "").strip(), form.get("password", "")
     devices = tuple(d for d in form.getlist("devices") if d.startswith("Device/"))
@@ -168,7 +166,7 @@ def add_person() -> ResponseReturnValue:
 
 @bp.post("/setup/users/<name>/revoke")
 def revoke(name: str) -> ResponseReturnValue:
-    _require_user_admin()
+    require_user_admin()
     if not current_app.extensions["kerma.store"].set_user_active(name, False):
         raise FhirError.of(404, "not-found", f"no user {name}")
     flash(f"{name} may no longer sign in nor use their token.")
@@ -197,14 +195,8 @@ def _may_choose() -> bool:
     return bool(g.access.role.can("write", "Library"))
 
 
-def _require_user_admin() -> None:
-    if not g.access.role.manage_users:
-        raise FhirError.of(403, "forbidden", f"role {g.access.role.name} does not manage users")
-
-
 @bp.get("/setup/alerts")
 def alerts_page() -> str:
-    g.access.require("Subscription")
     sets = _choices().alert_sets
     routes = [body_of(s) for s in _service().all_in(_service().store, "Subscription", [])]
     return render_template("console/setup_alerts.html", sets={name: alert_rules(name) for name in sets},

@@ -49,11 +49,9 @@ class _Bell:
             self._hammer.send(b"\0")
 
     def silence(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # nothing left to read
             while self._ear.recv(4096):
                 pass
-        except OSError:  # nothing left to read
-            pass
 
     def wait(self, also: socket.socket | None, timeout_s: float) -> None:
         watched = [self._ear] if also is None or also.fileno() < 0 else [self._ear, also]
@@ -70,12 +68,11 @@ class _Bell:
 class _RingingQueue(queue.Queue):  # type: ignore[type-arg]
     """A queue whose every put rings: `_put` is the hook `queue.Queue` offers subclasses."""
 
-    rings: list[Callable[[], None]]
+    ring: Callable[[], None]
 
     def _put(self, item: Any) -> None:
         super()._put(item)
-        for ring in self.rings:
-            ring()
+        self.ring()
 
 
 class _WaitingDul(DULServiceProvider):
@@ -136,8 +133,7 @@ def _wait_for_work(event: Event) -> None:
     if not assoc.is_acceptor or assoc.is_alive():
         return  # only before the acceptor's threads start can their classes change
     work, bell = threading.Event(), _Bell()
-    stopping = assoc.dul.__dict__.pop("_kill_thread", False)
-    assoc.dul.__dict__.pop("_run_loop_delay", None)
+    stopping = assoc.dul.__dict__.pop("_kill_thread", False)  # the property takes it over
     dul: _WaitingDul = _become(assoc.dul, _WaitingDul)
     dul._bell, dul._stopping, dul._work = bell, stopping, work
     dimse: _WaitingDimse = _become(assoc.dimse, _WaitingDimse)
@@ -148,7 +144,7 @@ def _wait_for_work(event: Event) -> None:
         (dul.to_user_queue, work.set),
         (dimse.msg_queue, work.set),
     ):
-        _become(waiting, _RingingQueue).rings = [ring]
+        _become(waiting, _RingingQueue).ring = ring
 
 
 def _become(instance: object, subclass: type) -> Any:
