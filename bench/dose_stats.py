@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
 import tracemalloc
+import urllib.request
 from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from http_concurrency import KermaServer
 from ingest import RESULTS
 from machine import machine
 
+from server.auth.users import add_user
 from server.config import Settings
 from server.dose.facts import DoseFact
 from server.exports.rows import Export
@@ -37,6 +42,7 @@ from server.stats.service import Query, Statistics
 from server.store.sqlite import SqliteStore
 
 EVENTS_PER_STUDY = 5
+PATIENTS = 100_000
 START = 1_735_689_600.0  # 2025-01-01
 
 
@@ -47,6 +53,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=RESULTS)
+    parser.add_argument("--no-serve", dest="serve", action="store_false",
+                        help="skip kerma serve's first query after ready and its memory")  # fmt: skip
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kerma-stats-bench-"))
     try:
@@ -95,6 +103,7 @@ def main() -> None:
             started = time.perf_counter()
             np.median(values)
             floors.append(time.perf_counter() - started)
+        served = _served(work, store) if args.serve else {}
         store.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -113,6 +122,7 @@ def main() -> None:
         "export_peak_python_mb": round(export_peak / 1e6, 1),
         "export_xlsx_s": round(xlsx_s, 1),
         "export_xlsx_mb": round(xlsx_mb, 1),
+        "served": served,
     }
     print(f"{results['date']}  {results['machine']}")
     print(f"{args.events} irradiation events in the dose facts (loaded in {results['load_s']} s)")
@@ -131,8 +141,62 @@ def main() -> None:
     print(
         f"  the same as XLSX (constant memory): {results['export_xlsx_s']} s, {results['export_xlsx_mb']} MB"
     )
+    for start, found in served.items():
+        print(f"  kerma serve, {start} start: the first statistics query answered "
+              f"{found['first_query_after_ready_s']} s after ready; then, per process:")  # fmt: skip
+        for process in found["processes"]:
+            print(f"    {process['rss_mb']:>6} MB RSS {process['uss_mb']:>6} MB private "
+                  f"{process['pss_mb']:>6} MB PSS  {process['name']}")  # fmt: skip
     args.dir.mkdir(parents=True, exist_ok=True)
     (args.dir / "statistics.json").write_text(json.dumps(results, indent=2))
+
+
+def _served(work: Path, store: SqliteStore) -> dict[str, Any]:
+    """`kerma serve` (one HTTP process per core) on the bench's store, started twice: cold (no
+    copy of the facts on disk yet) and warm (the copy the first start left). Each time: from
+    ready to the first statistics answer, then the memory of each process once a few more
+    queries reached every HTTP process."""
+    token = add_user(store, f"bench-{time.time_ns()}", "mpe")
+    path = "/stats/dose?quantity=ctdivol_mgy&level=event&group=device,procedure&from=2025-01-01&to=2027-01-03"
+    found = {}
+    for start in ("cold", "warm"):
+        server = KermaServer(work, os.cpu_count() or 1, settle_s=0.0)
+        with server as base:
+            started = time.perf_counter()
+            _get(f"{base}{path}", token)
+            first = time.perf_counter() - started
+            for _ in range(8):
+                _get(f"{base}{path}", token)
+            processes = [_memory(pid) for pid in _descendants(server.process.pid)]
+        found[start] = {"first_query_after_ready_s": round(first, 2), "processes": processes}
+    return found
+
+
+def _get(url: str, token: str) -> None:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        answer.read()
+
+
+def _descendants(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += _descendants(int(child))
+    return found
+
+
+def _memory(pid: int) -> dict[str, Any]:
+    """RSS, private (USS: what ending the process gives back) and PSS (shared pages divided
+    among the processes that map them) from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":")
+        fields[name] = int(value.split()[0]) / 1024
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return {"pid": pid, "name": command[:90], "rss_mb": round(fields["Rss"], 1),
+            "pss_mb": round(fields["Pss"], 1),
+            "uss_mb": round(fields["Private_Clean"] + fields["Private_Dirty"], 1)}  # fmt: skip
 
 
 def _load(store: SqliteStore, events: int) -> float:
@@ -150,11 +214,16 @@ def _load(store: SqliteStore, events: int) -> float:
         procedure = procedures[rng.integers(len(procedures))]
         date = START + float(rng.uniform(0, 2 * 365 * 86400))
         ctdi = rng.lognormal(2.3, 0.4, EVENTS_PER_STUDY)
+        patient = f"Patient/p{n % PATIENTS}"
         rows = [
             DoseFact(f"event:{uid}:{i}", "event", uid, f"Observation/{n}-{i}", "CT", device=device,
-                     date=date + i, procedure=procedure, protocol=f"P{i}", ctdivol_mgy=float(c))
+                     patient=patient, date=date + i, procedure=procedure, protocol=f"P{i}",
+                     ctdivol_mgy=float(c))
             for i, c in enumerate(ctdi)
         ]  # fmt: skip
+        rows.append(DoseFact(f"study:{uid}", "study", uid, f"Observation/{n}", "CT", device=device,
+                             patient=patient, date=date, procedure=procedure,
+                             dlp_mgy_cm=float(ctdi.sum()) * 40.0))  # fmt: skip
         batch.append((uid, rows))
         if len(batch) == 2000 or n == studies - 1:
             with store.transaction() as tx:

@@ -75,7 +75,7 @@ def main() -> None:
     script.write_text(_SCRIPT % {"patients": args.patients, "token": token})
     cases: list[dict[str, Any]] = []
     for processes in (1, os.cpu_count() or 1):
-        with _server(data_dir, processes) as base:
+        with KermaServer(data_dir, processes) as base:
             for connections in (1, 8):
                 cases.append({"processes": processes, "connections": connections,
                               **_wrk(base, script, connections, args.seconds)})  # fmt: skip
@@ -96,7 +96,7 @@ def _busy_hour(data_dir: Path, script: Path, args: argparse.Namespace) -> dict[s
         corpus_copies(args.dir / f"rdsr-copies-{args.objects}", args.objects).glob("*.dcm")
     )
     n, dcmtk = args.associations, {**os.environ, "TCP_NODELAY": "1"}
-    with _server(work / "data", os.cpu_count() or 1, dicom=True) as base:
+    with KermaServer(work / "data", os.cpu_count() or 1, dicom=True) as base:
         before = _received(base, script)
         senders = [subprocess.Popen(["storescu", "-aet", f"BENCH{i}", "-aec", "KERMA", "127.0.0.1",
                                      str(base.dicom_port), *map(str, files[i::n])], env=dcmtk,
@@ -131,11 +131,14 @@ class Base(str):
     dicom_port: int
 
 
-class _server:
+class KermaServer:
     """`kerma serve` on the bench's store with KERMA_HTTP_PROCESSES=processes (and its DICOM
     port open when asked)."""
 
-    def __init__(self, data_dir: Path, processes: int, dicom: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, processes: int, dicom: bool = False, settle_s: float = 2.0
+    ) -> None:
+        self.settle_s = settle_s
         self.port = fhir_search_free_port()
         self.dicom_port = fhir_search_free_port() if dicom else 0
         env = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
@@ -151,7 +154,7 @@ class _server:
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{base}/health/ready", timeout=1):
-                    time.sleep(2)  # every HTTP process is up once `serving`; let warm-ups end
+                    time.sleep(self.settle_s)  # every HTTP process is up; let warm-ups end
                     return base
             except OSError:
                 time.sleep(0.2)

@@ -166,6 +166,11 @@ class Settings:
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
 
+    @property
+    def facts_dir(self) -> Path:
+        """The columnar copy of the dose facts (server/stats/snapshot.py): a cache."""
+        return self.data_dir / "facts"
+
 
 def _convert(type_name: object, raw: str, key: str) -> object:
     if type_name in ("int", int):

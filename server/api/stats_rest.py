@@ -39,9 +39,9 @@ bp = Blueprint("stats", __name__)
 
 
 def init_app(app: Flask) -> None:
-    store = app.extensions["kerma.store"]
+    store, settings = app.extensions["kerma.store"], app.config["KERMA_SETTINGS"]
     app.extensions["kerma.facts"] = {
-        level: FactColumns(store, level) for level in ("event", "study")
+        level: FactColumns(store, level, settings.facts_dir) for level in ("event", "study")
     }
     app.register_blueprint(bp, url_prefix="/stats")
 

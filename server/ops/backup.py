@@ -27,7 +27,9 @@ from server.files import try_lock, write_durably
 
 MANIFEST = "kerma-backup.json"
 SERVE_LOCK = "kerma-serve.lock"  # held by a running kerma serve
-_LEFT_OUT = ("metrics",)  # the running processes' counters: meaningless elsewhere
+# the running processes' counters (meaningless elsewhere); the statistics' copy of the facts
+# (a cache, made again from the store)
+_LEFT_OUT = ("metrics", "facts")
 _TRANSIENT = (".part", "-wal", "-shm", "-journal", ".lock")
 
 

@@ -29,7 +29,7 @@ from server.fhir.values import day_start
 from server.mappings import statistics_tables
 from server.site import site_context
 from server.site.tables import site_tables
-from server.stats.columns import FactColumns
+from server.stats.columns import Columns, FactColumns
 from server.store.port import Store
 
 GROUPS = ("modality", "device", "procedure", "protocol", "body_region", "acquisition_type",
@@ -315,7 +315,7 @@ class Statistics:
 
     def select(
         self, q: Query
-    ) -> tuple[dict[str, npt.NDArray[Any]], dict[str, list[str | None]], npt.NDArray[np.bool_]]:
+    ) -> tuple[Columns, dict[str, list[str | None]], npt.NDArray[np.bool_]]:
         """The level's columns, their labels, and which rows the query asks for."""
         facts = self.facts(q.level)
         columns, labels = facts.current()
@@ -335,7 +335,7 @@ class Statistics:
     def _groups(
         self,
         q: Query,
-        columns: dict[str, npt.NDArray[Any]],
+        columns: Columns,
         labels: dict[str, list[str | None]],
         keep: npt.NDArray[np.bool_],
     ) -> tuple[npt.NDArray[np.int64], list[list[object]], list[int]]:
@@ -400,7 +400,9 @@ def site_statistics(
     """The statistics of a store with the site's levels and rules; `facts`: the columnar
     copies to use (the app keeps its own; a job reads them once)."""
     ctx = site_tables(service, settings).context(site_context(settings))
-    copies = facts or {level: FactColumns(service.store, level) for level in ("event", "study")}
+    copies = facts or {
+        level: FactColumns(service.store, level, settings.facts_dir) for level in ("event", "study")
+    }
     return Statistics(service.store, ctx, statistics_tables(), copies.__getitem__)
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from server.fhir.gate import Gate
 from server.fhir.service import FhirService, body_of
+from server.stats.columns import Columns, key_of
 from server.stats.service import Query, Statistics
 
 # the dose columns of the table, in its order, with how people call them
@@ -69,10 +69,10 @@ def studies(stats: Statistics, listing: Listing) -> StudyPage:
         raise ValueError(f"sort by one of {', '.join(SORTS)}; bound one of {', '.join(DOSES)}")
     columns, labels, keep = stats.select(replace(listing.query, level="study"))
     keep = keep & _bounded(columns, listing)
-    keep &= _among(columns["patient"], labels["patient"], listing.patients)
-    keep &= _among(columns["study_uid"], labels["study_uid"], listing.studies)
+    keep &= _among(columns["patient"], listing.patients)
+    keep &= _among(columns["study_uid"], listing.studies)
     if listing.exclude:
-        keep &= ~_among(columns["study_uid"], labels["study_uid"], listing.exclude)
+        keep &= ~_among(columns["study_uid"], listing.exclude)
     chosen = np.flatnonzero(keep)
     order = _order(columns, labels, chosen, listing.sort, listing.descending)
     page = chosen[order][listing.offset : listing.offset + listing.count]
@@ -85,7 +85,7 @@ def every_study(stats: Statistics, listing: Listing) -> list[StudyRow]:
     return studies(stats, everything).rows
 
 
-def _bounded(columns: dict[str, npt.NDArray[Any]], listing: Listing) -> npt.NDArray[np.bool_]:
+def _bounded(columns: Columns, listing: Listing) -> npt.NDArray[np.bool_]:
     if not listing.dose:
         return np.ones(columns["date"].size, dtype=bool)
     values = columns[listing.dose]
@@ -95,19 +95,15 @@ def _bounded(columns: dict[str, npt.NDArray[Any]], listing: Listing) -> npt.NDAr
 
 
 def _among(
-    codes: npt.NDArray[Any],
-    labels: Sequence[str | None],
-    wanted: Sequence[str] | frozenset[str] | None,
+    keys: npt.NDArray[np.int64], wanted: Sequence[str] | frozenset[str] | None
 ) -> npt.NDArray[np.bool_]:
     if wanted is None:
-        return np.ones(codes.size, dtype=bool)
-    chosen = set(wanted)
-    allowed = [code for code, label in enumerate(labels) if label in chosen]
-    return np.isin(codes, allowed)
+        return np.ones(keys.size, dtype=bool)
+    return np.isin(keys, [key_of(w) for w in wanted])
 
 
 def _order(
-    columns: dict[str, npt.NDArray[Any]],
+    columns: Columns,
     labels: dict[str, list[str | None]],
     chosen: npt.NDArray[np.intp],
     sort: str,
@@ -131,7 +127,7 @@ def _order(
 
 def _row(
     stats: Statistics,
-    columns: dict[str, npt.NDArray[Any]],
+    columns: Columns,
     labels: dict[str, list[str | None]],
     i: int,
 ) -> StudyRow:
@@ -140,9 +136,13 @@ def _row(
 
     doses = {n: float(columns[n][i]) for n in DOSES if not math.isnan(columns[n][i])}
     device = word("device")
-    return StudyRow(word("study_uid"), float(columns["date"][i]), word("modality"), device,
+
+    def text(name: str) -> str:
+        return bytes(columns[f"{name}_text"][i]).decode()
+
+    return StudyRow(text("study_uid"), float(columns["date"][i]), word("modality"), device,
                     stats.device_name(device) if device else "", word("procedure"),
-                    word("patient"), doses)  # fmt: skip
+                    text("patient"), doses)  # fmt: skip
 
 
 def with_links(

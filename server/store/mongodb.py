@@ -14,6 +14,7 @@ half-applied Bundle, and a crash in the middle leaves it half-applied. Run a rep
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -319,6 +320,14 @@ class MongoStore:
             query["study_uid"] = {"$in": list(studies)}
         docs = list(self._facts.find(query, dict.fromkeys(wanted, 1)))
         return {c: [doc.get(c) for doc in docs] for c in wanted}
+
+    def fact_column_batches(
+        self, level: str, columns: Sequence[str], size: int
+    ) -> Iterator[dict[str, list[Any]]]:
+        wanted = checked_fields(columns)
+        docs = self._facts.find({"level": level}, dict.fromkeys(wanted, 1), batch_size=size)
+        while batch := list(itertools.islice(docs, size)):
+            yield {c: [doc.get(c) for doc in batch] for c in wanted}
 
     def fact_rows(
         self, level: str, columns: Sequence[str], since: float, until: float

@@ -186,6 +186,12 @@ class Store(Reader, Protocol):
         in [since, until), of some studies only when named: what statistics read, without
         building a row object each. Over (-inf, inf) the rows without a date come too."""
 
+    def fact_column_batches(
+        self, level: str, columns: Sequence[str], size: int
+    ) -> Iterator[dict[str, list[Any]]]:
+        """Every row of a level (undated ones too) as fact_columns gives them, `size` rows at
+        a time: the statistics copy is built in bounded memory."""
+
     def fact_rows(
         self, level: str, columns: Sequence[str], since: float, until: float
     ) -> Iterator[tuple[Any, ...]]:

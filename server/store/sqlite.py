@@ -349,6 +349,15 @@ class SqliteStore:
         found = list(zip(*rows, strict=True)) if rows else [() for _ in wanted]
         return {name: list(values) for name, values in zip(wanted, found, strict=True)}
 
+    def fact_column_batches(
+        self, level: str, columns: Sequence[str], size: int
+    ) -> Iterator[dict[str, list[Any]]]:
+        wanted = checked_fields(columns)
+        sql = f"SELECT {', '.join(wanted)} FROM dose_fact NOT INDEXED WHERE level = ?"
+        cursor = self._conn().execute(sql, (level,))  # one statement: one consistent read
+        while rows := cursor.fetchmany(size):
+            yield dict(zip(wanted, map(list, zip(*rows, strict=True)), strict=True))
+
     def fact_rows(
         self, level: str, columns: Sequence[str], since: float, until: float
     ) -> Iterator[tuple[Any, ...]]:

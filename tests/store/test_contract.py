@@ -495,6 +495,22 @@ def test_fact_columns_of_a_level_and_period(any_store: Store) -> None:
         any_store.fact_columns("study", ["modality; DROP TABLE dose_fact"], 0.0, 9.0)
 
 
+def test_fact_column_batches_give_every_row_of_a_level(any_store: Store) -> None:
+    from server.dose.facts import DoseFact
+
+    with any_store.transaction() as tx:
+        for n in range(7):
+            uid = f"s{n}"
+            date = None if n == 3 else float(n)  # undated rows come too
+            tx.replace_facts(uid, [DoseFact(f"study:{uid}", "study", uid, f"Observation/{uid}", "CT",
+                                            date=date, dlp_mgy_cm=10.0 * n)])  # fmt: skip
+    batches = list(any_store.fact_column_batches("study", ["study_uid", "dlp_mgy_cm", "date"], 3))
+    assert [len(b["study_uid"]) for b in batches] == [3, 3, 1]
+    rows = sorted(row for b in batches for row in zip(*b.values(), strict=True))
+    assert rows == [(f"s{n}", 10.0 * n, None if n == 3 else float(n)) for n in range(7)]
+    assert list(any_store.fact_column_batches("event", ["study_uid"], 3)) == []
+
+
 def test_fact_changes_name_the_studies_written_since(any_store: Store) -> None:
     from server.dose.facts import DoseFact
 
