@@ -393,12 +393,13 @@ class _Commit:
                     self._grow_scan_range(known[event.event_uid], event.top_z_mm, event.bottom_z_mm)
                 continue
             refs = mapping.Refs(patient_ref, device_ref, study_ref)
+            resource: dict[str, Any]  # the typed Observation, from here on a stored body
             if isinstance(event, CtEvent):
-                resource = mapping.ct_event(event, report, self.ctx, refs)
                 index = report.ct_events.index(event)
-                resource = mapping.mark_reading(resource, report, f"ct_events[{index}].")
+                resource = mapping.mark_reading(dict(mapping.ct_event(event, report, self.ctx, refs)),
+                                                report, f"ct_events[{index}].")  # fmt: skip
             else:
-                resource = mapping.projection_event(event, report, self.ctx, refs)
+                resource = dict(mapping.projection_event(event, report, self.ctx, refs))
             acquisitions.classify_event(
                 resource, report.modality, self.ctx.rules, study_procedure, decision.rule
             )
@@ -521,7 +522,7 @@ class _Commit:
             self._learn_ae_title(found, equipment.ae_title)
             ref = f"Device/{found.rid}"
         else:
-            made = mapping.device(equipment, main.modality or self.report.modality)
+            made = dict(mapping.device(equipment, main.modality or self.report.modality))
             ref = self._save("Device", conformance.claimed(made, mapping.DEVICE_PROFILE), None)
         self.devices[key] = ref
         return ref

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from server.fhir.datatypes import CodeableConcept, Coding
+
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
 
@@ -38,18 +40,22 @@ DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 
 
-SUMMARY_CODE = {
+SUMMARY_CODE: Coding = {
     "system": LOINC,
     "code": "73569-6",
     # as the IG's profile fixes it (the LOINC long name)
     "display": "Radiation exposure and protection information [Description] Document Diagnostic imaging",
 }
 # v2-0203 identifier types, with the displays the IG's slices fix
-ACCESSION_TYPE = {"coding": [{"system": V2_0203, "code": "ACSN", "display": "Accession ID"}]}
-SERIAL_NUMBER_TYPE = {"coding": [{"system": V2_0203, "code": "SNO", "display": "Serial Number"}]}
+ACCESSION_TYPE: CodeableConcept = {
+    "coding": [{"system": V2_0203, "code": "ACSN", "display": "Accession ID"}]
+}
+SERIAL_NUMBER_TYPE: CodeableConcept = {
+    "coding": [{"system": V2_0203, "code": "SNO", "display": "Serial Number"}]
+}
 
 
-EVENT_CODE = {"system": DCM, "code": "113852", "display": "Irradiation Event"}
+EVENT_CODE: Coding = {"system": DCM, "code": "113852", "display": "Irradiation Event"}
 
 
 SCHEMES = {"DCM": DCM, "SCT": SCT, "LN": LOINC, "UCUM": UCUM}

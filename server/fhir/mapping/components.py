@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.dose.model import Coded
+from server.fhir.datatypes import CodeableConcept, ObservationComponent
 from server.fhir.mapping.codes import ABSENT_REASON, DCM, SYSTEMS, UCUM
 from server.fhir.mapping.context import codeable
 from server.mappings import Concept
@@ -58,11 +59,11 @@ def _acquisition_type(resource: dict[str, Any]) -> str | None:
 
 def components_of(
     named: Iterable[Concept], values: object, label: str = ""
-) -> list[dict[str, Any]]:
+) -> list[ObservationComponent]:
     """The Observation components of the concepts mapped to components (concepts.csv), with
     the values the model object holds for their fields; `label` ends each display (a CT's
     X-ray source)."""
-    out = []
+    out: list[ObservationComponent] = []
     for c in named:
         if c.fhir != "component":
             continue
@@ -81,13 +82,13 @@ def components_of(
     return out
 
 
-def _component_code(code: str, display: str, scheme: str = DCM) -> dict[str, Any]:
+def _component_code(code: str, display: str, scheme: str = DCM) -> CodeableConcept:
     return {"coding": [{"system": scheme, "code": code, "display": display}]}
 
 
 def _quantity(
     code: str, display: str, value: float | None, unit: str, scheme: str = DCM
-) -> dict[str, Any] | None:
+) -> ObservationComponent | None:
     if value is None:
         return None
     if not math.isfinite(value):  # a report's "NaN" or "1e999": JSON has no such number
@@ -104,13 +105,13 @@ def _quantity(
     }
 
 
-def _datetime_component(code: str, display: str, value: str | None) -> dict[str, Any] | None:
+def _datetime_component(code: str, display: str, value: str | None) -> ObservationComponent | None:
     return (
         None if value is None else {"code": _component_code(code, display), "valueDateTime": value}
     )
 
 
-def _integer(code: str, display: str, value: int | None) -> dict[str, Any] | None:
+def _integer(code: str, display: str, value: int | None) -> ObservationComponent | None:
     if value is None:
         return None
     if not -(2**31) <= value < 2**31:  # FHIR's integer is 32-bit: a report's 2**70 is an error
@@ -121,7 +122,7 @@ def _integer(code: str, display: str, value: int | None) -> dict[str, Any] | Non
 
 def _text_component(
     code: str, display: str, value: str | None, scheme: str = DCM
-) -> dict[str, Any] | None:
+) -> ObservationComponent | None:
     return (
         None
         if not value
@@ -131,7 +132,7 @@ def _text_component(
 
 def _code_component(
     code: str, display: str, value: Coded | None, scheme: str = DCM
-) -> dict[str, Any] | None:
+) -> ObservationComponent | None:
     return (
         None
         if value is None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 
 import orjson
 
@@ -15,6 +14,7 @@ from server.dose.classify import Rules
 from server.dose.drl import DoseLevel, applicable
 from server.dose.model import Coded
 from server.dose.units import UnitTable
+from server.fhir.datatypes import CodeableConcept, Coding, Identifier, Meta
 from server.fhir.mapping.codes import IDENTIFIER_TYPE, SCHEMES, SOURCE_TAG
 from server.fhir.values import date_range
 from server.mappings import classification_rules, read_text, unit_table
@@ -50,14 +50,14 @@ class Context:
         return None if value is None else self.units.convert(value, source, target)
 
 
-def uid_identifier(uid: str, id_type: str | None = None) -> dict[str, Any]:
-    identifier: dict[str, Any] = {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}
+def uid_identifier(uid: str, id_type: str | None = None) -> Identifier:
+    identifier: Identifier = {"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}
     if id_type:
         identifier["type"] = identifier_type(id_type)
     return identifier
 
 
-def identifier_type(code: str) -> dict[str, Any]:
+def identifier_type(code: str) -> CodeableConcept:
     """A type of the IG's dicom-identifier-type code system, with its display (the IG's
     slices match on it)."""
     return {"coding": [{"system": IDENTIFIER_TYPE, "code": code, "display": _displays()[code]}]}
@@ -69,7 +69,7 @@ def _displays() -> dict[str, str]:
     return {c["code"]: c["display"] for c in system["concept"]}
 
 
-def source_tag(kind: str) -> dict[str, Any]:
+def source_tag(kind: str) -> Meta:
     """meta.tag saying where a dose Observation came from (SourceKind: rdsr, mpps, ocr...)."""
     return {"tag": [{"system": SOURCE_TAG, "code": kind}]}
 
@@ -81,10 +81,10 @@ def fhir_datetime(value: datetime, ctx: Context) -> str:
     return text.replace("+00:00", "Z")
 
 
-def codeable(code: Coded) -> dict[str, Any]:
+def codeable(code: Coded) -> CodeableConcept:
     if not code.value:  # a text where a code could have been
         return {"text": code.meaning}
-    coding: dict[str, Any] = {
+    coding: Coding = {
         "system": SCHEMES.get(code.scheme)
         or (code.scheme if ":" in code.scheme else f"urn:dicom:scheme:{code.scheme}"),
         "code": code.value,

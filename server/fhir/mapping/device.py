@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.dose.model import Equipment
+from server.fhir.datatypes import Device, DeviceName, Identifier
 from server.fhir.mapping.codes import (
     AE_TITLE_SYSTEM,
     DCM,
@@ -28,15 +29,15 @@ def device_key(equipment: Equipment) -> str:
     return "|".join((part or "").strip().upper() for part in parts)
 
 
-def device(eq: Equipment, modality: str) -> dict[str, Any]:
-    identifiers: list[dict[str, Any]] = [{"system": KERMA_DEVICE_KEY, "value": device_key(eq)}]
+def device(eq: Equipment, modality: str) -> Device:
+    identifiers: list[Identifier] = [{"system": KERMA_DEVICE_KEY, "value": device_key(eq)}]
     if eq.serial_number:
         identifiers.append({"type": SERIAL_NUMBER_TYPE, "value": eq.serial_number})
     if eq.device_uid:
-        identifiers.append({**uid_identifier(eq.device_uid, "device-uid")})
+        identifiers.append(uid_identifier(eq.device_uid, "device-uid"))
     if eq.ae_title:
         identifiers.append(ae_title_identifier(eq.ae_title))
-    resource: dict[str, Any] = {
+    resource: Device = {
         "resourceType": "Device",
         "identifier": identifiers,
         "status": "active",
@@ -49,7 +50,7 @@ def device(eq: Equipment, modality: str) -> dict[str, Any]:
         ("model-name", eq.model),
         ("user-friendly-name", eq.station_name),
     ]
-    device_names = [{"name": name, "type": kind} for kind, name in names if name]
+    device_names: list[DeviceName] = [{"name": name, "type": kind} for kind, name in names if name]
     if device_names:
         resource["deviceName"] = device_names
     if eq.model:
@@ -65,7 +66,7 @@ def device(eq: Equipment, modality: str) -> dict[str, Any]:
     return resource
 
 
-def ae_title_identifier(title: str) -> dict[str, Any]:
+def ae_title_identifier(title: str) -> Identifier:
     """The device's AE title: Kerma's system (the SCP's registry of senders) and the IG's type."""
     return {
         "system": AE_TITLE_SYSTEM,

@@ -11,6 +11,7 @@ from server.dose.model import (
     DoseReport,
     ProjectionEvent,
 )
+from server.fhir.datatypes import Observation
 from server.fhir.mapping.codes import EVENT_CODE
 from server.fhir.mapping.components import (
     _code_component,
@@ -30,7 +31,7 @@ class Refs:
     performer: str | None = None  # the Practitioner who authorized the irradiation
 
 
-def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> dict[str, Any]:
+def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> Observation:
     """One CT acquisition (TID 10013) as an Irradiation Event Observation: the components in
     the order of mappings/dicom/concepts.csv (ct_event, then each X-ray source and dose check)."""
     resource = _event_base(event, report, ctx, refs)
@@ -53,7 +54,7 @@ def ct_event(event: CtEvent, report: DoseReport, ctx: Context, refs: Refs) -> di
 
 def projection_event(
     event: ProjectionEvent, report: DoseReport, ctx: Context, refs: Refs
-) -> dict[str, Any]:
+) -> Observation:
     """One projection X-ray irradiation event (TID 10003) as an Irradiation Event Observation."""
     resource = _event_base(event, report, ctx, refs)
     if event.protocol:
@@ -70,9 +71,9 @@ def projection_event(
 
 def _event_base(
     event: CtEvent | ProjectionEvent, report: DoseReport, ctx: Context, refs: Refs
-) -> dict[str, Any]:
+) -> Observation:
     """What every irradiation event Observation carries: identity, time, body site, note."""
-    resource: dict[str, Any] = {
+    resource: Observation = {
         "resourceType": "Observation",
         "meta": source_tag(report.source.kind),
         "identifier": [uid_identifier(event.event_uid, "irradiation-event-uid")],
@@ -124,5 +125,5 @@ def extend_scan_range(
     return {**stored, "component": kept + [c for c in grown if c is not None]}
 
 
-def subject_of(refs: Refs) -> dict[str, Any]:
+def subject_of(refs: Refs) -> Observation:
     return {"subject": {"reference": refs.patient}} if refs.patient else {}

@@ -3,6 +3,7 @@ measurements."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.dose.model import DoseReport, Participant, Patient
@@ -129,8 +130,8 @@ def _human_name(pn: str) -> dict[str, Any]:
 
 
 def merge_by_value(
-    existing: list[dict[str, Any]], new: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    existing: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
     values = {i.get("value") for i in existing}
     return [*existing, *(i for i in new if i.get("value") not in values)]
 

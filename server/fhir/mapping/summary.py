@@ -3,7 +3,7 @@ totals, over all the study's events and reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +13,7 @@ from server.dose.model import (
     MammographyTotal,
     ProjectionTotals,
 )
+from server.fhir.datatypes import ObservationComponent
 from server.fhir.mapping.codes import (
     ACCESSION_TYPE,
     LOINC,
@@ -62,7 +63,7 @@ def projection_summary(
     planes = report.projection_totals
     biplane = len(planes) > 1
     added = previous is not None and bool(previous.get("component")) and not from_headers
-    components: list[dict[str, Any] | None] = list(resource.pop("component"))
+    components: list[ObservationComponent | None] = list(resource.pop("component"))
     dap_sum_gy_m2 = _sum(t.dap_total_gy_m2 for t in planes)
 
     def dap(value: float | None) -> float | None:  # IG: totals in mGy.cm2, the RDSR says Gy.m2
@@ -251,7 +252,9 @@ def _summary_base(
 _ADDITIVE_UNITS = ("mGy.cm2", "mGy", "s")
 
 
-def _add_totals(previous: dict[str, Any], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _add_totals(
+    previous: dict[str, Any], new: list[ObservationComponent]
+) -> list[ObservationComponent]:
     """A second report of the study: its accumulated totals add to the stored ones."""
     stored = {_component_key(c): c for c in previous.get("component", [])}
     out = []
@@ -282,7 +285,7 @@ def _add_totals(previous: dict[str, Any], new: list[dict[str, Any]]) -> list[dic
     return out
 
 
-def _component_key(component: dict[str, Any]) -> tuple[str, str]:
+def _component_key(component: Mapping[str, Any]) -> tuple[str, str]:
     coding = component["code"]["coding"][0]
     return coding["code"], coding.get("display", "")
 

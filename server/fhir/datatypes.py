@@ -1,0 +1,98 @@
+"""The FHIR R4 shapes of what Kerma builds itself, as TypedDicts: mypy then catches a misspelt
+element (`valueQuanity`) or a wrong kind of value where a resource is made. Only the elements
+Kerma writes are listed; JSON that comes in stays `dict[str, Any]` until it is validated."""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+
+class Coding(TypedDict, total=False):
+    system: str
+    code: str
+    display: str
+
+
+class CodeableConcept(TypedDict, total=False):
+    coding: list[Coding]
+    text: str
+
+
+class Quantity(TypedDict, total=False):
+    value: float | int
+    unit: str
+    system: str
+    code: str
+
+
+class Identifier(TypedDict, total=False):
+    use: str
+    system: str
+    value: str
+    type: CodeableConcept
+
+
+class Reference(TypedDict, total=False):
+    reference: str
+    identifier: Identifier
+    display: str
+
+
+class Meta(TypedDict, total=False):
+    tag: list[Coding]
+    profile: list[str]
+
+
+class Annotation(TypedDict):
+    text: str
+
+
+class ObservationComponent(TypedDict):
+    code: CodeableConcept
+    valueQuantity: NotRequired[Quantity]
+    valueCodeableConcept: NotRequired[CodeableConcept]
+    valueString: NotRequired[str]
+    valueInteger: NotRequired[int]
+    valueDateTime: NotRequired[str]
+    dataAbsentReason: NotRequired[CodeableConcept]
+
+
+class Observation(TypedDict, total=False):
+    resourceType: str
+    meta: Meta
+    identifier: list[Identifier]
+    status: str
+    category: list[CodeableConcept]
+    code: CodeableConcept
+    subject: Reference
+    partOf: list[Reference]
+    device: Reference
+    effectiveDateTime: str
+    bodySite: CodeableConcept
+    method: CodeableConcept
+    note: list[Annotation]
+    component: list[ObservationComponent]
+
+
+class DeviceName(TypedDict):
+    name: str
+    type: str
+
+
+class DeviceVersion(TypedDict):
+    value: str
+
+
+class Device(TypedDict, total=False):
+    resourceType: str
+    meta: Meta
+    identifier: list[Identifier]
+    status: str
+    type: CodeableConcept
+    manufacturer: str
+    deviceName: list[DeviceName]
+    modelNumber: str
+    serialNumber: str
+    version: list[DeviceVersion]
+    owner: Reference
+    location: Reference

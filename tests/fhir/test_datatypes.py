@@ -1,0 +1,42 @@
+"""The TypedDicts of server/fhir/datatypes.py make mypy catch a misspelt element or a wrong
+kind of value where Kerma builds a resource (mypy runs on a snippet here, as CI runs it on
+server/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mypy import api
+
+SNIPPET = """
+from server.fhir.datatypes import CodeableConcept, Identifier, ObservationComponent
+
+CODE: CodeableConcept = {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM",
+                                     "code": "113830"}]}
+
+
+def misspelt() -> ObservationComponent:
+    return {"code": CODE, "valueQuanity": {"value": 1.2, "unit": "mGy"}}
+
+
+def wrong_kind() -> Identifier:
+    return {"system": "urn:dicom:uid", "value": 1.2}
+
+
+def right() -> ObservationComponent:
+    return {"code": CODE, "valueQuantity": {"value": 1.2, "unit": "mGy", "code": "mGy"}}
+"""
+
+
+def test_mypy_catches_a_misspelt_element_and_a_wrong_value(tmp_path: Path) -> None:
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(SNIPPET)
+    out, _, status = api.run([str(snippet), "--cache-dir", str(tmp_path / "cache"),
+                              "--no-error-summary"])  # fmt: skip
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1 and len(errors) == 2, out
+    assert 'Extra key "valueQuanity" for TypedDict "ObservationComponent"' in errors[0]
+    assert (
+        ':13: error: Incompatible types (expression has type "float", TypedDict item "value"'
+        in errors[1]
+    )
