@@ -27,6 +27,7 @@ from server.stats import figures
 from server.stats.columns import FactColumns
 from server.stats.service import (
     UNITS,
+    LeftOut,
     Proposal,
     Query,
     Row,
@@ -58,10 +59,11 @@ def dose() -> Response:
     """A dose quantity summarised per group: n, mean, sd, min, p25, median, p75, p95, max,
     and for standard procedures the DRLs that apply (ratio of the median to each)."""
     query = _query()
-    rows = statistics().dose(query)
+    stats = statistics()
+    rows = stats.dose(query)
     header = [*_group_columns(query), "n", "mean", "sd", "min", "p25", "median", "p75", "p95",
               "max", "unit", "drl"]  # fmt: skip
-    return _answer(query, [_dose_row(query, r) for r in rows], header)
+    return _answer(query, [_dose_row(query, r) for r in rows], header, stats.left_out(query))
 
 
 @bp.get("/load")
@@ -78,9 +80,10 @@ def drl_proposal() -> Response:
     """Per standard procedure: the typical value (median) and a local DRL proposal (the 75th
     percentile of the device medians), beside the DRLs in force."""
     query = _query()
-    rows = [_proposal_row(query, p) for p in statistics().drl_proposal(query)]
+    stats = statistics()
+    rows = [_proposal_row(query, p) for p in stats.drl_proposal(query)]
     header = ["procedure", "n", "devices", "typical_value", "proposal", "unit", "drl"]
-    return _answer(query, rows, header)
+    return _answer(query, rows, header, stats.left_out(query))
 
 
 @bp.get("/devices")
@@ -294,7 +297,10 @@ def _levels(levels: Any) -> list[dict[str, Any]]:
              "ratio": lv.reported_ratio, "within": lv.within} for lv in levels]  # fmt: skip
 
 
-def _answer(query: Query, rows: list[dict[str, Any]], header: list[str]) -> Response:
+def _answer(
+    query: Query, rows: list[dict[str, Any]], header: list[str], left_out: LeftOut | None = None
+) -> Response:
+    """JSON (the query, the rows and what they leave out) or CSV (the rows)."""
     if request.args.get("format", "json") == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, header, extrasaction="ignore", lineterminator="\n")
@@ -302,9 +308,13 @@ def _answer(query: Query, rows: list[dict[str, Any]], header: list[str]) -> Resp
         for row in rows:
             writer.writerow({**row, "drl": _drl_text(row.get("drl", []))})
         return Response(out.getvalue(), 200, content_type="text/csv; charset=utf-8")
-    meta = {"quantity": query.quantity, "level": query.level, "group": list(query.group_by),
-            "from": datetime.fromtimestamp(query.since).astimezone().isoformat(),
-            "to": datetime.fromtimestamp(query.until).astimezone().isoformat()}  # fmt: skip
+    meta: dict[str, Any] = {
+        "quantity": query.quantity, "level": query.level, "group": list(query.group_by),
+        "from": datetime.fromtimestamp(query.since).astimezone().isoformat(),
+        "to": datetime.fromtimestamp(query.until).astimezone().isoformat()}  # fmt: skip
+    if left_out is not None:  # examinations, whatever the level
+        meta["left_out"] = {"qa": left_out.qa, "not_classified": [
+            {"name": name, "n": n} for name, n in left_out.unclassified]}  # fmt: skip
     return Response(orjson.dumps({**meta, "rows": rows}), 200, content_type="application/json")
 
 

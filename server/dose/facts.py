@@ -45,6 +45,10 @@ class DoseFact:
     exposure_mas: float | None = None  # CT: per rotation; radiography: of the exposure
     pitch_factor: float | None = None
     collimation_mm: float | None = None  # CT nominal total collimation width
+    # what the examination is: "procedure" (a standard procedure), "unclassified" (no rule
+    # matched: `procedure` holds its own words), "qa" (QA, phantom, physics: no patient);
+    # None: stored before Kerma told them apart (`kerma facts rebuild` fills it in)
+    category: str | None = None
 
 
 FACT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DoseFact))

@@ -15,6 +15,7 @@ import orjson
 from server.dose.facts import DoseFact, plausible
 from server.dose.units import UnitTable
 from server.fhir.acquisitions import event_procedure
+from server.fhir.mapping.study import classifying_rule
 from server.fhir.service import FhirService
 from server.fhir.values import date_range
 from server.mappings import plausibility_bounds
@@ -64,6 +65,7 @@ def study_facts(
         "modality": modality,
         "patient": study.get("subject", {}).get("reference"),
         "procedure": _procedure(study),
+        "category": _category(study),
         "age_years": _value(summary, "30525-0", "a", units),
         "weight_kg": measurements.get("weight_kg"),
         "size_m": measurements.get("size_m"),
@@ -94,6 +96,14 @@ def study_facts(
     return [plausible(row, bounds) for row in rows]
 
 
+def _category(study: dict[str, Any]) -> str:
+    """A standard procedure; no rule matched; or a rule that says it is no patient procedure
+    (`procedure: null` in mappings/classification/rules.yaml: QA, phantoms, physics)."""
+    if ((study.get("procedureCode") or [{}])[0]).get("coding"):
+        return "procedure"
+    return "unclassified" if classifying_rule(study) == "unmatched" else "qa"
+
+
 def _procedure(study: dict[str, Any]) -> str | None:
     """The standard procedure when classified, else the study's own words."""
     code = (study.get("procedureCode") or [{}])[0]
@@ -120,15 +130,18 @@ def _event_fact(event: dict[str, Any], common: dict[str, Any], units: UnitTable)
         body_region=_text(event.get("bodySite")),
         acquisition_type=acquisition.get("display") if acquisition else None,
         **values,
-        **{**common, "procedure": _event_procedure(event, common["procedure"])},
+        **{**common, **_event_procedure(event, common)},
     )
 
 
-def _event_procedure(event: dict[str, Any], study_procedure: str | None) -> str | None:
+def _event_procedure(event: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
     """The acquisition's own standard procedure (None: it is none, e.g. a localizer), else
-    the study's."""
+    the study's; with its category (a QA study's acquisitions stay QA)."""
     classified, coding = event_procedure(event)
-    return (coding or {}).get("display") if classified else study_procedure
+    if not classified or study["category"] == "qa":
+        return {"procedure": study["procedure"], "category": study["category"]}
+    return {"procedure": (coding or {}).get("display"),
+            "category": "procedure" if coding else study["category"]}  # fmt: skip
 
 
 def _exposure_mas(

@@ -11,7 +11,7 @@ from typing import Any
 from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.stats import figures
-from server.stats.service import UNITS, Query, Row, Statistics
+from server.stats.service import UNITS, LeftOut, Query, Row, Statistics
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class DepartmentReport:
     alerts: list[Alert]
     timeline_svg: str
     load_svg: str
+    left_out: LeftOut  # QA examinations left out; unclassified ones, by name (the annex)
 
 
 def department_report(
@@ -55,7 +56,8 @@ def department_report(
     timeline = figures.figure(stats, ct, "timeline", "month")
     load = figures.figure(stats, replace(ct, modality=""), "load")
     return DepartmentReport(start, end, instant(now.timestamp()), sections,
-                            _alerts(service, start, end), timeline, load)  # fmt: skip
+                            _alerts(service, start, end), timeline, load,
+                            stats.left_out(Query("dlp_mgy_cm", "study", (), *period)))  # fmt: skip
 
 
 def _alerts(service: FhirService, start: datetime, end: datetime) -> list[Alert]:

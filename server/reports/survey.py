@@ -11,7 +11,7 @@ from typing import Any
 from server.fhir.values import instant
 from server.reports import render
 from server.stats import measures
-from server.stats.service import UNITS, Query, Row, Statistics
+from server.stats.service import NOT_CLASSIFIED, UNITS, Query, Row, Statistics
 
 
 def survey(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Query, list[Row]]]:
@@ -19,7 +19,8 @@ def survey(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Quer
     found = []
     for quantity, level in stats.tables.survey:
         query = Query(quantity, level, ("procedure", "device"), start.timestamp(), end.timestamp())
-        rows = [r for r in stats.dose(query) if r.group.get("procedure")]
+        rows = [r for r in stats.dose(query)
+                if r.group.get("procedure") not in (None, NOT_CLASSIFIED)]  # fmt: skip
         if rows:
             found.append((query, rows))
     return found

@@ -25,7 +25,8 @@ from server.stats.snapshot import Snapshot, Snapshots
 from server.store.port import Store
 
 KEYS = ("study_uid", "patient")
-WORDS = ("modality", "device", "procedure", "protocol", "body_region", "acquisition_type")
+WORDS = ("modality", "device", "procedure", "protocol", "body_region", "acquisition_type",
+         "category")  # fmt: skip
 NUMBERS = (
     "date", "age_years", "weight_kg", "ctdivol_mgy", "dlp_mgy_cm", "ssde_mgy", "dap_gy_m2",
     "dose_rp_gy", "agd_mgy", "exposure_index", "fluoro_time_s", "kvp_kv", "tube_current_ma",
@@ -100,7 +101,7 @@ class FactColumns:
             return
         with self._snapshots.locked():
             found = self._snapshots.load()
-            if found is None or not self._same_store(found):
+            if found is None or not self._usable(found):
                 found = self._write_copy()
             self._labels = {w: list(found.labels[w]) for w in WORDS}
             self._codes = {w: {label: c for c, label in enumerate(found.labels[w])} for w in WORDS}
@@ -146,7 +147,10 @@ class FactColumns:
         self._version = self._base_version = version
         self._base, self._alive, self._fresh = columns, None, {}
 
-    def _same_store(self, found: Snapshot) -> bool:
+    def _usable(self, found: Snapshot) -> bool:
+        """Made from this store (and with the columns of this version of Kerma)."""
+        if found.columns.keys() != self._empty().keys():
+            return False
         return found.version <= self._store.fact_version() and (
             self._anchor(found.version) == found.anchor
         )

@@ -40,6 +40,7 @@ UNITS = {
     "kvp_kv": "kV", "tube_current_ma": "mA", "exposure_mas": "mAs", "pitch_factor": "",
     "collimation_mm": "mm", "weight_kg": "kg",
 }  # fmt: skip
+NOT_CLASSIFIED = "not classified"  # the procedure group of examinations no rule classified
 _PERIODS = {"year": "%Y", "month": "%Y-%m", "week": "%G-W%V", "weekday": "%u %a", "hour": "%H"}
 _MAX_DAYS = 366 * 50
 
@@ -57,6 +58,7 @@ class Query:
     patient: str = ""  # "Patient/<id>": one patient's examinations only
     # the only devices the user may see (a radiographer's); empty: every device
     devices: tuple[str, ...] = ()
+    qa: bool = False  # QA, phantom and physics examinations too (else left out, counted apart)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,18 @@ class Row:
     group: dict[str, str | None]
     summary: Summary
     levels: tuple[LevelComparison, ...] = ()
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """What a period's statistics leave out or cannot name."""
+
+    qa: int  # QA, phantom and physics examinations
+    unclassified: list[tuple[str, int]]  # (the examination's own words, how many)
+
+    @property
+    def unclassified_total(self) -> int:
+        return sum(n for _, n in self.unclassified)
 
 
 @dataclass(frozen=True)
@@ -302,6 +316,8 @@ class Statistics:
         proposals = []
         for row in by_procedure:
             procedure = row.group["procedure"]
+            if procedure == NOT_CLASSIFIED:
+                continue  # no standard procedure: nothing to propose a level for
             medians = [r.summary.median for r in by_device if r.group["procedure"] == procedure
                        and r.summary.n >= self.tables.min_values_per_device]  # fmt: skip
             proposal = (
@@ -330,6 +346,9 @@ class Statistics:
         if q.devices:
             allowed = [c for c in (facts.code("device", d) for d in q.devices) if c is not None]
             keep &= np.isin(columns["device"], allowed)
+        qa = facts.code("category", "qa")
+        if not q.qa and qa is not None:
+            keep &= columns["category"] != qa
         return columns, labels, keep
 
     def _groups(
@@ -347,12 +366,42 @@ class Statistics:
                 )
             elif name == "age_band":
                 code, label = self._age_codes(columns["age_years"][keep])
+            elif name == "procedure":
+                code, label = self._procedure_codes(q, columns, labels, keep)
             else:
                 code, label = columns[name][keep], list(labels[name])
             parts.append(code)
             names.append(label)
         sizes = [max(len(label), 1) for label in names]
         return combine(parts, sizes), names, sizes
+
+    def _procedure_codes(
+        self,
+        q: Query,
+        columns: Columns,
+        labels: dict[str, list[str | None]],
+        keep: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.int64], list[object]]:
+        """The standard procedures; every unclassified examination under NOT_CLASSIFIED (its
+        own words are no procedure: `left_out` lists them)."""
+        code = columns["procedure"][keep].astype(np.int64)
+        unclassified = self.facts(q.level).code("category", "unclassified")
+        if unclassified is not None:
+            code[columns["category"][keep] == unclassified] = len(labels["procedure"])
+        return code, [*labels["procedure"], NOT_CLASSIFIED]
+
+    def left_out(self, q: Query) -> LeftOut:
+        """The examinations of the query's period, modality and devices that its statistics
+        leave out (QA, phantoms) or put under NOT_CLASSIFIED (with their own words)."""
+        columns, labels, keep = self.select(replace(q, level="study", qa=True, procedure=""))
+        facts = self.facts("study")
+        qa, unclassified = (facts.code("category", c) for c in ("qa", "unclassified"))
+        category = columns["category"][keep]  # (a code that no row has is None: no match)
+        names = columns["procedure"][keep][category == unclassified]
+        counts = np.bincount(names, minlength=len(labels["procedure"]))
+        found = [(labels["procedure"][c] or "(no name)", int(n)) for c, n in enumerate(counts) if n]
+        return LeftOut(int(np.count_nonzero(category == qa)),
+                       sorted(found, key=lambda pair: (-pair[1], pair[0])))  # fmt: skip
 
     def _age_codes(
         self, ages: npt.NDArray[np.float64]

@@ -67,7 +67,7 @@ def studies(stats: Statistics, listing: Listing) -> StudyPage:
     """The page of study rows the listing asks for, and how many match in all."""
     if listing.sort not in SORTS or (listing.dose and listing.dose not in DOSES):
         raise ValueError(f"sort by one of {', '.join(SORTS)}; bound one of {', '.join(DOSES)}")
-    columns, labels, keep = stats.select(replace(listing.query, level="study"))
+    columns, labels, keep = stats.select(replace(listing.query, level="study", qa=True))
     keep = keep & _bounded(columns, listing)
     keep &= _among(columns["patient"], listing.patients)
     keep &= _among(columns["study_uid"], listing.studies)

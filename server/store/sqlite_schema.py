@@ -153,4 +153,10 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX failed_sign_in_key ON failed_sign_in (key, at);
         """,
     ),
+    (
+        7,
+        """
+        ALTER TABLE dose_fact ADD COLUMN category TEXT;
+        """,
+    ),
 )

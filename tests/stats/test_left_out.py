@@ -1,0 +1,77 @@
+"""Patients only, by default (issue 19): a QA or phantom examination (a rule with `procedure:
+null`) is left out of statistics, DRL proposals, surveys and the department report and counted
+apart; an examination no rule classified counts as "not classified", never under its own words
+as if they were a standard procedure, and its words are listed (the report's annex)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from server.config import Settings
+from server.ingest import build_ingestor
+from server.reports.documents import department_pdf, survey_files
+from server.site import build_service
+from server.store.port import Store
+from tests.conftest import Api
+from tests.reports.test_department import text_of
+
+CORPUS = Path(__file__).parents[1] / "data" / "dicom" / "openrem"
+PERIOD = "from=1990-01-01&to=2026-12-01"
+QA_DLP_MGY_CM = 1590.0  # the Flash QA file: CT Dose Length Product Total (113813), mGy.cm
+
+
+@pytest.fixture
+def examinations(store: Store, settings: Settings) -> None:
+    ingestor = build_ingestor(store, settings)
+    for name in (
+        "CT-RDSR-Siemens_Flash-QA-DS.dcm",  # the physicist's phantom series
+        "RF-RDSR-Siemens-Zee.dcm",  # no rule matches it: no words but "RF"
+        "CT-RDSR-Siemens-Continued-1.dcm",
+    ):  # a CT classified to a procedure
+        outcome = ingestor.ingest_file(CORPUS / name)
+        assert outcome.study and outcome.events_added, (name, outcome)
+
+
+def test_the_facts_say_what_each_examination_is(examinations: None, store: Store) -> None:
+    studies = {f.modality + ("-qa" if f.category == "qa" else ""): f
+               for f in store.facts() if f.level == "study"}  # fmt: skip
+    assert sorted((k, f.category) for k, f in studies.items()) == [
+        ("CT", "procedure"),
+        ("CT-qa", "qa"),
+        ("RF", "unclassified"),
+    ]
+    assert studies["CT-qa"].dlp_mgy_cm == pytest.approx(QA_DLP_MGY_CM, abs=0.01)
+    qa_uid = studies["CT-qa"].study_uid
+    assert {f.category for f in store.facts(qa_uid) if f.level == "event"} == {"qa"}
+
+
+def test_statistics_leave_qa_out_and_name_the_unclassified(examinations: None, api: Api) -> None:
+    ct = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()
+    assert [r["n"] for r in ct["rows"]] == [1]  # the classified CT, not the phantom
+    assert all(r["max"] < QA_DLP_MGY_CM for r in ct["rows"])
+    assert ct["left_out"] == {"qa": 1, "not_classified": [{"name": "(no name)", "n": 1}]}
+    rf = api.get(f"/stats/dose?quantity=dap_gy_m2&group=procedure&{PERIOD}").get_json()
+    assert [r["procedure"] for r in rf["rows"]] == ["not classified"]
+    assert rf["rows"][0]["drl"] == []
+    proposals = api.get(f"/stats/drl-proposal?quantity=dap_gy_m2&{PERIOD}").get_json()
+    assert proposals["rows"] == []  # nothing to propose a level for
+    load = api.get(f"/stats/load?quantity=dlp_mgy_cm&group=modality&{PERIOD}").get_json()
+    assert load["rows"] == [{"modality": "CT", "n": 1}]
+
+
+def test_the_report_and_the_survey_leave_qa_out(
+    examinations: None, store: Store, settings: Settings
+) -> None:
+    service = build_service(store, settings)
+    start, end = datetime(1990, 1, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    text = text_of(department_pdf(service, settings, start, end, now))
+    assert "Left out: 1 QA, phantom and physics examination(s)" in text
+    assert "Not classified to a standard procedure: 1 examination(s)" in text
+    assert "Annex: examinations not classified" in text and "(no name) 1" in text
+    assert "1,590" not in text and "1590" not in text
+    survey = text_of(survey_files(service, settings, start, end, now)["application/pdf"])
+    assert "1,590" not in survey and "1590" not in survey and "not classified" not in survey
