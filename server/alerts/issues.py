@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from server.dose.alerts import Alert
+from server.dose.cumulative import NAMES, QUANTITIES
 from server.dose.drl import Exceedance, Value
 from server.dose.monitoring import Drift, MedianAbove, Repeated
 from server.fhir.mapping import Context, fhir_datetime
@@ -130,7 +131,9 @@ def repeated_examinations(found: Repeated, until: datetime, ctx: Context) -> dic
     """A patient with repeated examinations in a short time (H5): raised again only when a
     newer examination joins the window."""
     rule = found.rule
-    sums = "".join(f"; {field} {total:.4g}" for field, total in found.sums)
+    levels = dict(rule.sums)
+    sums = "".join(f"; {NAMES[field]} {total:.4g} {QUANTITIES[field]} (level {levels[field]:.4g} "
+                   f"{QUANTITIES[field]})" for field, total in found.sums)  # fmt: skip
     first, last = (fhir_datetime(datetime.fromtimestamp(t, ctx.timezone), ctx)[:10]
                    for t in (found.first, found.last))  # fmt: skip
     detail = (f"{len(found.examinations)} examinations ({', '.join(rule.modalities)}) of this "

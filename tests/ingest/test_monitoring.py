@@ -219,3 +219,18 @@ def test_duplicate_protocols_and_differences_between_devices(
     assert validate(across) == []
     assert api.get(url + "nonsense").status_code == 400
     assert api.get("/fhir/List/$protocol-review?kind=across-devices&days=x").status_code == 400
+
+
+def test_a_repeated_examinations_text_gives_each_sum_with_its_unit_and_level() -> None:
+    from server.alerts.issues import repeated_examinations
+    from server.dose.monitoring import Repeated, RepeatRule
+    from server.fhir.mapping import Context
+
+    rule = RepeatRule("CT over 2 Gy.cm in 28 days", ("CT",), 28, None, (("dlp_mgy_cm", 2000.0),))
+    found = Repeated(rule, "Patient/p", ("Observation/a", "Observation/b"),
+                     (("dlp_mgy_cm", 2412.5),), 1_790_000_000.0, 1_790_500_000.0)  # fmt: skip
+    issue = repeated_examinations(found, datetime(2026, 12, 5, tzinfo=UTC), Context())
+    assert issue["detail"] == (
+        "2 examinations (CT) of this patient from 2026-09-21 to 2026-09-27; "
+        "DLP 2412 mGy·cm (level 2000 mGy·cm): CT over 2 Gy.cm in 28 days"
+    )
