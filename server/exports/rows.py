@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import math
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,12 +25,23 @@ from server.dose.ages import calendar_age
 from server.dose.facts import FACT_FIELDS
 from server.fhir.pseudonymise import Precision, precision, pseudonym
 from server.fhir.service import FhirService, body_of
+from server.mappings import read_csv_rows
 from server.site import site_context
 from server.stats.service import Query, site_statistics
 from server.store.port import Store
 
 _READ = [f for f in FACT_FIELDS if f != "key"]
 _DATES = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+_EXCEL_DATES = {
+    "second": "yyyy-mm-dd hh:mm:ss",
+    "day": "yyyy-mm-dd",
+    "month": "yyyy-mm",
+    "year": "yyyy",
+}
+_WIDTHS = {"patient_pseudonym": 24, "study_pseudonym": 24, "study_instance_uid": 40,
+           "device_name": 36, "date": 20, "protocol": 28, "procedure": 36, "body_region": 18,
+           "acquisition_type": 20}  # fmt: skip
+_MAX_LINES = 1_048_576
 _VALUES = [f for f in FACT_FIELDS if f not in ("key", "resource", "study_uid", "patient", "device")]
 
 
@@ -65,12 +77,9 @@ class Export:
             patient = row["patient"] or ""
             who = [self.patient_id(patient), row["study_uid"]] if self.patient_id else []
             when = datetime.fromtimestamp(row["date"], self.timezone)
-            if self.patient_id:
-                row["date"] = when.isoformat(timespec="seconds")
-            else:
-                row["date"] = when.strftime(_DATES[self.precision])
-                if row["age_years"] is not None:
-                    row["age_years"] = calendar_age(row["age_years"], when.date())
+            row["date"] = when if self.patient_id else _truncated(when, self.precision)
+            if not self.patient_id and row["age_years"] is not None:
+                row["age_years"] = calendar_age(row["age_years"], when.date())
             yield [
                 hashed(patient) if patient else "",
                 hashed(row["study_uid"]),
@@ -84,32 +93,118 @@ class Export:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(self.header)
+        at = self.header.index("date")
         for n, row in enumerate(self.rows(q, studies), 1):
+            row[at] = self._date_text(row[at])
             writer.writerow(row)
             if n % 1000 == 0:
                 yield _drain(out)
         yield _drain(out)
 
     def xlsx(self, q: Query, studies: frozenset[str] | None = None) -> Path:
-        """An XLSX file (XlsxWriter's constant-memory mode: rows go to disk as written); a
-        sheet holds at most 1,048,575 rows, so larger exports continue on the next sheet."""
+        """An XLSX file a spreadsheet user opens: a "read me" sheet (what the export holds,
+        each column with its unit), then one sheet per modality with a frozen header, a
+        filter, widths and dates as dates. XlsxWriter's constant-memory mode: rows go to disk
+        as written; past 1,048,575 rows a modality continues on a sheet of its own."""
         import xlsxwriter
 
         with tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False) as handle:
             path = Path(handle.name)
-        book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
-        sheet, line = None, 0
+        book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "remove_timezone": True})
+        _read_me(book.add_worksheet("read me"), self, q)
+        sheets = _Sheets(book, self.header, _EXCEL_DATES[self.precision if not self.patient_id
+                                                           else "second"])  # fmt: skip
         for row in self.rows(q, studies):
-            if sheet is None or line == 1_048_576:
-                sheet, line = book.add_worksheet(), 0
-                sheet.write_row(line, 0, self.header)
-                line += 1
-            sheet.write_row(line, 0, row)
-            line += 1
-        if sheet is None:
-            book.add_worksheet().write_row(0, 0, self.header)
+            sheets.write(row)
+        sheets.close()
         book.close()
         return path
+
+    def _date_text(self, when: datetime) -> str:
+        if self.patient_id:
+            return when.isoformat(timespec="seconds")
+        return when.strftime(_DATES[self.precision])
+
+
+class _Sheets:
+    """The modality sheets, each made when its first row comes."""
+
+    def __init__(self, book: Any, header: list[str], date_format: str) -> None:
+        self._book, self._header = book, header
+        self._date = book.add_format({"num_format": date_format})
+        self._bold = book.add_format({"bold": True})
+        self._at = header.index("modality"), header.index("date")
+        self._open: dict[str, tuple[Any, int]] = {}  # modality -> (sheet, next line)
+        self._made: list[tuple[Any, int]] = []
+
+    def write(self, row: list[Any]) -> None:
+        modality = row[self._at[0]] or "other"
+        sheet, line = self._open.get(modality, (None, _MAX_LINES))
+        if line == _MAX_LINES:
+            name = (
+                modality
+                if modality not in self._book.sheetnames
+                else f"{modality} ({len(self._made)})"
+            )
+            sheet, line = self._book.add_worksheet(name[:31]), 1
+            for column, title in enumerate(self._header):
+                sheet.set_column(column, column, _width(title))
+            sheet.write_row(0, 0, self._header, self._bold)
+            sheet.freeze_panes(1, 0)
+            self._made.append((sheet, 0))
+        date = row[self._at[1]]
+        sheet.write_row(line, 0, row)
+        sheet.write_datetime(line, self._at[1], date, self._date)
+        self._open[modality] = (sheet, line + 1)
+
+    def close(self) -> None:
+        if not self._open:  # nothing in the period: the header alone, on a sheet of its own
+            self._book.add_worksheet("rows").write_row(0, 0, self._header, self._bold)
+        lines = {id(sheet): line for sheet, line in self._open.values()}
+        for sheet, _ in self._made:
+            sheet.autofilter(0, 0, lines.get(id(sheet), _MAX_LINES) - 1, len(self._header) - 1)
+
+
+def _read_me(sheet: Any, export: Export, q: Query) -> None:
+    """What the export holds: the level, the period, whether it is pseudonymised and how,
+    each column with its unit and meaning (mappings/exports/columns.csv)."""
+    start, end = (datetime.fromtimestamp(t, export.timezone).date() if math.isfinite(t) else None
+                  for t in (q.since, q.until))  # fmt: skip
+    period = f"{start or 'the first'} to {end or 'the last'}" + (" (end excluded)" if end else "")
+    identified = export.patient_id is not None
+    lines = [
+        ["Kerma dose facts", f"one row per {'examination' if q.level == 'study' else 'irradiation event'}, "
+         "one sheet per modality"],
+        ["period", f"{period}, dates in the site's time zone"],
+        ["filter", ", ".join(f"{f} {getattr(q, f)}" for f in ("modality", "device", "procedure")
+                             if getattr(q, f)) or "none"],
+        ["identified" if identified else "pseudonymised",
+         "personal data: patient IDs, Study Instance UIDs, dates to the second" if identified
+         else "patients and examinations as keyed pseudonyms (HMAC-SHA256, the site's key), "
+              f"ages in whole years, dates to the {export.precision}; no name, ID, UID or birth date"],
+        [],
+        ["column", "unit", "meaning"],
+    ]  # fmt: skip
+    described = {r["column"]: r for r in read_csv_rows("exports/columns.csv")}
+    lines += [[c, described[c]["unit"], described[c]["meaning"]] for c in export.header]
+    sheet.set_column(0, 0, 22)
+    sheet.set_column(1, 1, 12)
+    sheet.set_column(2, 2, 110)
+    for line, values in enumerate(lines):
+        sheet.write_row(line, 0, values)
+
+
+def _width(title: str) -> int:
+    return _WIDTHS.get(title, max(len(title) + 2, 10))
+
+
+def _truncated(when: datetime, precision: Precision) -> datetime:
+    """The date at the precision pseudonymised exports give (the start of the day, month,
+    year): no time of day."""
+    day = when.replace(hour=0, minute=0, second=0, microsecond=0)
+    if precision == "day":
+        return day
+    return day.replace(day=1) if precision == "month" else day.replace(month=1, day=1)
 
 
 def _drain(out: io.StringIO) -> str:

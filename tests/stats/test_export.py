@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
+from datetime import datetime
 from typing import Any
+
+import openpyxl
 
 from server.auth.keys import site_key
 from server.config import Settings
@@ -57,13 +59,33 @@ def test_identified_exports_are_for_mpe_and_admin_and_audited(
 
 
 def test_an_xlsx_export(scanner: None, api: Api) -> None:
+    """Read back with openpyxl, as a spreadsheet user's tools read it."""
     answer = api.get(f"/stats/export/study.xlsx?modality=CT&{PERIOD}")
     assert answer.status_code == 200
-    book = zipfile.ZipFile(io.BytesIO(answer.data))
-    sheet = book.read("xl/worksheets/sheet1.xml").decode()
-    assert sheet.count("<row ") == 25  # the header and 24 examinations
-    assert "patient_pseudonym" in sheet and "SOMATOM" in sheet
+    book = openpyxl.load_workbook(io.BytesIO(answer.data))
+    assert book.sheetnames == ["read me", "CT"]
+    sheet = book["CT"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) == 25  # the header and 24 examinations
+    header = list(rows[0])
+    assert header == list(next(csv.reader(io.StringIO(
+        api.get(f"/stats/export/study.csv?modality=CT&{PERIOD}").get_data(as_text=True)))))  # fmt: skip
+    first = dict(zip(header, rows[1], strict=True))
+    assert first["date"] == datetime(2026, 8, 3)  # a date, to the day (pseudonymised)
+    assert sheet.cell(2, header.index("date") + 1).number_format == "yyyy-mm-dd"
+    assert first["dlp_mgy_cm"] == 500 and "SOMATOM" in first["device_name"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == f"A1:{_column(len(header))}25"
+    assert sheet.column_dimensions["A"].width > 20  # the pseudonyms fit
+    read_me = {r[0]: r[1:] for r in book["read me"].iter_rows(values_only=True) if r and r[0]}
+    assert read_me["dlp_mgy_cm"][0] == "mGy·cm" and "DLP" in read_me["dlp_mgy_cm"][1]
+    assert "ages in whole years" in read_me["pseudonymised"][0]
+    assert all(column in read_me for column in header)  # every column explained
     assert api.get("/stats/export/patients.csv").status_code == 404
+
+
+def _column(n: int) -> str:
+    """The spreadsheet letter of the n-th column (1: A, 27: AA)."""
+    return ("" if n <= 26 else chr(64 + (n - 1) // 26)) + chr(65 + (n - 1) % 26)
 
 
 def test_same_pseudonym_for_the_same_key() -> None:
@@ -90,8 +112,12 @@ def test_an_export_as_a_job(scanner: None, api: Api, as_role: Any) -> None:
     url = "/fhir/" + output["valueString"]
     answer = api.get(url)
     assert answer.status_code == 200
-    sheet = zipfile.ZipFile(io.BytesIO(answer.data)).read("xl/worksheets/sheet1.xml").decode()
-    assert sheet.count("<row ") == 25 and "123456" in sheet  # identified: the patient's ID
+    sheet = openpyxl.load_workbook(io.BytesIO(answer.data))["CT"]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) == 25 and rows[1][rows[0].index("patient_id")] == "123456"  # identified
+    [first] = _rows(api.get(f"/stats/export/study.csv?identified=true&{PERIOD}"))[:1]
+    when = datetime.fromisoformat(first["date"])  # to the second, in the site's time zone
+    assert rows[1][rows[0].index("date")] == when.replace(tzinfo=None)
     assert as_role("viewer").get(url).status_code == 403  # the export is the mpe's
     assert (
         as_role("viewer").post(f"/stats/export/study.xlsx?identified=true&{PERIOD}", {}).status_code
