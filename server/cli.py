@@ -598,6 +598,7 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     and mean of CTDIvol, DLP, DAP, AGD and patient weight."""
     from server.reports import survey
     from server.site import build_service
+    from server.stats import measures
     from server.stats.service import site_statistics
     from server.store import open_store
 
@@ -608,9 +609,10 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     stats = site_statistics(build_service(store, settings), settings)
     tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
     if out.suffix.lower() == ".json":
-        out.write_bytes(orjson.dumps(survey.bundle(tables, stats, now), option=orjson.OPT_INDENT_2))
+        bundle = measures.collection(tables, stats, now)
+        out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
     else:
-        out.write_bytes(survey.pdf(tables, first, last, now))
+        out.write_bytes(survey.pdf(tables, stats, first, last, now))
     store.close()
     click.echo(
         f"{out}: {sum(len(rows) for _, rows in tables)} rows in {len(tables)} tables", err=True

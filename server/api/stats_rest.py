@@ -23,7 +23,7 @@ from server.files import chunks
 from server.jobs import reports, tasks
 from server.reports import survey
 from server.site import site_context
-from server.stats import figures
+from server.stats import figures, measures
 from server.stats.columns import FactColumns
 from server.stats.service import (
     UNITS,
@@ -231,9 +231,12 @@ def national_survey(fmt: str) -> Response:
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
     tables = survey.survey(stats, start, end)
     if fmt == "pdf":
-        return Response(survey.pdf(tables, start, end, now), 200, content_type="application/pdf")
+        pdf = survey.pdf(tables, stats, start, end, now)
+        return Response(pdf, 200, content_type="application/pdf")
     return Response(
-        orjson.dumps(survey.bundle(tables, stats, now)), 200, content_type="application/fhir+json"
+        orjson.dumps(measures.collection(tables, stats, now)),
+        200,
+        content_type="application/fhir+json",
     )
 
 

@@ -19,6 +19,7 @@ class Section:
     title: str
     unit: str
     rows: list[Row]
+    query: Query  # what the rows answer (the report's Bundle has it as a MeasureReport)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def department_report(
         query = Query(quantity, level, ("procedure", "device"), *period, modality=modality)
         rows = stats.dose(query)
         if rows:
-            sections.append(Section(title, UNITS[quantity], rows))
+            sections.append(Section(title, UNITS[quantity], rows, query))
     ct = Query("dlp_mgy_cm", "study", ("month",), *period, modality="CT")
     timeline = figures.figure(stats, ct, "timeline", "month")
     load = figures.figure(stats, replace(ct, modality=""), "load")

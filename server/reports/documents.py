@@ -18,6 +18,7 @@ from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.reports import render, survey
 from server.reports.department import department_report
+from server.stats import measures
 from server.stats.service import site_statistics
 
 REPORT_TYPE = "https://kerma.example.org/fhir/CodeSystem/report"
@@ -28,8 +29,12 @@ SUFFIXES = {"application/pdf": "pdf", FHIR_JSON: "json"}
 def department_pdf(
     service: FhirService, settings: Settings, start: datetime, end: datetime, now: datetime
 ) -> bytes:
-    report = department_report(site_statistics(service, settings), service, start, end, now)
-    return render.pdf("department.html", report=report)
+    """The department report as PDF/A-3 with the MeasureReports of its tables embedded."""
+    stats = site_statistics(service, settings)
+    report = department_report(stats, service, start, end, now)
+    tables = [(section.query, section.rows) for section in report.sections]
+    bundle = orjson.dumps(measures.collection(tables, stats, now), option=orjson.OPT_INDENT_2)
+    return render.pdf("department.html", [("department-report-bundle.json", bundle)], report=report)
 
 
 def survey_files(
@@ -40,8 +45,8 @@ def survey_files(
     stats = site_statistics(service, settings)
     tables = survey.survey(stats, start, end)
     return {
-        "application/pdf": survey.pdf(tables, start, end, now),
-        FHIR_JSON: orjson.dumps(survey.bundle(tables, stats, now)),
+        "application/pdf": survey.pdf(tables, stats, start, end, now),
+        FHIR_JSON: orjson.dumps(measures.collection(tables, stats, now)),
     }
 
 

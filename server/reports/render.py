@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -21,7 +22,14 @@ def html(template: str, **data: Any) -> str:
     return _environment().get_template(template).render(**data)
 
 
-def pdf(template: str, **data: Any) -> bytes:
-    from weasyprint import HTML  # loads pango: only when a report is made
+def pdf(template: str, attachments: Sequence[tuple[str, bytes]] = (), **data: Any) -> bytes:
+    """PDF/A-3b (ISO 19005-3: archivable, fonts embedded) with `attachments` (file name,
+    content) embedded as the data the document presents, so document and data travel
+    together."""
+    from weasyprint import HTML, Attachment  # loads pango: only when a report is made
 
-    return bytes(HTML(string=html(template, **data)).write_pdf())
+    files = [Attachment(string=content, name=name, relationship="Data",
+                        description="the FHIR Bundle this document presents")
+             for name, content in attachments]  # fmt: skip
+    document = HTML(string=html(template, **data))
+    return bytes(document.write_pdf(pdf_variant="pdf/a-3b", attachments=files))

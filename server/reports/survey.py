@@ -6,7 +6,8 @@ procedure and device) and as a PDF with the same numbers."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+
+import orjson
 
 from server.fhir.values import instant
 from server.reports import render
@@ -26,21 +27,15 @@ def survey(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Quer
     return found
 
 
-def bundle(
-    tables: list[tuple[Query, list[Row]]], stats: Statistics, now: datetime
-) -> dict[str, Any]:
-    """A collection Bundle of MeasureReports (what goes to the authority)."""
-    entries = []
-    for query, rows in tables:
-        overall = stats.dose(Query(**{**query.__dict__, "group_by": ("modality",)}))
-        entries.append({"resource": measures.report(query, overall, rows, now)})
-    return {"resourceType": "Bundle", "type": "collection", "timestamp": instant(now.timestamp()),
-            "entry": entries}  # fmt: skip
-
-
 def pdf(
-    tables: list[tuple[Query, list[Row]]], start: datetime, end: datetime, now: datetime
+    tables: list[tuple[Query, list[Row]]],
+    stats: Statistics,
+    start: datetime,
+    end: datetime,
+    now: datetime,
 ) -> bytes:
+    """The survey as PDF/A-3, with its Bundle of MeasureReports embedded (the same numbers)."""
     sections = [(q.quantity, q.level, UNITS[q.quantity], rows) for q, rows in tables]
-    return render.pdf("survey.html", sections=sections, start=start, end=end,
-                      generated=instant(now.timestamp()))  # fmt: skip
+    bundle = orjson.dumps(measures.collection(tables, stats, now), option=orjson.OPT_INDENT_2)
+    return render.pdf("survey.html", [("survey-bundle.json", bundle)], sections=sections,
+                      start=start, end=end, generated=instant(now.timestamp()))  # fmt: skip

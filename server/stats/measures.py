@@ -9,12 +9,13 @@ https://kerma.example.org/fhir/StructureDefinition/dose-statistics.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from server.fhir.errors import FhirError
 from server.fhir.values import instant
-from server.stats.service import GROUPS, UNITS, LevelComparison, Query, Row
+from server.stats.service import GROUPS, UNITS, LevelComparison, Query, Row, Statistics
 
 BASE = "https://kerma.example.org/fhir/Measure/"
 STATISTICS_URL = "https://kerma.example.org/fhir/StructureDefinition/dose-statistics"
@@ -95,6 +96,19 @@ def report(query: Query, overall: list[Row], rows: list[Row], now: datetime) -> 
         "period": {"start": instant(query.since), "end": instant(query.until)},
         "group": [group],
     }
+
+
+def collection(
+    tables: list[tuple[Query, list[Row]]], stats: Statistics, now: datetime
+) -> dict[str, Any]:
+    """A collection Bundle of the MeasureReports of some statistics (a survey, a report's
+    tables): each with its whole population and its strata."""
+    entries = []
+    for query, rows in tables:
+        overall = stats.dose(replace(query, group_by=("modality",)))
+        entries.append({"resource": report(query, overall, rows, now)})
+    return {"resourceType": "Bundle", "type": "collection", "timestamp": instant(now.timestamp()),
+            "entry": entries}  # fmt: skip
 
 
 def _stratum(query: Query, row: Row, unit: str) -> dict[str, Any]:

@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pypdf
 
 from server.config import Settings
+from server.fhir.validation import validate
 from server.store.port import Store
 from tests.conftest import Api
 
@@ -26,6 +28,15 @@ def text_of(pdf: bytes) -> str:
     return " ".join(
         " ".join(p.extract_text().split()) for p in pypdf.PdfReader(io.BytesIO(pdf)).pages
     )
+
+
+def archived(pdf: bytes) -> dict[str, Any]:
+    """The files embedded in a PDF/A-3b (read back with pypdf), by name, as JSON; fails when
+    its XMP metadata does not claim PDF/A-3b."""
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data()
+    assert b'pdfaid:part="3" pdfaid:conformance="B"' in xmp
+    return {name: orjson.loads(data[0]) for name, data in reader.attachments.items()}
 
 
 def _finished(api: Api, task: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +85,12 @@ def test_the_department_report_over_rest(site: Api, as_role: Any) -> None:
     )  # "mpe-user" wraps
     assert text.count(" open ") + text.count(" open") >= 11
     assert "Examinations by weekday and hour" in text  # the load chart's text
+    bundle = archived(pdf.data)["department-report-bundle.json"]
+    assert validate(bundle) == []
+    dlp = next(e["resource"] for e in bundle["entry"]
+               if e["resource"]["measure"].endswith("dose-dlp-mgy-cm-study"))  # fmt: skip
+    [stratum] = dlp["group"][0]["stratifier"][0]["stratum"]
+    assert (stratum["population"][0]["count"], stratum["measureScore"]["value"]) == (24, 700)
 
 
 def test_the_department_report_from_the_command_line(

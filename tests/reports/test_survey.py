@@ -14,7 +14,7 @@ import orjson
 from server.config import Settings
 from server.fhir.validation import validate
 from tests.conftest import Api
-from tests.reports.test_department import DEVICE, PERIOD, text_of
+from tests.reports.test_department import DEVICE, PERIOD, archived, text_of
 
 
 def test_the_survey_as_a_bundle_and_a_pdf(site: Api, as_role: Any) -> None:
@@ -45,6 +45,11 @@ def test_the_survey_as_a_bundle_and_a_pdf(site: Api, as_role: Any) -> None:
     text = text_of(pdf.data)
     assert "dlp_mgy_cm per examination (mGy·cm)" in text
     assert f"Pelvis w IV Contrast {DEVICE} 24 700 700" in text  # n, median, mean
+    embedded = archived(pdf.data)["survey-bundle.json"]  # the document and its data together
+    same_site = site.get(f"/stats/survey.json?{PERIOD}").get_json()  # (with the UK DRLs)
+    assert [e["resource"]["group"] for e in embedded["entry"]] == [
+        e["resource"]["group"] for e in same_site["entry"]
+    ]
     assert site.get(f"/stats/survey.xml?{PERIOD}").status_code == 404
 
 
