@@ -597,6 +597,7 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     """The national DRL survey of [--from, --to): per standard procedure and device n, median
     and mean of CTDIvol, DLP, DAP, AGD and patient weight."""
     from server.reports import survey
+    from server.reports.render import About
     from server.site import build_service
     from server.stats import measures
     from server.stats.service import site_statistics
@@ -606,13 +607,15 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     _writable_out(out, (".pdf", ".json"))
     first, last = _local_period(start, end, settings)
     store = open_store(settings)
-    stats = site_statistics(build_service(store, settings), settings)
+    service = build_service(store, settings)
+    stats = site_statistics(service, settings)
     tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
     if out.suffix.lower() == ".json":
         bundle = measures.collection(tables, stats, now)
         out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
     else:
-        out.write_bytes(survey.pdf(tables, stats, first, last, now))
+        about = About.of(service, settings)
+        out.write_bytes(survey.pdf(tables, stats, about, first, last, now))
     store.close()
     click.echo(
         f"{out}: {sum(len(rows) for _, rows in tables)} rows in {len(tables)} tables", err=True
@@ -726,6 +729,37 @@ def drl_load() -> None:
     store.close()
     sets = len({level.set for level in levels})
     click.echo(f"{len(levels)} levels of {sets} sets: {created} created, {updated} updated")
+
+
+@main.group()
+def site() -> None:
+    """Who reports: the site's name, address, registration and medical physics expert."""
+
+
+@site.command("set")
+@click.option("--name", required=True, help="the site as the authority knows it")
+@click.option(
+    "--address",
+    "address",
+    multiple=True,
+    help="a line of the address (repeat; the last is the city)",
+)
+@click.option(
+    "--registration", default="", help="the number the authority registered the site under"
+)
+@click.option("--mpe", default="", help="the medical physics expert responsible for the reports")
+def site_set(name: str, address: tuple[str, ...], registration: str, mpe: str) -> None:
+    """Set up Organization/site (reports and surveys name it; the survey Bundle's reporter)."""
+    from server.site import build_service
+    from server.site.identity import SITE_ID, organization
+    from server.store import open_store
+
+    settings = _settings()
+    store = open_store(settings)
+    body = organization(name, list(address), registration, mpe)
+    saved = build_service(store, settings).update("Organization", SITE_ID, body)
+    store.close()
+    click.echo(f"Organization/{SITE_ID} {'created' if saved.created else 'updated'}: {name}")
 
 
 @main.group()

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from server.dose.alerts import Alert
-from server.dose.cumulative import NAMES, QUANTITIES
+from server.dose.cumulative import QUANTITIES
 from server.dose.drl import Exceedance, Value
+from server.dose.facts import NAMES
 from server.dose.monitoring import Drift, MedianAbove, Repeated
 from server.fhir.mapping import Context, fhir_datetime
 from server.mappings import unit_table

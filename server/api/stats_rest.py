@@ -22,6 +22,7 @@ from server.fhir.errors import FhirError
 from server.files import chunks
 from server.jobs import reports, tasks
 from server.reports import survey
+from server.reports.render import About
 from server.site import site_context
 from server.stats import figures, measures
 from server.stats.columns import FactColumns
@@ -231,7 +232,8 @@ def national_survey(fmt: str) -> Response:
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
     tables = survey.survey(stats, start, end)
     if fmt == "pdf":
-        pdf = survey.pdf(tables, stats, start, end, now)
+        about = About.of(current_app.extensions["kerma.fhir"], current_app.config["KERMA_SETTINGS"])
+        pdf = survey.pdf(tables, stats, about, start, end, now)
         return Response(pdf, 200, content_type="application/pdf")
     return Response(
         orjson.dumps(measures.collection(tables, stats, now)),

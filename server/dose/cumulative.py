@@ -28,7 +28,6 @@ import numpy.typing as npt
 
 # the study-level quantities that add up over examinations, with their units
 QUANTITIES = {"dlp_mgy_cm": "mGy·cm", "dap_gy_m2": "Gy·m²", "dose_rp_gy": "Gy", "agd_mgy": "mGy"}
-NAMES = {"dlp_mgy_cm": "DLP", "dap_gy_m2": "DAP", "dose_rp_gy": "Ka,r", "agd_mgy": "AGD"}
 
 
 @dataclass(frozen=True)

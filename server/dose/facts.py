@@ -52,6 +52,14 @@ class DoseFact:
 
 
 FACT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(DoseFact))
+# dose-facts fields as people call them (reports, charts, alert texts)
+NAMES = {
+    "ctdivol_mgy": "CTDIvol", "dlp_mgy_cm": "DLP", "ssde_mgy": "SSDE", "dap_gy_m2": "DAP",
+    "dose_rp_gy": "Ka,r", "agd_mgy": "AGD", "exposure_index": "Exposure index",
+    "fluoro_time_s": "Fluoroscopy time", "kvp_kv": "kVp", "tube_current_ma": "Tube current",
+    "exposure_mas": "Exposure", "pitch_factor": "Pitch factor", "collimation_mm": "Collimation",
+    "weight_kg": "Weight",
+}  # fmt: skip
 # a dose level's quantity and place in a report -> the field and the row level holding it
 LEVEL_FIELDS = {
     ("113830", "event"): ("ctdivol_mgy", "event"),

@@ -34,7 +34,9 @@ def department_pdf(
     report = department_report(stats, service, start, end, now)
     tables = [(section.query, section.rows) for section in report.sections]
     bundle = orjson.dumps(measures.collection(tables, stats, now), option=orjson.OPT_INDENT_2)
-    return render.pdf("department.html", [("department-report-bundle.json", bundle)], report=report)
+    about = render.About.of(service, settings)
+    return render.pdf("department.html", [("department-report-bundle.json", bundle)],
+                      report=report, site=about.site, drl_sets=about.drl_sets)  # fmt: skip
 
 
 def survey_files(
@@ -45,7 +47,9 @@ def survey_files(
     stats = site_statistics(service, settings)
     tables = survey.survey(stats, start, end)
     return {
-        "application/pdf": survey.pdf(tables, stats, start, end, now),
+        "application/pdf": survey.pdf(
+            tables, stats, render.About.of(service, settings), start, end, now
+        ),
         FHIR_JSON: orjson.dumps(measures.collection(tables, stats, now)),
     }
 

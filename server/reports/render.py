@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from server.config import Settings
+from server.fhir.service import FhirService
+from server.site.identity import SiteIdentity, site_identity
+
+
+@dataclass(frozen=True)
+class About:
+    """What every report says of itself: who reports, and the DRLs it compares with."""
+
+    site: SiteIdentity
+    drl_sets: str
+
+    @classmethod
+    def of(cls, service: FhirService, settings: Settings) -> About:
+        return cls(site_identity(service), settings.drl_sets)
 
 
 @functools.cache
@@ -14,8 +32,23 @@ def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("server.reports", "templates"), autoescape=select_autoescape()
     )
-    env.filters["number"] = lambda v: "" if v is None else f"{v:.4g}"
+    env.filters["number"] = readable
     return env
+
+
+def readable(value: float | None, digits: int = 3) -> str:
+    """A number for reading: `digits` significant digits, thousands separated, no exponent.
+
+    >>> readable(1234.5), readable(0.0000328), readable(12.345), readable(700.0), readable(0)
+    ('1,230', '0.0000328', '12.3', '700', '0')
+    """
+    if value is None:
+        return ""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    rounded = round(value, decimals)
+    return f"{rounded:,.0f}" if decimals <= 0 else f"{rounded:,.{decimals}f}"
 
 
 def html(template: str, **data: Any) -> str:

@@ -9,8 +9,10 @@ from datetime import datetime
 
 import orjson
 
+from server.dose.facts import NAMES
 from server.fhir.values import instant
 from server.reports import render
+from server.reports.render import About
 from server.stats import measures
 from server.stats.service import NOT_CLASSIFIED, UNITS, Query, Row, Statistics
 
@@ -30,6 +32,7 @@ def survey(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Quer
 def pdf(
     tables: list[tuple[Query, list[Row]]],
     stats: Statistics,
+    about: About,
     start: datetime,
     end: datetime,
     now: datetime,
@@ -38,4 +41,5 @@ def pdf(
     sections = [(q.quantity, q.level, UNITS[q.quantity], rows) for q, rows in tables]
     bundle = orjson.dumps(measures.collection(tables, stats, now), option=orjson.OPT_INDENT_2)
     return render.pdf("survey.html", [("survey-bundle.json", bundle)], sections=sections,
-                      start=start, end=end, generated=instant(now.timestamp()))  # fmt: skip
+                      names=NAMES, start=start, end=end, generated=instant(now.timestamp()),
+                      site=about.site, drl_sets=about.drl_sets)  # fmt: skip

@@ -6,20 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from server.dose.facts import NAMES
 from server.fhir.errors import FhirError
 from server.stats import charts
 from server.stats.service import UNITS, Query, Statistics
 
 KINDS = ("timeline", "boxplot", "histogram", "load")
 PERIODS = ("year", "month", "week")
-# dose-facts fields as people call them
-NAMES = {
-    "ctdivol_mgy": "CTDIvol", "dlp_mgy_cm": "DLP", "ssde_mgy": "SSDE", "dap_gy_m2": "DAP",
-    "dose_rp_gy": "Ka,r", "agd_mgy": "AGD", "exposure_index": "Exposure index",
-    "fluoro_time_s": "Fluoroscopy time", "kvp_kv": "kVp", "tube_current_ma": "Tube current",
-    "exposure_mas": "Exposure", "pitch_factor": "Pitch factor", "collimation_mm": "Collimation",
-    "weight_kg": "Weight",
-}  # fmt: skip
 
 
 def label(quantity: str) -> str:

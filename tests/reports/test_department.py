@@ -101,10 +101,22 @@ def test_the_department_report_from_the_command_line(
     env["KERMA_DRL_SETS"] = "UKHSA GB 2022"
     out = tmp_path / "report.pdf"
     kerma = str(Path(sys.executable).parent / "kerma")
+    site_set = subprocess.run([kerma, "site", "set", "--name", "St Luke's Hospital", "--address",
+                               "1 Infirmary Road", "--address", "Leeds", "--registration", "RPA-0042",
+                               "--mpe", "Dr Ann Hart"], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+    assert site_set.returncode == 0, site_set.stderr
+    assert "Organization/site created: St Luke's Hospital" in site_set.stdout
     done = subprocess.run([kerma, "report", "department", "--from", "2026-07-01", "--to", "2026-12-01",
                            "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"Pelvis w IV Contrast {DEVICE} 24 700 900" in text_of(out.read_bytes())
+    text = text_of(out.read_bytes())
+    assert f"Pelvis w IV Contrast {DEVICE} 24 700 900" in text
+    # the document stands on its own: who reports, who is responsible, what it compares with
+    assert "St Luke's Hospital · 1 Infirmary Road, Leeds · registration RPA-0042" in text
+    assert "Responsible medical physics expert Dr Ann Hart" in text
+    assert "Approved by (name, role)" in text and "Date of approval" in text
+    assert "Dose values compared with: UKHSA GB 2022." in text
     bad = subprocess.run([kerma, "report", "department", "--from", "2026-12-01", "--to", "2026-07-01",
                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "--to must be after --from" in bad.stderr

@@ -43,7 +43,8 @@ def test_the_survey_as_a_bundle_and_a_pdf(site: Api, as_role: Any) -> None:
     pdf = site.get(f"/stats/survey.pdf?{PERIOD}")
     assert pdf.status_code == 200 and pdf.content_type == "application/pdf"
     text = text_of(pdf.data)
-    assert "dlp_mgy_cm per examination (mGy·cm)" in text
+    assert "DLP per examination (mGy·cm)" in text and "dlp_mgy_cm" not in text
+    assert "Site not set up (kerma site set)" in text  # says so rather than leave it out
     assert f"Pelvis w IV Contrast {DEVICE} 24 700 700" in text  # n, median, mean
     embedded = archived(pdf.data)["survey-bundle.json"]  # the document and its data together
     same_site = site.get(f"/stats/survey.json?{PERIOD}").get_json()  # (with the UK DRLs)
