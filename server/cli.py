@@ -597,8 +597,8 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     """The national DRL survey of [--from, --to): per standard procedure and device n, median
     and mean of CTDIvol, DLP, DAP, AGD and patient weight."""
     from server.reports import survey
-    from server.reports.render import About
     from server.site import build_service
+    from server.site.identity import About
     from server.stats import measures
     from server.stats.service import site_statistics
     from server.store import open_store
@@ -610,11 +610,11 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     service = build_service(store, settings)
     stats = site_statistics(service, settings)
     tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
+    about = About.of(service, settings)
     if out.suffix.lower() == ".json":
-        bundle = measures.collection(tables, stats, now)
+        bundle = measures.collection(tables, stats, now, about)
         out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
     else:
-        about = About.of(service, settings)
         out.write_bytes(survey.pdf(tables, stats, about, first, last, now))
     store.close()
     click.echo(

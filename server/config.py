@@ -167,6 +167,11 @@ class Settings:
         return self.data_dir / "spool"
 
     @property
+    def fhir_base(self) -> str:
+        """The FHIR base URL others reach Kerma at: base_url, else the HTTP listener's."""
+        return self.base_url or f"http://{self.http_host}:{self.http_port}/fhir"
+
+    @property
     def facts_dir(self) -> Path:
         """The columnar copy of the dose facts (server/stats/snapshot.py): a cache."""
         return self.data_dir / "facts"

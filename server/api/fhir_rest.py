@@ -51,6 +51,7 @@ from server.orders.reconcile import reconciliation
 from server.patients import everything
 from server.patients.identity import Patients
 from server.site import site_context
+from server.site.identity import About
 from server.stats import measures
 from server.stats.service import cumulative_of, query_of
 from server.store.port import Stored
@@ -292,21 +293,21 @@ def evaluate_measure(rid: str) -> Response:
     dates, both inclusive), stratified by `group` (as GET /stats/dose), filtered likewise."""
     _require("read", "MeasureReport")
     quantity, level = measures.definition(rid)
-    service = _service()
+    service, settings = _service(), current_app.config["KERMA_SETTINGS"]
     if service.store.read("Measure", rid) is None:  # so that the report's canonical resolves
-        service.update("Measure", rid, measures.measure(quantity, level))
+        service.update("Measure", rid, measures.measure(quantity, level, settings.fhir_base))
     args = {**request.args, "quantity": quantity, "level": level}
     args = {k: v for k, v in args.items() if k not in ("periodStart", "periodEnd")}
     if "periodStart" in request.args:
         args["from"] = request.args["periodStart"]
     if "periodEnd" in request.args:
         args["to"] = _next_day(request.args["periodEnd"])
-    settings = current_app.config["KERMA_SETTINGS"]
     now = datetime.now().astimezone()
     query = query_of(args, site_context(settings).timezone, now, g.access.devices)
     stats = statistics()
     overall = stats.dose(replace(query, group_by=("modality",)))
-    return _json(measures.report(query, overall, stats.dose(query), now))
+    about = About.of(service, settings)
+    return _json(measures.report(query, overall, stats.dose(query), now, stats, about))
 
 
 def _next_day(text: str) -> str:

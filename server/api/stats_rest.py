@@ -22,8 +22,8 @@ from server.fhir.errors import FhirError
 from server.files import chunks
 from server.jobs import reports, tasks
 from server.reports import survey
-from server.reports.render import About
 from server.site import site_context
+from server.site.identity import About
 from server.stats import figures, measures
 from server.stats.columns import FactColumns
 from server.stats.service import (
@@ -231,15 +231,12 @@ def national_survey(fmt: str) -> Response:
     stats, now = statistics(), datetime.now().astimezone()
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
     tables = survey.survey(stats, start, end)
+    about = About.of(current_app.extensions["kerma.fhir"], current_app.config["KERMA_SETTINGS"])
     if fmt == "pdf":
-        about = About.of(current_app.extensions["kerma.fhir"], current_app.config["KERMA_SETTINGS"])
         pdf = survey.pdf(tables, stats, about, start, end, now)
         return Response(pdf, 200, content_type="application/pdf")
-    return Response(
-        orjson.dumps(measures.collection(tables, stats, now)),
-        200,
-        content_type="application/fhir+json",
-    )
+    bundle = measures.collection(tables, stats, now, about)
+    return Response(orjson.dumps(bundle), 200, content_type="application/fhir+json")
 
 
 @bp.post("/reports/<kind>")

@@ -157,8 +157,7 @@ class Notifier:
             settings.smtp_user,
             settings.smtp_password,
         )
-        base = settings.base_url or f"http://{settings.http_host}:{settings.http_port}/fhir"
-        return cls(service, smtp, base)
+        return cls(service, smtp, settings.fhir_base)
 
     def channel(self, communication: dict[str, Any]) -> str:
         try:

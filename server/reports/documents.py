@@ -18,6 +18,7 @@ from server.fhir.service import FhirService, body_of
 from server.fhir.values import instant
 from server.reports import render, survey
 from server.reports.department import department_report
+from server.site.identity import About
 from server.stats import measures
 from server.stats.service import site_statistics
 
@@ -33,8 +34,10 @@ def department_pdf(
     stats = site_statistics(service, settings)
     report = department_report(stats, service, start, end, now)
     tables = [(section.query, section.rows) for section in report.sections]
-    bundle = orjson.dumps(measures.collection(tables, stats, now), option=orjson.OPT_INDENT_2)
-    about = render.About.of(service, settings)
+    about = About.of(service, settings)
+    bundle = orjson.dumps(
+        measures.collection(tables, stats, now, about), option=orjson.OPT_INDENT_2
+    )
     return render.pdf("department.html", [("department-report-bundle.json", bundle)],
                       report=report, site=about.site, drl_sets=about.drl_sets)  # fmt: skip
 
@@ -44,13 +47,11 @@ def survey_files(
 ) -> dict[str, bytes]:
     """The national survey of [start, end) as a PDF and as the Bundle of MeasureReports that
     goes to the authority, with the same numbers."""
-    stats = site_statistics(service, settings)
+    stats, about = site_statistics(service, settings), About.of(service, settings)
     tables = survey.survey(stats, start, end)
     return {
-        "application/pdf": survey.pdf(
-            tables, stats, render.About.of(service, settings), start, end, now
-        ),
-        FHIR_JSON: orjson.dumps(measures.collection(tables, stats, now)),
+        "application/pdf": survey.pdf(tables, stats, about, start, end, now),
+        FHIR_JSON: orjson.dumps(measures.collection(tables, stats, now, about)),
     }
 
 

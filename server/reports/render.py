@@ -5,26 +5,9 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-
-from server.config import Settings
-from server.fhir.service import FhirService
-from server.site.identity import SiteIdentity, site_identity
-
-
-@dataclass(frozen=True)
-class About:
-    """What every report says of itself: who reports, and the DRLs it compares with."""
-
-    site: SiteIdentity
-    drl_sets: str
-
-    @classmethod
-    def of(cls, service: FhirService, settings: Settings) -> About:
-        return cls(site_identity(service), settings.drl_sets)
 
 
 @functools.cache

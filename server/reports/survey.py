@@ -12,7 +12,7 @@ import orjson
 from server.dose.facts import NAMES
 from server.fhir.values import instant
 from server.reports import render
-from server.reports.render import About
+from server.site.identity import About
 from server.stats import measures
 from server.stats.service import NOT_CLASSIFIED, UNITS, Query, Row, Statistics
 
@@ -39,7 +39,9 @@ def pdf(
 ) -> bytes:
     """The survey as PDF/A-3, with its Bundle of MeasureReports embedded (the same numbers)."""
     sections = [(q.quantity, q.level, UNITS[q.quantity], rows) for q, rows in tables]
-    bundle = orjson.dumps(measures.collection(tables, stats, now), option=orjson.OPT_INDENT_2)
+    bundle = orjson.dumps(
+        measures.collection(tables, stats, now, about), option=orjson.OPT_INDENT_2
+    )
     return render.pdf("survey.html", [("survey-bundle.json", bundle)], sections=sections,
                       names=NAMES, start=start, end=end, generated=instant(now.timestamp()),
                       site=about.site, drl_sets=about.drl_sets)  # fmt: skip

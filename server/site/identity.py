@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from server.config import Settings
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService, body_of
 
@@ -29,6 +30,20 @@ class SiteIdentity:
     @property
     def reference(self) -> str:
         return f"Organization/{SITE_ID}"
+
+
+@dataclass(frozen=True)
+class About:
+    """What every report and survey says of itself: who reports, the DRLs it compares with,
+    and the FHIR base its Measures' canonicals live under."""
+
+    site: SiteIdentity
+    drl_sets: str
+    base: str
+
+    @classmethod
+    def of(cls, service: FhirService, settings: Settings) -> About:
+        return cls(site_identity(service), settings.drl_sets, settings.fhir_base)
 
 
 def site_identity(service: FhirService) -> SiteIdentity:

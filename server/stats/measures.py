@@ -13,11 +13,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from server.dose.classify import Rules
 from server.fhir.errors import FhirError
+from server.fhir.service import body_of
 from server.fhir.values import instant
+from server.site.identity import About
 from server.stats.service import GROUPS, UNITS, LevelComparison, Query, Row, Statistics
 
-BASE = "https://kerma.example.org/fhir/Measure/"
 STATISTICS_URL = "https://kerma.example.org/fhir/StructureDefinition/dose-statistics"
 _UCUM = {"mGy": "mGy", "mGy·cm": "mGy.cm", "Gy·m²": "Gy.m2", "Gy": "Gy", "s": "s", "kV": "kV",
          "mA": "mA", "mAs": "mA.s", "mm": "mm", "kg": "kg", "": "1"}  # fmt: skip
@@ -39,13 +41,18 @@ def definition(rid: str) -> tuple[str, str]:
     raise FhirError.of(404, "not-found", f"Measure/{rid} is not a statistic Kerma computes")
 
 
-def measure(quantity: str, level: str) -> dict[str, Any]:
+def canonical(base: str, quantity: str, level: str) -> str:
+    """The Measure's canonical URL: where Kerma (at FHIR base `base`) serves it."""
+    return f"{base.rstrip('/')}/Measure/{measure_id(quantity, level)}"
+
+
+def measure(quantity: str, level: str, base: str) -> dict[str, Any]:
     rid = measure_id(quantity, level)
     unit = UNITS[quantity] or "no unit"
     return {
         "resourceType": "Measure",
         "id": rid,
-        "url": BASE + rid,
+        "url": canonical(base, quantity, level),
         "name": rid.replace("-", "_"),
         "title": f"{quantity} per {_LEVELS[level]}",
         "status": "active",
@@ -73,45 +80,76 @@ def measure(quantity: str, level: str) -> dict[str, Any]:
     }
 
 
-def report(query: Query, overall: list[Row], rows: list[Row], now: datetime) -> dict[str, Any]:
-    """The MeasureReport of a query: the whole population, and a stratum per group."""
+def report(
+    query: Query,
+    overall: list[Row],
+    rows: list[Row],
+    now: datetime,
+    stats: Statistics,
+    about: About,
+) -> dict[str, Any]:
+    """The MeasureReport of a query: the whole population, and a stratum per group (standard
+    procedures coded); reported by the site when it is set up."""
     unit = UNITS[query.quantity]
     group: dict[str, Any] = {
         "population": [_count(sum(r.summary.n for r in overall))],
         "stratifier": [
             {
                 "code": [{"text": name} for name in query.group_by],
-                "stratum": [_stratum(query, row, unit) for row in rows],
+                "stratum": [_stratum(query, row, unit, stats.ctx.rules) for row in rows],
             }
         ],
     }
     if len(overall) == 1:
         group["measureScore"] = _quantity(overall[0].summary.median, unit)
-    return {
+    made: dict[str, Any] = {
         "resourceType": "MeasureReport",
         "status": "complete",
         "type": "summary",
-        "measure": BASE + measure_id(query.quantity, query.level),
+        "measure": canonical(about.base, query.quantity, query.level),
         "date": instant(now.timestamp()),
         "period": {"start": instant(query.since), "end": instant(query.until)},
         "group": [group],
     }
+    if about.site.organization is not None:
+        made["reporter"] = {"reference": about.site.reference, "display": about.site.name}
+    return made
 
 
 def collection(
-    tables: list[tuple[Query, list[Row]]], stats: Statistics, now: datetime
+    tables: list[tuple[Query, list[Row]]], stats: Statistics, now: datetime, about: About
 ) -> dict[str, Any]:
     """A collection Bundle of the MeasureReports of some statistics (a survey, a report's
-    tables): each with its whole population and its strata."""
-    entries = []
+    tables), readable without Kerma: the reporting Organization and every Device a stratum
+    names are in it, each under its full URL, so "Device/<id>" resolves within the Bundle."""
+    base = about.base.rstrip("/")
+    reports, devices = [], dict[str, None]()
     for query, rows in tables:
         overall = stats.dose(replace(query, group_by=("modality",)))
-        entries.append({"resource": report(query, overall, rows, now)})
+        reports.append(report(query, overall, rows, now, stats, about))
+        devices.update(dict.fromkeys(str(r.group["device"]) for r in rows if r.group.get("device")))
+    entries = [{"fullUrl": f"{base}/{about.site.reference}", "resource": about.site.organization}
+               ] if about.site.organization is not None else []  # fmt: skip
+    for ref in devices:
+        stored = stats.store.read(*ref.split("/", 1))
+        if stored is not None and not stored.deleted:
+            entries.append({"fullUrl": f"{base}/{ref}", "resource": _described(body_of(stored))})
+    entries += [{"resource": made} for made in reports]
     return {"resourceType": "Bundle", "type": "collection", "timestamp": instant(now.timestamp()),
             "entry": entries}  # fmt: skip
 
 
-def _stratum(query: Query, row: Row, unit: str) -> dict[str, Any]:
+def _described(device: dict[str, Any]) -> dict[str, Any]:
+    """A Device as a survey names it: its kind, make and model (Kerma's id tells rooms apart),
+    without what would tie the survey to the source objects: Device UID, serial number, AE
+    title, station, institution and department names (DICOM PS3.15 Annex E removes them)."""
+    kept = ("resourceType", "id", "status", "type", "manufacturer", "modelNumber")
+    described = {k: device[k] for k in kept if k in device}
+    names = [n for n in device.get("deviceName", []) if n.get("type") != "user-friendly-name"]
+    return described | ({"deviceName": names} if names else {})
+
+
+def _stratum(query: Query, row: Row, unit: str, rules: Rules) -> dict[str, Any]:
     s = row.summary
     details = [
         {"url": name, "valueQuantity": _quantity(getattr(s, name), unit)}
@@ -120,13 +158,24 @@ def _stratum(query: Query, row: Row, unit: str) -> dict[str, Any]:
     stratum: dict[str, Any] = {"extension": [{"url": STATISTICS_URL, "extension": details}]}
     # R4 invariant mrp-2: a stratum has a value (one stratifier) or components (several)
     if len(query.group_by) == 1:
-        stratum["value"] = {"text": str(row.group.get(query.group_by[0]))}
+        stratum["value"] = _value(query.group_by[0], row.group, rules)
     else:
         stratum["component"] = [
-            {"code": {"text": name}, "value": {"text": str(row.group.get(name))}}
+            {"code": {"text": name}, "value": _value(name, row.group, rules)}
             for name in query.group_by
         ]
     return stratum | {"population": [_count(s.n)], "measureScore": _quantity(s.median, unit)}
+
+
+def _value(name: str, group: dict[str, str | None], rules: Rules) -> dict[str, Any]:
+    """A stratum's value: a standard procedure with its code (RadLex Playbook, or Kerma's
+    local code), anything else as text ("Device/<id>": the Device is in the Bundle)."""
+    text = str(group.get(name))
+    procedure = rules.named(text) if name == "procedure" else None
+    if procedure is None:
+        return {"text": text}
+    return {"coding": [{"system": procedure.system, "code": procedure.code,
+                        "display": procedure.name}], "text": text}  # fmt: skip
 
 
 def _level(level: LevelComparison, unit: str) -> dict[str, Any]:

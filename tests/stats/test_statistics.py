@@ -152,11 +152,17 @@ def test_statistics_as_fhir_measure_reports(
     assert answer.status_code == 200, answer.get_data(as_text=True)
     report = answer.get_json()
     assert validate(report) == []
-    assert report["measure"] == "https://kerma.example.org/fhir/Measure/dose-dlp-mgy-cm-study"
+    # the canonical is where this Kerma serves the Measure (KERMA_BASE_URL)
+    assert report["measure"] == f"{settings.base_url}/Measure/dose-dlp-mgy-cm-study"
+    assert "reporter" not in report  # the site is not set up in this test
     [group] = report["group"]
     assert group["population"][0]["count"] == 24 and group["measureScore"]["value"] == 700
     [stratum] = group["stratifier"][0]["stratum"]
-    assert stratum["value"] == {"text": CAP} and "component" not in stratum  # mrp-2
+    assert stratum["value"] == {  # coded (the procedure is Kerma's local one), mrp-2 kept
+        "coding": [{"system": "https://kerma.example.org/fhir/CodeSystem/procedure",
+                    "code": "ct-cap-w", "display": CAP}],
+        "text": CAP,
+    } and "component" not in stratum  # fmt: skip
     assert stratum["measureScore"] == {
         "value": 700.0,
         "unit": "mGy·cm",
@@ -174,6 +180,7 @@ def test_statistics_as_fhir_measure_reports(
     [row] = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()["rows"]
     assert (row["median"], row["p75"], row["n"]) == (700, 900, 24)
     measure = api.get("/fhir/Measure/dose-dlp-mgy-cm-study").get_json()
+    assert measure["url"] == report["measure"]
     assert (
         validate(measure) == [] and measure["scoring"]["coding"][0]["code"] == "continuous-variable"
     )
