@@ -42,6 +42,8 @@ def pdf(
     bundle = orjson.dumps(
         measures.collection(tables, stats, now, about), option=orjson.OPT_INDENT_2
     )
+    left_out = stats.left_out(Query("dlp_mgy_cm", "study", (), start.timestamp(), end.timestamp()))
     return render.pdf("survey.html", [("survey-bundle.json", bundle)], sections=sections,
+                      left_out=left_out,
                       names=NAMES, start=start, end=end, generated=instant(now.timestamp()),
                       site=about.site, drl_sets=about.drl_sets)  # fmt: skip
