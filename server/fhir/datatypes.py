@@ -66,12 +66,17 @@ class Observation(TypedDict, total=False):
     code: CodeableConcept
     subject: Reference
     partOf: list[Reference]
+    basedOn: list[Reference]
+    focus: list[Reference]
+    hasMember: list[Reference]
+    performer: list[Reference]
     device: Reference
     effectiveDateTime: str
     bodySite: CodeableConcept
     method: CodeableConcept
     note: list[Annotation]
     component: list[ObservationComponent]
+    valueString: str
 
 
 class DeviceName(TypedDict):

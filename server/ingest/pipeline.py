@@ -301,8 +301,8 @@ class _Commit:
             previous = {**previous, "component": []}
         sop_uids = {*_sop_uids(previous or {}), report.source.sop_instance_uid}
         build = mapping.ct_summary if report.kind == "ct" else mapping.projection_summary
-        summary = build(report, self.ctx, events.refs, events.all, sop_uids, previous)
-        summary = mapping.mark_reading(summary, report, "ct_totals.")
+        built = dict(build(report, self.ctx, events.refs, events.all, sop_uids, previous))
+        summary = mapping.mark_reading(built, report, "ct_totals.")
         summary = conformance.claimed(summary, mapping.RDS_PROFILE)
         self._save("Observation", summary, stored)
         return summary

@@ -66,7 +66,7 @@ SCHEMES = {"DCM": DCM, "SCT": SCT, "LN": LOINC, "UCUM": UCUM}
 DICOM_ATTRIBUTE = "urn:kerma:dicom-attribute"
 
 
-QUALITY_TAG = {
+QUALITY_TAG: Coding = {
     "system": "https://kerma.example.org/fhir/CodeSystem/dose-quality",
     "code": "plausibility-warning",
 }

@@ -13,7 +13,7 @@ from server.dose.model import (
     MammographyTotal,
     ProjectionTotals,
 )
-from server.fhir.datatypes import ObservationComponent
+from server.fhir.datatypes import Observation, ObservationComponent
 from server.fhir.mapping.codes import (
     ACCESSION_TYPE,
     LOINC,
@@ -49,7 +49,7 @@ def projection_summary(
     events: list[dict[str, Any]],
     sop_uids: Iterable[str],
     previous: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> Observation:
     """The study's Radiation Dose Summary for projection X-ray (DX, RF/XA, MG).
 
     Accumulated totals are the reports' own (TID 10002); a second report of the same study
@@ -127,7 +127,7 @@ def projection_summary(
     return resource
 
 
-def _add_findings(resource: dict[str, Any], report: DoseReport, previous: dict[str, Any]) -> None:
+def _add_findings(resource: Observation, report: DoseReport, previous: dict[str, Any]) -> None:
     """Plausibility findings (I9) stay on the summary as notes; the tag makes them searchable
     (`Observation?_tag=https://kerma.example.org/fhir/CodeSystem/dose-quality|plausibility-warning`)."""
     notes = list(previous.get("note", []))
@@ -173,10 +173,10 @@ def _summary_base(
     events: list[dict[str, Any]],
     sop_uids: Iterable[str],
     previous: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> Observation:
     """What every Radiation Dose Summary carries, whatever the modality."""
     previous = previous or {}
-    resource: dict[str, Any] = {
+    resource: Observation = {
         "resourceType": "Observation",
         "meta": source_tag(report.source.kind),
         "identifier": [uid_identifier(uid, "sop-instance-uid") for uid in sorted(set(sop_uids))],
@@ -290,7 +290,7 @@ def _component_key(component: Mapping[str, Any]) -> tuple[str, str]:
     return coding["code"], coding.get("display", "")
 
 
-def _projection_text(components: list[dict[str, Any]], n_events: int) -> str:
+def _projection_text(components: list[ObservationComponent], n_events: int) -> str:
     parts = []
     for component in components:
         coding = component["code"]["coding"][0]
@@ -310,7 +310,7 @@ def ct_summary(
     events: list[dict[str, Any]],
     sop_uids: Iterable[str],
     previous: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> Observation:
     """The study's Radiation Dose Summary (IG STU 1) over all its CT events, stored and new.
 
     Totals are recomputed from the events, so continued and cumulative RDSRs of one study add up.
