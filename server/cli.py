@@ -611,11 +611,11 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     stats = site_statistics(service, settings)
     tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
     about = About.of(service, settings)
+    bundle = measures.collection(tables, stats, now, about)
     if out.suffix.lower() == ".json":
-        bundle = measures.collection(tables, stats, now, about)
         out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
     else:
-        out.write_bytes(survey.pdf(tables, stats, about, first, last, now))
+        out.write_bytes(survey.pdf(tables, bundle, stats, about, first, last, now))
     store.close()
     click.echo(
         f"{out}: {sum(len(rows) for _, rows in tables)} rows in {len(tables)} tables", err=True

@@ -232,10 +232,10 @@ def national_survey(fmt: str) -> Response:
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
     tables = survey.survey(stats, start, end)
     about = About.of(current_app.extensions["kerma.fhir"], current_app.config["KERMA_SETTINGS"])
-    if fmt == "pdf":
-        pdf = survey.pdf(tables, stats, about, start, end, now)
-        return Response(pdf, 200, content_type="application/pdf")
     bundle = measures.collection(tables, stats, now, about)
+    if fmt == "pdf":
+        pdf = survey.pdf(tables, bundle, stats, about, start, end, now)
+        return Response(pdf, 200, content_type="application/pdf")
     return Response(orjson.dumps(bundle), 200, content_type="application/fhir+json")
 
 

@@ -135,7 +135,7 @@ class _Sheets:
         self._bold = book.add_format({"bold": True})
         self._at = header.index("modality"), header.index("date")
         self._open: dict[str, tuple[Any, int]] = {}  # modality -> (sheet, next line)
-        self._made: list[tuple[Any, int]] = []
+        self._made: list[Any] = []  # every sheet, full ones too
 
     def write(self, row: list[Any]) -> None:
         modality = row[self._at[0]] or "other"
@@ -151,7 +151,7 @@ class _Sheets:
                 sheet.set_column(column, column, _width(title))
             sheet.write_row(0, 0, self._header, self._bold)
             sheet.freeze_panes(1, 0)
-            self._made.append((sheet, 0))
+            self._made.append(sheet)
         date = row[self._at[1]]
         sheet.write_row(line, 0, row)
         sheet.write_datetime(line, self._at[1], date, self._date)
@@ -161,7 +161,7 @@ class _Sheets:
         if not self._open:  # nothing in the period: the header alone, on a sheet of its own
             self._book.add_worksheet("rows").write_row(0, 0, self._header, self._bold)
         lines = {id(sheet): line for sheet, line in self._open.values()}
-        for sheet, _ in self._made:
+        for sheet in self._made:
             sheet.autofilter(0, 0, lines.get(id(sheet), _MAX_LINES) - 1, len(self._header) - 1)
 
 

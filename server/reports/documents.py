@@ -49,9 +49,10 @@ def survey_files(
     goes to the authority, with the same numbers."""
     stats, about = site_statistics(service, settings), About.of(service, settings)
     tables = survey.survey(stats, start, end)
+    bundle = measures.collection(tables, stats, now, about)
     return {
-        "application/pdf": survey.pdf(tables, stats, about, start, end, now),
-        FHIR_JSON: orjson.dumps(measures.collection(tables, stats, now, about)),
+        "application/pdf": survey.pdf(tables, bundle, stats, about, start, end, now),
+        FHIR_JSON: orjson.dumps(bundle),
     }
 
 

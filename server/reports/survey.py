@@ -6,6 +6,7 @@ procedure and device) and as a PDF with the same numbers."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -13,7 +14,6 @@ from server.dose.facts import NAMES
 from server.fhir.values import instant
 from server.reports import render
 from server.site.identity import About
-from server.stats import measures
 from server.stats.service import NOT_CLASSIFIED, UNITS, Query, Row, Statistics
 
 
@@ -31,19 +31,19 @@ def survey(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Quer
 
 def pdf(
     tables: list[tuple[Query, list[Row]]],
+    bundle: dict[str, Any],
     stats: Statistics,
     about: About,
     start: datetime,
     end: datetime,
     now: datetime,
 ) -> bytes:
-    """The survey as PDF/A-3, with its Bundle of MeasureReports embedded (the same numbers)."""
+    """The survey as PDF/A-3, with its Bundle of MeasureReports (measures.collection of the
+    same tables) embedded."""
     sections = [(q.quantity, q.level, UNITS[q.quantity], rows) for q, rows in tables]
-    bundle = orjson.dumps(
-        measures.collection(tables, stats, now, about), option=orjson.OPT_INDENT_2
-    )
     left_out = stats.left_out(Query("dlp_mgy_cm", "study", (), start.timestamp(), end.timestamp()))
-    return render.pdf("survey.html", [("survey-bundle.json", bundle)], sections=sections,
+    data = orjson.dumps(bundle, option=orjson.OPT_INDENT_2)
+    return render.pdf("survey.html", [("survey-bundle.json", data)], sections=sections,
                       left_out=left_out,
                       names=NAMES, start=start, end=end, generated=instant(now.timestamp()),
                       site=about.site, drl_sets=about.drl_sets)  # fmt: skip

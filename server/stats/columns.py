@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +113,7 @@ class FactColumns:
         version = self._store.fact_version()
         if version == 0:  # nothing written yet: nothing worth a copy on disk
             return Snapshot(0, "", self._empty(), self._labels)
-        writer = self._snapshots.writer(version, self._anchor(version))
-        writer.append(self._empty())  # every column exists, even with no rows
-        for batch in self._batches():
-            writer.append(batch)
-        writer.finish(self._labels)
-        found = self._snapshots.load()
-        assert found is not None
-        return found
+        return self._written(version, self._batches())
 
     def _rebuild(self) -> None:
         """One copy again, from the copy and the rows kept beside it."""
@@ -129,19 +122,28 @@ class FactColumns:
             self._start(self._version or 0, {name: joined[name] for name in self._base})
             return
         with self._snapshots.locked():
-            version = self._version or 0
-            writer = self._snapshots.writer(version, self._anchor(version))
-            writer.append(self._empty())
-            for start in range(0, self._rows(self._base), _BATCH_ROWS):
-                rows = slice(start, start + _BATCH_ROWS)
-                alive = None if self._alive is None else self._alive[rows]
-                writer.append({n: c[rows] if alive is None else c[rows][alive]
-                               for n, c in self._base.items()})  # fmt: skip
-            writer.append(self._fresh)
-            writer.finish(self._labels)
-            found = self._snapshots.load()
-            assert found is not None
+            found = self._written(self._version or 0, self._current_rows())
             self._start(found.version, found.columns)
+
+    def _written(self, version: int, batches: Iterable[Mapping[str, npt.NDArray[Any]]]) -> Snapshot:
+        """A copy on disk of these rows as of `version`, mapped (the caller holds the lock)."""
+        assert self._snapshots is not None
+        writer = self._snapshots.writer(version, self._anchor(version))
+        writer.append(self._empty())  # every column exists, even with no rows
+        for batch in batches:
+            writer.append(batch)
+        writer.finish(self._labels)
+        found = self._snapshots.load()
+        assert found is not None
+        return found
+
+    def _current_rows(self) -> Iterator[Mapping[str, npt.NDArray[Any]]]:
+        """The copy's rows not written since, in batches, then the rows written since."""
+        for start in range(0, self._rows(self._base), _BATCH_ROWS):
+            rows = slice(start, start + _BATCH_ROWS)
+            alive = None if self._alive is None else self._alive[rows]
+            yield {n: c[rows] if alive is None else c[rows][alive] for n, c in self._base.items()}
+        yield self._fresh
 
     def _start(self, version: int, columns: dict[str, npt.NDArray[Any]]) -> None:
         self._version = self._base_version = version
