@@ -17,12 +17,15 @@ its Ka,r evenly over its arc, one position per degree.
 
 Frames: x towards the table's left (the patient's left when head first and supine), y along
 the table away from its reference (the patient's feet when head first), z up, the table top at
-z = 0. Positioner angles and table positions are read as DICOM defines them for a head-first
-supine patient (PS3.3 C.8.7.5, PS3.16 TID 10003): they describe the equipment, and the phantom
-is turned for other orientations. The map's rows run from the top of the head down, 1 cm each;
-its columns go round the torso as seen from the front: the anterior surface from the patient's
-right to left, the left side, the back from left to right, the right side. The head's cells go
-round the same way from the anterior midline column; cells that are not skin are NaN.
+z = 0. Table positions describe the equipment (PS3.16 TID 10003B). Positioner angles describe
+the beam relative to the patient (PS3.3 C.8.7.5.1.2: primary 0 degrees with the detector in
+front of the chest, LAO towards the patient's left; secondary CRA towards the head), so the
+beam is aimed in the patient's frame and turned into the table's with the phantom: head or
+feet first, supine, prone or lying on a side (decubitus). The map's rows run from the top of
+the head down, 1 cm each; its columns go round the torso as seen from the front: the anterior
+surface from the patient's right to left, the left side, the back from left to right, the
+right side. The head's cells go round the same way from the anterior midline column; cells
+that are not skin are NaN.
 """
 
 from __future__ import annotations
@@ -127,17 +130,35 @@ def _geometry(spec: dict[str, Any]) -> TableGeometry:
     )
 
 
+# How the patient lies on the table, as turns of the patient's frame (x the patient's left, y
+# the feet, z the front) about the long axis: supine, prone, on the left side, on the right side
+_ROLLS: dict[str, Array] = {
+    "S": np.eye(3),
+    "P": np.diag([-1.0, 1.0, -1.0]),
+    "DL": np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]),  # left down, front +x
+    "DR": np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),  # left up, front -x
+}
+_FEET_FIRST = np.diag([-1.0, -1.0, 1.0])  # turned about the vertical
+
+
 @dataclass(frozen=True)
 class Position:
-    """How the patient lies: head or feet first, supine or prone, and whether it was assumed."""
+    """How the patient lies: head or feet first; supine (S), prone (P) or on the left or right
+    side (DL, DR, decubitus); and whether it was assumed (DICOM Patient Position codes)."""
 
     head_first: bool = True
-    supine: bool = True
+    lying: str = "S"
     assumed: bool = True
 
     @property
     def code(self) -> str:
-        return ("HF" if self.head_first else "FF") + ("S" if self.supine else "P")
+        return ("HF" if self.head_first else "FF") + self.lying
+
+    @property
+    def turn(self) -> Array:
+        """Patient frame -> table frame (a rotation: both frames have the same handedness)."""
+        roll = _ROLLS[self.lying]
+        return roll if self.head_first else _FEET_FIRST @ roll
 
 
 @dataclass(frozen=True)
@@ -249,7 +270,7 @@ def phantom_for(
     cells = _stack(torso, head, head_len, torso_len)
     centre, normal = _place(
         cells, position, height, float(p["end_from_table_reference_cm"]),
-        factors.table["mattress_thickness_cm"],
+        factors.table["mattress_thickness_cm"], flat / 2 + radius, radius,
     )  # fmt: skip
     return Phantom(
         height_cm=height,
@@ -292,7 +313,6 @@ def _torso(radius: float, flat: float, n_flat: int, n_curve: int) -> dict[str, A
         "nx": nx,
         "nz": nz,
         "width": width,
-        "depth": np.full(x.size, 2 * radius),
     }
 
 
@@ -304,7 +324,6 @@ def _head(radius: float, n: int, front_column: int) -> dict[str, Array]:
     return {
         "x": radius * np.sin(turn), "z": radius + radius * np.cos(turn),
         "nx": np.sin(turn), "nz": np.cos(turn), "width": np.full(n, 2 * math.pi * radius / n),
-        "depth": np.full(n, 2 * radius),
     }  # fmt: skip
 
 
@@ -319,26 +338,33 @@ def _stack(
                                   np.concatenate([np.arange(r["x"].size) for r in rings])]),
         "y": np.concatenate(rows) + 0.5,
         "area": np.concatenate([r["width"] for r in rings]),
-        **{k: np.concatenate([r[k] for r in rings]) for k in ("x", "z", "nx", "nz", "depth")},
+        **{k: np.concatenate([r[k] for r in rings]) for k in ("x", "z", "nx", "nz")},
     }  # fmt: skip
 
 
 def _place(
-    cells: dict[str, Any], position: Position, height_cm: float, end_cm: float, mattress_cm: float
+    cells: dict[str, Any],
+    position: Position,
+    height_cm: float,
+    end_cm: float,
+    mattress_cm: float,
+    torso_half_width_cm: float,
+    torso_radius_cm: float,
 ) -> tuple[Array, Array]:
-    """Cell centres and normals in the table frame: the patient on the mattress, head first or
-    feet first (turned about the vertical), supine or prone (turned about the long axis)."""
-    x, y, z = cells["x"], cells["y"], cells["z"]
-    nx, nz = cells["nx"], cells["nz"]
-    if not position.supine:
-        x, nx, z, nz = -x, -nx, cells["depth"] - z, -nz
-    ny = np.zeros_like(x)
-    if position.head_first:
-        y = end_cm + y
-    else:
-        x, nx, y = -x, -nx, end_cm + height_cm - y
-    centre = np.column_stack([x, y, mattress_cm + z])
-    return centre, np.column_stack([nx, ny, nz])
+    """Cell centres and normals in the table frame: the patient's frame turned about the torso's
+    axis as the patient lies, the torso resting on the mattress, the head (head first) or the
+    soles (feet first) `end_cm` from the table's reference."""
+    turn = position.turn
+    # about the torso's axis, which lies one radius above the back
+    local = np.column_stack([cells["x"], cells["y"], cells["z"] - torso_radius_cm])
+    centre = local @ turn.T
+    corners = np.array([[sx * torso_half_width_cm, 0.0, sz * torso_radius_cm]
+                        for sx in (-1, 1) for sz in (-1, 1)])  # fmt: skip
+    lowest = float((corners @ turn.T)[:, 2].min())
+    centre[:, 1] += end_cm if position.head_first else end_cm + height_cm
+    centre[:, 2] += mattress_cm - lowest
+    normal = np.column_stack([cells["nx"], np.zeros_like(cells["nx"]), cells["nz"]]) @ turn.T
+    return centre, normal
 
 
 def skin_dose_map(report: DoseReport, factors: Factors) -> SkinDoseMap:
@@ -385,14 +411,26 @@ def skin_dose_map(report: DoseReport, factors: Factors) -> SkinDoseMap:
 
 
 def position_of(events: Sequence[ProjectionEvent]) -> Position:
-    """Head/feet first and supine/prone as the first event that says so; HFS otherwise."""
+    """Head/feet first and supine, prone or decubitus as the first event that says so;
+    supine and head first otherwise (assumed: also for an erect or unknown modifier)."""
     table = next(
         (e.patient_table_relationship for e in events if e.patient_table_relationship), None
     )
     modifier = next((e.patient_orientation_modifier for e in events if e.patient_orientation_modifier), None)  # fmt: skip
-    head_first = "feet" not in _meaning(table)
-    supine = "prone" not in _meaning(modifier)
-    return Position(head_first, supine, assumed=table is None or modifier is None)
+    lying = _lying(_meaning(modifier))
+    return Position(
+        head_first="feet" not in _meaning(table),
+        lying=lying or "S",
+        assumed=table is None or lying is None,
+    )
+
+
+def _lying(meaning: str) -> str | None:
+    """CID 19's supine, prone, left and right lateral decubitus; None for anything else."""
+    if "decubitus" in meaning:
+        side = "L" if "left" in meaning else "R" if "right" in meaning else None
+        return "D" + side if side else None
+    return {"supine": "S", "prone": "P"}.get(meaning.strip())
 
 
 def _meaning(code: Coded | None) -> str:
@@ -430,7 +468,7 @@ def _event_dose(
         angles = np.array([start])
     dose = np.zeros(phantom.centre.shape[0])
     for angle in angles:
-        beam = _beam(event, float(angle), len(angles), factors, table)
+        beam = _beam(event, float(angle), len(angles), factors, table, phantom.position)
         dose += _beam_dose(beam, phantom, factors, kvp, cu_mm)
     return dose
 
@@ -451,13 +489,15 @@ def copper_mm(event: ProjectionEvent, factors: Factors) -> float:
 
 
 def _beam(
-    event: ProjectionEvent, primary_deg: float, parts: int, factors: Factors, table: TableGeometry
-) -> _Beam:
+    event: ProjectionEvent, primary_deg: float, parts: int, factors: Factors,
+    table: TableGeometry, position: Position,
+) -> _Beam:  # fmt: skip
     secondary = math.radians(event.secondary_angle_deg or 0.0)
     primary = math.radians(primary_deg)
-    # LAO (+) moves the detector to the patient's left, CRA (+) towards the head
-    axis = np.array([
-        math.sin(primary) * math.cos(secondary), -math.sin(secondary),
+    # in the patient's frame: 0/0 puts the detector in front of the chest, LAO (+) moves it to
+    # the patient's left, CRA (+) towards the head
+    axis = position.turn @ np.array([
+        math.sin(primary) * math.cos(secondary), math.sin(-secondary),
         math.cos(primary) * math.cos(secondary),
     ])  # fmt: skip
     isocentre = table.isocentre_cm(event)

@@ -114,19 +114,86 @@ def test_copper_and_kvp_change_backscatter_and_table_transmission() -> None:
     assert FACTORS.backscatter_factor(80.0, 0.0, 50.0) == 1.5  # clamped at 35 cm
 
 
-def test_prone_and_feet_first_turn_the_phantom() -> None:
-    prone = _map(replace(PA, patient_orientation_modifier=Coded("SCT", "1240000", "prone")))
-    assert prone.phantom.position.code == "HFP"
-    assert np.nan_to_num(prone.dose_gy[:, 45:59]).max() == 0  # not the back
-    assert np.nan_to_num(prone.dose_gy[:, :14]).max() > 0  # the front, lying on the table
-    # feet first, LAO 30: the head is 5 + 178.6 cm down the table; the beam enters the
-    # patient's left, where a head-first patient's right would be; both at y 55.5 cm on the body
-    lao = replace(PA, primary_angle_deg=30.0, table_lateral_mm=1281.0)
-    feet = _map(replace(lao, patient_table_relationship=Coded("SCT", "102541007", "feet-first")))
-    head = _map(replace(lao, table_lateral_mm=605.0))
-    assert feet.phantom.position.code == "FFS"
-    assert feet.peak_cell[0] == head.peak_cell[0] == 55
-    assert 14 <= feet.peak_cell[1] <= 51 < head.peak_cell[1]
+# CID 21 / CID 19 as the RDSR codes them (mappings/dicom/patient_position.csv)
+HEAD_FIRST = Coded("SCT", "102540008", "headfirst")
+FEET_FIRST = Coded("SCT", "102541007", "feet-first")
+LYING = {
+    "S": Coded("SCT", "40199007", "supine"),
+    "P": Coded("SCT", "1240000", "prone"),
+    "DL": Coded("SCT", "102536004", "left lateral decubitus"),
+    "DR": Coded("SCT", "102535000", "right lateral decubitus"),
+}
+# the map's columns: front, the patient's left side, back, right side (reference phantom)
+SKIN = {"front": slice(0, 14), "left": slice(14, 45), "back": slice(45, 59), "right": slice(59, 90)}
+# PS3.3 C.8.7.5.1.2: the detector in front of the chest at 0, at the patient's left at LAO 90;
+# the X-ray source opposite, so the beam enters the skin on the other side
+ENTERS = {0.0: "back", 180.0: "front", 90.0: "right", -90.0: "left"}
+
+
+def _lying(code: str, primary_deg: float, **changes: object) -> SkinDoseMap:
+    """A 10 cm beam aimed at the torso's axis, 55 cm below the top of the head, of a patient
+    lying as `code` says (HFS ... FFDR)."""
+    head_first, lying = code.startswith("HF"), code[2:]
+    return _map(
+        replace(
+            PA,
+            primary_angle_deg=primary_deg,
+            # the table's longitudinal axis is along y: 5 cm + 60 cm from the head end, or
+            # from the soles of a 178.6 cm patient lying feet first
+            table_lateral_mm=600.0 if head_first else 1281.0,
+            # the torso's axis: 4 cm mattress + 10 cm (on the back or front), + 17.2 cm (a side)
+            table_height_mm=140.0 if lying in ("S", "P") else 212.0,
+            patient_table_relationship=HEAD_FIRST if head_first else FEET_FIRST,
+            patient_orientation_modifier=LYING[lying],
+            **changes,
+        )
+    )
+
+
+@pytest.mark.parametrize("code", ["HFS", "HFP", "HFDL", "HFDR", "FFS", "FFP", "FFDL", "FFDR"])
+@pytest.mark.parametrize("primary_deg", sorted(ENTERS))
+def test_beams_enter_where_the_standard_puts_the_source(code: str, primary_deg: float) -> None:
+    """Positioner angles are relative to the patient, however the patient lies: the skin a
+    beam enters is the same for every orientation, on the same rows of the body."""
+    m = _lying(code, primary_deg)
+    assert m.phantom.position.code == code and not m.phantom.position.assumed
+    dose = np.nan_to_num(m.dose_gy)
+    entered = ENTERS[primary_deg]
+    assert dose[:, SKIN[entered]].max() > 0.5
+    assert all(dose[:, SKIN[side]].max() == 0 for side in SKIN if side != entered)
+    assert 50 <= m.peak_cell[0] <= 60  # 55 cm below the top of the head, 10 cm field
+    assert np.nan_to_num(m.dose_gy[: m.phantom.head_length_cm]).max() == 0
+
+
+@pytest.mark.parametrize("code", ["HFS", "HFP", "FFS", "FFDL"])
+def test_cranial_tilts_the_detector_towards_the_head(code: str) -> None:
+    """CRA 30: the detector towards the head, the source towards the feet, so the beam enters
+    lower on the back than at 0 degrees."""
+    straight, cranial = _lying(code, 0.0), _lying(code, 0.0, secondary_angle_deg=30.0)
+    assert cranial.peak_cell[0] >= straight.peak_cell[0] + 3
+    assert SKIN["back"].start <= cranial.peak_cell[1] < SKIN["back"].stop
+
+
+def test_prone_pa_beam_by_hand() -> None:
+    """Prone, primary 0: the source is above the patient's back (the detector in front of the
+    chest, under the table), so no table transmission: 1 Gy x (63.5 / d)^2 x 1.4."""
+    m = _lying("HFP", 0.0)
+    p = m.phantom
+    row, col = 55, 52  # the back, just right of the midline; the right lies on the table's left
+    cell = p.centre[(p.index[:, 0] == row) & (p.index[:, 1] == col)][0]
+    assert cell == pytest.approx([14.4 / 28, 60.5, 24.0])  # the back 20 cm above the mattress
+    d = math.dist(cell, (0.0, 60.0, 14.0 + 78.5))
+    assert m.dose_gy[row, col] == pytest.approx(1.0 * (63.5 / d) ** 2 * 1.4)
+
+
+def test_an_erect_or_missing_modifier_is_assumed_supine() -> None:
+    erect = position_of(
+        [replace(PA, patient_orientation_modifier=Coded("SCT", "10904000", "erect"))]
+    )
+    assert (erect.code, erect.assumed) == ("HFS", True)
+    feet = position_of([replace(PA, patient_table_relationship=FEET_FIRST,
+                                patient_orientation_modifier=None)])  # fmt: skip
+    assert (feet.code, feet.assumed) == ("FFS", True)
 
 
 def test_a_rotational_run_spreads_over_its_arc() -> None:

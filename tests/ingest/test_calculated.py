@@ -123,7 +123,7 @@ def test_peak_skin_dose_and_map_of_the_siemens_zee(store: Store, settings: Setti
     ]
     [agent] = [p["agent"][0]["who"]["display"] for p in made
                if p["target"] == [{"reference": f"Observation/{peak['id']}"}]]  # fmt: skip
-    assert agent.startswith("Kerma kerma-skin-dose-1")
+    assert agent.startswith("Kerma kerma-skin-dose-2")
     # the same object again changes nothing; a radiograph (no C-arm geometry) gets no map
     assert ingestor.ingest_file(CORPUS / "RF-RDSR-Siemens-Zee.dcm").status == "duplicate"
     assert ingestor.ingest_file(CORPUS / "DX-RDSR-Canon_CXDI.dcm").status == "ingested"
