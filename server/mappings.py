@@ -132,6 +132,9 @@ class Concept:
     unit: str  # UCUM, as the field holds it
     where: tuple[str, ...]  # the containers the reader looks in, first match wins
     fhir: str  # component, or the element it fills (bodySite...); "-": read, not mapped
+    # a NUM given once per pulse: how its values make the field's one value (sum, mean,
+    # mean/<field of the weights>, server/dose/pulses.py); empty: the first item counts
+    several: str = ""
 
     @property
     def key(self) -> tuple[str, str]:

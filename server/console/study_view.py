@@ -174,21 +174,34 @@ def _is_dose(component: dict[str, Any]) -> bool:
 
 def _component(component: dict[str, Any]) -> Value | None:
     coding = component.get("code", {}).get("coding", [{}])[0]
-    name = coding.get("display") or component.get("code", {}).get("text") or coding.get("code", "")
+    # the text tells apart a per-pulse quantity's mean, range and values, which share a code
+    name = component.get("code", {}).get("text") or coding.get("display") or coding.get("code", "")
     text = value_text(component)
     return Value(str(name), text) if text else None
+
+
+def _unit(quantity: dict[str, Any]) -> str:
+    return str(_UCUM.get(quantity.get("code", ""), quantity.get("unit", "")))
 
 
 def value_text(element: dict[str, Any]) -> str:
     """A component's or an Observation's value as words: "724.52 mGy·cm", "HFS"."""
     if "valueQuantity" in element:
         q = element["valueQuantity"]
-        unit = _UCUM.get(q.get("code", ""), q.get("unit", ""))
+        unit = _unit(q)
         value = q.get("value")
         # six significant digits: what the report says, without binary artefacts (0.09999999999999998)
         return (
             f"{value:.6g} {unit}".strip() if isinstance(value, int | float) else f"{value} {unit}"
         )
+    if "valueRange" in element:
+        low, high = (
+            value_text({"valueQuantity": element["valueRange"][k]}) for k in ("low", "high")
+        )
+        return f"{low} to {high}"
+    if "valueSampledData" in element:
+        sampled = element["valueSampledData"]
+        return f"{sampled['data']} {_unit(sampled['origin'])}".strip()
     if "valueCodeableConcept" in element:
         concept = element["valueCodeableConcept"]
         return str(concept.get("text") or concept.get("coding", [{}])[0].get("display")

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
 
-from server.dicom.sr import Concept, Item, irradiating_device, read_fields
+from server.dicom.sr import Item, irradiating_device, read_fields
 from server.dicom.vendor import PositionCodes
 from server.dose.model import (
     Coded,
@@ -120,7 +119,7 @@ def _event(e: Item, uid: str, units: UnitTable, findings: list[Finding]) -> Proj
         # some devices report only the tube current(s): their mean is the average current
         average_tube_current_ma=_unless_absent(
             e.num_in(DCM.AverageXRayTubeCurrent, "mA", units, findings),
-            lambda: _mean(e, DCM.XRayTubeCurrent, "mA", units, findings),
+            lambda: values["tube_current_ma"],
         ),
         grids=tuple(i.code for i in e.children_of(DCM.XRayGrid) if i.code is not None),
         filters=tuple(
@@ -138,15 +137,6 @@ def _unless_absent(value: float | None, fallback: Callable[[], float | None]) ->
     (0.0, 30.5)
     """
     return value if value is not None else fallback()
-
-
-def _mean(
-    item: Item, code: Code | Concept, unit: str, units: UnitTable, findings: list[Finding]
-) -> float | None:
-    values = [
-        v for i in item.children_of(code) if (v := _value_in(i, unit, units, findings)) is not None
-    ]
-    return sum(values) / len(values) if values else None
 
 
 def _flat(container: Item) -> Item:

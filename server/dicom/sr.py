@@ -9,7 +9,6 @@ missing or unknown unit becomes a finding, not a silent number.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from pydicom.sr.coding import Code
 
 from server.dicom.text import parse_datetime, repair_text
 from server.dose.model import Coded, Equipment, Finding, Participant
+from server.dose.pulses import PulseValues, summary
 from server.dose.units import IncompatibleUnits, UnitTable, UnknownUnit
 from server.mappings import Concept as Named
 from server.mappings import code_aliases
@@ -66,6 +66,7 @@ class Item:
     text: str | None = None
     code: Coded | None = None
     number: float | None = None
+    numbers: tuple[float, ...] = ()  # every value of a multi-valued NUM (one per pulse)
     unit: str | None = None  # as written in MeasurementUnitsCodeSequence
     uid: str | None = None
     datetime: dt.datetime | None = None
@@ -121,18 +122,19 @@ class Item:
         item = self.child(code)
         if item is None or item.number is None:
             return None
-        if not item.unit:
-            findings.append(
-                Finding(item.path, "warning", "unit-missing", f"no unit; {unit} assumed")
-            )
-            return item.number
-        try:
-            return units.convert(item.number, item.unit, unit)
-        except (UnknownUnit, IncompatibleUnits) as e:
-            findings.append(
-                Finding(item.path, "error", "unit-invalid", f"{e}; value {item.number} not used")
-            )
-            return None
+        converted = _converted(item, (item.number,), unit, units, findings)
+        return converted[0] if converted else None
+
+    def nums_in(
+        self, code: Code | Concept, unit: str, units: UnitTable, findings: list[Finding]
+    ) -> tuple[float, ...]:
+        """Every value of every NUM child of this concept (repeated items, multi-valued ones:
+        one per pulse), in order, converted to `unit`."""
+        values: list[float] = []
+        for item in self.children_of(code):
+            given = item.numbers or ((item.number,) if item.number is not None else ())
+            values += _converted(item, given, unit, units, findings) if given else ()
+        return tuple(values)
 
     def text_of(self, code: Code | Concept) -> str | None:
         item = self.child(code)
@@ -154,6 +156,23 @@ class Item:
         return item.datetime if item is not None else None
 
 
+def _converted(
+    item: Item, values: tuple[float, ...], unit: str, units: UnitTable, findings: list[Finding]
+) -> tuple[float, ...]:
+    """The item's values in `unit`: as given, with a warning, when it states no unit; none, with
+    an error, when its unit is unknown or of another dimension."""
+    if not item.unit:
+        findings.append(Finding(item.path, "warning", "unit-missing", f"no unit; {unit} assumed"))
+        return values
+    try:
+        return tuple(units.convert(v, item.unit, unit) for v in values)
+    except (UnknownUnit, IncompatibleUnits) as e:
+        findings.append(
+            Finding(item.path, "error", "unit-invalid", f"{e}; value {item.number} not used")
+        )
+        return ()
+
+
 def item_values(
     path: str,
     concept_key: Concept | None,
@@ -165,7 +184,7 @@ def item_values(
     """An Item from the raw strings the fast reader extracts (numbers, codes, texts, times)."""
     values: dict[str, Any] = {}
     if "number" in raw:
-        values = {"number": _number(raw["number"]), "unit": raw.get("unit")}
+        values = {**_numeric(raw["number"]), "unit": raw.get("unit")}
     elif raw.get("code") is not None:
         code = raw["code"]
         scheme, value = concept(code.scheme, code.value)
@@ -185,10 +204,9 @@ def _values(ds: Dataset, value_type: str) -> dict[str, Any]:
         if not measured:
             return {}
         mv = measured[0]
-        number = _number(mv.get("NumericValue"))
         units = mv.get("MeasurementUnitsCodeSequence")
         unit = str(units[0].get("CodeValue", "")) if units else None
-        return {"number": number, "unit": unit}
+        return {**_numeric(mv.get("NumericValue")), "unit": unit}
     if value_type == "CODE":
         seq = ds.get("ConceptCodeSequence")
         return {"code": coded(seq[0])} if seq else {}
@@ -203,31 +221,30 @@ def _values(ds: Dataset, value_type: str) -> dict[str, Any]:
     return {}
 
 
-def _number(raw: Any) -> float | None:
+def _numeric(raw: Any) -> dict[str, Any]:
     """NumericValue may be empty, not a number, multi-valued, or two values in one string (a
     vendor bug: Toshiba writes 1.5/2.0, the first counts). Multi-valued is one value per pulse
-    (kVp, tube current of a fluoroscopy event): their mean over the pulses that fired, since a
-    pulse that did not fire reports 0 (all 0: 0).
+    (kVp, tube current of a fluoroscopy event): all are kept, and the number is their mean over
+    the pulses that fired (server/dose/pulses.py).
 
-    >>> _number("12.5"), _number("1.5/2.0"), _number(""), _number("n/a")
-    (12.5, 1.5, None, None)
-    >>> _number("0\\\\70\\\\72\\\\71"), _number(["0", "0"]), _number("1.5\\\\2.0")
-    (71.0, 0.0, 1.75)
+    >>> _numeric("12.5"), _numeric("1.5/2.0"), _numeric(""), _numeric("n/a")
+    ({'number': 12.5}, {'number': 1.5}, {'number': None}, {'number': None})
+    >>> _numeric("0\\\\70\\\\72\\\\71")
+    {'number': 71.0, 'numbers': (0.0, 70.0, 72.0, 71.0)}
     """
     if raw in (None, ""):
-        return None
+        return {"number": None}
     if isinstance(raw, str):
         raw = raw.split("/")[0].split("\\")
     elif not (isinstance(raw, list | tuple) or hasattr(raw, "__getitem__")):
         raw = [raw]
     try:
-        values = [float(v) for v in raw if str(v).strip() != ""]
+        values = tuple(float(v) for v in raw if str(v).strip() != "")
     except (TypeError, ValueError):
-        return None
+        return {"number": None}
     if len(values) <= 1:
-        return values[0] if values else None
-    fired = [v for v in values if v != 0]
-    return math.fsum(fired) / len(fired) if fired else 0.0
+        return {"number": values[0] if values else None}
+    return {"number": summary(values, "mean"), "numbers": values}
 
 
 def irradiating_device(item: Item) -> Equipment | None:
@@ -252,13 +269,27 @@ def read_fields(
 ) -> dict[str, Any]:
     """The model fields of the concepts (mappings/dicom/concepts.csv) whose containers are
     given, each from the first container that has a value; concepts read elsewhere (`where`
-    names no given container) are left out."""
+    names no given container) are left out. Concepts that may come once per pulse (`several`)
+    give their summary, and all their values under `per_pulse` (a field of the model)."""
     values: dict[str, Any] = {}
+    several: list[PulseValues] = []
     for c in named:
         if not any(w in containers for w in c.where):
             continue
-        found = (_value(item, c, units, findings) for w in c.where if (item := containers.get(w)))
+        items = [item for w in c.where if (item := containers.get(w))]
+        if c.several:
+            given = next((v for i in items if (v := i.nums_in(c.key, c.unit, units, findings))), ())
+            values[c.field] = given[0] if len(given) == 1 else None
+            several += [PulseValues(c.field, given, c.several)] if len(given) > 1 else []
+            continue
+        found = (_value(item, c, units, findings) for item in items)
         values[c.field] = next((v for v in found if v is not None), None)
+    if any(c.several for c in named):
+        values["per_pulse"] = tuple(several)
+    for pulses in several:
+        _, _, weighted_by = pulses.how.partition("/")
+        weights = next((p.values for p in several if p.field == weighted_by), ())
+        values[pulses.field] = summary(pulses.values, pulses.how, weights)
     return values
 
 

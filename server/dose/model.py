@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from server.dose.pulses import PulseValues
+
 Severity = Literal["error", "warning", "information"]
 ReportKind = Literal["ct", "projection"]
 # where dose values were read from: an RDSR; the dose attributes of a dose screen (Philips
@@ -261,6 +263,8 @@ class ProjectionEvent:
     table_height_mm: float | None = None
     comment: str | None = None
     device: Equipment | None = None
+    # quantities given once per pulse: every value (the fields above hold their summary)
+    per_pulse: tuple[PulseValues, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,18 @@ class Quantity(TypedDict, total=False):
     code: str
 
 
+class Range(TypedDict, total=False):
+    low: Quantity
+    high: Quantity
+
+
+class SampledData(TypedDict, total=False):
+    origin: Quantity
+    period: float | int  # ms between samples
+    dimensions: int
+    data: str  # decimals separated by spaces
+
+
 class Identifier(TypedDict, total=False):
     use: str
     system: str
@@ -54,6 +66,8 @@ class ObservationComponent(TypedDict):
     valueString: NotRequired[str]
     valueInteger: NotRequired[int]
     valueDateTime: NotRequired[str]
+    valueRange: NotRequired[Range]
+    valueSampledData: NotRequired[SampledData]
     dataAbsentReason: NotRequired[CodeableConcept]
 
 

@@ -72,20 +72,6 @@ def test_a_neighbouring_code_is_read_as_the_concept_meant() -> None:
     assert [e.anode_target for e in aliased.report.projection_events] == expected
 
 
-def test_per_pulse_values_are_averaged_over_the_pulses_that_fired() -> None:
-    """A fluoroscopy event giving kVp as one value per pulse, the first pulse 0 (it did not
-    fire): the event's kVp is the mean of the others, not the first value (0 kV before)."""
-    ds = dcmread(GE_RF)
-    first = _items(ds.ContentSequence, EVENT)[0]
-    [kvp] = _items(first.ContentSequence, "113733")
-    kvp.MeasuredValueSequence[0].NumericValue = ["0", "70", "72", "71"]
-    data = io.BytesIO()
-    ds.save_as(data)
-    read = read_dicom(data.getvalue(), unit_table())
-    assert isinstance(read, Read)
-    assert read.report.projection_events[0].kvp_kv == 71.0
-
-
 def test_the_anatomic_region_sequence_when_body_part_examined_is_empty() -> None:
     """A radiograph whose header names its region only as a code (Anatomic Region Sequence,
     SCT 51185008 Chest): the region is that code, and the acquisition rules read "Chest"."""

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from server.dose.model import Coded
-from server.fhir.datatypes import CodeableConcept, ObservationComponent
+from server.dose.pulses import PulseValues
+from server.fhir.datatypes import CodeableConcept, ObservationComponent, Quantity
 from server.fhir.mapping.codes import ABSENT_REASON, DCM, SYSTEMS, UCUM
 from server.fhir.mapping.context import codeable
 from server.mappings import Concept
@@ -82,6 +83,37 @@ def components_of(
     return out
 
 
+def pulse_components(
+    named: Iterable[Concept], per_pulse: Iterable[PulseValues], pulse_rate_per_s: float | None
+) -> list[ObservationComponent]:
+    """For each quantity given once per pulse (its summary is the concept's own component):
+    its range over the pulses counted, where they differ, and every value in pulse order as
+    SampledData (period from the pulse rate; 0 when the event states none)."""
+    by_field = {c.field: c for c in named}
+    period = number(1000.0 / pulse_rate_per_s) if pulse_rate_per_s else 0
+    out: list[ObservationComponent] = []
+    for pulses in per_pulse:
+        c = by_field[pulses.field]
+        coding = _component_code(c.code, c.meaning, SYSTEMS[c.scheme])["coding"]
+        counted = pulses.counted
+        if counted and min(counted) != max(counted):
+            low, high = (_ucum(number(v), c.unit) for v in (min(counted), max(counted)))
+            out.append({"code": {"coding": coding, "text": f"{c.meaning}, range over the pulses"},
+                        "valueRange": {"low": low, "high": high}})  # fmt: skip
+        out.append({
+            "code": {"coding": coding, "text": f"{c.meaning}, per pulse"},
+            "valueSampledData": {
+                "origin": _ucum(0, c.unit), "period": period, "dimensions": 1,
+                "data": " ".join(str(number(v)) for v in pulses.values),
+            },
+        })  # fmt: skip
+    return out
+
+
+def _ucum(value: float | int, unit: str) -> Quantity:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
 def _component_code(code: str, display: str, scheme: str = DCM) -> CodeableConcept:
     return {"coding": [{"system": scheme, "code": code, "display": display}]}
 
@@ -101,7 +133,7 @@ def _quantity(
                 "dataAbsentReason": {"coding": [{"system": ABSENT_REASON, "code": absent}]}}  # fmt: skip
     return {
         "code": _component_code(code, display, scheme),
-        "valueQuantity": {"value": number(value), "unit": unit, "system": UCUM, "code": unit},
+        "valueQuantity": _ucum(number(value), unit),
     }
 
 

@@ -18,6 +18,7 @@ from server.fhir.mapping.components import (
     _quantity,
     component_value,
     components_of,
+    pulse_components,
 )
 from server.fhir.mapping.context import Context, codeable, fhir_datetime, source_tag, uid_identifier
 from server.mappings import concepts
@@ -60,6 +61,9 @@ def projection_event(
     if event.protocol:
         resource["method"] = {"text": event.protocol}
     components = components_of(concepts("projection_event"), event)
+    components += pulse_components(
+        concepts("projection_event"), event.per_pulse, event.pulse_rate_per_s
+    )
     grids = [_code_component("111635", "X-Ray Grid", grid) for grid in event.grids]
     components += [c for c in grids if c is not None]
     components += components_of(concepts("projection_header"), event)
