@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from server.calculated.skin_map import Layout
-from server.dose.effective import EffectiveDose
+from server.dose.effective import ByAcquisition, EffectiveDose
 from server.dose.skin import SkinDoseMap
 from server.dose.ssde import Estimate as SsdeEstimate
 from server.fhir.mapping import DCM, LOINC, UCUM, component_value
@@ -53,6 +53,11 @@ POPULATION_NOTE = (
     "comparing examinations and practices, not the dose or the risk of this patient."
 )
 
+BY_ACQUISITION_NOTE = (
+    " The examination {why}: E is the sum over its acquisitions of each one's DLP times the "
+    "k-factor of the region the acquisition was classified to."
+)
+
 
 def effective_dose_observation(
     estimate: EffectiveDose, summary: dict[str, Any], study_uid: str
@@ -73,17 +78,53 @@ def effective_dose_observation(
     ]
     if estimate.kvp is not None:
         inputs.append(_quantity("113733", "KVP", estimate.kvp, "kV"))
+    method = {"system": METHODS, "code": "dlp-k-factor",
+              "display": f"DLP x k ({estimate.set}, {estimate.region}, ICRP {estimate.icrp})"}  # fmt: skip
+    return _effective_dose(study_uid, "", estimate.effective_dose_msv, method, inputs,
+                           POPULATION_NOTE.format(icrp=estimate.icrp), summary)  # fmt: skip
+
+
+def _effective_dose(
+    study_uid: str, how: str, msv: float, method: dict[str, Any], inputs: list[dict[str, Any]],
+    note: str, summary: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
     return _calculated(
         f"effective-dose:{study_uid}",
         {"coding": [{"system": DCM, "code": "113839", "display": "Effective Dose"}],
-         "text": "Effective dose, calculated (population estimate)"},
-        _value(round(estimate.effective_dose_msv, 4), "mSv"),
-        {"system": METHODS, "code": "dlp-k-factor",
-         "display": f"DLP x k ({estimate.set}, {estimate.region}, ICRP {estimate.icrp})"},
-        inputs,
-        POPULATION_NOTE.format(icrp=estimate.icrp),
-        summary,
+         "text": f"Effective dose, calculated{how} (population estimate)"},
+        _value(round(msv, 4), "mSv"), method, inputs, note, summary,
     )  # fmt: skip
+
+
+def effective_dose_by_acquisition_observation(
+    estimate: ByAcquisition, summary: dict[str, Any], study_uid: str, why: str
+) -> dict[str, Any]:
+    """E of a CT examination of no k-factor region (`why`: "has no standard procedure", "is
+    ct-rt-planning, of no one region"), as the sum over its acquisitions of DLP x k of each
+    one's region, derived from its dose summary."""
+    first = estimate.parts[0]
+    inputs = [
+        _quantity("113813", "CT Dose Length Product of the acquisitions counted",
+                  round(estimate.dlp_mgy_cm, 4), "mGy.cm"),
+        _quantity("dlp-left-out", "DLP of acquisitions of no region, not counted (localizers, "
+                  "bolus tracking)", round(estimate.left_out_dlp_mgy_cm, 4), "mGy.cm", METHODS),
+        _quantity("age-used", "tabulated age used", first.age_years, "a", METHODS),
+        _quantity("spread", "uncertainty: largest spread of the published k-factors of the "
+                  "regions, relative to the k used", estimate.spread, "1", METHODS),
+    ]  # fmt: skip
+    for region, (dlp, e) in estimate.by_region().items():
+        inputs += [
+            _quantity("dlp-region", f"DLP of the {region} acquisitions", round(dlp, 4), "mGy.cm",
+                      METHODS),
+            _quantity("effective-dose-region", f"Effective dose of the {region} acquisitions",
+                      round(e, 4), "mSv", METHODS),
+        ]  # fmt: skip
+    regions = ", ".join(estimate.by_region())
+    method = {"system": METHODS, "code": "dlp-k-factor-per-acquisition",
+              "display": f"sum of DLP x k per acquisition ({first.set}, {regions}, ICRP {first.icrp})"}  # fmt: skip
+    note = POPULATION_NOTE.format(icrp=first.icrp) + BY_ACQUISITION_NOTE.format(why=why)
+    return _effective_dose(study_uid, " per acquisition", estimate.effective_dose_msv, method,
+                           inputs, note, summary)  # fmt: skip
 
 
 def skin_dose_observation(
@@ -255,6 +296,12 @@ def _sampled(dose_gy: np.ndarray) -> dict[str, Any]:
 
 def effective_dose_agent(estimate: EffectiveDose) -> str:
     return f"Kerma {ALGORITHM} (k-factors {estimate.set}, ICRP {estimate.icrp})"
+
+
+def effective_dose_by_acquisition_agent(estimate: ByAcquisition, why: str) -> str:
+    first = estimate.parts[0]
+    return (f"Kerma {ALGORITHM} per acquisition: the examination {why} "
+            f"(k-factors {first.set}, ICRP {first.icrp})")  # fmt: skip
 
 
 def skin_dose_agent(found: SkinDoseMap) -> str:

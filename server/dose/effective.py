@@ -21,6 +21,7 @@ values), relative to the k used: a between-source spread, not a confidence inter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PRIMARY_SET = "nci-lee-2012"
@@ -94,3 +95,61 @@ def effective_dose(
 def _nearest(values: set[float], wanted: float) -> float:
     """The tabulated value nearest `wanted` (the lower one on a tie)."""
     return min(sorted(values), key=lambda v: abs(v - wanted))
+
+
+@dataclass(frozen=True)
+class ByAcquisition:
+    """E of a CT examination without a standard procedure (so without one region): the sum over
+    its acquisitions of DLP_i x k of each acquisition's own region and tube voltage."""
+
+    parts: tuple[EffectiveDose, ...]
+    left_out_dlp_mgy_cm: float  # acquisitions decided to be of no region: localizers, tracking
+
+    @property
+    def effective_dose_msv(self) -> float:
+        return sum(p.effective_dose_msv for p in self.parts)
+
+    @property
+    def dlp_mgy_cm(self) -> float:
+        return sum(p.dlp_mgy_cm for p in self.parts)
+
+    @property
+    def spread(self) -> float:
+        """The largest between-source spread of the parts' k-factors."""
+        return max(p.spread for p in self.parts)
+
+    def by_region(self) -> dict[str, tuple[float, float]]:
+        """Region -> (DLP of its acquisitions, their E), in the order the regions first come."""
+        out: dict[str, tuple[float, float]] = {}
+        for p in self.parts:
+            dlp, e = out.get(p.region, (0.0, 0.0))
+            out[p.region] = (dlp + p.dlp_mgy_cm, e + p.effective_dose_msv)
+        return out
+
+
+def effective_dose_by_acquisition(
+    acquisitions: Sequence[tuple[float, str, float | None]],
+    left_out_dlp_mgy_cm: float,
+    age_years: float | None,
+    table: KFactors,
+    icrp: str = "103",
+    k_set: str = PRIMARY_SET,
+) -> ByAcquisition | None:
+    """E from (DLP, region, kVp) of every acquisition with a region; None when there is none
+    or a region has no k-factor (an estimate that leaves dose out unsaid is worse than none).
+
+    >>> table = KFactors.of([
+    ...     {"set": "nci-lee-2012", "icrp": "103", "region": r, "age_years": "30", "kvp": "120",
+    ...      "k_msv_per_mgy_cm": k} for r, k in (("head", "0.002"), ("chest", "0.02"))])
+    >>> e = effective_dose_by_acquisition(
+    ...     [(800.0, "head", 120.0), (300.0, "chest", 120.0)], 4.0, 60, table)
+    >>> round(e.effective_dose_msv, 3), e.dlp_mgy_cm, e.by_region()["chest"]
+    (7.6, 1100.0, (300.0, 6.0))
+    """
+    parts = tuple(
+        effective_dose(dlp, region, age_years, kvp, table, icrp, k_set)
+        for dlp, region, kvp in acquisitions
+    )
+    if not parts or any(p is None for p in parts):
+        return None
+    return ByAcquisition(tuple(p for p in parts if p is not None), left_out_dlp_mgy_cm)

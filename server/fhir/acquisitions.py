@@ -10,6 +10,7 @@ The decision is the extension .../classification on the Observation, as on the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from server.dose.classify import PER_ACQUISITION, Acquisition, Procedure, Rules, modality_group
@@ -58,6 +59,31 @@ def event_procedure(event: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]
         return False, None
     coding = next((e["valueCoding"] for e in found["extension"] if e["url"] == "procedure"), None)
     return True, coding
+
+
+def acquisition_doses(
+    events: list[dict[str, Any]], regions: Mapping[str, str]
+) -> tuple[list[tuple[float, str, float | None]], float] | None:
+    """(DLP, k-factor region of its procedure, kVp) of each CT acquisition with a DLP, and the
+    DLP of those decided to be of no procedure (localizers, bolus tracking); None when one with
+    a DLP is undecided or its procedure has no k-factor region (`regions`: code -> region)."""
+    parts: list[tuple[float, str, float | None]] = []
+    left_out = 0.0
+    for event in events:
+        dlp = _quantity(event, "113838")
+        found = extension(event, CLASSIFICATION_URL)
+        if not dlp or found is None:
+            continue
+        rule = next((e["valueString"] for e in found["extension"] if e["url"] == "rule"), None)
+        _, coding = event_procedure(event)
+        if coding is None and rule != "examination":
+            left_out += dlp
+            continue
+        region = regions.get(coding["code"]) if coding else None
+        if region is None:
+            return None
+        parts.append((dlp, region, _quantity(event, "113733")))
+    return parts, left_out
 
 
 def acquisitions_of_events(events: list[dict[str, Any]], modality: str) -> list[Acquisition]:

@@ -27,7 +27,7 @@ from server.calculated import observations as calculated
 from server.dicom.read import Outcome, Read, Skipped, Unreadable, read_dicom
 from server.dose import drl
 from server.dose.classify import modality_group
-from server.dose.effective import effective_dose
+from server.dose.effective import effective_dose, effective_dose_by_acquisition
 from server.dose.model import CtEvent, DoseReport, Equipment, ProjectionEvent
 from server.dose.units import UnitTable
 from server.fhir import acquisitions, conformance, mapping
@@ -316,7 +316,7 @@ class _Commit:
     ) -> tuple[list[drl.Value], list[str]]:
         """The calculated Observations (effective dose, SSDE, peak skin dose), and the values
         among them the alert rules compare (the peak skin dose)."""
-        refs = [*self._effective_dose(study, summary), *self._ssde(events, found)]
+        refs = [*self._effective_dose(study, summary, events), *self._ssde(events, found)]
         values: list[drl.Value] = []
         skin = found.skin
         if skin is not None:
@@ -415,17 +415,24 @@ class _Commit:
         summary_device = devices.pop() if len(devices) == 1 else self._device(report.equipment)
         return added, summary_device
 
-    def _effective_dose(self, study: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    def _effective_dose(
+        self, study: dict[str, Any], summary: dict[str, Any], events: list[dict[str, Any]]
+    ) -> list[str]:
         """E = k x DLP total as its own Observation with its Provenance (H4), unless the
-        device reported E (its value wins) or the procedure has no k-factor region."""
+        device reported E (its value wins); per acquisition when the examination's procedure
+        has no k-factor region or it has none."""
         report = self.report
         if report.kind != "ct" or _reports_effective_dose(report):
             return []
         dlp = mapping.component_value(summary, "113813")
-        region = k_factor_regions().get(mapping.classification_of(study, self.ctx).code)
+        procedure = mapping.classification_of(study, self.ctx).code
+        region = k_factor_regions().get(procedure)
+        if region is None:
+            why = f"is {procedure}, of no one region" if procedure else "has no standard procedure"
+            return self._effective_dose_by_acquisition(events, summary, why)
         estimate = (
             effective_dose(dlp, region, report.patient.age_years, _main_kvp(report), k_factors())
-            if dlp is not None and region is not None
+            if dlp is not None
             else None
         )
         if estimate is None:
@@ -436,6 +443,25 @@ class _Commit:
         return self._save_calculated(
             observation, summary, calculated.effective_dose_agent(estimate)
         )
+
+    def _effective_dose_by_acquisition(
+        self, events: list[dict[str, Any]], summary: dict[str, Any], why: str
+    ) -> list[str]:
+        """E of an examination without a k-factor region (`why`: what its procedure is) whose
+        acquisitions all have one."""
+        found = acquisitions.acquisition_doses(events, k_factor_regions())
+        estimate = (
+            effective_dose_by_acquisition(*found, self.report.patient.age_years, k_factors())
+            if found
+            else None
+        )
+        if estimate is None:
+            return []
+        observation = calculated.effective_dose_by_acquisition_observation(
+            estimate, summary, self.report.study.study_uid, why
+        )
+        agent = calculated.effective_dose_by_acquisition_agent(estimate, why)
+        return self._save_calculated(observation, summary, agent)
 
     def _ssde(self, events: list[dict[str, Any]], found: Calculated) -> list[str]:
         """The SSDE estimates of the stored CT acquisitions, each derived from its event."""

@@ -17,6 +17,8 @@ from server.calculated import observations as calculated
 from server.config import Settings
 from server.dicom.read import Read, read_dicom
 from server.fhir import FhirService
+from server.fhir.acquisitions import acquisition_doses
+from server.fhir.mapping import CLASSIFICATION_URL
 from server.fhir.validation import validate
 from server.ingest import build_ingestor
 from server.ingest.hl7 import build_handler
@@ -238,3 +240,69 @@ def test_no_peak_skin_dose_where_the_table_reference_is_unknown(
     assert "miss the phantom" in peak["dataAbsentReason"]["text"]
     assert _component(peak, "dap-on-phantom") == 0.0
     assert (_component(peak, "8302-2"), _component(peak, "29463-7")) == (168.0, 73.0)  # the RDSR's
+
+
+MULTI = [CORPUS / f"CT-RDSR-Siemens-Multi-{n}.dcm" for n in (1, 2, 3)]
+
+
+def test_effective_dose_per_acquisition_without_a_standard_procedure(
+    store: Store, settings: Settings
+) -> None:
+    """A radiotherapy planning 4DCT (the three RDSRs of one study, each holding the last's
+    events): its procedure has no k-factor region, its two 4DCT acquisitions are chest
+    (69.81 and 158.82 mGy.cm at 120 kV, 60 years: k = 0.0210 mSv/(mGy.cm)), the topogram
+    (7.46 mGy.cm) is a localizer, of no region: E = (69.81 + 158.82) x 0.0210, said so."""
+    service = build_service(store)
+    ingestor = build_ingestor(store, settings)
+    assert [ingestor.ingest_file(f).status for f in MULTI] == ["ingested"] * 3
+    [estimate] = _calculated(service)
+    assert estimate["valueQuantity"]["value"] == pytest.approx((69.81 + 158.82) * 0.0210, abs=1e-4)
+    assert estimate["method"]["coding"][0] == {
+        "system": calculated.METHODS, "code": "dlp-k-factor-per-acquisition",
+        "display": "sum of DLP x k per acquisition (nci-lee-2012, chest, ICRP 103)"}  # fmt: skip
+    assert (
+        estimate["code"]["text"]
+        == "Effective dose, calculated per acquisition (population estimate)"
+    )
+    assert _component(estimate, "113813") == pytest.approx(69.81 + 158.82)
+    assert _component(estimate, "dlp-left-out") == 7.46
+    assert _component(estimate, "dlp-region") == pytest.approx(228.63)
+    assert (
+        "The examination is ct-rt-planning, of no one region: E is the sum over its acquisitions"
+        in estimate["note"][0]["text"]
+    )
+    assert validate(estimate) == []
+    provenances = [
+        orjson.loads(p.body or b"")
+        for p in service.search("Provenance", [("_count", "100")]).matches
+    ]
+    made = [p for p in provenances if {"reference": f"Observation/{estimate['id']}"} in p["target"]
+            and p["activity"]["text"] == "calculated"]  # fmt: skip
+    assert len(made) == 2  # by the second RDSR (the first has only the topogram) and the third
+    assert {p["agent"][0]["who"]["display"] for p in made} == {
+        "Kerma kerma-effective-dose-1 per acquisition: the examination is ct-rt-planning, of no "
+        "one region (k-factors nci-lee-2012, ICRP 103)"
+    }
+
+
+def _event(dlp: float, rule: str, code: str | None = None) -> dict[str, Any]:
+    decision: list[dict[str, Any]] = [{"url": "rule", "valueString": rule}]
+    if code:
+        decision.append({"url": "procedure", "valueCoding": {"system": "s", "code": code}})
+    return {
+        "extension": [{"url": CLASSIFICATION_URL, "extension": decision}],
+        "component": [{"code": {"coding": [{"code": "113838"}]},
+                       "valueQuantity": {"value": dlp, "unit": "mGy.cm"}}],
+    }  # fmt: skip
+
+
+def test_no_effective_dose_per_acquisition_when_one_acquisition_is_unknown() -> None:
+    regions = {"ct-acq-head": "head", "ct-acq-chest": "chest"}
+    head, chest = _event(800.0, "ct-acq-head", "ct-acq-head"), _event(300.0, "x", "ct-acq-chest")
+    scout = _event(5.0, "ct-localizer")
+    assert acquisition_doses([scout, head, chest], regions) == (
+        [(800.0, "head", None), (300.0, "chest", None)], 5.0)  # fmt: skip
+    undecided = _event(200.0, "examination")  # no acquisition rule matched, no study procedure
+    assert acquisition_doses([head, undecided], regions) is None
+    no_region = _event(200.0, "dx-chest", "dx-chest-pa")  # a procedure without a k-factor
+    assert acquisition_doses([head, no_region], regions) is None
