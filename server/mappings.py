@@ -142,11 +142,12 @@ class Concept:
 
 
 @functools.cache
-def code_aliases() -> dict[tuple[str, str], str]:
-    """Codes vendors write for a neighbouring standard concept (mappings/dicom/code_aliases.csv):
-    (scheme, written) -> the standard code value."""
+def code_aliases() -> dict[tuple[str, str], tuple[str, str]]:
+    """Codes vendors write for a neighbouring or private copy of a standard concept
+    (mappings/dicom/code_aliases.csv): (scheme, written) -> (scheme, code) of the standard."""
     return {
-        (r["scheme"], r["written"]): r["standard"] for r in read_csv_rows("dicom/code_aliases.csv")
+        (r["scheme"], r["written"]): (r["standard_scheme"], r["standard"])
+        for r in read_csv_rows("dicom/code_aliases.csv")
     }
 
 

@@ -32,16 +32,18 @@ _ALIASES = code_aliases()
 def concept(scheme: str, value: str) -> Concept:
     """The canonical key of a code: legacy SNOMED-RT (SRT) codes become their SNOMED CT code,
     using the table from the DICOM standard that pydicom ships; codes vendors write for a
-    neighbouring concept become it (mappings/dicom/code_aliases.csv).
+    neighbouring concept, or a private copy of it, become it (mappings/dicom/code_aliases.csv).
 
     >>> concept("SRT", "P5-08000"), concept("DCM", "113830"), concept("DCM", "113632")
     (('SCT', '77477000'), ('DCM', '113830'), ('DCM', '111632'))
+    >>> concept("99PHI-IXR-XPER", "021")
+    ('DCM', '113753')
     """
     if scheme in ("SRT", "SNM3"):
         mapped = _SNOMED_RT_TO_CT.get(value)
         if mapped:
             return ("SCT", mapped)
-    return (scheme, _ALIASES.get((scheme, value), value))
+    return _ALIASES.get((scheme, value), (scheme, value))
 
 
 def key(code: Code | Concept) -> Concept:

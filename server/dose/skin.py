@@ -444,6 +444,10 @@ def _unmappable(event: ProjectionEvent, factors: Factors) -> str | None:
         return "no Dose Area Product (the field size comes from DAP / Dose (RP))"
     if not event.source_to_isocenter_mm:
         return "no Distance Source to Isocenter"
+    table = {"Longitudinal": event.table_longitudinal_mm, "Lateral": event.table_lateral_mm,
+             "Height": event.table_height_mm}  # fmt: skip
+    if missing := [f"Table {axis} Position" for axis, mm in table.items() if mm is None]:
+        return "no " + " nor ".join(missing)  # the isocentre cannot be placed on the table
     if _rotational(event, factors) and event.primary_end_angle_deg is None:
         return "rotational acquisition without Positioner Primary End Angle"
     return None

@@ -52,10 +52,12 @@ def test_a_reported_zero_average_tube_current_is_kept() -> None:
 
 def test_a_neighbouring_code_is_read_as_the_concept_meant() -> None:
     """An MG RDSR whose Anode Target Material is coded 113632 (no DICOM code) keeps its anode
-    target as when coded 111632; every alias names a written code DICOM does not define."""
+    target as when coded 111632; every alias names a written code DICOM does not define (or a
+    private one) and a standard DICOM code."""
     defined = {code for codes in concepts["DCM"].values() for code in codes}
-    for (scheme, written), standard in code_aliases().items():
-        assert scheme == "DCM" and written not in defined and standard in defined
+    for (scheme, written), (standard_scheme, standard) in code_aliases().items():
+        assert scheme != "DCM" or written not in defined
+        assert standard_scheme == "DCM" and standard in defined
     ds = dcmread(MG)
     anodes = _items(ds.ContentSequence, "111632")
     assert anodes
@@ -88,3 +90,13 @@ def test_the_anatomic_region_sequence_when_body_part_examined_is_empty() -> None
     [event] = read.report.projection_events
     assert event.target_region is not None
     assert (event.target_region.value, event.target_region.meaning) == ("51185008", "Chest")
+
+
+def test_a_philips_private_table_height_is_the_table_height() -> None:
+    """The Allura Xper gives its table height only as Philips' private item 021 (890 mm); the
+    Azurion gives it twice, the standard 113753 and the private item, with the same value."""
+    allura = read_dicom(SIEMENS_CT.parent / "RF-Pat-Orientation-Modifier-Missing.dcm", unit_table())
+    azurion = read_dicom(SIEMENS_CT.parent / "RF-RDSR-Philips_Azurion.dcm", unit_table())
+    assert isinstance(allura, Read) and isinstance(azurion, Read)
+    assert allura.report.projection_events[0].table_height_mm == 890.0
+    assert azurion.report.projection_events[0].table_height_mm == 935.0

@@ -212,10 +212,15 @@ def test_a_rotational_run_spreads_over_its_arc() -> None:
 
 def test_events_that_cannot_be_mapped_are_counted_with_the_reason() -> None:
     m = _map(PA, replace(PA, dose_rp_gy=None), replace(PA, source_to_isocenter_mm=None),
-             replace(PA, kvp_kv=None))  # fmt: skip
-    assert m.events_skipped == ((1, "no Dose (RP)"), (2, "no Distance Source to Isocenter"))
+             replace(PA, kvp_kv=None), replace(PA, table_height_mm=None),
+             replace(PA, table_longitudinal_mm=None, table_lateral_mm=None))  # fmt: skip
+    assert m.events_skipped == (
+        (1, "no Dose (RP)"), (2, "no Distance Source to Isocenter"),
+        (4, "no Table Height Position"),
+        (5, "no Table Longitudinal Position nor Table Lateral Position"),
+    )  # fmt: skip
     assert (m.events_mapped, m.assumed_kvp_events) == (2, 1)
-    assert (m.ka_r_total_gy, m.ka_r_mapped_gy) == (3.0, 2.0)
+    assert (m.ka_r_total_gy, m.ka_r_mapped_gy) == (5.0, 2.0)
 
 
 def test_siemens_zee_agrees_with_openskin() -> None:
