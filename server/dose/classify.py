@@ -13,6 +13,11 @@ from typing import Any
 
 # the rule of a study classified by its acquisitions (Rules.classify_study)
 ROLLED_UP = "acquisitions"
+# how sure a decision is: a rule matched the words as written; only once abbreviations and
+# other languages' words were read as the rules' (rules.yaml `synonyms`); or no rule knew the
+# examination's words and its acquisitions gave the procedure
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+_TOKENS = re.compile(r"[\W_]+")
 # the modality groups whose acquisitions are classified one by one
 PER_ACQUISITION = frozenset({"CT", "DX", "MG"})
 _MODALITY_GROUPS = {
@@ -83,6 +88,7 @@ class Classified:
     rule: str  # the id of the rule that matched
     procedure: Procedure | None  # None: not a patient examination (QA, physics tests)
     version: int
+    confidence: str = HIGH  # HIGH, MEDIUM, LOW
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,19 @@ class Rules:
         self._acquisitions = [
             self._rule(spec, known, words) for spec in table.get("acquisitions") or []
         ]
+        self._synonyms = {
+            str(k).lower(): str(v).lower() for k, v in (table.get("synonyms") or {}).items()
+        }
+
+    def _readings(self, text: str) -> list[tuple[str, str]]:
+        """The text as written (HIGH), then with each word the synonyms know followed by what it
+        means (MEDIUM; only when there is such a word): "ct thx abd" -> "... thorax abdomen".
+
+        >>> Rules({"version": 1, "rules": [], "synonyms": {"THX": "thorax"}}, [])._readings("ct thx")
+        [('ct thx', 'high'), ('ct thx thorax', 'medium')]
+        """
+        meant = [self._synonyms[t] for t in _TOKENS.split(text) if t in self._synonyms]
+        return [(text, HIGH)] + ([(f"{text} {' '.join(meant)}", MEDIUM)] if meant else [])
 
     def procedure(self, code: str) -> Procedure | None:
         return self._procedures.get(code)
@@ -128,31 +147,31 @@ class Rules:
     def classify(self, exam: Exam) -> Classified | None:
         """The first rule that matches, or None (the examination goes to the review list)."""
         group = modality_group(exam.modality)
-        text = exam.text
-        for rule in self._rules:
-            if rule.matches(group, text) and exam.events >= rule.min_events:
-                return Classified(rule.id, rule.procedure, self.version)
+        for text, confidence in self._readings(exam.text):
+            for rule in self._rules:
+                if rule.matches(group, text) and exam.events >= rule.min_events:
+                    return Classified(rule.id, rule.procedure, self.version, confidence)
         return None
 
     def classify_acquisition(self, acquisition: Acquisition) -> Classified | None:
         """The first acquisition rule that matches, or None (the examination's procedure
         applies to it)."""
         group = modality_group(acquisition.modality)
-        text = acquisition.text
         length = acquisition.scan_length_mm
-        for rule in self._acquisitions:
-            if (
-                rule.matches(group, text)
-                and rule.phantom in acquisition.phantom.lower()
-                and (
-                    rule.scan_length_mm is None
-                    or (
-                        length is not None
-                        and rule.scan_length_mm[0] <= length <= rule.scan_length_mm[1]
+        for text, confidence in self._readings(acquisition.text):
+            for rule in self._acquisitions:
+                if (
+                    rule.matches(group, text)
+                    and rule.phantom in acquisition.phantom.lower()
+                    and (
+                        rule.scan_length_mm is None
+                        or (
+                            length is not None
+                            and rule.scan_length_mm[0] <= length <= rule.scan_length_mm[1]
+                        )
                     )
-                )
-            ):
-                return Classified(rule.id, rule.procedure, self.version)
+                ):
+                    return Classified(rule.id, rule.procedure, self.version, confidence)
         return None
 
     def classify_study(
@@ -183,7 +202,7 @@ class Rules:
         procedures = {d.procedure for d in decided if d is not None and d.procedure is not None}
         if len(procedures) != 1:
             return None
-        return Classified(ROLLED_UP, procedures.pop(), self.version)
+        return Classified(ROLLED_UP, procedures.pop(), self.version, LOW)
 
     @staticmethod
     def _rule(spec: dict[str, Any], known: dict[str, Procedure], words: dict[str, str]) -> _Rule:

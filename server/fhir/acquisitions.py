@@ -35,6 +35,7 @@ def classify_event(
     """Put the acquisition's decision on its Observation (CT, DX, MG only)."""
     if modality_group(modality) not in PER_ACQUISITION:
         return
+    found = None
     if study_rule == "qa":  # nothing of a physics or QA study is a patient procedure
         procedure, rule = None, "qa"
     else:
@@ -46,6 +47,8 @@ def classify_event(
         {"url": "rule", "valueString": rule},
         {"url": "version", "valueInteger": rules.version},
     ]
+    if found is not None:
+        decision.append({"url": "confidence", "valueCode": found.confidence})
     if procedure is not None:
         coding = {"system": procedure.system, "code": procedure.code, "display": procedure.name}
         decision.append({"url": "procedure", "valueCoding": coding})

@@ -100,3 +100,21 @@ def test_acquisition_rules_read_region_view_phantom_and_length() -> None:
     assert rule(modality="CT", acquisition_type="Constant Angle Acquisition") == "scout"
     assert rule(modality="CR", region="CHEST", view="PA") == "xr-chest"  # CR is radiography
     assert rule(modality="MG", region="Breast") is None
+
+
+def test_synonyms_read_abbreviations_and_other_languages_with_medium_confidence() -> None:
+    """A rule matching the words as written is sure (high); one matching only once the
+    synonyms turned THX into thorax and Schädel into head is less so (medium); a study given
+    its procedure by its acquisitions least (low). Words inside others are not read (an
+    "abdomen" is no "abd" + "omen")."""
+    table = {**TABLE, "synonyms": {"thx": "chest", "thorax": "chest", "km": "contrast"}}
+    rules = Rules(table, PROCEDURES)
+    sure = rules.classify(Exam("CT", description="CT chest"))
+    assert sure is not None and (sure.rule, sure.confidence) == ("chest-wo", "high")
+    read = rules.classify(Exam("CT", description="CT THX + KM"))
+    assert read is not None and (read.rule, read.confidence) == ("chest-w", "medium")
+    assert rules.classify(Exam("CT", description="CT thxabdomen")) is None
+    rolled = Rules({**table, "acquisitions": [
+        {"id": "a-chest", "modality": ["CT"], "all": ["chest"], "procedure": "RPID16"}]}, PROCEDURES
+    ).classify_study(Exam("CT", description="routine"), [Acquisition("CT", "Thorax 1mm")])  # fmt: skip
+    assert rolled is not None and (rolled.rule, rolled.confidence) == ("acquisitions", "low")

@@ -128,6 +128,8 @@ def apply_classification(
         {"url": "rule", "valueString": found.rule if found else "unmatched"},
         {"url": "version", "valueInteger": version},
     ]
+    if found is not None:
+        decision.append({"url": "confidence", "valueCode": found.confidence})
     put_extension(resource, CLASSIFICATION_URL, {"url": CLASSIFICATION_URL, "extension": decision})
 
 
