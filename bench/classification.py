@@ -5,8 +5,9 @@ with the standard procedure it should get (`|`: any of them; `none`: no patient 
 empty: Kerma has none, so it must stay unmatched), classified by the site's rules
 (mappings/classification/rules.yaml) as a study named so.
 
-Prints the share classified correctly, left unmatched (sent to the workbench) and forced wrong
-(a procedure it is not), per modality and language, and every wrong one.
+Prints the share classified correctly, left unmatched (sent to the workbench; rightly so when
+Kerma has no procedure for it) and forced wrong (a procedure it is not), per modality and
+language, and every wrong one.
 
     .venv/bin/python bench/classification.py
 """
@@ -27,9 +28,9 @@ NAMES = Path(__file__).resolve().parent / "data" / "classification_names.csv"
 
 
 def outcome(found: Classified | None, expected: str) -> str:
-    """correct, unmatched or wrong."""
+    """correct, unmatched (rightly: Kerma has no procedure for it; or not) or wrong."""
     if found is None:
-        return "unmatched"
+        return "unmatched" if expected else "rightly unmatched"
     wanted = set(expected.split("|")) if expected else set()
     got = found.procedure.code if found.procedure is not None else "none"
     return "correct" if got in wanted else "wrong"
@@ -53,12 +54,14 @@ def main() -> None:
             wrong.append(f"  {row['modality']} {row['name']!r}: {got} ({found and found.rule}), "
                          f"expected {row['expected'] or 'unmatched'}")  # fmt: skip
     print(f"{time.strftime('%Y-%m-%d')}  {machine()}  rules version {rules.version}")
-    print(f"{'names':24} {'n':>4} {'correct':>8} {'unmatched':>10} {'wrong':>6}")
+    print(
+        f"{'names':24} {'n':>4} {'correct':>8} {'unmatched':>10} {'of them rightly':>16} {'wrong':>6}"
+    )
     for key in ["all", *sorted(k for k in tally if k != "all")]:
         c, n = tally[key], sum(tally[key].values())
-        print(
-            f"{key:24} {n:4} {c['correct'] / n:8.1%} {c['unmatched'] / n:10.1%} {c['wrong'] / n:6.1%}"
-        )
+        unmatched = c["unmatched"] + c["rightly unmatched"]
+        print(f"{key:24} {n:4} {c['correct'] / n:8.1%} {unmatched / n:10.1%} "
+              f"{c['rightly unmatched'] / n:16.1%} {c['wrong'] / n:6.1%}")  # fmt: skip
     print("confidence of the correct ones:", dict(confidence))
     print(f"wrong ({len(wrong)}):", *wrong, sep="\n")
 

@@ -105,3 +105,12 @@ def test_http_concurrency_bench_runs(tmp_path: Path) -> None:
     assert "8 clients / 1 client with 1 process(es)" in out
     assert f"8 clients / 1 client with {os.cpu_count()} process(es)" in out
     assert "busy hour: 4 clients searching while 2 associations send" in out
+
+
+def test_classification_bench_forces_no_name_wrong() -> None:
+    """The shipped rules on the 353 names: at least 90 % correct, none forced wrong (issue 20's
+    bar; a rule change that breaks a name fails here)."""
+    out = _run("classification.py")
+    [row] = [line.split() for line in out.splitlines() if line.startswith("all ")]
+    assert int(row[1]) >= 300 and float(row[2].rstrip("%")) >= 90.0
+    assert row[-1] == "0.0%" and "wrong (0):" in out

@@ -144,17 +144,17 @@ def _procedure(study: dict[str, Any]) -> str:
 
 
 def _classification(study: dict[str, Any]) -> str:
-    """How the study got its standard procedure: the rule, and the rules' version."""
+    """How the study got its standard procedure: the rule, the rules' version and how sure."""
     found = extension(study, CLASSIFICATION_URL)
     if found is None:
         return "not classified yet"
-    version = next(
-        (e.get("valueInteger") for e in found["extension"] if e["url"] == "version"), "?"
-    )
+    said = {e["url"]: e.get("valueInteger", e.get("valueCode")) for e in found["extension"]}
+    version = said.get("version", "?")
     rule = classifying_rule(study)
     if rule == "unmatched":
         return f"no rule of the classification rules (version {version}) matched"
-    return f"rule {rule} of the classification rules, version {version}"
+    sure = f"; confidence {said['confidence']}" if said.get("confidence") else ""
+    return f"rule {rule} of the classification rules, version {version}{sure}"
 
 
 def _patient(service: FhirService, gate: Access, ref: str) -> dict[str, Any]:

@@ -102,6 +102,14 @@ class _Rule:
     phantom: str = ""  # acquisitions: the phantom's name contains this (head, body)
     scan_length_mm: tuple[float, float] | None = None  # acquisitions: within [min, max]
 
+    def fits(self, acquisition: Acquisition) -> bool:
+        """The acquisition's phantom and scanning length are as the rule asks."""
+        length = acquisition.scan_length_mm
+        return self.phantom in acquisition.phantom.lower() and (
+            self.scan_length_mm is None
+            or (length is not None and self.scan_length_mm[0] <= length <= self.scan_length_mm[1])
+        )
+
     def matches(self, group: str, text: str) -> bool:
         return (
             group in self.modalities
@@ -130,6 +138,8 @@ class Rules:
     def _readings(self, text: str) -> list[tuple[str, str]]:
         """The text as written (HIGH), then with each word the synonyms know followed by what it
         means (MEDIUM; only when there is such a word): "ct thx abd" -> "... thorax abdomen".
+        Each rule, in order, is tried on both, so a more specific rule read through synonyms
+        wins over a later, more general one matching the words as written.
 
         >>> Rules({"version": 1, "rules": [], "synonyms": {"THX": "thorax"}}, [])._readings("ct thx")
         [('ct thx', 'high'), ('ct thx thorax', 'medium')]
@@ -147,8 +157,9 @@ class Rules:
     def classify(self, exam: Exam) -> Classified | None:
         """The first rule that matches, or None (the examination goes to the review list)."""
         group = modality_group(exam.modality)
-        for text, confidence in self._readings(exam.text):
-            for rule in self._rules:
+        readings = self._readings(exam.text)
+        for rule in self._rules:
+            for text, confidence in readings:
                 if rule.matches(group, text) and exam.events >= rule.min_events:
                     return Classified(rule.id, rule.procedure, self.version, confidence)
         return None
@@ -157,20 +168,10 @@ class Rules:
         """The first acquisition rule that matches, or None (the examination's procedure
         applies to it)."""
         group = modality_group(acquisition.modality)
-        length = acquisition.scan_length_mm
-        for text, confidence in self._readings(acquisition.text):
-            for rule in self._acquisitions:
-                if (
-                    rule.matches(group, text)
-                    and rule.phantom in acquisition.phantom.lower()
-                    and (
-                        rule.scan_length_mm is None
-                        or (
-                            length is not None
-                            and rule.scan_length_mm[0] <= length <= rule.scan_length_mm[1]
-                        )
-                    )
-                ):
+        readings = self._readings(acquisition.text)
+        for rule in self._acquisitions:
+            for text, confidence in readings:
+                if rule.matches(group, text) and rule.fits(acquisition):
                     return Classified(rule.id, rule.procedure, self.version, confidence)
         return None
 
