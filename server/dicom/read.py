@@ -144,9 +144,16 @@ def _dispatch(ds: Dataset, units: UnitTable, content: Content, raw: bytes) -> Ou
     if sop_class.startswith(SECONDARY_CAPTURE) and modality == "CT" and screens.is_dose_screen(ds):
         report = ocr.screen_report(pydicom.dcmread(io.BytesIO(raw)), units)  # pixels now
         return Read(report) if not isinstance(report, str) else Skipped(report, uid)
+    if (
+        sop_class.startswith(SECONDARY_CAPTURE)
+        and modality in image_header.PROJECTION_MODALITIES
+        and image_header.has_projection_dose(ds)
+    ):  # a mammography flat-field or QA exposure saved as a secondary capture, dose in its header
+        return Read(image_header.projection_report(ds, modality, units))
     if sop_class.startswith(SECONDARY_CAPTURE):
         return Skipped(
-            "secondary capture (a dose screen?): reading dose screens (OCR) is not supported yet",
+            f"{modality or 'unknown'} secondary capture with no dose attribute in its header and "
+            "no CT dose screen Kerma reads",
             uid,
         )
     if (

@@ -12,7 +12,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr._concepts_dict import concepts
 
 from server.dicom.read import Read, read_dicom
-from server.mappings import code_aliases, unit_table
+from server.dose.classify import Exam
+from server.mappings import classification_rules, code_aliases, unit_table
 from tests.dicom.conftest import SIEMENS_CT
 
 GE_RF = SIEMENS_CT.parent / "RF-RDSR-GE.dcm"
@@ -100,3 +101,23 @@ def test_a_philips_private_table_height_is_the_table_height() -> None:
     assert isinstance(allura, Read) and isinstance(azurion, Read)
     assert allura.report.projection_events[0].table_height_mm == 890.0
     assert azurion.report.projection_events[0].table_height_mm == 935.0
+
+
+def test_a_mammography_secondary_capture_with_dose_in_its_header_is_read() -> None:
+    """A flat-field QA exposure a mammography unit saved as a secondary capture, its dose in
+    the header (here the GE Senographe image's, 29 kV, AGD 0.01373 dGy): read as the image it
+    is, not skipped; the rules recognise it as QA by its name."""
+    ds = dcmread(SIEMENS_CT.parent / "MG-Im-GE-SenDS-scaled.dcm")
+    as_image = read_dicom(SIEMENS_CT.parent / "MG-Im-GE-SenDS-scaled.dcm", unit_table())
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.ProtocolName = "FLAT FIELD"
+    data = io.BytesIO()
+    ds.save_as(data)
+    capture = read_dicom(data.getvalue(), unit_table())
+    assert isinstance(capture, Read) and isinstance(as_image, Read)
+    [event] = capture.report.projection_events
+    [image_event] = as_image.report.projection_events
+    assert (event.kvp_kv, event.agd_mgy) == (29.0, image_event.agd_mgy) != (None, None)
+    assert capture.report.modality == "MG"
+    found = classification_rules().classify(Exam("MG", protocols=("FLAT FIELD",)))
+    assert found is not None and (found.rule, found.procedure) == ("qa", None)
