@@ -83,6 +83,7 @@ class StudyView:
     device: str
     device_name: str
     summary: str
+    institution: str = ""  # as the study's report names it (a device may serve several)
     totals: list[Value] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     event_fields: list[str] = field(default_factory=list)
@@ -113,7 +114,7 @@ def of(service: FhirService, gate: Access, rid: str, stats: Statistics) -> Study
         [m.get("code", "") for m in study.get("modality", []) if m.get("code") != "SR"],
         _procedure(study), _classification(study), patient_ref,
         _patient(service, gate, patient_ref), device, stats.device_name(device) if device else "",
-        summary.get("id", ""),
+        summary.get("id", ""), study.get("location", {}).get("display", ""),
     )  # fmt: skip
     view.totals = [v for c in summary.get("component", []) if (v := _component(c)) and _is_dose(c)]
     view.flags = [str(n.get("text", "")) for n in summary.get("note", [])]

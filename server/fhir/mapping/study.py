@@ -59,6 +59,9 @@ def imaging_study(
         resource["referrer"] = {"display": referrer}
     if reader:
         resource["interpreter"] = [{"display": reader}]
+    where = ", ".join(n for n in (report.equipment.institution, report.equipment.department) if n)
+    if where and "location" not in resource:  # the study's own: a device may serve several
+        resource["location"] = {"display": where}
     src = report.source
     modalities = {m["code"] for m in resource.get("modality", [])} | {
         report.modality,
