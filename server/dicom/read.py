@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,8 +98,10 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
         return Unreadable(f"cannot read DICOM content: {type(e).__name__}: {e}")
     if isinstance(outcome, Read):
         report = outcome.report
-        report, set_aside = plausibility.plausible_patient(report, plausibility_bounds())
-        findings = report.findings + set_aside + plausibility.check(report, plausibility_bounds())
+        bounds = plausibility_bounds()
+        report, times = plausibility.plausible_times(report, bounds, dt.date.today())
+        report, set_aside = plausibility.plausible_patient(report, bounds)
+        findings = report.findings + times + set_aside + plausibility.check(report, bounds)
         return Read(replace(report, findings=findings))
     return outcome
 

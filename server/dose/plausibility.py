@@ -1,5 +1,5 @@
 """Plausibility (I9): each value within physical bounds, totals consistent with their events,
-demographics a person can have.
+demographics a person can have, examination times a clock can give.
 
 Pure: the bounds come from `mappings/dose/plausibility.yaml`, loaded by the caller. Findings
 are warnings kept with the report. Dose values are never dropped or changed; an implausible
@@ -9,15 +9,16 @@ keeps what was sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from datetime import date
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
-from server.dose.model import DoseReport, Finding
+from server.dose.model import CtEvent, DoseReport, Finding, ProjectionEvent
 from server.dose.patient import PatientRecord
 
 Bounds = Mapping[str, Any]
+Event = TypeVar("Event", CtEvent, ProjectionEvent)
 
 
 def check(report: DoseReport, bounds: Bounds) -> tuple[Finding, ...]:
@@ -127,6 +128,66 @@ def plausible_patient(report: DoseReport, bounds: Bounds) -> tuple[DoseReport, t
                                     f"{unit}: not used"))  # fmt: skip
             patient = replace(patient, **{name: None})
     return replace(report, patient=patient), tuple(findings)
+
+
+def plausible_times(
+    report: DoseReport, bounds: Bounds, today: date
+) -> tuple[DoseReport, tuple[Finding, ...]]:
+    """The report with examination times no clock can give set aside, and why: before the
+    earliest year (a placeholder, 1899-12-30) or after tomorrow (a modality's clock, or 9999).
+    The study's date gives way to the irradiation's start, an event's time to none; the dose
+    values stay.
+
+    >>> from server.dose.model import Equipment, Patient, Source, Study, ProjectionEvent
+    >>> r = DoseReport("projection", Source("1", "c"), Patient("p"),
+    ...     Study("2", started=datetime(9999, 1, 1)), Equipment(),
+    ...     irradiation_start=datetime(2026, 3, 4, 10, 0),
+    ...     projection_events=(ProjectionEvent("e", started=datetime(1899, 12, 30)),))
+    >>> kept, found = plausible_times(r, {"examination": {"earliest_year": 1900}}, date(2026, 12, 5))
+    >>> kept.study.started, kept.irradiation_start.year, kept.projection_events[0].started
+    (None, 2026, None)
+    >>> [f.message for f in found]  # doctest: +NORMALIZE_WHITESPACE
+    ['study date 9999-01-01 is a placeholder or a clock error: not used',
+     '1 irradiation event dated 1899-12-30 is a placeholder or a clock error: its time not used']
+    """
+    earliest, latest = bounds["examination"]["earliest_year"], today + timedelta(days=1)
+
+    def wrong(when: datetime | None) -> bool:
+        return when is not None and not (earliest <= when.year and when.date() <= latest)
+
+    findings: list[Finding] = []
+    study, start, end = report.study, report.irradiation_start, report.irradiation_end
+    for name, when in (("study date", study.started), ("irradiation start", start),
+                       ("irradiation end", end)):  # fmt: skip
+        if wrong(when):
+            findings.append(Finding(name, "warning", "implausible-time",
+                                    f"{name} {when.date().isoformat()} is a placeholder or a clock "
+                                    "error: not used"))  # fmt: skip
+    report = replace(
+        report,
+        study=replace(study, started=None) if wrong(study.started) else study,
+        irradiation_start=None if wrong(start) else start,
+        irradiation_end=None if wrong(end) else end,
+    )
+    ct_events, ct_found = _untimed(report.ct_events, wrong)
+    projection_events, projection_found = _untimed(report.projection_events, wrong)
+    report = replace(report, ct_events=ct_events, projection_events=projection_events)
+    findings += ct_found + projection_found
+    return report, tuple(findings)
+
+
+def _untimed(
+    events: tuple[Event, ...], wrong: Callable[[datetime | None], bool]
+) -> tuple[tuple[Event, ...], list[Finding]]:
+    """The events with impossible times cleared, and a finding for them."""
+    bad = [e for e in events if wrong(e.started)]
+    if not bad:
+        return events, []
+    day = bad[0].started.date().isoformat() if bad[0].started else ""
+    said = f"{len(bad)} irradiation event{'s' if len(bad) > 1 else ''} dated {day}"
+    finding = Finding("events", "warning", "implausible-time",
+                      f"{said} is a placeholder or a clock error: its time not used")  # fmt: skip
+    return tuple(replace(e, started=None) if wrong(e.started) else e for e in events), [finding]
 
 
 def plausible_record(

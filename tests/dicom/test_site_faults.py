@@ -121,3 +121,30 @@ def test_a_mammography_secondary_capture_with_dose_in_its_header_is_read() -> No
     assert capture.report.modality == "MG"
     found = classification_rules().classify(Exam("MG", protocols=("FLAT FIELD",)))
     assert found is not None and (found.rule, found.procedure) == ("qa", None)
+
+
+def test_examination_times_no_clock_can_give_are_set_aside() -> None:
+    """The GE RF RDSR with its Study Date a placeholder (9999-12-31) and its first event
+    started 1899-12-30: neither is used (the study's date falls back to the start of
+    irradiation), both are findings, and the doses are as sent."""
+    ds = dcmread(GE_RF)
+    as_sent = read_dicom(GE_RF, unit_table())
+    ds.StudyDate = "99991231"
+    first = _items(ds.ContentSequence, EVENT)[0]
+    [started] = _items(first.ContentSequence, "111526")  # DateTime Started
+    started.DateTime = "18991230000000"
+    data = io.BytesIO()
+    ds.save_as(data)
+    read = read_dicom(data.getvalue(), unit_table())
+    assert isinstance(read, Read) and isinstance(as_sent, Read)
+    report, sent = read.report, as_sent.report
+    assert report.study.started is None and sent.study.started is not None
+    assert report.irradiation_start == sent.irradiation_start  # none given: the events date it
+    events, sent_events = report.projection_events, sent.projection_events
+    assert events[0].started is None and events[1].started == sent_events[1].started is not None
+    assert [e.dap_gy_m2 for e in events] == [e.dap_gy_m2 for e in sent_events]
+    said = [f.message for f in report.findings if f.code == "implausible-time"]
+    assert said == [
+        "study date 9999-12-31 is a placeholder or a clock error: not used",
+        "1 irradiation event dated 1899-12-30 is a placeholder or a clock error: its time not used",
+    ]
