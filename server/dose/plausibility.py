@@ -159,7 +159,7 @@ def plausible_times(
     study, start, end = report.study, report.irradiation_start, report.irradiation_end
     for name, when in (("study date", study.started), ("irradiation start", start),
                        ("irradiation end", end)):  # fmt: skip
-        if wrong(when):
+        if when is not None and wrong(when):
             findings.append(Finding(name, "warning", "implausible-time",
                                     f"{name} {when.date().isoformat()} is a placeholder or a clock "
                                     "error: not used"))  # fmt: skip

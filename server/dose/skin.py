@@ -53,6 +53,7 @@ class TableGeometry:
     direction: tuple[float, float, float] = (1.0, 1.0, 1.0)
     manufacturer: str = ""
     model_pattern: str = ".*"
+    secondary_direction: float = 1.0  # -1: the device reports cranial as negative
 
     def matches(self, equipment: Equipment) -> bool:
         return (equipment.manufacturer or "").lower().startswith(
@@ -127,6 +128,7 @@ def _geometry(spec: dict[str, Any]) -> TableGeometry:
         direction=tuple(float(direction.get(a, 1)) for a in axes),  # type: ignore[arg-type]
         manufacturer=spec["manufacturer"],
         model_pattern=spec.get("model", ".*"),
+        secondary_direction=float(direction.get("secondary_angle", 1)),
     )
 
 
@@ -496,7 +498,7 @@ def _beam(
     event: ProjectionEvent, primary_deg: float, parts: int, factors: Factors,
     table: TableGeometry, position: Position,
 ) -> _Beam:  # fmt: skip
-    secondary = math.radians(event.secondary_angle_deg or 0.0)
+    secondary = math.radians(table.secondary_direction * (event.secondary_angle_deg or 0.0))
     primary = math.radians(primary_deg)
     # in the patient's frame: 0/0 puts the detector in front of the chest, LAO (+) moves it to
     # the patient's left, CRA (+) towards the head

@@ -285,3 +285,37 @@ def _factor_data() -> dict:  # type: ignore[type-arg]
     from server.mappings import read_yaml
 
     return read_yaml("dose/skin_dose.yaml")  # type: ignore[no-any-return]
+
+
+def test_the_philips_allura_table_reference_places_its_beams_on_the_head() -> None:
+    """PySkinDose's Allura Clarity example (Target Region Head): with the shipped Philips
+    Allura table reference (mappings/dose/skin_dose.yaml, from PySkinDose's normalisation) all
+    but 0.4 % of its DAP meets the phantom and the peak lies on the head; read as reported,
+    none does."""
+    outcome = read_dicom(
+        DATA.parent / "other/PySkinDose/philips_allura_clarity_u104.dcm", unit_table()
+    )
+    assert isinstance(outcome, Read)
+    report = outcome.report
+    assert {e.target_region.meaning for e in report.projection_events if e.target_region} == {
+        "Head"
+    }
+    placed = skin_dose_map(report, FACTORS)
+    assert placed.table.name == "Philips Allura.*" and placed.unfit is None
+    assert placed.dap_on_phantom > 0.99 and placed.peak_cell[0] < placed.phantom.head_length_cm
+    as_reported = skin_dose_map(report, type(FACTORS).of({**_factor_data(), "devices": []}))
+    assert as_reported.dap_on_phantom == 0.0 and as_reported.unfit is not None
+
+
+def test_a_device_that_reports_cranial_as_negative() -> None:
+    """secondary_angle -1 in a device's table reference: its CAU 30 is DICOM's CRA 30."""
+    flipped = {"manufacturer": "Kerma", "model": "C-arm", "direction": {"secondary_angle": -1}}
+    factors = type(FACTORS).of({**_factor_data(), "devices": [flipped]})
+    report = DoseReport(kind="projection", source=Source("1.2.3.4", "1.2.840.10008.5.1.4.1.1.88.67"),
+                        patient=Patient("p"), study=Study("1.2.3.5"),
+                        equipment=Equipment("Kerma test", "C-arm"),
+                        projection_events=(replace(PA, secondary_angle_deg=-30.0),))  # fmt: skip
+    assert (
+        skin_dose_map(report, factors).peak_cell
+        == _map(replace(PA, secondary_angle_deg=30.0)).peak_cell
+    )
