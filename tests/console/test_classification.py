@@ -14,11 +14,13 @@ from server.classification.rules import RULES_IDENTIFIER
 from server.dose.classify import Exam
 from server.fhir.errors import FhirError
 from server.fhir.service import body_of
+from server.mappings import classification_rules
 from server.site import build_service
 from server.store.port import Store
 from tests.console.conftest import World, csrf, sign_in, text
 
 ERCP = "RPID6663 FL ERCP Biliary"  # as the procedure list offers it
+SHIPPED = classification_rules().version
 
 
 @pytest.fixture
@@ -50,7 +52,7 @@ def test_an_unmapped_protocol_mapped_to_a_procedure(
     # the Siemens Zee's fluoroscopy: no requested procedure nor description, protocol "FL - Ang"
     assert "Examinations no rule maps Modality Requested procedure or study description " \
            "Protocols Examinations Map to a standard procedure RF FL - Ang FL - Ang 1" in page  # fmt: skip
-    assert "Rules, version 2 (as shipped)" in page
+    assert f"Rules, version {SHIPPED} (as shipped)" in page
     assert _procedure(store, world.rf_study) == "None"
 
     preview = marie.get("/classification/preview", query_string={"modality": "RF", "words": "FL - Ang",
@@ -65,16 +67,16 @@ def test_an_unmapped_protocol_mapped_to_a_procedure(
                                                       "procedure": "RPID6663", "csrf_token": token})  # fmt: skip
     assert applied.status_code == 303 and "task=" in applied.headers["Location"]
     done = _finished(marie, applied.headers["Location"])
-    assert "Rules version 3: rule local-fl-ang added." in done
+    assert f"Rules version {SHIPPED + 1}: rule local-fl-ang added." in done
     assert "Done. 1 studies got another standard procedure, 0 match no rule now" in done, done
-    assert "Rules, version 3 The first rule" in done
+    assert f"Rules, version {SHIPPED + 1} The first rule" in done
     assert "None: a rule maps every classified examination." in done
     assert _procedure(store, world.rf_study) == "FL ERCP Biliary"
     study_page = text(marie.get(f"/studies/{world.rf_study.split('/')[1]}").get_data(as_text=True))
     assert "FL ERCP Biliary" in study_page and "local-fl-ang" in study_page
-    # the same rules the API edits: a Library, version 3, with the rule before the shipped ones
+    # the same rules the API edits: a Library of the next version, the rule before the shipped ones
     [library] = build_service(store).search("Library", [("identifier", RULES_IDENTIFIER)]).matches
-    assert body_of(library)["version"] == "3"
+    assert body_of(library)["version"] == str(SHIPPED + 1)
 
 
 def test_the_rules_as_a_table(marie: FlaskClient, world: World, store: Store) -> None:
@@ -94,7 +96,9 @@ def test_the_rules_as_a_table(marie: FlaskClient, world: World, store: Store) ->
 
     removed = marie.post("/classification/rules/rf-angio/delete", data={"csrf_token": token})
     done = _finished(marie, removed.headers["Location"])
-    assert "Rules version 4: rule rf-angio removed." in done and "rf-angio RF" not in done
+    assert (
+        f"Rules version {SHIPPED + 2}: rule rf-angio removed." in done and "rf-angio RF" not in done
+    )
     assert _procedure(store, world.rf_study) == "None"  # classified again: unmatched
     assert (
         marie.post("/classification/rules/nope/delete", data={"csrf_token": token}).status_code
