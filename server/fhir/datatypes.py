@@ -42,12 +42,47 @@ class Identifier(TypedDict, total=False):
     system: str
     value: str
     type: CodeableConcept
+    assigner: Reference
 
 
 class Reference(TypedDict, total=False):
     reference: str
     identifier: Identifier
     display: str
+
+
+class Extension(TypedDict, total=False):
+    url: str
+    extension: list[Extension]
+    valueString: str
+    valueCode: str
+    valueDate: str
+    valueInteger: int
+    valueCoding: Coding
+
+
+class HumanName(TypedDict, total=False):
+    text: str
+    family: str
+    given: list[str]
+    prefix: list[str]
+    suffix: list[str]
+    extension: list[Extension]
+
+
+class Patient(TypedDict, total=False):
+    resourceType: str
+    identifier: list[Identifier]
+    active: bool
+    name: list[HumanName]
+    gender: str
+    birthDate: str
+
+
+class Practitioner(TypedDict, total=False):
+    resourceType: str
+    identifier: list[Identifier]
+    name: list[HumanName]
 
 
 class Meta(TypedDict, total=False):
@@ -91,6 +126,7 @@ class Observation(TypedDict, total=False):
     note: list[Annotation]
     component: list[ObservationComponent]
     valueString: str
+    valueQuantity: Quantity
 
 
 class DeviceName(TypedDict):

@@ -499,7 +499,7 @@ class _Commit:
             return []
         refs = []
         for resource in mapping.body_measurements(self.report, self.ctx, patient_ref, study_ref):
-            refs.append(self._save("Observation", resource, None))
+            refs.append(self._save("Observation", dict(resource), None))
         return refs
 
     def _patient(self) -> str:
@@ -512,7 +512,7 @@ class _Commit:
         found = patients.current(self.service.all_in(self.tx, "Patient", [("identifier", key)]))
         if found is not None:
             return f"Patient/{found.rid}"
-        return self._save("Patient", made, None)
+        return self._save("Patient", dict(made), None)
 
     def _performer(self) -> str:
         """The Practitioner who authorized the irradiation (the first the report names), or the
@@ -520,7 +520,9 @@ class _Commit:
         person = next((p for p in self.report.participants if p.role == "authorizing"), None)
         made = mapping.practitioner(person)
         found = self._find("Practitioner", [("identifier", mapping.practitioner_key(made))])
-        return f"Practitioner/{found.rid}" if found else self._save("Practitioner", made, None)
+        return (
+            f"Practitioner/{found.rid}" if found else self._save("Practitioner", dict(made), None)
+        )
 
     def _device(self, equipment: Equipment) -> str:
         main = self.report.equipment

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from server.dose.model import DoseReport, Participant, Patient
+from server.fhir import datatypes as fhir
 from server.fhir.mapping.codes import (
     DATA_ABSENT,
     LOINC,
@@ -31,12 +32,12 @@ def patient_identifier(report: DoseReport, ctx: Context) -> tuple[str, str] | No
     return system, report.patient.patient_id
 
 
-def patient(report: DoseReport, ctx: Context) -> dict[str, Any]:
+def patient(report: DoseReport, ctx: Context) -> fhir.Patient:
     p = report.patient
-    resource: dict[str, Any] = {"resourceType": "Patient"}
+    resource: fhir.Patient = {"resourceType": "Patient"}
     ident = patient_identifier(report, ctx)
     if ident:
-        identifier: dict[str, Any] = {"system": ident[0], "value": ident[1]}
+        identifier: fhir.Identifier = {"system": ident[0], "value": ident[1]}
         issuer = p.issuer or ctx.patient_id_issuer
         if issuer:
             identifier["assigner"] = {"display": issuer}
@@ -50,10 +51,10 @@ def patient(report: DoseReport, ctx: Context) -> dict[str, Any]:
     return resource
 
 
-def patient_at_modality(p: Patient) -> dict[str, Any] | None:
+def patient_at_modality(p: Patient) -> fhir.Extension | None:
     """Who the modality said the patient was (name, birth date, sex as keyed in there): the
     reconciliation compares it with the Patient the HIS maintains."""
-    parts: list[dict[str, Any]] = []
+    parts: list[fhir.Extension] = []
     if p.name:
         parts.append({"url": "name", "valueString": p.name})
     if p.birth_date:
@@ -65,7 +66,7 @@ def patient_at_modality(p: Patient) -> dict[str, Any] | None:
 
 def body_measurements(
     report: DoseReport, ctx: Context, patient_ref: str, study_ref: str
-) -> list[dict[str, Any]]:
+) -> list[fhir.Observation]:
     """Patient size and weight at the study (0010,1020 / 0010,1030): they size the skin dose
     phantom of later studies whose RDSR has none."""
     p = report.patient
@@ -77,7 +78,7 @@ def body_measurements(
     ):
         if value is None:
             continue
-        obs: dict[str, Any] = {
+        obs: fhir.Observation = {
             "resourceType": "Observation",
             "status": "final",
             "category": [
@@ -111,11 +112,11 @@ def person(pn: str | None) -> str:
     return ", ".join(n for n in names if n)
 
 
-def _human_name(pn: str) -> dict[str, Any]:
+def _human_name(pn: str) -> fhir.HumanName:
     """DICOM PN "Family^Given^Middle^Prefix^Suffix" as a HumanName."""
     parts = (pn.split("=")[0].split("^") + [""] * 5)[:5]
     family, given, middle, prefix, suffix = (p.strip() for p in parts)
-    name: dict[str, Any] = {
+    name: fhir.HumanName = {
         "text": " ".join(p for p in (prefix, given, middle, family, suffix) if p)
     }
     if family:
@@ -136,40 +137,40 @@ def merge_by_value(
     return [*existing, *(i for i in new if i.get("value") not in values)]
 
 
-def unidentified_patient(report: DoseReport) -> dict[str, Any]:
+def unidentified_patient(report: DoseReport) -> fhir.Patient:
     """The patient of a report that names none (no Patient ID): one per study, so the dose
     is someone's until `$reassign` moves the study to whom it belongs."""
-    identifier = {"system": UNIDENTIFIED_PATIENT, "value": report.study.study_uid}
+    identifier: fhir.Identifier = {"system": UNIDENTIFIED_PATIENT, "value": report.study.study_uid}
     return {"resourceType": "Patient", "identifier": [identifier], "active": True}
 
 
-def practitioner(person: Participant | None) -> dict[str, Any]:
+def practitioner(person: Participant | None) -> fhir.Practitioner:
     """A person a dose report names (TID 1020), keyed by ID and issuer, else by name and
     organization; None: the irradiation authorizing person the IG asks for and the report does
     not name (a Practitioner whose name is absent, with the reason)."""
     if person is None:
-        absent = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}],
-                  "text": "not recorded in the dose report"}  # fmt: skip
+        absent: fhir.HumanName = {"extension": [{"url": DATA_ABSENT, "valueCode": "unknown"}],
+                                  "text": "not recorded in the dose report"}  # fmt: skip
         return {"resourceType": "Practitioner", "identifier": [_person_key("not-recorded")],
                 "name": [absent]}  # fmt: skip
     key = "|".join(p or "" for p in (person.issuer, person.person_id)) if person.person_id else (
         f"{(person.name or '').upper()}|{(person.organization or '').upper()}")  # fmt: skip
     identifiers = [_person_key(key)]
     if person.person_id:
-        identifier = {"value": person.person_id}
+        identifier: fhir.Identifier = {"value": person.person_id}
         if person.issuer:
-            identifier["assigner"] = {"display": person.issuer}  # type: ignore[assignment]
+            identifier["assigner"] = {"display": person.issuer}
         identifiers.append(identifier)
-    resource: dict[str, Any] = {"resourceType": "Practitioner", "identifier": identifiers}
+    resource: fhir.Practitioner = {"resourceType": "Practitioner", "identifier": identifiers}
     if person.name:
         resource["name"] = [_human_name(person.name)]
     return resource
 
 
-def practitioner_key(resource: dict[str, Any]) -> str:
+def practitioner_key(resource: fhir.Practitioner) -> str:
     """The search value that finds a practitioner() again."""
     return f"{PERSON_KEY}|{resource['identifier'][0]['value']}"
 
 
-def _person_key(value: str) -> dict[str, str]:
+def _person_key(value: str) -> fhir.Identifier:
     return {"system": PERSON_KEY, "value": value}

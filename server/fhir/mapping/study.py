@@ -3,6 +3,7 @@ procedure (an extension)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,10 +141,10 @@ def extension(resource: dict[str, Any], url: str) -> dict[str, Any] | None:
     return next((e for e in resource.get("extension", []) if e["url"] == url), None)
 
 
-def put_extension(resource: dict[str, Any], url: str, value: dict[str, Any] | None) -> None:
+def put_extension(resource: dict[str, Any], url: str, value: Mapping[str, object] | None) -> None:
     """Replace the resource's extension of that url with `value` (None: remove it)."""
     kept = [e for e in resource.get("extension", []) if e["url"] != url]
-    kept += [value] if value else []
+    kept += [dict(value)] if value else []
     if kept:
         resource["extension"] = kept
     else:
