@@ -35,6 +35,7 @@ from server.auth.audit_trail import AuditTrail
 from server.auth.roles import Action
 from server.calculated import observations as calculated
 from server.calculated import skin_map
+from server.classification import marks
 from server.config import Settings
 from server.exports import bulk
 from server.fhir import bundles, mapping, registry, transaction
@@ -46,12 +47,13 @@ from server.fhir.values import instant
 from server.fhir.xml import XML_TYPES, from_xml, to_xml
 from server.files import chunks
 from server.jobs import tasks
-from server.mappings import monitoring_table, skin_dose_factors
+from server.mappings import monitoring_table, skin_dose_factors, unit_table
 from server.orders.reconcile import reconciliation
 from server.patients import everything
 from server.patients.identity import Patients
 from server.site import site_context
 from server.site.identity import About
+from server.site.tables import site_tables
 from server.stats import measures
 from server.stats.service import cumulative_of, query_of
 from server.store.port import Stored
@@ -285,6 +287,25 @@ def reclassify_studies() -> Response:
         _service(), "reclassify", f"classify every study again, asked by {g.user.name}"
     )
     return submitted(task)
+
+
+@bp.post("/ImagingStudy/<rid>/$mark-qa")
+def mark_qa(rid: str) -> Response:
+    """Mark a study as no patient examination (QA, phantom, service, test), or with Parameters
+    `qa` false give it back to the classification rules; the study as stored."""
+    _require_operation("mark-qa")
+    body = _body() if request.get_data() else {"resourceType": "Parameters"}
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirError.of(400, "invalid", "send a Parameters resource (or nothing)")
+    given = [
+        p for p in body.get("parameter") or [] if isinstance(p, dict) and p.get("name") == "qa"
+    ]
+    if given and not isinstance(given[0].get("valueBoolean"), bool):
+        raise FhirError.of(400, "invalid", "qa is a valueBoolean")
+    qa = bool(given[0]["valueBoolean"]) if given else True
+    service, settings = _service(), current_app.config["KERMA_SETTINGS"]
+    rules = site_tables(service, settings).context(site_context(settings)).rules
+    return _json(marks.mark_qa(service, rid, qa, g.user.name, rules, unit_table()))
 
 
 @bp.get("/Measure/<rid>/$evaluate-measure")

@@ -204,6 +204,19 @@ def build() -> dict[str, Any]:
             status="202",
         )
     }
+    paths["/fhir/ImagingStudy/{id}/$mark-qa"] = {
+        "post": _op(
+            "imagingstudy-mark-qa",
+            "Mark a study as no patient examination (QA, phantom, service, test: left out of "
+            "statistics, reports, surveys and DRL proposals, kept so when the rules change), or "
+            "with Parameters `qa` valueBoolean false give it back to the classification rules "
+            "(roles mpe, admin); returns the ImagingStudy",
+            params=[_RID],
+            body=True,
+            tag="ImagingStudy",
+            extra={"404": _outcome()},
+        )
+    }
     paths["/fhir/Task/{id}/$retry"] = {
         "post": _op(
             "task-retry",

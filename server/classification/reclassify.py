@@ -12,11 +12,18 @@ from server.dose.classify import Exam, Rules
 from server.dose.units import UnitTable
 from server.fhir import facts
 from server.fhir.acquisitions import acquisitions_of_events, classify_event, event_procedure
-from server.fhir.mapping import CLASSIFICATION_URL, DCM, apply_classification, extension
+from server.fhir.mapping import (
+    CLASSIFICATION_URL,
+    DCM,
+    apply_classification,
+    classifying_rule,
+    extension,
+)
 from server.fhir.service import FhirService, body_of
 from server.store.port import Transaction
 
 _PAGE = 200
+MARKED = "marked-qa"  # the rule of a study a person marked no patient examination
 
 
 def reclassify(
@@ -27,23 +34,29 @@ def reclassify(
 ) -> Counter[str]:
     """Every study, one transaction each; counts of the outcomes: changed (another
     procedure), unmatched (no rule matches now), confirmed (the same procedure, decided by
-    the current version) and unchanged."""
+    the current version), unchanged and marked (a person marked it no patient examination:
+    the rules leave it as it is)."""
     tally: Counter[str] = Counter()
     offset = 0
     while True:
         page = service.search("ImagingStudy", [("_count", str(_PAGE)), ("_offset", str(offset))])
         for stored in page.matches:
+            study = body_of(stored)
+            if classifying_rule(study) == MARKED:
+                tally["marked"] += 1
+                continue
             with service.store.transaction() as tx:
-                tally[_reclassify_study(service, tx, body_of(stored), rules, units)] += 1
+                tally[reclassify_study(service, tx, study, rules, units)] += 1
         offset += len(page.matches)
         progress(offset)
         if len(page.matches) < _PAGE:
             return tally
 
 
-def _reclassify_study(
+def reclassify_study(
     service: FhirService, tx: Transaction, study: dict[str, Any], rules: Rules, units: UnitTable
 ) -> str:
+    """The study classified by the rules, its events and dose facts following; the outcome."""
     study_ref = f"ImagingStudy/{study['id']}"
     pairs = [("part-of", study_ref), ("code", f"{DCM}|113852")]
     events = [body_of(s) for s in service.all_in(tx, "Observation", pairs)]

@@ -11,13 +11,28 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, g, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
 
 from server.api.http import audit_request, statistics
 from server.api.stats_rest import export_file
+from server.classification import marks
 from server.console import study_view
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService
+from server.mappings import unit_table
+from server.site import site_context
+from server.site.tables import site_tables
 from server.stats.service import Query
 from server.stats.studies import (
     DOSES,
@@ -182,5 +197,19 @@ def study_page(rid: str) -> str:
     if view.patient_ref:
         audit_request(g.user, "read", [view.patient_ref])
     return render_template(
-        "console/study.html", v=view, fhir=current_app.config["KERMA_BASE_URL"] or "/fhir"
-    )
+        "console/study.html", v=view, fhir=current_app.config["KERMA_BASE_URL"] or "/fhir",
+        may_mark="mark-qa" in g.access.role.operations,
+    )  # fmt: skip
+
+
+@bp.post("/studies/<rid>/mark-qa")
+def mark_qa(rid: str) -> ResponseReturnValue:
+    """The study marked as no patient examination, or given back to the rules ($mark-qa)."""
+    if "mark-qa" not in g.access.role.operations:
+        raise FhirError.of(403, "forbidden", f"role {g.access.role.name} may not mark studies")
+    qa = request.form.get("qa", "true") != "false"
+    service, settings = _service(), current_app.config["KERMA_SETTINGS"]
+    rules = site_tables(service, settings).context(site_context(settings)).rules
+    marks.mark_qa(service, rid, qa, g.user.name, rules, unit_table())
+    flash("Marked as no patient examination." if qa else "Classified by the rules again.")
+    return redirect(url_for("console.studies.study_page", rid=rid))

@@ -10,6 +10,7 @@ from typing import Any
 from server.alerts.review import Alert, work_list
 from server.auth.access import Access
 from server.calculated.observations import CALCULATED_ID, PEAK_SKIN_DOSE, SKIN_MAP_CODE
+from server.classification.reclassify import MARKED
 from server.dose.facts import LEVEL_FIELDS, DoseFact
 from server.fhir.errors import FhirError
 from server.fhir.mapping.codes import CLASSIFICATION_URL
@@ -149,9 +150,12 @@ def _classification(study: dict[str, Any]) -> str:
     found = extension(study, CLASSIFICATION_URL)
     if found is None:
         return "not classified yet"
-    said = {e["url"]: e.get("valueInteger", e.get("valueCode")) for e in found["extension"]}
+    said = {e["url"]: e.get("valueInteger", e.get("valueCode", e.get("valueString")))
+            for e in found["extension"]}  # fmt: skip
     version = said.get("version", "?")
     rule = classifying_rule(study)
+    if rule == MARKED:
+        return f"marked-qa: no patient examination, marked by {said.get('markedBy', 'someone')}"
     if rule == "unmatched":
         return f"no rule of the classification rules (version {version}) matched"
     sure = f"; confidence {said['confidence']}" if said.get("confidence") else ""

@@ -458,6 +458,7 @@ ROUTES: list[tuple[str, str, str, Rule, tuple[int, ...]]] = [
        sees("Observation", rid), (404,)) for rid in ("obs-a", "obs-b")),
     ("POST", "/fhir/ImagingStudy/{id}/$reassign", "/fhir/ImagingStudy/study-1/$reassign", runs("reassign"), (400,)),
     ("POST", "/fhir/ImagingStudy/$reclassify", "/fhir/ImagingStudy/$reclassify", runs("reclassify"), (202,)),
+    ("POST", "/fhir/ImagingStudy/{id}/$mark-qa", "/fhir/ImagingStudy/study-1/$mark-qa", runs("mark-qa"), (200,)),
     ("GET", "/fhir/Measure/{id}/$evaluate-measure", "/fhir/Measure/meas-1/$evaluate-measure",
      reads("MeasureReport"), (404,)),
     ("POST", "/fhir/Task/{id}/$retry", "/fhir/Task/task-1/$retry", runs("retry"), (202, 409)),
@@ -480,6 +481,7 @@ CONSOLE: list[tuple[str, str, str, Rule]] = [
     # a study is a bound role's when its dose facts are from their devices; the world's
     # Observations are no dose summaries, so a bound role has none
     ("GET", "/studies/<rid>", "/studies/study-1", every_device(reads("Observation"))),
+    ("POST", "/studies/<rid>/mark-qa", "/studies/study-1/mark-qa", runs("mark-qa")),
     ("GET", "/alerts", "/alerts", reads("DetectedIssue")),
     *(("GET", "/alerts/<rid>", f"/alerts/{rid}", sees("DetectedIssue", rid)) for rid in ISSUES),
     *(("POST", "/alerts/<rid>/acknowledge", f"/alerts/{rid}/acknowledge", acknowledges(issue))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,46 @@ def test_the_report_and_the_survey_leave_qa_out(
         "Not in this survey: 1 QA, phantom and physics examination(s) (no patient); "
         "1 examination(s) not classified to a standard procedure." in survey
     )  # (their names stay home: PS3.15 removes study descriptions; the report's annex has them)
+
+
+def _mark(api: Api, rid: str, qa: bool | None = None) -> Any:
+    body = {"resourceType": "Parameters"}
+    if qa is not None:
+        body["parameter"] = [{"name": "qa", "valueBoolean": qa}]  # type: ignore[assignment]
+    return api.post(f"/fhir/ImagingStudy/{rid}/$mark-qa", body)
+
+
+def test_a_physicist_marks_a_study_no_patient_examination(
+    examinations: None, api: Api, as_role: Any, store: Store, settings: Settings
+) -> None:
+    """The classified CT (a Siemens chest CT) marked QA by the physicist: statistics leave it
+    out and count it; classifying every study again keeps the mark; qa false gives it back to
+    the rules. Roles without $mark-qa get 403; an unknown study 404; a wrong parameter 400."""
+    [ct] = [s for s in api.search("/fhir/ImagingStudy?_count=10")
+            if "Thorax" in s.get("description", "")]  # fmt: skip
+    assert as_role("radiographer").post(f"/fhir/ImagingStudy/{ct['id']}/$mark-qa",
+                                        {"resourceType": "Parameters"}).status_code == 403  # fmt: skip
+    assert _mark(api, "no-such-study").status_code == 404
+    bad = api.post(f"/fhir/ImagingStudy/{ct['id']}/$mark-qa",
+                   {"resourceType": "Parameters", "parameter": [{"name": "qa", "valueString": "x"}]})  # fmt: skip
+    assert bad.status_code == 400
+    marked = _mark(api, ct["id"])
+    assert marked.status_code == 200, marked.get_json()
+    [found] = [e for e in marked.get_json()["extension"] if e["url"].endswith("/classification")]
+    decision = {e["url"]: e for e in found["extension"]}
+    assert decision["rule"]["valueString"] == "marked-qa" and "markedBy" in decision
+    assert "coding" not in (marked.get_json().get("procedureCode") or [{}])[0]
+    stats = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()
+    assert stats["rows"] == [] and stats["left_out"]["qa"] == 2  # the phantom and this one
+    from server.classification.reclassify import reclassify
+    from server.mappings import classification_rules, unit_table
+
+    counts = reclassify(build_service(store), classification_rules(), unit_table())
+    assert counts["marked"] == 1
+    again = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()
+    assert again["left_out"]["qa"] == 2
+    back = _mark(api, ct["id"], qa=False)
+    assert back.status_code == 200
+    assert back.get_json()["procedureCode"][0]["coding"][0]["code"] == "RPID16"
+    restored = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()
+    assert [r["n"] for r in restored["rows"]] == [1] and restored["left_out"]["qa"] == 1
