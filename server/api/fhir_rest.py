@@ -53,7 +53,7 @@ from server.patients import everything
 from server.patients.identity import Patients
 from server.site import site_context
 from server.site.identity import About
-from server.site.tables import site_tables
+from server.site.tables import rules_in_force
 from server.stats import measures
 from server.stats.service import cumulative_of, query_of
 from server.store.port import Stored
@@ -304,7 +304,7 @@ def mark_qa(rid: str) -> Response:
         raise FhirError.of(400, "invalid", "qa is a valueBoolean")
     qa = bool(given[0]["valueBoolean"]) if given else True
     service, settings = _service(), current_app.config["KERMA_SETTINGS"]
-    rules = site_tables(service, settings).context(site_context(settings)).rules
+    rules = rules_in_force(service, settings)
     return _json(marks.mark_qa(service, rid, qa, g.user.name, rules, unit_table()))
 
 

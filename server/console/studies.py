@@ -31,8 +31,7 @@ from server.console import study_view
 from server.fhir.errors import FhirError
 from server.fhir.service import FhirService
 from server.mappings import unit_table
-from server.site import site_context
-from server.site.tables import site_tables
+from server.site.tables import rules_in_force
 from server.stats.service import Query
 from server.stats.studies import (
     DOSES,
@@ -209,7 +208,7 @@ def mark_qa(rid: str) -> ResponseReturnValue:
         raise FhirError.of(403, "forbidden", f"role {g.access.role.name} may not mark studies")
     qa = request.form.get("qa", "true") != "false"
     service, settings = _service(), current_app.config["KERMA_SETTINGS"]
-    rules = site_tables(service, settings).context(site_context(settings)).rules
+    rules = rules_in_force(service, settings)
     marks.mark_qa(service, rid, qa, g.user.name, rules, unit_table())
     flash("Marked as no patient examination." if qa else "Classified by the rules again.")
     return redirect(url_for("console.studies.study_page", rid=rid))

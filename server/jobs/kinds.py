@@ -22,15 +22,14 @@ from server.mappings import unit_table
 from server.notify import routing
 from server.reports import documents
 from server.site import site_context
-from server.site.tables import site_tables
+from server.site.tables import rules_in_force
 from server.stats.service import query_of
 
 
 def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
     def reclassify_studies(inputs: dict[str, str], progress: Progress) -> Mapping[str, int | str]:
         """Every stored study classified again with the rules in force now."""
-        tables = site_tables(service, settings, max_age_s=0)
-        rules = tables.context(site_context(settings)).rules
+        rules = rules_in_force(service, settings, max_age_s=0)
         counts = reclassify(service, rules, unit_table(), progress)
         return {**counts, "rulesVersion": rules.version}
 

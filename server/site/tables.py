@@ -86,6 +86,14 @@ def site_tables(service: FhirService, settings: Settings, max_age_s: float = 30.
     return SiteTables(service, configured(settings).drl_sets, national_levels(), max_age_s)
 
 
+def rules_in_force(service: FhirService, settings: Settings, max_age_s: float = 30.0) -> Rules:
+    """The classification rules as the site has them: the Library edited over the API, else
+    the shipped tables."""
+    from server.site import site_context  # the package imports this module
+
+    return site_tables(service, settings, max_age_s).context(site_context(settings)).rules
+
+
 def load(service: FhirService, levels: list[DoseLevel]) -> tuple[int, int]:
     """Create or update one ObservationDefinition per level, naming the standard procedures
     it applies to (mappings/drl/procedures.csv); (created, updated)."""
