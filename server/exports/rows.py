@@ -152,9 +152,10 @@ class _Sheets:
             sheet.write_row(0, 0, self._header, self._bold)
             sheet.freeze_panes(1, 0)
             self._made.append(sheet)
-        date = row[self._at[1]]
-        sheet.write_row(line, 0, row)
-        sheet.write_datetime(line, self._at[1], date, self._date)
+        at = self._at[1]  # the date as a date cell, once
+        sheet.write_row(line, 0, row[:at])
+        sheet.write_datetime(line, at, row[at], self._date)
+        sheet.write_row(line, at + 1, row[at + 1 :])
         self._open[modality] = (sheet, line + 1)
 
     def close(self) -> None:
