@@ -7,13 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.classification.reclassify import MARKED, exam_of, reclassify_study
-from server.dose.classify import HIGH, Classified, Rules
+from server.classification.reclassify import reclassify_study
+from server.dose.classify import Rules
 from server.dose.units import UnitTable
-from server.fhir import facts
-from server.fhir.acquisitions import classify_event
 from server.fhir.errors import FhirError
-from server.fhir.mapping import CLASSIFICATION_URL, DCM, apply_classification, extension
 from server.fhir.service import FhirService, body_of
 
 
@@ -27,26 +24,6 @@ def mark_qa(
         if stored is None or stored.deleted:
             raise FhirError.of(404, "not-found", f"no ImagingStudy/{rid}")
         study = body_of(stored)
-        if not qa:
-            reclassify_study(service, tx, study, rules, units)
-            again = tx.read("ImagingStudy", rid)
-            return body_of(again) if again is not None else study
-        study_ref = f"ImagingStudy/{rid}"
-        pairs = [("part-of", study_ref), ("code", f"{DCM}|113852")]
-        events = [body_of(s) for s in service.all_in(tx, "Observation", pairs)]
-        marked = dict(study)
-        text = ((study.get("procedureCode") or [{}])[0]).get("text")
-        apply_classification(marked, Classified(MARKED, None, rules.version, HIGH), text,
-                             rules.version)  # fmt: skip
-        decision = extension(marked, CLASSIFICATION_URL)
-        if decision is not None:
-            decision["extension"].append({"url": "markedBy", "valueString": by})
-        service.update_in(tx, "ImagingStudy", rid, marked, trusted=True)
-        modality = exam_of(study, events).modality
-        for event in events:
-            changed = dict(event)
-            classify_event(changed, modality, rules, None, "qa")
-            if changed != event:
-                service.update_in(tx, "Observation", event["id"], changed, trusted=True)
-        facts.refresh(service, tx, study_ref, units)
-        return marked
+        reclassify_study(service, tx, study, rules, units, marked_by=by if qa else "")
+        again = tx.read("ImagingStudy", rid)
+        return body_of(again) if again is not None else study

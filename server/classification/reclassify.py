@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from server.dose.classify import Exam, Rules
+from server.dose.classify import HIGH, Classified, Exam, Rules
 from server.dose.units import UnitTable
 from server.fhir import facts
 from server.fhir.acquisitions import acquisitions_of_events, classify_event, event_procedure
@@ -54,21 +54,36 @@ def reclassify(
 
 
 def reclassify_study(
-    service: FhirService, tx: Transaction, study: dict[str, Any], rules: Rules, units: UnitTable
+    service: FhirService,
+    tx: Transaction,
+    study: dict[str, Any],
+    rules: Rules,
+    units: UnitTable,
+    marked_by: str = "",
 ) -> str:
-    """The study classified by the rules, its events and dose facts following; the outcome."""
+    """The study classified by the rules, or marked no patient examination by `marked_by`
+    (MARKED); its events and dose facts following. The outcome."""
     study_ref = f"ImagingStudy/{study['id']}"
     pairs = [("part-of", study_ref), ("code", f"{DCM}|113852")]
     events = [body_of(s) for s in service.all_in(tx, "Observation", pairs)]
     exam = exam_of(study, events)
-    found = rules.classify_study(exam, acquisitions_of_events(events, exam.modality))
+    found = (
+        Classified(MARKED, None, rules.version, HIGH)
+        if marked_by
+        else rules.classify_study(exam, acquisitions_of_events(events, exam.modality))
+    )
     new_study = dict(study)
     text = ((study.get("procedureCode") or [{}])[0]).get("text")
     apply_classification(new_study, found, text, rules.version)
+    decision = extension(new_study, CLASSIFICATION_URL)
+    if marked_by and decision is not None:
+        decision["extension"].append({"url": "markedBy", "valueString": marked_by})
     new_events = [dict(e) for e in events]
     for event in new_events:
         procedure = found.procedure if found else None
-        classify_event(event, exam.modality, rules, procedure, found.rule if found else "")
+        # nothing of a marked study is a patient procedure, as of a study the QA rule decided
+        study_rule = "qa" if marked_by else found.rule if found else ""
+        classify_event(event, exam.modality, rules, procedure, study_rule)
     if _decisions(new_study, new_events) == _decisions(study, events):
         return "unchanged"
     service.update_in(tx, "ImagingStudy", study["id"], new_study, trusted=True)
@@ -90,8 +105,10 @@ def _decisions(study: dict[str, Any], events: list[dict[str, Any]]) -> list[Any]
 
 
 def _procedures(study: dict[str, Any], events: list[dict[str, Any]]) -> list[Any]:
-    """What statistics see of it: the study's procedure and each acquisition's."""
-    return [study.get("procedureCode"), *(event_procedure(e) for e in events)]
+    """What statistics see of it: the study's procedure, whether it is one (or QA, or not
+    classified), and each acquisition's procedure."""
+    return [study.get("procedureCode"), facts.category(study),
+            *(event_procedure(e) for e in events)]  # fmt: skip
 
 
 def exam_of(study: dict[str, Any], events: list[dict[str, Any]]) -> Exam:

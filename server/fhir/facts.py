@@ -65,7 +65,7 @@ def study_facts(
         "modality": modality,
         "patient": study.get("subject", {}).get("reference"),
         "procedure": _procedure(study),
-        "category": _category(study),
+        "category": category(study),
         "age_years": _value(summary, "30525-0", "a", units),
         "weight_kg": measurements.get("weight_kg"),
         "size_m": measurements.get("size_m"),
@@ -96,7 +96,7 @@ def study_facts(
     return [plausible(row, bounds) for row in rows]
 
 
-def _category(study: dict[str, Any]) -> str:
+def category(study: dict[str, Any]) -> str:
     """A standard procedure; no rule matched; or a rule that says it is no patient procedure
     (`procedure: null` in mappings/classification/rules.yaml: QA, phantoms, physics)."""
     if ((study.get("procedureCode") or [{}])[0]).get("coding"):

@@ -123,3 +123,22 @@ def test_a_physicist_marks_a_study_no_patient_examination(
     assert back.get_json()["procedureCode"][0]["coding"][0]["code"] == "RPID16"
     restored = api.get(f"/stats/dose?quantity=dlp_mgy_cm&group=procedure&{PERIOD}").get_json()
     assert [r["n"] for r in restored["rows"]] == [1] and restored["left_out"]["qa"] == 1
+
+
+def test_a_study_the_new_rules_call_qa_leaves_the_statistics(
+    examinations: None, api: Api, store: Store
+) -> None:
+    """The unclassified RF study ("FL - Ang") that a new rule with procedure null calls QA:
+    classified again, its dose facts become QA (they stayed 'not classified' when neither the
+    study's nor its acquisitions' procedure changed)."""
+    from server.classification.reclassify import reclassify
+    from server.dose.classify import Rules
+    from server.mappings import read_csv_rows, read_yaml, unit_table
+
+    table = read_yaml("classification/rules.yaml")
+    qa_rule = {"id": "qa-ang", "modality": ["RF"], "all": ["fl - ang"], "procedure": None}
+    table = {**table, "version": table["version"] + 1, "rules": [qa_rule, *table["rules"]]}
+    rules = Rules(table, read_csv_rows("classification/procedures.csv"))
+    assert reclassify(build_service(store), rules, unit_table())["changed"] == 1
+    rf = api.get(f"/stats/dose?quantity=dap_gy_m2&group=procedure&{PERIOD}").get_json()
+    assert rf["rows"] == [] and rf["left_out"] == {"qa": 2, "not_classified": []}
