@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from server.dose.classify import PER_ACQUISITION, Acquisition, Procedure, Rules, modality_group
-from server.fhir.mapping import CLASSIFICATION_URL, extension, put_extension
+from server.fhir.mapping import CLASSIFICATION_URL, classifying_rule, extension, put_extension
 
 _CODES = {  # DICOM codes of the event's components that classification reads
     "acquisition_type": "113820",
@@ -74,12 +74,10 @@ def acquisition_doses(
     left_out = 0.0
     for event in events:
         dlp = _quantity(event, "113838")
-        found = extension(event, CLASSIFICATION_URL)
-        if not dlp or found is None:
+        classified, coding = event_procedure(event)
+        if not dlp or not classified:
             continue
-        rule = next((e["valueString"] for e in found["extension"] if e["url"] == "rule"), None)
-        _, coding = event_procedure(event)
-        if coding is None and rule != "examination":
+        if coding is None and classifying_rule(event) != "examination":
             left_out += dlp
             continue
         region = regions.get(coding["code"]) if coding else None
