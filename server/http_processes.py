@@ -47,8 +47,10 @@ def listen_on(family: int, address: tuple[str, int], reuse_port: bool) -> socket
 
 
 class HttpProcesses:
-    def __init__(self, settings: Settings, listening: socket.socket, count: int) -> None:
+    def __init__(self, settings: Settings, listening: socket.socket, count: int,
+                 stopping: threading.Event) -> None:  # fmt: skip
         self._settings = settings
+        self._stopping = stopping
         self._socket = listening
         self._count = count
         self._context = multiprocessing.get_context("spawn")
@@ -57,10 +59,11 @@ class HttpProcesses:
     def start(self) -> None:
         """Start them all and wait until each serves; RuntimeError if one could not."""
         started = [self._spawn(n) for n in range(self._count)]
+        self._running = [process for process, _ in started]  # stop() stops them, ready or not
+        log_event(log, "http-processes-starting", pids=",".join(str(p.pid) for p in self._running))
         for process, ready in started:
-            if not ready.wait(_START_S):
+            if not self._serving(process, ready):
                 raise RuntimeError(f"HTTP process {process.pid} did not start (see the log above)")
-            self._running.append(process)
 
     def replace_dead(self) -> None:
         """An HTTP process that died (killed, out of memory) is replaced."""
@@ -68,8 +71,8 @@ class HttpProcesses:
             if not process.is_alive():
                 log_event(log, "http-process-died", pid=process.pid, exitcode=process.exitcode)
                 replacement, ready = self._spawn(n)
-                ready.wait(_START_S)
                 self._running[n] = replacement
+                self._serving(replacement, ready)  # if not, the next round replaces it again
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM to each: requests in flight finish; then they exit (killed after the bound)."""
@@ -80,6 +83,15 @@ class HttpProcesses:
             process.join(max(0.1, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
+
+    def _serving(self, process: multiprocessing.process.BaseProcess, ready: Any) -> bool:
+        """Wait until it serves (True), or the server is stopping (SIGTERM meanwhile: True);
+        False if it ended or took too long (one killed at start never says it is ready)."""
+        deadline = time.monotonic() + _START_S
+        while not ready.wait(0.2) and not self._stopping.is_set():
+            if not process.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     def _spawn(self, n: int) -> tuple[multiprocessing.process.BaseProcess, Any]:
         """The n-th process: the first on the bound socket, the others on sockets of their own."""

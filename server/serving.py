@@ -106,9 +106,9 @@ def _serve_here(app: Any, settings: Settings, listening: socket.socket, address:
 def _serve_in_processes(settings: Settings, listening: socket.socket, count: int, address: str,
                         stops: list[Callable[[], None]]) -> None:  # fmt: skip
     """HTTP in `count` processes; this one keeps the listeners and jobs and watches them."""
-    processes = HttpProcesses(settings, listening, count)
-    stops.append(processes.stop)
     stopping = threading.Event()
+    processes = HttpProcesses(settings, listening, count, stopping)
+    stops.append(processes.stop)
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     processes.start()

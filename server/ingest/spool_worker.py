@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
+from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Protocol
+from types import FrameType
+from typing import Any, Protocol
 
 from server.config import Settings
 from server.dicom.spool import Spool
@@ -31,6 +34,7 @@ log = logging.getLogger("kerma.spool")
 _ATTEMPTS = 3
 _IDLE_SECONDS = 1.0  # look at the spool (and for a dead parent) even without a wake-up call
 _STORE_DOWN_SECONDS = 2.0
+_RESPAWN_PAUSE_S = 2.0  # a child that dies at start (a broken store) is not respawned in a loop
 
 
 class _Event(Protocol):
@@ -134,37 +138,112 @@ class SpoolWorker:
         return True
 
 
+class ProcessFlag:
+    """A flag one process sets and another waits on, over a counting semaphore.
+
+    Setting it never waits for the other side: a multiprocessing Event's set() waits until
+    every process waiting on it has woken, so a spool worker that died while waiting (killed,
+    out of memory) made the listener's next C-STORE hang for good. Only one process reads it.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._semaphore = context.Semaphore(0)
+        self._seen = False  # of the reading process: a count taken is remembered
+
+    def set(self) -> None:
+        self._semaphore.release()
+
+    def is_set(self) -> bool:
+        self._seen = self._seen or self._semaphore.acquire(False)
+        return self._seen
+
+    def clear(self) -> None:
+        self._seen = False
+        while self._semaphore.acquire(False):
+            pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._seen = self.is_set() or self._semaphore.acquire(True, timeout)
+        return self._seen
+
+
 class SpoolProcess:
-    """A SpoolWorker in a child process, with its own store connection; same notify/stop."""
+    """A SpoolWorker in a child process, with its own store connection; same notify/stop.
+
+    A child that dies is replaced (after a pause, should it die at once again): what it held
+    stays in the spool and the next one takes it.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._wake = context.Event()
-        self._stopping = context.Event()
-        self._process = context.Process(
-            target=_run_child,
-            args=(settings, os.getpid(), self._wake, self._stopping),
-            name="kerma-spool",
-            daemon=True,
-        )
+        self._settings = settings
+        self._context = multiprocessing.get_context("spawn")
+        self._wake = ProcessFlag(self._context)
+        self._stopping = ProcessFlag(self._context)
+        self._stopped = threading.Event()  # this side's: no more replacements
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
 
     def start(self) -> None:
-        self._process.start()
+        self._process = self._spawn()
+        threading.Thread(target=self._replace_when_dead, name="kerma-spool-watch",
+                         daemon=True).start()  # fmt: skip
 
     def notify(self) -> None:
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """The child finishes the object in hand; killed after `timeout`."""
+        with self._lock:
+            self._stopped.set()
+            process = self._process
         self._stopping.set()
         self._wake.set()
-        self._process.join(timeout)
+        if process is None:
+            return
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(5.0)
+
+    def _spawn(self) -> multiprocessing.process.BaseProcess:
+        process = self._context.Process(
+            target=_run_child,
+            args=(self._settings, os.getpid(), self._wake, self._stopping),
+            name="kerma-spool",
+            daemon=True,
+        )
+        process.start()
+        return process
+
+    def _replace_when_dead(self) -> None:
+        while True:
+            process = self._process
+            assert process is not None
+            wait([process.sentinel])  # (the one who stops it reaps it)
+            if self._stopped.wait(_RESPAWN_PAUSE_S):
+                return
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                process.join()
+                log_event(log, "spool-worker-died", pid=process.pid, exitcode=process.exitcode)
+                self._process = self._spawn()
 
 
-def _run_child(settings: Settings, parent: int, wake: _Event, stopping: _Event) -> None:
+def _run_child(settings: Settings, parent: int, wake: ProcessFlag, stopping: ProcessFlag) -> None:
     from server.ingest import build_ingestor
     from server.store import open_store
 
     configure(settings.log_level)
+
+    # SIGTERM (from the server, or from systemd to every process of the service): finish the
+    # object in hand, then stop; Ctrl-C reaches the server too, which stops us so
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # acknowledging senders comes first; storing may lag behind while they send
     os.nice(10)
     store = open_store(settings)

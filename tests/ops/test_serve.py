@@ -233,3 +233,82 @@ def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None
     assert len({line.split("pid=")[1].split()[0] for line in ready}) == 2
     assert "processes=2" in log and "stopped" in log and "Traceback" not in log
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+
+
+def _spool_worker(server_pid: int) -> int:
+    """The spool worker: the child of `kerma serve` at nice 10 (/proc/<pid>/stat field 19),
+    once it has started."""
+    deadline = time.monotonic() + 60
+    while True:
+        children = subprocess.run(["pgrep", "-P", str(server_pid), "-f", "spawn_main"],
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        nice = {int(pid): Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]
+                for pid in children}  # fmt: skip
+        workers = [pid for pid, value in nice.items() if value == "10"]
+        if len(workers) == 1:
+            return workers[0]
+        assert time.monotonic() < deadline, f"no spool worker among {nice}"
+        time.sleep(0.2)
+
+
+def test_a_spool_worker_killed_is_replaced_and_c_store_still_answers(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "1"}
+    token = subprocess.run([KERMA, "users", "add", "ops", "--role", "admin"], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()[-1]  # fmt: skip
+    server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    try:
+        deadline = _wait_for(server, f"{base}/health/ready", 60)
+        killed = _spool_worker(server.pid)
+        os.kill(killed, signal.SIGKILL)  # out of memory, say, while it waited for work
+        ds = dcmread(CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")
+        ae = AE(ae_title="MODALITY")
+        ae.dimse_timeout = 10  # a C-STORE that hangs fails the test instead of blocking it
+        ae.add_requested_context(ds.SOPClassUID)
+        assoc = ae.associate("127.0.0.1", int(env["KERMA_DICOM_PORT"]), ae_title="KERMA")
+        assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+        while _study_count(base, token) != 1:  # a new worker stored it
+            assert time.monotonic() < deadline, "the object was not stored"
+            time.sleep(0.2)
+        assert _spool_worker(server.pid) != killed
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    log = server.stderr.read() if server.stderr else ""
+    assert f"spool-worker-died pid={killed} exitcode=-9" in log
+
+
+@pytest.mark.parametrize("when", ["serving", "starting"])
+def test_sigterm_to_every_process_of_the_service_stops_it(tmp_path: Path, when: str) -> None:
+    """systemd stops a service so (KillMode=control-group): the spool worker and the HTTP
+    processes get SIGTERM at the same time as `kerma serve`, whether they serve already or
+    are still starting (an HTTP process killed at start never says it is ready)."""
+    env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "2"}
+    server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    log = ""
+    try:
+        if when == "serving":
+            _wait_for(server, f"{base}/health/ready", 90)
+        else:
+            assert server.stderr is not None
+            while "http-processes-starting" not in log:
+                log += server.stderr.readline()
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
+                                  text=True).stdout.split()  # fmt: skip
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    log += server.stderr.read() if server.stderr else ""
+    assert "stopped" in log and "Traceback" not in log
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker ends after them all
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, [Path(f"/proc/{p}/cmdline").read_text() for p in children
+                                             if Path(f"/proc/{p}").exists()]  # fmt: skip
+        time.sleep(0.1)
