@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pynetdicom
 from ingest import RESULTS, corpus_copies
-from machine import machine
+from machine import machine, wait_until_quiet
 from pynetdicom import AE
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -81,6 +81,7 @@ def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]
     server = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: _echo(port))
+        warming_s = wait_until_quiet(server.pid)  # its HTTP processes warm up after ready
         started = time.perf_counter()
         one = _storescu(files, port, "KERMA", 1)
         many = _storescu(files, port, "KERMA", parallel)
@@ -91,7 +92,7 @@ def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]
     finally:
         server.terminate()
         server.wait(60)
-    return {"one": one, "parallel": many, "processed": round(processed, 1),
+    return {"one": one, "parallel": many, "processed": round(processed, 1), "warming_s": warming_s,
             "left_after_sending": left, "drain": round(left / max(done - sent, 1e-9), 1)}  # fmt: skip
 
 
@@ -173,6 +174,7 @@ def free_port() -> int:
 def _print(r: dict[str, object]) -> None:
     kerma, ref = r["kerma"], r["storescp"]
     print(f"{r['date']}  {r['machine']}")
+    print(f"  kerma serve was quiet {kerma['warming_s']} s after it answered C-ECHO; sent then")  # type: ignore[index]
     print(
         f"{r['objects']} CT RDSR C-STOREs over loopback, objects/s (received, on disk, acknowledged)"
     )

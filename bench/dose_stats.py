@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from http_concurrency import KermaServer
 from ingest import RESULTS
-from machine import machine
+from machine import descendants, machine
 
 from server.auth.users import add_user
 from server.config import Settings
@@ -160,14 +160,14 @@ def _served(work: Path, store: SqliteStore) -> dict[str, Any]:
     path = "/stats/dose?quantity=ctdivol_mgy&level=event&group=device,procedure&from=2025-01-01&to=2027-01-03"
     found = {}
     for start in ("cold", "warm"):
-        server = KermaServer(work, os.cpu_count() or 1, settle_s=0.0)
+        server = KermaServer(work, os.cpu_count() or 1, quiet=False)
         with server as base:
             started = time.perf_counter()
             _get(f"{base}{path}", token)
             first = time.perf_counter() - started
             for _ in range(8):
                 _get(f"{base}{path}", token)
-            processes = [_memory(pid) for pid in _descendants(server.process.pid)]
+            processes = [_memory(pid) for pid in descendants(server.process.pid)]
         found[start] = {"first_query_after_ready_s": round(first, 2), "processes": processes}
     return found
 
@@ -176,14 +176,6 @@ def _get(url: str, token: str) -> None:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=600) as answer:
         answer.read()
-
-
-def _descendants(pid: int) -> list[int]:
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += _descendants(int(child))
-    return found
 
 
 def _memory(pid: int) -> dict[str, Any]:

@@ -6,9 +6,56 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+from pathlib import Path
 
 
 def machine(*also: str) -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return ", ".join([f"{platform.machine()}", f"{os.cpu_count()} cores", f"load {load}",
                       f"Python {platform.python_version()}", *also])  # fmt: skip
+
+
+def wait_until_quiet(pid: int, share: float = 0.05, seconds: float = 120) -> float:
+    """Wait until process `pid` and its descendants use under `share` of a core over half a
+    second (a server warming up after it said ready: imports, schemas, copies), at most
+    `seconds`; returns the seconds waited. Linux (/proc)."""
+    started = time.monotonic()
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = _cpu_ticks(pid)
+    while time.monotonic() - started < seconds:
+        time.sleep(0.5)
+        now = _cpu_ticks(pid)
+        if (now - used) / ticks < share * 0.5:
+            break
+        used = now
+    return round(time.monotonic() - started, 1)
+
+
+def _cpu_ticks(root: int) -> int:
+    """User and system CPU ticks of `root` and every process below it."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (Linux /proc)."""
+    found = [pid]
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # ended meanwhile
+        return found
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += descendants(int(child))
+    return found

@@ -28,6 +28,8 @@ class Settings:
     redis_url: str = ""
     dicom_host: str = "127.0.0.1"
     dicom_port: int = 11112
+    # processes listening for DICOM associations on the one port; 0 = one per core
+    dicom_processes: int = 0
     # How far DICOM associations yield the cores to HTTP under load: their threads' nice value.
     dicom_nice: int = 5
     # "*" = any calling AE; else comma-separated titles, plus devices registered over the API.

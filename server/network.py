@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import partial
+from typing import Any
 
 import orjson
 from pynetdicom.transport import ThreadedAssociationServer
@@ -27,13 +32,16 @@ from server.hl7.listener import Hl7Listener
 from server.ingest import build_ingestor
 from server.ingest.hl7 import build_handler
 from server.ingest.pull import PullState, matching_studies, pacs_config, pull
-from server.ingest.spool_worker import SpoolProcess, SpoolWorker
-from server.logs import log_event
+from server.ingest.spool_worker import ProcessFlag, SpoolProcess, SpoolWorker
+from server.logs import configure, log_event
 from server.periodic import Periodic
+from server.processes import ServingProcesses
 from server.site import build_service
+from server.store import open_store
 from server.store.port import Store
 
 log = logging.getLogger("kerma.dicom")
+_FINISH_S = 20.0  # for the associations in progress when a listener is stopped
 
 
 class ListenError(Exception):
@@ -51,61 +59,137 @@ def bind_problem(error: OSError, setting: str, host: str, port: int) -> ListenEr
 
 @dataclass
 class DicomListener:
-    server: ThreadedAssociationServer
+    port: int
     worker: SpoolWorker | SpoolProcess
     spool: Spool
+    # accept no more associations, let those in progress finish within the bound (seconds)
+    stop_listening: Callable[[float], None]
 
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        """Accept no more associations, let those in progress finish (up to `timeout_s`), then
-        stop the spool worker after the object in hand; what is spooled waits on disk."""
+    def stop(self, timeout_s: float = _FINISH_S) -> None:
+        """Stop listening, then stop the spool worker after the object in hand; what is
+        spooled waits on disk."""
         deadline = time.monotonic() + timeout_s
-        self.server.shutdown()
-        for association in self.server.ae.active_associations:
-            association.join(max(0.0, deadline - time.monotonic()))
-        self.server.server_close()
+        self.stop_listening(timeout_s)
         self.worker.stop(max(1.0, deadline - time.monotonic()))
 
 
-def start_dicom(settings: Settings, store: Store, worker_process: bool = False) -> DicomListener:
+def start_dicom(
+    settings: Settings, store: Store, worker_process: bool = False, processes: int = 1
+) -> DicomListener:
     """Process what an earlier run left in the spool, then listen on KERMA_DICOM_PORT.
 
     `worker_process` stores what arrives from a child process (as `kerma serve` does), else
-    from a thread of this one.
+    from a thread of this one; `processes` > 1 (with `worker_process`) listens in that many
+    processes of their own on the one port, else in threads of this one.
     """
     spool = Spool(settings.spool_dir)
     spool.discard_partial()
-    worker: SpoolWorker | SpoolProcess = (
-        SpoolProcess(settings)
-        if worker_process
-        else SpoolWorker(spool, build_ingestor(store, settings))
-    )
-    service = build_service(store, settings)
-    calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))
-    config = ScpConfig(
-        settings.ae_title, settings.dicom_host, settings.dicom_port, settings.dicom_nice
-    )
-    steps = MppsSteps(settings.data_dir / "mpps")
-    try:
-        server = start_scp(
-            config, spool, worker.notify, calling, mpps_scp.handlers(steps, spool, worker.notify)
-        )
-    except OSError as e:
-        raise bind_problem(e, "KERMA_DICOM_PORT", settings.dicom_host, settings.dicom_port) from e
+    if worker_process:
+        spool_process = SpoolProcess(settings)
+        worker: SpoolWorker | SpoolProcess = spool_process
+        if processes > 1:
+            port, stop_listening = _listen_in_processes(settings, spool_process.wake, processes)
+    else:
+        worker = SpoolWorker(spool, build_ingestor(store, settings))
+    if not worker_process or processes <= 1:
+        server = _listen(settings, store, spool, worker.notify, shared_port=False)
+        port, stop_listening = int(server.server_address[1]), partial(_stop_scp, server)
     worker.start()  # its first pass takes what is left from the last run
-    listener = DicomListener(server, worker, spool)
+    listener = DicomListener(port, worker, spool, stop_listening)
     log_event(
         log,
         "dicom-listening",
         ae_title=settings.ae_title,
         address=f"{settings.dicom_host}:{listener.port}",
         allowed_aes=settings.dicom_allowed_aes or "registered devices",
+        processes=processes if worker_process else 1,
         spooled=len(spool.pending()),
     )
     return listener
+
+
+def _listen(settings: Settings, store: Store, spool: Spool, received: Callable[[], None],
+            shared_port: bool) -> ThreadedAssociationServer:  # fmt: skip
+    service = build_service(store, settings)
+    calling = CallingAeTitles(settings.dicom_allowed_aes, lambda: registered_ae_titles(service))
+    config = ScpConfig(settings.ae_title, settings.dicom_host, settings.dicom_port,
+                       settings.dicom_nice, shared_port)  # fmt: skip
+    steps = MppsSteps(settings.data_dir / "mpps")
+    try:
+        return start_scp(
+            config, spool, received, calling, mpps_scp.handlers(steps, spool, received)
+        )
+    except OSError as e:
+        raise bind_problem(e, "KERMA_DICOM_PORT", settings.dicom_host, settings.dicom_port) from e
+
+
+def _stop_scp(server: ThreadedAssociationServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    server.shutdown()
+    for association in server.ae.active_associations:
+        association.join(max(0.0, deadline - time.monotonic()))
+    server.server_close()
+
+
+def _listen_in_processes(
+    settings: Settings, wake: ProcessFlag, count: int
+) -> tuple[int, Callable[[float], None]]:
+    """`count` listener processes on KERMA_DICOM_PORT (port 0: one the kernel chose), each
+    waking the spool worker through `wake`, watched and replaced when one dies."""
+    host = settings.dicom_host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    held = socket.socket(family)  # bound, not listening: the port stays ours, gets no calls
+    try:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind((host, settings.dicom_port))
+    except OSError as e:
+        held.close()
+        raise bind_problem(e, "KERMA_DICOM_PORT", host, settings.dicom_port) from e
+    port = int(held.getsockname()[1])
+    stopping = threading.Event()
+    processes = ServingProcesses("dicom", _serve_dicom,
+                                 lambda n: (replace(settings, dicom_port=port), wake),
+                                 count, stopping)  # fmt: skip
+    processes.start()
+    watch = _ReplaceDead(processes)
+    watch.start()
+
+    def stop_listening(timeout_s: float) -> None:
+        stopping.set()
+        watch.stop(timeout_s)
+        processes.stop(timeout_s)
+        held.close()
+
+    return port, stop_listening
+
+
+class _ReplaceDead(Periodic):
+    """Replaces a listener process that died, within a second."""
+
+    def __init__(self, processes: ServingProcesses) -> None:
+        super().__init__("dicom-watch")
+        self._processes = processes
+
+    def wait_s(self) -> float:
+        return 1.0
+
+    def tick(self) -> None:
+        self._processes.replace_dead()
+
+
+def _serve_dicom(settings: Settings, wake: ProcessFlag, ready: Any) -> None:
+    """A listener process: until SIGTERM, then the associations in progress finish."""
+    configure(settings.log_level, settings.log_format)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
+    store = open_store(settings)
+    spool = Spool(settings.spool_dir)
+    server = _listen(settings, store, spool, wake.set, shared_port=True)
+    ready.set()
+    stopping.wait()
+    _stop_scp(server, _FINISH_S)
+    store.close()
 
 
 def start_hl7(settings: Settings, store: Store) -> Hl7Listener:

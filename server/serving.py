@@ -19,7 +19,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from server.app import create_app
 from server.config import Settings
 from server.files import try_lock
-from server.http_processes import REUSE_PORT, HttpProcesses, listen_on, warm_up
+from server.http_processes import http_processes, warm_up
 from server.jobs.schedule import DailyJobs
 from server.logs import log_event
 from server.network import (
@@ -33,6 +33,7 @@ from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.outbound.senders import senders
+from server.processes import REUSE_PORT, listen_on
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
@@ -63,7 +64,8 @@ def _serve(settings: Settings) -> int:
         listening = _listen(settings, shared_port=processes > 1)
         stops.append(listening.close)
         if settings.dicom_port:
-            dicom = start_dicom(settings, store, worker_process=True)
+            listeners = settings.dicom_processes or os.cpu_count() or 1
+            dicom = start_dicom(settings, store, worker_process=True, processes=listeners)
             stops.append(dicom.stop)
             received = dicom.worker.notify
         if settings.hl7_port:
@@ -107,7 +109,7 @@ def _serve_in_processes(settings: Settings, listening: socket.socket, count: int
                         stops: list[Callable[[], None]]) -> None:  # fmt: skip
     """HTTP in `count` processes; this one keeps the listeners and jobs and watches them."""
     stopping = threading.Event()
-    processes = HttpProcesses(settings, listening, count, stopping)
+    processes = http_processes(settings, listening, count, stopping)
     stops.append(processes.stop)
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())

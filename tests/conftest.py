@@ -172,7 +172,9 @@ def kerma_serve(
            "KERMA_HTTP_PROCESSES": "1"}  # fmt: skip
     env.update({f"KERMA_{k.upper()}": v for k, v in settings.items()})
     kerma = Path(sys.executable).parent / "kerma"
-    process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
+    # a group of its own: a crash test kills all its processes (os.killpg)
+    process = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL,
+                               start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while not ready():

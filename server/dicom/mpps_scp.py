@@ -7,10 +7,11 @@ merged attributes go to the spool, like a stored object, and become a dose repor
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -32,12 +33,18 @@ Answer = tuple[Status | Dataset, Dataset | None]
 
 
 class MppsSteps:
-    """The steps Kerma has been told about, on disk; one writer at a time."""
+    """The steps Kerma has been told about, on disk; one writer at a time, whichever listener
+    process it is in (`with steps.lock():`)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        with open(self.folder / ".lock", "a") as held:  # each open its own lock: threads too
+            fcntl.flock(held, fcntl.LOCK_EX)
+            yield
 
     def path(self, uid: str) -> Path:
         return self.folder / f"{uid}.dcm"
@@ -84,7 +91,7 @@ def _handle_create(event: Event, steps: MppsSteps) -> Answer:
         return _failure(
             Status.INVALID_ATTRIBUTE_VALUE, f"a step is created IN PROGRESS, not {status}"
         )
-    with steps.lock:
+    with steps.lock():
         if steps.path(uid).exists():
             return _failure(Status.DUPLICATE_SOP_INSTANCE, f"step {uid} exists")
         try:
@@ -104,7 +111,7 @@ def _handle_set(
 ) -> Answer:
     uid = str(cast(N_SET, event.request).RequestedSOPInstanceUID or "")
     changes = event.modification_list
-    with steps.lock:
+    with steps.lock():
         step = steps.load(uid)
         if step is None:
             return _failure(Status.NO_SUCH_OBJECT_INSTANCE, f"no step {uid}")

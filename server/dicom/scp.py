@@ -8,8 +8,11 @@ syntax is accepted as it comes.
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.dsutils import encode_file_meta
@@ -45,6 +48,7 @@ class ScpConfig:
     host: str
     port: int
     nice: int = 0  # of the associations' threads (reactor.py)
+    shared_port: bool = False  # other listener processes listen on the same port
 
 
 def start_scp(
@@ -70,11 +74,25 @@ def start_scp(
         (evt.EVT_CONN_OPEN, after_http, [config.nice]),
         *(extra_handlers or []),
     ]
-    return ae.start_server(  # type: ignore[return-value]
+    server = ae.make_server(
         (config.host, config.port),
-        block=False,
         evt_handlers=[NO_DELAY, WAIT_FOR_WORK, *handlers],
+        server_class=_SharedPortServer if config.shared_port else ThreadedAssociationServer,
     )
+    # what start_server does after making its server (it offers no server_class): shutdown()
+    # removes the server from this list
+    ae._servers.append(server)
+    threading.Thread(target=server.serve_forever, name="kerma-dicom-accept", daemon=True).start()
+    return server
+
+
+class _SharedPortServer(ThreadedAssociationServer):
+    """Listens on a port other listener processes listen on too (SO_REUSEPORT): the kernel
+    spreads the associations over them."""
+
+    def server_bind(self) -> None:
+        cast(socket.socket, self.socket).setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
 
 def handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> int:

@@ -8,6 +8,7 @@ order, so processing keeps the order in which objects came.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from pathlib import Path
@@ -26,8 +27,8 @@ class Spool:
 
     def put(self, data: bytes) -> Path:
         """Write `data` durably; raises OSError when the disk refuses (full, read-only, gone)."""
-        with self._lock:
-            name = f"{time.time_ns():020d}-{next(self._sequence) % 1_000_000:06d}"
+        with self._lock:  # unique among the listener processes writing here: the pid
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence) % 1_000_000:06d}"
         target = self.folder / (name + _SUFFIX)
         write_durably(target, data)
         return target

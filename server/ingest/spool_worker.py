@@ -177,7 +177,7 @@ class SpoolProcess:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._context = multiprocessing.get_context("spawn")
-        self._wake = ProcessFlag(self._context)
+        self.wake = ProcessFlag(self._context)  # set by this process and the DICOM listener's
         self._stopping = ProcessFlag(self._context)
         self._stopped = threading.Event()  # this side's: no more replacements
         self._lock = threading.Lock()
@@ -189,7 +189,7 @@ class SpoolProcess:
                          daemon=True).start()  # fmt: skip
 
     def notify(self) -> None:
-        self._wake.set()
+        self.wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """The child finishes the object in hand; killed after `timeout`."""
@@ -197,7 +197,7 @@ class SpoolProcess:
             self._stopped.set()
             process = self._process
         self._stopping.set()
-        self._wake.set()
+        self.wake.set()
         if process is None:
             return
         process.join(timeout)
@@ -208,7 +208,7 @@ class SpoolProcess:
     def _spawn(self) -> multiprocessing.process.BaseProcess:
         process = self._context.Process(
             target=_run_child,
-            args=(self._settings, os.getpid(), self._wake, self._stopping),
+            args=(self._settings, os.getpid(), self.wake, self._stopping),
             name="kerma-spool",
             daemon=True,
         )

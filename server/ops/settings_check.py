@@ -21,7 +21,7 @@ _MINIMUM = {
     "pacs_pull_days": 1, "notify_retry_seconds": 1, "notify_attempts": 1, "session_hours": 1,
     "sign_in_attempts": 1, "sign_in_lock_minutes": 1, "max_body_bytes": 1024,
     "page_size_default": 1, "page_size_max": 1, "graphql_max_depth": 1, "graphql_max_cost": 1,
-    "pacs_pull_minutes": 0,
+    "pacs_pull_minutes": 0, "http_processes": 0, "dicom_processes": 0,
 }  # fmt: skip
 _PORTS = ("http_port", "dicom_port", "hl7_port")  # listeners: 0 turns one off
 _PEER_PORTS = ("smtp_port", "pacs_port")

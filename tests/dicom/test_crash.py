@@ -1,7 +1,9 @@
-"""kill -9 in the middle of a stream: every object that got Success is in the store afterwards."""
+"""kill -9 of every process of `kerma serve` in the middle of a stream (a crash): every object
+that got Success is in the store afterwards."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -57,7 +59,9 @@ def test_every_acknowledged_object_survives_kill_9(tmp_path: Path) -> None:
         assoc = ae.associate("127.0.0.1", port, ae_title="KERMA", evt_handlers=[NO_DELAY])
         for ds in _objects():
             if len(acknowledged) == KILL_AFTER:
-                server.send_signal(signal.SIGKILL)  # mid-stream, while the worker is storing
+                # mid-stream, while the worker is storing: every process of the service (the
+                # listener processes answer C-STOREs, the spool worker stores them)
+                os.killpg(server.pid, signal.SIGKILL)
             status = assoc.send_c_store(ds) if assoc.is_established else None
             if status is None or status.get("Status") != Status.SUCCESS:
                 break

@@ -3,6 +3,7 @@ finishes the association in flight and exits 0, /metrics counting across its pro
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -312,3 +313,27 @@ def test_sigterm_to_every_process_of_the_service_stops_it(tmp_path: Path, when: 
         assert time.monotonic() < deadline, [Path(f"/proc/{p}/cmdline").read_text() for p in children
                                              if Path(f"/proc/{p}").exists()]  # fmt: skip
         time.sleep(0.1)
+
+
+def test_its_processes_end_when_kerma_serve_is_killed(tmp_path: Path) -> None:
+    """kill -9 of `kerma serve` alone: its HTTP and DICOM listener processes and its spool
+    worker stop by themselves, rather than answer on the ports beside the next server."""
+    env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "2", "KERMA_DICOM_PROCESSES": "2"}
+    server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    try:
+        _wait_for(server, f"{base}/health/ready", 90)
+        children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
+                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(children) == 5  # 2 HTTP, 2 DICOM, the spool worker
+        server.kill()
+        server.wait(10)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in children):
+            assert time.monotonic() < deadline, "orphans still run"
+            time.sleep(0.2)
+        assert _bindable(int(env["KERMA_HTTP_PORT"])) and _bindable(int(env["KERMA_DICOM_PORT"]))
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # all gone, as they should be
+            os.killpg(server.pid, signal.SIGKILL)

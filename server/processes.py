@@ -1,0 +1,127 @@
+"""Serving on every core: a door (HTTP, DICOM) in several processes on one port. A Python
+process runs its code on one core at a time (the interpreter lock), so threads alone left the
+second core idle however many clients came.
+
+Each process listens on a socket of its own (SO_REUSEPORT): the kernel spreads new connections
+evenly over them. Taking turns at accept() on one shared socket, the process awake first took
+nearly all (47, 45 and 31 of 50 HTTP clients in three tries), and its clients waited while the
+other process idled."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from server.logs import log_event
+
+log = logging.getLogger("kerma")
+_START_S = 120.0  # spawned processes import everything: seconds each on a busy machine
+REUSE_PORT = hasattr(socket, "SO_REUSEPORT")  # Linux, BSD; elsewhere all share the first socket
+
+
+def listen_on(family: int, address: tuple[str, int], reuse_port: bool) -> socket.socket:
+    """A listening socket; with `reuse_port`, others with the option may listen on the port."""
+    listening = socket.socket(family)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.bind(address)
+        listening.listen(1024)
+    except OSError:
+        listening.close()
+        raise
+    return listening
+
+
+class ServingProcesses:
+    """`count` processes running `target(*args(n), ready)`, n = 0..count-1; each sets `ready`
+    once it serves, and stops cleanly on SIGTERM. One that dies is replaced; `stopping` (set
+    on SIGTERM to the server) ends every wait."""
+
+    def __init__(
+        self,
+        door: str,
+        target: Callable[..., None],
+        args: Callable[[int], tuple[Any, ...]],
+        count: int,
+        stopping: threading.Event,
+    ) -> None:
+        self._door = door
+        self._target = target
+        self._args = args
+        self._count = count
+        self._stopping = stopping
+        self._context = multiprocessing.get_context("spawn")
+        self._running: list[multiprocessing.process.BaseProcess] = []
+
+    def start(self) -> None:
+        """Start them all and wait until each serves; RuntimeError if one could not."""
+        started = [self._spawn(n) for n in range(self._count)]
+        self._running = [process for process, _ in started]  # stop() stops them, ready or not
+        pids = ",".join(str(p.pid) for p in self._running)
+        log_event(log, f"{self._door}-processes-starting", pids=pids)
+        for process, ready in started:
+            if not self._serving(process, ready):
+                raise RuntimeError(
+                    f"{self._door} process {process.pid} did not start (see the log above)"
+                )
+
+    def replace_dead(self) -> None:
+        """A process that died (killed, out of memory) is replaced."""
+        for n, process in enumerate(self._running):
+            if not process.is_alive():
+                log_event(log, f"{self._door}-process-died", pid=process.pid,
+                          exitcode=process.exitcode)  # fmt: skip
+                replacement, ready = self._spawn(n)
+                self._running[n] = replacement
+                self._serving(replacement, ready)  # if not, the next round replaces it again
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM to each: what is in flight finishes; then they exit (killed after the bound)."""
+        for process in self._running:
+            process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for process in self._running:
+            process.join(max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+
+    def _serving(self, process: multiprocessing.process.BaseProcess, ready: Any) -> bool:
+        """Wait until it serves (True), or the server is stopping (SIGTERM meanwhile: True);
+        False if it ended or took too long (one killed at start never says it is ready)."""
+        deadline = time.monotonic() + _START_S
+        while not ready.wait(0.2) and not self._stopping.is_set():
+            if not process.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
+
+    def _spawn(self, n: int) -> tuple[multiprocessing.process.BaseProcess, Any]:
+        ready = self._context.Event()
+        process = self._context.Process(
+            target=_child, name=f"kerma-{self._door}",
+            args=(self._target, os.getpid(), *self._args(n), ready),
+        )  # fmt: skip
+        process.start()
+        return process, ready
+
+
+def _child(target: Callable[..., None], parent: int, *args: Any) -> None:
+    threading.Thread(target=_end_with, args=(parent,), name="kerma-parent-watch",
+                     daemon=True).start()  # fmt: skip
+    target(*args)
+
+
+def _end_with(parent: int) -> None:
+    """SIGTERM to this process once the server that started it is gone (killed: nobody else
+    would stop it, and it would go on answering on the port beside the next server)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
