@@ -2,7 +2,8 @@
 
 N CT RDSRs (default 2,000; the copies bench/ingest.py writes) are sent by dcmtk's storescu on
 one association, then split over P parallel associations (default 8), to `kerma serve` (a
-separate process, its spool worker storing what arrives meanwhile) and to `storescp --fork -od`
+separate process with its listener in one process per core and its spool worker storing what
+arrives meanwhile; sent to once its processes have warmed up) and to `storescp --fork -od`
 (which writes files but does not fsync them; Kerma does).
 Counted: objects received, spooled (fsynced) and acknowledged per second; Kerma's processing
 into the store is timed too (until its spool is empty), and how fast the spool drains once the
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pynetdicom
 from ingest import RESULTS, corpus_copies
@@ -53,24 +55,28 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="kerma-cstore-bench-"))
     try:
-        results["kerma"] = _run_kerma(files, args.parallel, work)
+        results["kerma"] = _run_kerma(files, args.parallel, work, listeners=1)
+        results["kerma_every_core"] = _run_kerma(files, args.parallel, work, listeners=0)
         results["storescp"] = _run_storescp(files, args.parallel, work)
         results["ingest"] = _run_ingest(files, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for key in ("one", "parallel"):
-        kerma, reference = results["kerma"], results["storescp"]
-        results[f"ratio_{key}"] = round(kerma[key] / reference[key], 3)  # type: ignore[index]
+    for kerma in ("kerma", "kerma_every_core"):
+        for key in ("one", "parallel"):
+            ratio = results[kerma][key] / results["storescp"][key]  # type: ignore[index]
+            results[f"ratio_{key}" + kerma.removeprefix("kerma")] = round(ratio, 3)
     _print(results)
     args.dir.mkdir(parents=True, exist_ok=True)
     (args.dir / "cstore.json").write_text(json.dumps(results, indent=2))
 
 
-def _run_kerma(files: list[Path], parallel: int, work: Path) -> dict[str, float]:
-    data_dir = work / "kerma"
+def _run_kerma(files: list[Path], parallel: int, work: Path, listeners: int) -> dict[str, float]:
+    """`listeners`: KERMA_DICOM_PROCESSES (1: the listener in kerma serve; 0: one per core)."""
+    data_dir = work / f"kerma-{listeners}"
     port = free_port()
     env = {
         **os.environ,
+        "KERMA_DICOM_PROCESSES": str(listeners),
         "KERMA_DATA_DIR": str(data_dir),
         "KERMA_HTTP_PORT": str(free_port()),
         "KERMA_DICOM_PORT": str(port),
@@ -171,25 +177,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _print(r: dict[str, object]) -> None:
+def _print(r: dict[str, Any]) -> None:
     kerma, ref = r["kerma"], r["storescp"]
     print(f"{r['date']}  {r['machine']}")
-    print(f"  kerma serve was quiet {kerma['warming_s']} s after it answered C-ECHO; sent then")  # type: ignore[index]
-    print(
-        f"{r['objects']} CT RDSR C-STOREs over loopback, objects/s (received, on disk, acknowledged)"
-    )
-    print(
-        f"  storescu -> kerma serve, 1 association:     {kerma['one']}  ({r['ratio_one']}x storescp)"
-    )  # type: ignore[index]
-    print(
-        f"  storescu -> kerma serve, {r['parallel']} associations:    {kerma['parallel']}  ({r['ratio_parallel']}x storescp)"
-    )  # type: ignore[index]
-    print(f"  storescu -> storescp, 1 association:        {ref['one']}")  # type: ignore[index]
-    print(f"  storescu -> storescp, {r['parallel']} associations:       {ref['parallel']}")  # type: ignore[index]
-    print(f"  kerma: stored into FHIR while receiving, objects/s: {kerma['processed']}")  # type: ignore[index]
-    drain = kerma["drain"]  # type: ignore[index]
-    print(f"  kerma: the spool after sending ({kerma['left_after_sending']} left), objects/s: {drain}"  # type: ignore[index]
-          f"  ({drain / r['ingest']:.2f}x kerma ingest of the same files: {r['ingest']}/s)")  # type: ignore[operator]  # fmt: skip
+    print(f"{r['objects']} CT RDSR C-STOREs over loopback, objects/s (received, on disk, "
+          f"acknowledged); kerma serve sent to once quiet ({kerma['warming_s']} s after C-ECHO)")  # fmt: skip
+    for key, label in (("", "the listener in kerma serve"), ("_every_core", "a listener per core")):
+        run = r["kerma" + key]
+        print(f"  storescu -> kerma serve, {label}: 1 association {run['one']} "
+              f"({r['ratio_one' + key]}x storescp), {r['parallel']} associations "
+              f"{run['parallel']} ({r['ratio_parallel' + key]}x storescp)")  # fmt: skip
+    print(f"  storescu -> storescp: 1 association {ref['one']}, {r['parallel']} associations "
+          f"{ref['parallel']}")  # fmt: skip
+    print(f"  kerma (the listener in kerma serve): stored into FHIR while receiving, objects/s: "
+          f"{kerma['processed']}")  # fmt: skip
+    drain = kerma["drain"]
+    print(f"  kerma: the spool after sending ({kerma['left_after_sending']} left), objects/s: {drain}"
+          f"  ({drain / r['ingest']:.2f}x kerma ingest of the same files: {r['ingest']}/s)")  # fmt: skip
 
 
 if __name__ == "__main__":

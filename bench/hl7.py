@@ -4,6 +4,9 @@ per second by `kerma serve`, on one connection and on several.
 N ADT messages (default 2,000): A04 registrations of new patients, then A08 updates of the same
 patients, each with its own control id, sent one after the other (the next once the ACK of the
 last is in, as HIS interfaces do), first on one connection, then spread over P connections.
+The reference, in the same run: python-hl7's own MLLP server (asyncio, its own process)
+answering every message with an AA ACK and doing nothing else, the floor of a Python MLLP
+listener; Kerma also keeps each message durably and applies it to the store.
 
     .venv/bin/python bench/hl7.py
     .venv/bin/python bench/hl7.py --messages 200 --parallel 2
@@ -21,11 +24,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from cstore import free_port, wait_for
 from ingest import RESULTS
-from machine import machine
+from machine import machine, wait_until_quiet
 
 SB, EB = b"\x0b", b"\x1c\r"
 
@@ -55,21 +59,39 @@ def main() -> None:
         "KERMA_LOG_LEVEL": "WARNING",
     }
     kerma = Path(sys.executable).parent / "kerma"
-    server = subprocess.Popen([str(kerma), "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        results["kerma"] = _run([str(kerma), "serve"], env, port, args, quiet=True)
+        port = free_port()
+        # -P: this folder not on the path, where this file would be imported as `hl7`
+        reference = [sys.executable, "-P", str(Path(__file__).with_name("mllp_reference.py")),
+                     str(port)]  # fmt: skip
+        results["python-hl7"] = _run(reference, os.environ, port, args, quiet=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    kerma_rates, floor = results["kerma"], results["python-hl7"]
+    print(f"{results['date']}  {results['machine']}")
+    print(f"{args.messages} ADT messages (A04 then A08 of the same patients) over MLLP, ACKed/s")
+    for key, label in (("one", "1 connection"), ("several", f"{args.parallel} connections")):
+        ratio = kerma_rates[key] / floor[key]  # type: ignore[index]
+        print(f"  {label}: kerma serve (kept, applied) {kerma_rates[key]}/s,"  # type: ignore[index]
+              f" python-hl7 answering only {floor[key]}/s: {ratio:.2f}x")  # type: ignore[index]  # fmt: skip
+    args.dir.mkdir(parents=True, exist_ok=True)
+    (args.dir / "hl7.json").write_text(json.dumps(results, indent=2))
+
+
+def _run(command: list[str], env: Mapping[str, str], port: int, args: argparse.Namespace,
+         quiet: bool) -> dict[str, float]:  # fmt: skip
+    """Both sends against one server: 1 connection, then `args.parallel`."""
+    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: _listening(port))
-        results["one"] = _send_all(port, _messages("one", args.messages), 1)
-        results["several"] = _send_all(port, _messages("par", args.messages), args.parallel)
+        if quiet:  # kerma serve's HTTP processes warm up after its listeners open
+            wait_until_quiet(server.pid)
+        return {"one": _send_all(port, _messages("one", args.messages), 1),
+                "several": _send_all(port, _messages("par", args.messages), args.parallel)}  # fmt: skip
     finally:
         server.terminate()
         server.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"{results['date']}  {results['machine']}")
-    print(f"{args.messages} ADT messages (A04 then A08 of the same patients) over MLLP, applied/s")
-    print(f"  1 connection:              {results['one']}")
-    print(f"  {args.parallel} connections:             {results['several']}")
-    args.dir.mkdir(parents=True, exist_ok=True)
-    (args.dir / "hl7.json").write_text(json.dumps(results, indent=2))
 
 
 def _messages(tag: str, n: int) -> list[bytes]:

@@ -28,8 +28,9 @@ class Settings:
     redis_url: str = ""
     dicom_host: str = "127.0.0.1"
     dicom_port: int = 11112
-    # processes listening for DICOM associations on the one port; 0 = one per core
-    dicom_processes: int = 0
+    # processes listening for DICOM associations on the one port; 0 = one per core. One by
+    # default: a second takes cores from HTTP under load (docs/operations.md has the figures)
+    dicom_processes: int = 1
     # How far DICOM associations yield the cores to HTTP under load: their threads' nice value.
     dicom_nice: int = 5
     # "*" = any calling AE; else comma-separated titles, plus devices registered over the API.

@@ -40,13 +40,15 @@ def test_ingest_bench_runs(tmp_path: Path) -> None:
 
 def test_cstore_bench_runs(tmp_path: Path) -> None:
     out = _run("cstore.py", "--objects", "16", "--parallel", "2", "--dir", str(tmp_path))
-    assert "storescu -> kerma serve, 2 associations" in out
-    assert "storescu -> storescp, 1 association" in out
+    assert "storescu -> kerma serve, the listener in kerma serve: 1 association" in out
+    assert "storescu -> kerma serve, a listener per core: 1 association" in out
+    assert "storescu -> storescp: 1 association" in out and "2 associations" in out
 
 
 def test_hl7_bench_runs(tmp_path: Path) -> None:
     out = _run("hl7.py", "--messages", "40", "--parallel", "2", "--dir", str(tmp_path))
-    assert "40 ADT messages" in out and "2 connections:" in out
+    assert "40 ADT messages" in out and "2 connections: kerma serve" in out
+    assert "python-hl7 answering only" in out  # its reference, in the same run
 
 
 def test_dose_stats_bench_runs(tmp_path: Path) -> None:
@@ -100,7 +102,7 @@ def test_studies_page_bench_runs(tmp_path: Path) -> None:
 
 def test_http_concurrency_bench_runs(tmp_path: Path) -> None:
     out = _run("http_concurrency.py", "--observations", "400", "--patients", "20",
-               "--seconds", "1", "--dir", str(tmp_path), "--associations", "2",
+               "--seconds", "1", "--rounds", "1", "--dir", str(tmp_path), "--associations", "2",
                "--busy-clients", "4", "--objects", "20")  # fmt: skip
     assert "8 clients / 1 client with 1 process(es)" in out
     assert f"8 clients / 1 client with {os.cpu_count()} process(es)" in out

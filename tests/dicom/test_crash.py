@@ -36,6 +36,7 @@ def _kerma_serve(
         lambda: echo(dicom_port),
         http_port=str(free_port()),
         dicom_port=str(dicom_port),
+        dicom_processes="2",  # the listener in processes of its own, beside the spool worker
         hl7_port="0",
     )
 
