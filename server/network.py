@@ -84,14 +84,14 @@ def start_dicom(
     """
     spool = Spool(settings.spool_dir)
     spool.discard_partial()
-    if worker_process:
-        spool_process = SpoolProcess(settings)
-        worker: SpoolWorker | SpoolProcess = spool_process
-        if processes > 1:
-            port, stop_listening = _listen_in_processes(settings, spool_process.wake, processes)
+    worker: SpoolWorker | SpoolProcess = (
+        SpoolProcess(settings)
+        if worker_process
+        else SpoolWorker(spool, build_ingestor(store, settings))
+    )
+    if isinstance(worker, SpoolProcess) and processes > 1:
+        port, stop_listening = _listen_in_processes(settings, worker.wake, processes)
     else:
-        worker = SpoolWorker(spool, build_ingestor(store, settings))
-    if not worker_process or processes <= 1:
         server = _listen(settings, store, spool, worker.notify, shared_port=False)
         port, stop_listening = int(server.server_address[1]), partial(_stop_scp, server)
     worker.start()  # its first pass takes what is left from the last run
