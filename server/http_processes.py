@@ -40,7 +40,6 @@ def _serve_http(settings: Settings, shared: socket.socket | None,
     configure(settings.log_level, settings.log_format)
     listening = shared if shared is not None else listen_on(*where, reuse_port=True)
     signal.signal(signal.SIGTERM, _exit)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     app = create_app(settings)
     threading.Thread(target=warm_up, args=(app, settings), daemon=True).start()
     server = waitress.create_server(app, sockets=[listening], threads=settings.http_threads,

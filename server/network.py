@@ -35,7 +35,7 @@ from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import ProcessFlag, SpoolProcess, SpoolWorker
 from server.logs import configure, log_event
 from server.periodic import Periodic
-from server.processes import ServingProcesses
+from server.processes import ServingProcesses, family_of
 from server.site import build_service
 from server.store import open_store
 from server.store.port import Store
@@ -137,8 +137,9 @@ def _listen_in_processes(
     """`count` listener processes on KERMA_DICOM_PORT (port 0: one the kernel chose), each
     waking the spool worker through `wake`, watched and replaced when one dies."""
     host = settings.dicom_host
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    held = socket.socket(family)  # bound, not listening: the port stays ours, gets no calls
+    held = socket.socket(
+        family_of(host)
+    )  # bound, not listening: the port stays ours, gets no calls
     try:
         held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         held.bind((host, settings.dicom_port))
@@ -151,30 +152,12 @@ def _listen_in_processes(
                                  lambda n: (replace(settings, dicom_port=port), wake),
                                  count, stopping)  # fmt: skip
     processes.start()
-    watch = _ReplaceDead(processes)
-    watch.start()
 
     def stop_listening(timeout_s: float) -> None:
-        stopping.set()
-        watch.stop(timeout_s)
         processes.stop(timeout_s)
         held.close()
 
     return port, stop_listening
-
-
-class _ReplaceDead(Periodic):
-    """Replaces a listener process that died, within a second."""
-
-    def __init__(self, processes: ServingProcesses) -> None:
-        super().__init__("dicom-watch")
-        self._processes = processes
-
-    def wait_s(self) -> float:
-        return 1.0
-
-    def tick(self) -> None:
-        self._processes.replace_dead()
 
 
 def _serve_dicom(settings: Settings, wake: ProcessFlag, ready: Any) -> None:
@@ -182,7 +165,6 @@ def _serve_dicom(settings: Settings, wake: ProcessFlag, ready: Any) -> None:
     configure(settings.log_level, settings.log_format)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     store = open_store(settings)
     spool = Spool(settings.spool_dir)
     server = _listen(settings, store, spool, wake.set, shared_port=True)

@@ -43,8 +43,9 @@ def listen_on(family: int, address: tuple[str, int], reuse_port: bool) -> socket
 
 class ServingProcesses:
     """`count` processes running `target(*args(n), ready)`, n = 0..count-1; each sets `ready`
-    once it serves, and stops cleanly on SIGTERM. One that dies is replaced; `stopping` (set
-    on SIGTERM to the server) ends every wait."""
+    once it serves, and stops cleanly on SIGTERM (Ctrl-C is left to the server, which stops
+    them). One that dies is replaced; `stopping` (set on SIGTERM to the server, or by stop())
+    ends every wait."""
 
     def __init__(
         self,
@@ -61,6 +62,8 @@ class ServingProcesses:
         self._stopping = stopping
         self._context = multiprocessing.get_context("spawn")
         self._running: list[multiprocessing.process.BaseProcess] = []
+        self._watch = threading.Thread(target=self._replace_dead, name=f"kerma-{door}-watch",
+                                       daemon=True)  # fmt: skip
 
     def start(self) -> None:
         """Start them all and wait until each serves; RuntimeError if one could not."""
@@ -73,9 +76,15 @@ class ServingProcesses:
                 raise RuntimeError(
                     f"{self._door} process {process.pid} did not start (see the log above)"
                 )
+        self._watch.start()
 
-    def replace_dead(self) -> None:
-        """A process that died (killed, out of memory) is replaced."""
+    def _replace_dead(self) -> None:
+        """Every second until stopping: a process that died (killed, out of memory) is
+        replaced."""
+        while not self._stopping.wait(1.0):
+            self._replace_once()
+
+    def _replace_once(self) -> None:
         for n, process in enumerate(self._running):
             if not process.is_alive():
                 log_event(log, f"{self._door}-process-died", pid=process.pid,
@@ -86,6 +95,9 @@ class ServingProcesses:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM to each: what is in flight finishes; then they exit (killed after the bound)."""
+        self._stopping.set()
+        if self._watch.is_alive():  # no replacement started from now on
+            self._watch.join(_START_S)
         for process in self._running:
             process.terminate()
         deadline = time.monotonic() + timeout_s
@@ -113,7 +125,13 @@ class ServingProcesses:
         return process, ready
 
 
+def family_of(host: str) -> int:
+    """The address family of a listening host (IPv6 when it has colons)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def _child(target: Callable[..., None], parent: int, *args: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     threading.Thread(target=_end_with, args=(parent,), name="kerma-parent-watch",
                      daemon=True).start()  # fmt: skip
     target(*args)

@@ -33,7 +33,7 @@ from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.outbound.senders import senders
-from server.processes import REUSE_PORT, listen_on
+from server.processes import REUSE_PORT, family_of, listen_on
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
@@ -115,14 +115,13 @@ def _serve_in_processes(settings: Settings, listening: socket.socket, count: int
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.set())
     processes.start()
     log_event(log, "serving", http=address, data_dir=settings.data_dir)
-    while not stopping.wait(1.0):
-        processes.replace_dead()
+    stopping.wait()  # they replace one that dies meanwhile
 
 
 def _listen(settings: Settings, shared_port: bool) -> socket.socket:
     """The HTTP port, bound and listening, before anything says it serves; `shared_port`: open
     to the other HTTP processes' own sockets (http_processes.py), once it is known to be free."""
-    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    family = family_of(settings.http_host)
     address = (settings.http_host, settings.http_port)
     try:
         with socket.socket(family) as probe:  # without SO_REUSEPORT: a port in use fails here

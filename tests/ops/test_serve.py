@@ -60,7 +60,9 @@ def _wait_for(server: subprocess.Popen[Any], url: str, seconds: float) -> float:
 
 
 def _bindable(port: int) -> bool:
+    """As the next server binds it: connections closed a moment ago (TIME_WAIT) do not count."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -337,3 +339,47 @@ def test_its_processes_end_when_kerma_serve_is_killed(tmp_path: Path) -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):  # all gone, as they should be
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_an_http_or_dicom_process_killed_is_replaced(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "2", "KERMA_DICOM_PROCESSES": "2"}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen([KERMA, "serve"], env=env, stderr=log_file)
+    base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
+    try:
+        deadline = time.monotonic() + 90
+        while " serving " not in log_path.read_text():  # every process ready, not just one
+            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        worker = _spool_worker(server.pid)
+        doors = [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"], capture_output=True, text=True
+        ).stdout.split() if int(pid) != worker]  # fmt: skip
+        assert len(doors) == 4  # 2 HTTP, 2 DICOM listeners
+        for pid in doors:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 90
+        while log_path.read_text().count("-process-died") < 4 or not all(
+            _answers(f"{base}/health/live") for _ in range(10)
+        ):
+            assert time.monotonic() < deadline, "HTTP not served again\n" + log_path.read_text()
+            time.sleep(0.2)
+        ds = dcmread(CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(ds.SOPClassUID)
+        while not (assoc := ae.associate("127.0.0.1", int(env["KERMA_DICOM_PORT"]),
+                                         ae_title="KERMA")).is_established:  # fmt: skip
+            assert time.monotonic() < deadline, "DICOM not served again"
+            time.sleep(0.2)
+        assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    died = [line for line in log_path.read_text().splitlines() if "-process-died" in line]
+    assert sorted(line.split("pid=")[1].split()[0] for line in died) == sorted(map(str, doors))
+    assert sum("http-process-died" in line for line in died) == 2
+    assert sum("dicom-process-died" in line for line in died) == 2
