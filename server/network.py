@@ -137,9 +137,8 @@ def _listen_in_processes(
     """`count` listener processes on KERMA_DICOM_PORT (port 0: one the kernel chose), each
     waking the spool worker through `wake`, watched and replaced when one dies."""
     host = settings.dicom_host
-    held = socket.socket(
-        family_of(host)
-    )  # bound, not listening: the port stays ours, gets no calls
+    # bound, not listening: the port stays ours, gets no calls
+    held = socket.socket(family_of(host))
     try:
         held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         held.bind((host, settings.dicom_port))
