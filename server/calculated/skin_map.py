@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Literal
+from functools import cache
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from matplotlib import rc_context
-from matplotlib.axes import Axes
-from matplotlib.colors import LinearSegmentedColormap
-from matplotlib.figure import Figure
 
 from server.dose.skin import surface_view
+
+if TYPE_CHECKING:  # matplotlib is imported where a map is drawn: every process that reads
+    # maps (ingest, the spool worker, the DICOM listeners) would otherwise pay 0.4 s at start
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 Format = Literal["png", "svg", "pdf"]
 MEDIA: dict[Format, str] = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 # (fraction of the peak, RGB): pale yellow -> orange -> red -> dark red
 _RAMP = ((0.0, (255, 255, 204)), (0.33, (253, 141, 60)), (0.66, (227, 26, 28)), (1.0, (128, 0, 38)))
-_COLOURS = LinearSegmentedColormap.from_list(
-    "kerma-skin", [(f, tuple(c / 255 for c in rgb)) for f, rgb in _RAMP]
-).with_extremes(bad=(1.0, 1.0, 1.0, 0.0))  # cells that are not skin: transparent
 _CONTOUR_COLOURS = ("#1f5f8b", "#3a0ca3", "#000000", "#2d6a4f")
 
 
@@ -48,9 +48,18 @@ class Layout:
         return next((r for r in self.regions() if r[1] <= column < r[2]), self.regions()[-1])
 
 
+@cache
+def _colours() -> Colormap:
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list(
+        "kerma-skin", [(f, tuple(c / 255 for c in rgb)) for f, rgb in _RAMP]
+    ).with_extremes(bad=(1.0, 1.0, 1.0, 0.0))  # cells that are not skin: transparent
+
+
 def colour(fraction: float) -> tuple[int, int, int]:
     """The scale's colour at this fraction of the peak (0-255 RGB)."""
-    red, green, blue, _ = _COLOURS(min(max(fraction, 0.0), 1.0))
+    red, green, blue, _ = _colours()(min(max(fraction, 0.0), 1.0))
     return round(red * 255), round(green * 255), round(blue * 255)
 
 
@@ -82,12 +91,14 @@ def peak_place(dose_gy: np.ndarray, layout: Layout) -> str:
 def figure(
     dose_gy: np.ndarray, layout: Layout, contours_gy: tuple[float, ...], title: str
 ) -> Figure:
+    from matplotlib.figure import Figure
+
     peak = float(np.nanmax(dose_gy)) if np.isfinite(dose_gy).any() else 0.0
     top = peak if peak > 0 else 1.0
     fig = Figure(figsize=(11.0, 6.4), layout="constrained")
     fig.suptitle(title, fontsize=11)
     unrolled, body = fig.subplots(1, 2, width_ratios=(2.3, 1.0))
-    image = unrolled.imshow(dose_gy, cmap=_COLOURS, vmin=0.0, vmax=top, interpolation="none",
+    image = unrolled.imshow(dose_gy, cmap=_colours(), vmin=0.0, vmax=top, interpolation="none",
                             extent=(0, dose_gy.shape[1], dose_gy.shape[0], 0))  # fmt: skip
     _contours(unrolled, dose_gy, contours_gy)
     _label_unrolled(unrolled, dose_gy, layout, peak)
@@ -139,7 +150,7 @@ def _body(ax: Axes, dose_gy: np.ndarray, layout: Layout, top: float) -> None:
         (front, 0, "front", ("R", "L")),
         (back, width + gap, "back", ("L", "R")),
     ):
-        ax.imshow(view, cmap=_COLOURS, vmin=0.0, vmax=top, interpolation="none",
+        ax.imshow(view, cmap=_colours(), vmin=0.0, vmax=top, interpolation="none",
                   extent=(left, left + width, rows, 0))  # fmt: skip
         outline = np.pad((~np.isnan(view)).astype(float), 1)
         xs, ys = np.meshgrid(np.arange(-1, width + 1) + left + 0.5, np.arange(-1, rows + 1) + 0.5)
@@ -173,6 +184,8 @@ def picture(
 
 
 def render(fig: Figure, fmt: Format) -> bytes:
+    from matplotlib import rc_context
+
     out = io.BytesIO()
     with rc_context({"svg.fonttype": "none"}):  # text as text: searchable, read back by tests
         fig.savefig(out, format=fmt, dpi=100, metadata={"Title": "Skin dose map"})
