@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from server.dose.classify import HIGH, Classified, Exam, Rules
 from server.dose.units import UnitTable
 from server.fhir import facts
 from server.fhir.acquisitions import acquisitions_of_events, classify_event, event_procedure
+from server.fhir.datatypes import ImagingStudy
 from server.fhir.mapping import (
     CLASSIFICATION_URL,
     DCM,
@@ -74,7 +75,8 @@ def reclassify_study(
     )
     new_study = dict(study)
     text = ((study.get("procedureCode") or [{}])[0]).get("text")
-    apply_classification(new_study, found, text, rules.version)
+    # a stored study is one Kerma built: of the shape it builds
+    apply_classification(cast(ImagingStudy, new_study), found, text, rules.version)
     decision = extension(new_study, CLASSIFICATION_URL)
     if marked_by and decision is not None:
         decision["extension"].append({"url": "markedBy", "valueString": marked_by})

@@ -151,3 +151,43 @@ class Device(TypedDict, total=False):
     version: list[DeviceVersion]
     owner: Reference
     location: Reference
+
+
+class ImagingStudyInstance(TypedDict):
+    uid: str
+    sopClass: Coding
+
+
+class ImagingStudyPerformer(TypedDict):
+    function: CodeableConcept
+    actor: Reference
+
+
+class ImagingStudySeries(TypedDict):
+    uid: str
+    modality: Coding
+    number: NotRequired[int]
+    description: NotRequired[str]
+    performer: NotRequired[list[ImagingStudyPerformer]]
+    instance: NotRequired[list[ImagingStudyInstance]]
+
+
+class ImagingStudy(TypedDict, total=False):
+    resourceType: str
+    id: str
+    meta: Meta
+    extension: list[Extension]
+    identifier: list[Identifier]
+    status: str
+    modality: list[Coding]
+    subject: Reference
+    started: str
+    basedOn: list[Reference]
+    referrer: Reference
+    interpreter: list[Reference]
+    procedureCode: list[CodeableConcept]
+    location: Reference
+    description: str
+    numberOfSeries: int
+    numberOfInstances: int
+    series: list[ImagingStudySeries]

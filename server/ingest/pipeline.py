@@ -252,8 +252,10 @@ class _Commit:
         self, patient_ref: str | None, stored: Stored | None
     ) -> tuple[dict[str, Any], str]:
         """The ImagingStudy with this object's series, tied to its order when one came first."""
-        study = mapping.imaging_study(
-            self.report, self.ctx, patient_ref, _body(stored) if stored else None
+        study: dict[str, Any] = dict(
+            mapping.imaging_study(
+                self.report, self.ctx, patient_ref, _body(stored) if stored else None
+            )
         )
         study_ref = self._save("ImagingStudy", study, stored)
         if "basedOn" not in study:

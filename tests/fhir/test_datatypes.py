@@ -9,7 +9,8 @@ from pathlib import Path
 from mypy import api
 
 SNIPPET = """
-from server.fhir.datatypes import CodeableConcept, Identifier, ObservationComponent
+from server.fhir.datatypes import (CodeableConcept, Identifier, ImagingStudySeries,
+                                   ObservationComponent)
 
 CODE: CodeableConcept = {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM",
                                      "code": "113830"}]}
@@ -25,6 +26,10 @@ def wrong_kind() -> Identifier:
 
 def right() -> ObservationComponent:
     return {"code": CODE, "valueQuantity": {"value": 1.2, "unit": "mGy", "code": "mGy"}}
+
+
+def series_without_its_uid() -> ImagingStudySeries:
+    return {"modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}}
 """
 
 
@@ -34,9 +39,10 @@ def test_mypy_catches_a_misspelt_element_and_a_wrong_value(tmp_path: Path) -> No
     out, _, status = api.run([str(snippet), "--cache-dir", str(tmp_path / "cache"),
                               "--no-error-summary"])  # fmt: skip
     errors = [line for line in out.splitlines() if ": error:" in line]
-    assert status == 1 and len(errors) == 2, out
+    assert status == 1 and len(errors) == 3, out
     assert 'Extra key "valueQuanity" for TypedDict "ObservationComponent"' in errors[0]
     assert (
-        ':13: error: Incompatible types (expression has type "float", TypedDict item "value"'
+        ':14: error: Incompatible types (expression has type "float", TypedDict item "value"'
         in errors[1]
     )
+    assert 'Missing key "uid" for TypedDict "ImagingStudySeries"' in errors[2]

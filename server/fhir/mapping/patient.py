@@ -4,7 +4,7 @@ measurements."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TypeVar
 
 from server.dose.model import DoseReport, Participant, Patient
 from server.fhir import datatypes as fhir
@@ -20,6 +20,8 @@ from server.fhir.mapping.components import number
 from server.fhir.mapping.context import Context, fhir_datetime
 
 _GENDER = {"M": "male", "F": "female", "O": "other"}
+
+Valued = TypeVar("Valued", bound=Mapping[str, object])  # an Identifier, say
 
 
 def patient_identifier(report: DoseReport, ctx: Context) -> tuple[str, str] | None:
@@ -130,9 +132,8 @@ def _human_name(pn: str) -> fhir.HumanName:
     return name
 
 
-def merge_by_value(
-    existing: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
-) -> list[Mapping[str, Any]]:
+def merge_by_value(existing: Sequence[Valued], new: Sequence[Valued]) -> list[Valued]:
+    """`existing`, then the items of `new` whose value none of them has."""
     values = {i.get("value") for i in existing}
     return [*existing, *(i for i in new if i.get("value") not in values)]
 

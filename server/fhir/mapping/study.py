@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from server.dose.classify import (
     PER_ACQUISITION,
@@ -15,6 +15,14 @@ from server.dose.classify import (
     modality_group,
 )
 from server.dose.model import Coded, DoseReport
+from server.fhir.datatypes import (
+    CodeableConcept,
+    Extension,
+    Identifier,
+    ImagingStudy,
+    ImagingStudyInstance,
+    ImagingStudySeries,
+)
 from server.fhir.mapping.codes import (
     ACCESSION_TYPE,
     CLASSIFICATION_URL,
@@ -27,13 +35,16 @@ from server.fhir.mapping.patient import merge_by_value, patient_at_modality, per
 
 def imaging_study(
     report: DoseReport, ctx: Context, patient_ref: str | None, existing: dict[str, Any] | None
-) -> dict[str, Any]:
-    """The study, with this object's series and instance added to what is stored."""
+) -> ImagingStudy:
+    """The study, with this object's series and instance added to what is stored (one Kerma
+    built, hence of the same shape)."""
     study = report.study
-    resource: dict[str, Any] = (
-        dict(existing) if existing else {"resourceType": "ImagingStudy", "status": "available"}
+    resource: ImagingStudy = (
+        cast(ImagingStudy, dict(existing))
+        if existing
+        else {"resourceType": "ImagingStudy", "status": "available"}
     )
-    identifiers = [uid_identifier(study.study_uid)]
+    identifiers: list[Identifier] = [uid_identifier(study.study_uid)]
     if study.accession:
         identifiers.append({"type": ACCESSION_TYPE, "value": study.accession})
     if study.study_id:
@@ -69,7 +80,7 @@ def imaging_study(
         src.modality or report.modality,
     }
     resource["modality"] = [{"system": DCM, "code": m} for m in sorted(modalities)]
-    put_extension(resource, PATIENT_AT_MODALITY_URL, patient_at_modality(report.patient))
+    _put_extension(resource, PATIENT_AT_MODALITY_URL, patient_at_modality(report.patient))
     resource["series"] = _with_instance(resource.get("series", []), report)
     resource["numberOfSeries"] = len(resource["series"])
     resource["numberOfInstances"] = sum(len(s.get("instance", [])) for s in resource["series"])
@@ -108,17 +119,17 @@ def acquisitions_of(report: DoseReport) -> list[Acquisition]:
     return found
 
 
-def _classify(resource: dict[str, Any], report: DoseReport, ctx: Context) -> None:
+def _classify(resource: ImagingStudy, report: DoseReport, ctx: Context) -> None:
     found = ctx.rules.classify_study(exam_of(report), acquisitions_of(report))
     apply_classification(resource, found, report.study.requested_procedure, ctx.rules.version)
 
 
 def apply_classification(
-    resource: dict[str, Any], found: Classified | None, text: str | None, version: int
+    resource: ImagingStudy, found: Classified | None, text: str | None, version: int
 ) -> None:
     """procedureCode: the standard procedure the rules gave (with the requested procedure as
     its text), and which rule of which version decided, or that none matched (review list)."""
-    code: dict[str, Any] = {}
+    code: CodeableConcept = {}
     if found is not None and found.procedure is not None:
         p = found.procedure
         code = {"coding": [{"system": p.system, "code": p.code, "display": p.name}]}
@@ -128,13 +139,13 @@ def apply_classification(
         resource["procedureCode"] = [code]
     else:
         resource.pop("procedureCode", None)
-    decision = [
+    decision: list[Extension] = [
         {"url": "rule", "valueString": found.rule if found else "unmatched"},
         {"url": "version", "valueInteger": version},
     ]
     if found is not None:
         decision.append({"url": "confidence", "valueCode": found.confidence})
-    put_extension(resource, CLASSIFICATION_URL, {"url": CLASSIFICATION_URL, "extension": decision})
+    _put_extension(resource, CLASSIFICATION_URL, {"url": CLASSIFICATION_URL, "extension": decision})
 
 
 def extension(resource: dict[str, Any], url: str) -> dict[str, Any] | None:
@@ -174,20 +185,27 @@ def classification_of(study: dict[str, Any], ctx: Context) -> Decision:
     return Decision(rule, code, procedure.region if procedure else "")
 
 
-def _with_instance(series: list[dict[str, Any]], report: DoseReport) -> list[dict[str, Any]]:
+def _put_extension(resource: ImagingStudy, url: str, value: Extension | None) -> None:
+    """put_extension for the study Kerma builds, typed."""
+    put_extension(cast(dict[str, Any], resource), url, value)
+
+
+def _with_instance(
+    series: list[ImagingStudySeries], report: DoseReport
+) -> list[ImagingStudySeries]:
     src = report.source
     series_uid = src.series_uid or src.sop_instance_uid
-    instance = {
+    instance: ImagingStudyInstance = {
         "uid": src.sop_instance_uid,
         "sopClass": {"system": "urn:ietf:rfc:3986", "code": f"urn:oid:{src.sop_class_uid}"},
     }
-    out = [dict(s) for s in series]
+    out = [ImagingStudySeries(**s) for s in series]
     for s in out:
         if s["uid"] == series_uid:
             if all(i["uid"] != src.sop_instance_uid for i in s.get("instance", [])):
                 s["instance"] = [*s.get("instance", []), instance]
             return out
-    new: dict[str, Any] = {
+    new: ImagingStudySeries = {
         "uid": series_uid,
         "modality": {"system": DCM, "code": src.modality or report.modality},
     }
