@@ -35,6 +35,15 @@ SLOW = frozenset({
 })  # fmt: skip
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The quick subset does not even import the slow files: collecting the API fuzzing alone
+    (schemathesis generates its cases then) took 10-18 s of each worker."""
+    here = Path(__file__).parent
+    if config.getoption("markexpr") == "not slow" and collection_path.is_relative_to(here):
+        return collection_path.relative_to(here).as_posix() in SLOW or None
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
