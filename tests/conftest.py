@@ -35,24 +35,27 @@ SLOW = frozenset({
 })  # fmt: skip
 
 
+def _slow_file(path: Path) -> bool:
+    here = Path(__file__).parent
+    return path.is_relative_to(here) and path.relative_to(here).as_posix() in SLOW
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """The quick subset does not even import the slow files: collecting the API fuzzing alone
     (schemathesis generates its cases then) took 10-18 s of each worker."""
-    here = Path(__file__).parent
-    if config.getoption("markexpr") == "not slow" and collection_path.is_relative_to(here):
-        return collection_path.relative_to(here).as_posix() in SLOW or None
+    if config.getoption("markexpr") == "not slow" and _slow_file(collection_path):
+        return True
     return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
     for item in items:
         if isinstance(item, pytest.Function) and item.name not in item.nodeid:
             # schemathesis 4.32 names each operation's test "f[GET /path]" but leaves pytest
             # 9.2's node id at "f": pytest-xdist then ran one of the 411 tests of a function
             params = item.name.removeprefix(item.originalname)[1:-1]
             item._id = item.parent.id.child(item.originalname).with_params(params)
-        if item.path.is_relative_to(here) and item.path.relative_to(here).as_posix() in SLOW:
+        if _slow_file(item.path):
             item.add_marker(pytest.mark.slow)
 
 
