@@ -599,7 +599,6 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     from server.reports import survey
     from server.site import build_service
     from server.site.identity import About
-    from server.stats import measures
     from server.stats.service import site_statistics
     from server.store import open_store
 
@@ -609,17 +608,13 @@ def report_survey(start: datetime, end: datetime, out: Path) -> None:
     store = open_store(settings)
     service = build_service(store, settings)
     stats = site_statistics(service, settings)
-    tables, now = survey.survey(stats, first, last), datetime.now().astimezone()
-    about = About.of(service, settings)
-    bundle = measures.collection(tables, stats, now, about)
+    made = survey.make(stats, About.of(service, settings), first, last, datetime.now().astimezone())
     if out.suffix.lower() == ".json":
-        out.write_bytes(orjson.dumps(bundle, option=orjson.OPT_INDENT_2))
+        out.write_bytes(orjson.dumps(made.bundle, option=orjson.OPT_INDENT_2))
     else:
-        out.write_bytes(survey.pdf(tables, bundle, stats, about, first, last, now))
+        out.write_bytes(made.pdf())
     store.close()
-    click.echo(
-        f"{out}: {sum(len(rows) for _, rows in tables)} rows in {len(tables)} tables", err=True
-    )
+    click.echo(f"{out}: {made.rows} rows in {made.tables} tables", err=True)
 
 
 def _writable_out(out: Path, suffixes: tuple[str, ...]) -> None:

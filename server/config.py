@@ -64,6 +64,9 @@ class Settings:
     # Significant-event and follow-up rule sets of mappings/alerts/ (file names without
     # .yaml, comma-separated), e.g. "de_strlschv_annex14,sir_srdl"; empty: none.
     alert_rules: str = ""
+    # The national DRL survey the site sends (mappings/surveys/, file name without .yaml), e.g.
+    # "uk_ukhsa" or "de_bfs"; empty: Kerma's own survey of every standard procedure and device.
+    survey: str = ""
     # Public base URL of the FHIR endpoint, used in Location headers and Bundle links.
     # Empty = derived from each request's Host header.
     base_url: str = ""

@@ -20,6 +20,7 @@ from server.dose.results import ResultItem, items_from_rows
 from server.dose.skin import Factors as SkinDoseFactors
 from server.dose.ssde import SsdeTables
 from server.dose.statistics import StatisticsTables
+from server.dose.surveys import SurveyRules
 from server.dose.units import Unit, UnitTable
 
 
@@ -99,12 +100,15 @@ def national_levels() -> tuple[DoseLevel, ...]:
     return tuple(levels_from_rows(read_csv_rows("drl/national.csv"), unit_table()))
 
 
+def yaml_names(folder: str) -> list[str]:
+    """The tables of a folder of mappings/ (alerts, surveys): file names without .yaml."""
+    found = resources.files("kerma_mappings").joinpath(folder)
+    return sorted(f.name.removesuffix(".yaml") for f in found.iterdir() if f.name.endswith(".yaml"))
+
+
 def alert_rule_sets() -> list[str]:
-    """The names of the alert rule sets of mappings/alerts/ (file names without .yaml)."""
-    folder = resources.files("kerma_mappings").joinpath("alerts")
-    return sorted(
-        f.name.removesuffix(".yaml") for f in folder.iterdir() if f.name.endswith(".yaml")
-    )
+    """The names of the alert rule sets of mappings/alerts/."""
+    return yaml_names("alerts")
 
 
 @functools.cache
@@ -115,6 +119,14 @@ def alert_rules(name: str) -> tuple[AlertRule, ...]:
     except FileNotFoundError:
         raise ValueError(f"no alert rule set {name!r} in mappings/alerts") from None
     return tuple(rules_from_table(table, unit_table()))
+
+
+@functools.cache
+def survey_rules(name: str) -> SurveyRules:
+    """A national survey of mappings/surveys/ by its file name without .yaml."""
+    if name not in yaml_names("surveys"):
+        raise ValueError(f"no survey {name!r} in mappings/surveys")
+    return SurveyRules.of(name, read_yaml(f"surveys/{name}.yaml"))
 
 
 @dataclass(frozen=True)

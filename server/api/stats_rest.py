@@ -24,7 +24,7 @@ from server.jobs import reports, tasks
 from server.reports import survey
 from server.site import site_context
 from server.site.identity import About
-from server.stats import figures, measures
+from server.stats import figures
 from server.stats.columns import FactColumns
 from server.stats.service import (
     UNITS,
@@ -230,13 +230,11 @@ def national_survey(fmt: str) -> Response:
     query = _period_query()
     stats, now = statistics(), datetime.now().astimezone()
     start, end = (datetime.fromtimestamp(t, _timezone()) for t in (query.since, query.until))
-    tables = survey.survey(stats, start, end)
     about = About.of(current_app.extensions["kerma.fhir"], current_app.config["KERMA_SETTINGS"])
-    bundle = measures.collection(tables, stats, now, about)
+    made = survey.make(stats, about, start, end, now)
     if fmt == "pdf":
-        pdf = survey.pdf(tables, bundle, stats, about, start, end, now)
-        return Response(pdf, 200, content_type="application/pdf")
-    return Response(orjson.dumps(bundle), 200, content_type="application/fhir+json")
+        return Response(made.pdf(), 200, content_type="application/pdf")
+    return Response(orjson.dumps(made.bundle), 200, content_type="application/fhir+json")
 
 
 @bp.post("/reports/<kind>")

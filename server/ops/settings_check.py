@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.config import Settings
-from server.mappings import alert_rule_sets, national_levels
+from server.mappings import alert_rule_sets, national_levels, yaml_names
 from server.outbound.oru import VERSIONS
 from server.outbound.plan import peers_in
 
@@ -100,6 +100,9 @@ def _site(settings: Settings) -> Iterator[tuple[str, str]]:
     for name in _listed(settings.alert_rules):
         if name not in rule_sets:
             yield "alert_rules", f"no rule set {name!r}; known: " + ", ".join(rule_sets)
+    surveys = yaml_names("surveys")
+    if settings.survey and settings.survey not in surveys:
+        yield "survey", f"no survey {settings.survey!r}; known: " + ", ".join(surveys)
 
 
 def _network(settings: Settings) -> Iterator[tuple[str, str]]:

@@ -48,12 +48,8 @@ def survey_files(
     """The national survey of [start, end) as a PDF and as the Bundle of MeasureReports that
     goes to the authority, with the same numbers."""
     stats, about = site_statistics(service, settings), About.of(service, settings)
-    tables = survey.survey(stats, start, end)
-    bundle = measures.collection(tables, stats, now, about)
-    return {
-        "application/pdf": survey.pdf(tables, bundle, stats, about, start, end, now),
-        FHIR_JSON: orjson.dumps(bundle),
-    }
+    made = survey.make(stats, about, start, end, now)
+    return {"application/pdf": made.pdf(), FHIR_JSON: orjson.dumps(made.bundle)}
 
 
 def store(

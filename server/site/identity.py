@@ -40,10 +40,11 @@ class About:
     site: SiteIdentity
     drl_sets: str
     base: str
+    survey: str = ""  # the national survey the site sends (KERMA_SURVEY); "": Kerma's own
 
     @classmethod
     def of(cls, service: FhirService, settings: Settings) -> About:
-        return cls(site_identity(service), settings.drl_sets, settings.fhir_base)
+        return cls(site_identity(service), settings.drl_sets, settings.fhir_base, settings.survey)
 
 
 def site_identity(service: FhirService) -> SiteIdentity:

@@ -28,6 +28,11 @@ _POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 _SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
 
 
+def ucum(quantity: str) -> str:
+    """The UCUM code of a dose-fact field's unit (dap_gy_m2: Gy.m2)."""
+    return _UCUM[UNITS[quantity]]
+
+
 def measure_id(quantity: str, level: str) -> str:
     return f"dose-{quantity.replace('_', '-')}-{level}"
 
@@ -193,7 +198,7 @@ def _level(level: LevelComparison, unit: str) -> dict[str, Any]:
 def _quantity(value: float, unit: str) -> dict[str, Any]:
     code = _UCUM[unit]
     return {
-        "value": round(value, 6),
+        "value": float(f"{value:.9g}"),  # significant digits: a DAP in Gy·m² is 1e-6 or less
         "unit": unit or "1",
         "system": "http://unitsofmeasure.org",
         "code": code,

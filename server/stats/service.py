@@ -21,6 +21,7 @@ from server.config import Settings
 from server.dose.cumulative import QUANTITIES, per_modality
 from server.dose.facts import LEVEL_FIELDS
 from server.dose.statistics import StatisticsTables, Summary, codes, combine, split, summarise
+from server.dose.surveys import Population
 from server.fhir.errors import FhirError
 from server.fhir.mapping import Context, device_identity
 from server.fhir.search import parse
@@ -59,6 +60,8 @@ class Query:
     # the only devices the user may see (a radiographer's); empty: every device
     devices: tuple[str, ...] = ()
     qa: bool = False  # QA, phantom and physics examinations too (else left out, counted apart)
+    procedures: tuple[str, ...] = ()  # only these standard procedures (names); empty: any
+    population: Population | None = None  # only the patients a survey counts; None: all
 
 
 @dataclass(frozen=True)
@@ -343,9 +346,15 @@ class Statistics:
             if wanted:
                 code = facts.code(name, wanted)
                 keep &= columns[name] == (-1 if code is None else code)
-        if q.devices:
-            allowed = [c for c in (facts.code("device", d) for d in q.devices) if c is not None]
-            keep &= np.isin(columns["device"], allowed)
+        for name, wanted in (("device", q.devices), ("procedure", q.procedures)):
+            if wanted:
+                found = [c for c in (facts.code(name, w) for w in wanted) if c is not None]
+                keep &= np.isin(columns[name], found)
+        unclassified = facts.code("category", "unclassified")
+        if q.procedures and unclassified is not None:  # its own words are no procedure
+            keep &= columns["category"] != unclassified
+        if q.population is not None:
+            keep &= q.population.admits(columns["age_years"], columns["weight_kg"])
         qa = facts.code("category", "qa")
         if not q.qa and qa is not None:
             keep &= columns["category"] != qa

@@ -23,6 +23,7 @@ BAD_VALUES = [
     ("KERMA_DAILY_AT", "25:99", "HH:MM"),
     ("KERMA_ALERT_RULES", "nope", "no rule set 'nope'"),
     ("KERMA_DRL_SETS", "UK 2022", "no DRL set 'UK 2022'"),
+    ("KERMA_SURVEY", "uk", "no survey 'uk'; known: de_bfs, uk_ukhsa"),
     ("KERMA_SMTP_STARTTLS", "maybe", "one of yes, no"),
     ("KERMA_STORE", "postgres://x", "mongodb:// URL"),
     ("KERMA_LOG_LEVEL", "LOUD", "one of DEBUG"),
