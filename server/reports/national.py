@@ -25,13 +25,19 @@ class Table:
     section: Section
     query: Query  # the section's examinations and population, grouped by examination and room
     rows: list[Row]
-    too_few: list[Row]  # rooms with fewer patients than the survey's minimum
+    too_few: list[Row]  # rooms with fewer examinations than the survey's minimum
+    examinations: dict[tuple[str | None, str | None], int]  # per (examination, device) row
     outside: int  # values of the section's examinations from patients outside the population
     others: list[tuple[str, int]]  # standard procedures the authority does not ask for
     factor: float  # from the canonical unit to the section's
 
     def scaled(self, value: float) -> float:
         return value * self.factor
+
+    def examinations_of(self, row: Row) -> int:
+        """The examinations (patients) a row's values come from: its n per examination, fewer
+        than n per irradiation event."""
+        return self.examinations[(row.group["examination"], row.group["device"])]
 
 
 def tables(stats: Statistics, rules: SurveyRules, start: datetime, end: datetime) -> list[Table]:
@@ -55,6 +61,7 @@ def _table(
                  population=rules.population)  # fmt: skip
     rows: list[Row] = []
     too_few: list[Row] = []
+    examinations: dict[tuple[str | None, str | None], int] = {}
     outside, named = 0, set[str]()
     for level in asked:
         names = _procedures(stats, level)
@@ -65,14 +72,18 @@ def _table(
         counted = stats.dose(query)
         everyone = stats.dose(replace(query, population=None))
         outside += sum(r.summary.n for r in everyone) - sum(r.summary.n for r in counted)
+        per_device = stats.examinations_per_device(query)
         for row in counted:
             made = _row(row, level)
-            (rows if row.summary.n >= rules.min_patients else too_few).append(made)
+            key = (made.group["examination"], made.group["device"])
+            examinations[key] = per_device[str(row.group["device"])]
+            (rows if examinations[key] >= rules.min_patients else too_few).append(made)
     return Table(
         section,
         replace(base, group_by=("examination", "device"), procedures=tuple(sorted(named))),
         rows,
         too_few,
+        examinations,
         outside,
         _others(stats, section, base, named),
         stats.ctx.units.convert(1.0, ucum(section.quantity), section.unit),

@@ -230,6 +230,16 @@ class Statistics:
                 found[str(label)] = (int(mine.size), float(mine.min()), float(mine.max()))
         return found
 
+    def examinations_per_device(self, q: Query) -> dict[str, int]:
+        """Per device: how many examinations the query's values come from (irradiation events
+        count once per study), for minimums that count patients rather than values."""
+        columns, words, keep = self.select(q)
+        keep &= ~np.isnan(columns[q.quantity])
+        pairs = np.unique(np.stack([columns["device"][keep].astype(np.int64),
+                                    columns["study_uid"][keep].astype(np.int64)]), axis=1)  # fmt: skip
+        counts = np.bincount(pairs[0], minlength=len(words["device"]))
+        return {str(words["device"][c]): int(n) for c, n in enumerate(counts) if n}
+
     def devices(self, q: Query) -> list[dict[str, Any]]:
         """Every device with its identity and its examinations in the period, by name."""
         counts = self.examinations(q)

@@ -12,6 +12,7 @@ import re
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,17 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+import server.reports
 from server.app import create_app
 from server.auth.users import add_user
 from server.config import Settings
+from server.fhir.validation import validate
 from server.ingest import build_ingestor
+from server.mappings import yaml_names
 from server.store.sqlite import SqliteStore
 from tests.conftest import Api
 from tests.fhir.test_bulk_export import _run
+from tests.reports.test_department import text_of
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"
 FILES = sorted(CORPUS.rglob("*.dcm"))
@@ -48,17 +53,26 @@ _DESCRIPTIVE = ("Manufacturer", "ManufacturerModelName", "StationName", "Institu
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Api, Api]]:
-    """The corpus ingested; clients as the authority, an mpe and an admin."""
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, SqliteStore]]:
+    """The corpus ingested."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("pseudonyms"),
                         base_url="http://kerma.test/fhir")  # fmt: skip
     store = SqliteStore(settings.sqlite_path)
     ingestor = build_ingestor(store, settings)
     for path in FILES:
         ingestor.ingest_file(path)
-    client = create_app(settings, store).test_client()
-    yield tuple(Api(client, add_user(store, f"{r}-user", r)) for r in ("authority", "mpe", "admin"))  # type: ignore[misc]
+    yield settings, store
     store.close()
+
+
+@pytest.fixture(scope="module")
+def site(corpus: tuple[Settings, SqliteStore]) -> tuple[Api, Api, Api]:
+    """Clients as the authority, an mpe and an admin."""
+    settings, store = corpus
+    client = create_app(settings, store).test_client()
+    return tuple(
+        Api(client, add_user(store, f"{r}-user", r)) for r in ("authority", "mpe", "admin")
+    )  # type: ignore[return-value]
 
 
 def _identifiers() -> dict[str, str]:
@@ -121,7 +135,7 @@ def _names(pn: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def outputs(site: tuple[Api, Api, Api]) -> dict[str, str]:
+def outputs(site: tuple[Api, Api, Api], corpus: tuple[Settings, SqliteStore]) -> dict[str, str]:
     """Every pseudonymised output of the corpus, by name."""
     authority, mpe, _ = site
     outputs = {}
@@ -139,7 +153,24 @@ def outputs(site: tuple[Api, Api, Api]) -> dict[str, str]:
     survey = authority.get(f"/stats/survey.json?{PERIOD}")
     assert survey.status_code == 200
     outputs["survey.json"] = survey.get_data(as_text=True)
+    settings, store = corpus
+    for name in yaml_names("surveys"):  # each national survey, as the authority receives it
+        national = Api(
+            create_app(replace(settings, survey=name), store).test_client(), authority.token
+        )
+        answer = national.get(f"/stats/survey.json?{PERIOD}")
+        assert answer.status_code == 200
+        outputs[f"survey {name}.json"] = answer.get_data(as_text=True)
+        pdf = national.get(f"/stats/survey.pdf?{PERIOD}")
+        assert pdf.status_code == 200
+        # the words of the document's own template are no identifier ("physics" is an
+        # accession number in one file and a word of the QA count)
+        outputs[f"survey {name}.pdf"] = " ".join(_tokens(text_of(pdf.data)) - _TEMPLATE_WORDS)
     return outputs
+
+
+_TEMPLATE_WORDS = {word for page in (Path(server.reports.__file__).parent / "templates").glob("*.html")
+                   for word in _tokens(page.read_text())}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +257,11 @@ def test_ages_are_the_calendar_year_of_the_examination_minus_the_birth_year(
     assert len(checked) >= 10
     for pseudonym in checked:
         assert {int(ages[pseudonym])} == expected[pseudonym], pseudonym
+
+
+def test_each_national_survey_of_the_corpus_is_valid(outputs: dict[str, str]) -> None:
+    """The surveys the authority receives, made from the corpus, are valid R4 Bundles (their
+    PDFs rendered above)."""
+    for name in yaml_names("surveys"):
+        bundle = orjson.loads(outputs[f"survey {name}.json"])
+        assert bundle["type"] == "collection" and validate(bundle) == [], name
