@@ -722,14 +722,20 @@ def _stats_paths() -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string", "enum": ["json", "pdf"]},
     }
-    survey = _op("stats-survey", "The national DRL survey of [from, to): per standard procedure and device n, "
-                 "median and mean of CTDIvol, DLP, DAP, AGD and patient weight, as a Bundle of "
-                 "MeasureReports (json) or PDF", params=[survey_fmt, *dates], tag="statistics",
+    survey = _op("stats-survey", "The DRL survey of [from, to) as a Bundle of MeasureReports (json) or "
+                 "PDF: the national authority's (KERMA_SURVEY: its examinations, population, minimum per "
+                 "room and units), else per standard procedure and device n, median and mean of "
+                 "CTDIvol, DLP, DAP, AGD and patient weight", params=[survey_fmt, *dates], tag="statistics",
                  extra={"404": _outcome()})  # fmt: skip
     survey["responses"]["200"]["content"]["application/pdf"] = {
         "schema": {"type": "string", "format": "binary"}
     }
     paths["/stats/survey.{fmt}"] = {"get": survey}
+    nhsbsp = _op("stats-survey-nhsbsp", "The NHSBSP mammography dose survey of [from, to) (UK): one "
+                 "CSV line per exposure in the layout of the NCCPM dose audit database, pseudonymised",
+                 params=dates, tag="statistics")  # fmt: skip
+    nhsbsp["responses"]["200"] = {"description": "CSV", "content": {"text/csv": _TEXT}}
+    paths["/stats/survey/nhsbsp.csv"] = {"get": nhsbsp}
     tables = [*dates, *(q for q in query if q["name"] in ("device", "format"))]
     paths["/stats/devices"] = {"get": _op("stats-devices", "Every device with its identity (type, "
                                "manufacturer, model, station name, serial number, software, department) "

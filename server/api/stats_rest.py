@@ -21,7 +21,7 @@ from server.exports.rows import exporter
 from server.fhir.errors import FhirError
 from server.files import chunks
 from server.jobs import reports, tasks
-from server.reports import survey
+from server.reports import nhsbsp, survey
 from server.site import site_context
 from server.site.identity import About
 from server.stats import figures
@@ -235,6 +235,18 @@ def national_survey(fmt: str) -> Response:
     if fmt == "pdf":
         return Response(made.pdf(), 200, content_type="application/pdf")
     return Response(orjson.dumps(made.bundle), 200, content_type="application/fhir+json")
+
+
+@bp.get("/survey/nhsbsp.csv")
+def nhsbsp_survey() -> Response:
+    """The NHSBSP mammography dose survey of [from, to) (UK): one CSV line per exposure in the
+    layout of the NCCPM dose audit database, pseudonymised."""
+    reports.may_ask(g.access, "survey")
+    query = _period_query()
+    text = nhsbsp.csv_text(
+        current_app.extensions["kerma.store"], query.since, query.until, _timezone()
+    )
+    return Response(text, 200, content_type="text/csv; charset=utf-8")
 
 
 @bp.post("/reports/<kind>")

@@ -1,5 +1,5 @@
 """Pseudonymisation that holds, over the whole corpus (issue 19): every pseudonymised output
-(the authority's Bulk Data $export, the CSV and XLSX exports, the survey Bundle) is scanned for
+(the authority's Bulk Data $export, the CSV and XLSX exports, the surveys) is scanned for
 every identifier the source files hold, by DICOM PS3.15 Annex E's reading of what identifies
 (UIDs, accession numbers, patient IDs, names, birth dates, addresses); and a birth date cannot
 be narrowed below a year from the ages and dates an output gives."""
@@ -153,6 +153,9 @@ def outputs(site: tuple[Api, Api, Api], corpus: tuple[Settings, SqliteStore]) ->
     survey = authority.get(f"/stats/survey.json?{PERIOD}")
     assert survey.status_code == 200
     outputs["survey.json"] = survey.get_data(as_text=True)
+    nhsbsp = authority.get(f"/stats/survey/nhsbsp.csv?{PERIOD}")
+    assert nhsbsp.status_code == 200
+    outputs["nhsbsp.csv"] = nhsbsp.get_data(as_text=True)
     settings, store = corpus
     for name in yaml_names("surveys"):  # each national survey, as the authority receives it
         national = Api(
