@@ -731,11 +731,15 @@ def _stats_paths() -> dict[str, Any]:
         "schema": {"type": "string", "format": "binary"}
     }
     paths["/stats/survey.{fmt}"] = {"get": survey}
-    nhsbsp = _op("stats-survey-nhsbsp", "The NHSBSP mammography dose survey of [from, to) (UK): one "
-                 "CSV line per exposure in the layout of the NCCPM dose audit database, pseudonymised",
-                 params=dates, tag="statistics")  # fmt: skip
-    nhsbsp["responses"]["200"] = {"description": "CSV", "content": {"text/csv": _TEXT}}
-    paths["/stats/survey/nhsbsp.csv"] = {"get": nhsbsp}
+    sheet = {"name": "name", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": ["nhsbsp", "uk-radiography"]}}  # fmt: skip
+    lines = _op("stats-survey-lines", "A survey an authority collects line by line, of [from, to), "
+                "pseudonymised: nhsbsp (UK breast screening, one line per mammography exposure in the "
+                "NCCPM database's layout) or uk-radiography (UKHSA, one line per radiography "
+                "examination in the 2019 survey's layout)", params=[sheet, *dates], tag="statistics",
+                extra={"404": _outcome()})  # fmt: skip
+    lines["responses"]["200"] = {"description": "CSV", "content": {"text/csv": _TEXT}}
+    paths["/stats/survey/{name}.csv"] = {"get": lines}
     tables = [*dates, *(q for q in query if q["name"] in ("device", "format"))]
     paths["/stats/devices"] = {"get": _op("stats-devices", "Every device with its identity (type, "
                                "manufacturer, model, station name, serial number, software, department) "

@@ -21,7 +21,7 @@ from server.exports.rows import exporter
 from server.fhir.errors import FhirError
 from server.files import chunks
 from server.jobs import reports, tasks
-from server.reports import nhsbsp, survey
+from server.reports import nhsbsp, survey, uk_radiography
 from server.site import site_context
 from server.site.identity import About
 from server.stats import figures
@@ -237,15 +237,24 @@ def national_survey(fmt: str) -> Response:
     return Response(orjson.dumps(made.bundle), 200, content_type="application/fhir+json")
 
 
-@bp.get("/survey/nhsbsp.csv")
-def nhsbsp_survey() -> Response:
-    """The NHSBSP mammography dose survey of [from, to) (UK): one CSV line per exposure in the
-    layout of the NCCPM dose audit database, pseudonymised."""
+@bp.get("/survey/<name>.csv")
+def survey_sheet(name: str) -> Response:
+    """A survey an authority collects line by line, of [from, to), pseudonymised: nhsbsp (UK
+    breast screening: one line per mammography exposure, the NCCPM database's layout) or
+    uk-radiography (UKHSA: one line per radiography examination, the 2019 survey's layout)."""
+    if name not in ("nhsbsp", "uk-radiography"):
+        raise FhirError.of(404, "not-found", "surveys by line: nhsbsp.csv, uk-radiography.csv")
     reports.may_ask(g.access, "survey")
     query = _period_query()
-    text = nhsbsp.csv_text(
-        current_app.extensions["kerma.store"], query.since, query.until, _timezone()
-    )
+    if name == "nhsbsp":
+        store = current_app.extensions["kerma.store"]
+        text = nhsbsp.csv_text(store, query.since, query.until, _timezone())
+    else:
+        service, settings = (
+            current_app.extensions["kerma.fhir"],
+            current_app.config["KERMA_SETTINGS"],
+        )
+        text = uk_radiography.csv_text(exporter(service, settings, False), query.since, query.until)
     return Response(text, 200, content_type="text/csv; charset=utf-8")
 
 

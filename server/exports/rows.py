@@ -95,7 +95,7 @@ class Export:
         writer.writerow(self.header)
         at = self.header.index("date")
         for n, row in enumerate(self.rows(q, studies), 1):
-            row[at] = self._date_text(row[at])
+            row[at] = self.date_text(row[at])
             writer.writerow(row)
             if n % 1000 == 0:
                 yield _drain(out)
@@ -120,7 +120,9 @@ class Export:
         book.close()
         return path
 
-    def _date_text(self, when: datetime) -> str:
+    def date_text(self, when: datetime) -> str:
+        """A date as the export writes it: to the second when identified, else at the site's
+        precision (a day, a month or a year)."""
         if self.patient_id:
             return when.isoformat(timespec="seconds")
         return when.strftime(_DATES[self.precision])

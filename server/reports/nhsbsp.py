@@ -18,6 +18,7 @@ from typing import Any
 from server.dose.ages import calendar_age
 from server.fhir.service import body_of
 from server.mappings import read_yaml
+from server.reports.components import Components
 from server.store.port import Store
 
 _FACTS = ["resource", "modality", "category", "study_uid", "date", "age_years", "protocol"]
@@ -121,31 +122,11 @@ def _exposures(
 
 
 def _exposure(observation: dict[str, Any], protocol: str, age: int | None) -> Exposure:
-    parts: dict[
-        str, list[dict[str, Any]]
-    ] = {}  # a per-pulse item repeats its code (range, samples)
-    for part in observation.get("component", []):
-        parts.setdefault(part["code"]["coding"][0]["code"], []).append(part)
-
-    def text(code: str) -> str:
-        for part in parts.get(code, []):
-            coded = part.get("valueCodeableConcept", {})
-            meanings = [c["display"] for c in coded.get("coding", []) if c.get("display")]
-            if part.get("valueString") or meanings or coded.get("text"):
-                return str(part.get("valueString") or (meanings or [coded.get("text")])[0])
-        return ""
-
-    def number(code: str, factors: dict[str, float] | None = None) -> float | None:
-        """The value (the mean, for a per-pulse item) in the unit `factors` convert to."""
-        for part in parts.get(code, []):
-            if "valueQuantity" in part:
-                value = part["valueQuantity"]
-                return round(float(value["value"]) * (factors or {}).get(value.get("code"), 1.0), 6)
-        return None
-
-    exposure = number(_EXPOSURE, _EXPOSURE_UNITS)
-    current, seconds = number(_CURRENT), number(_TIME, {"ms": 0.001})
+    parts = Components(observation)
+    exposure = parts.number(_EXPOSURE, _EXPOSURE_UNITS)
+    current, seconds = parts.number(_CURRENT), parts.number(_TIME, {"ms": 0.001})
     if exposure is None and current is not None and seconds is not None:
         exposure = round(current * seconds, 6)  # mAs = mA x s, where no Exposure is reported
-    return Exposure(text(_LATERALITY), text(_VIEW), text(_ANODE), text(_FILTER), number(_KVP),
-                    number(_THICKNESS), exposure, text(_CONTROL), protocol, age)  # fmt: skip
+    return Exposure(parts.text(_LATERALITY), parts.text(_VIEW), parts.text(_ANODE),
+                    parts.text(_FILTER), parts.number(_KVP), parts.number(_THICKNESS), exposure,
+                    parts.text(_CONTROL), protocol, age)  # fmt: skip

@@ -443,7 +443,7 @@ ROUTES: list[tuple[str, str, str, Rule, tuple[int, ...]]] = [
     ("GET", "/stats/export/{level}.{fmt}", "/stats/export/study.csv", both(STATS, reads("Observation")), (200,)),
     ("POST", "/stats/export/{level}.{fmt}", "/stats/export/study.csv", both(STATS, reads("Observation")), (202,)),
     ("GET", "/stats/survey.{fmt}", "/stats/survey.json", every_device(STATS), (200,)),
-    ("GET", "/stats/survey/nhsbsp.csv", "/stats/survey/nhsbsp.csv", every_device(STATS), (200,)),
+    ("GET", "/stats/survey/{name}.csv", "/stats/survey/nhsbsp.csv", every_device(STATS), (200,)),
     ("POST", "/stats/reports/{kind}", "/stats/reports/survey", every_device(STATS), (202,)),
     ("POST", "/stats/reports/{kind}", "/stats/reports/department",
      every_device(both(STATS, reads("DetectedIssue"))), (202,)),

@@ -153,9 +153,10 @@ def outputs(site: tuple[Api, Api, Api], corpus: tuple[Settings, SqliteStore]) ->
     survey = authority.get(f"/stats/survey.json?{PERIOD}")
     assert survey.status_code == 200
     outputs["survey.json"] = survey.get_data(as_text=True)
-    nhsbsp = authority.get(f"/stats/survey/nhsbsp.csv?{PERIOD}")
-    assert nhsbsp.status_code == 200
-    outputs["nhsbsp.csv"] = nhsbsp.get_data(as_text=True)
+    for sheet in ("nhsbsp", "uk-radiography"):
+        answer = authority.get(f"/stats/survey/{sheet}.csv?{PERIOD}")
+        assert answer.status_code == 200
+        outputs[f"{sheet}.csv"] = answer.get_data(as_text=True)
     settings, store = corpus
     for name in yaml_names("surveys"):  # each national survey, as the authority receives it
         national = Api(
