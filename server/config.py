@@ -100,6 +100,11 @@ class Settings:
     sign_in_lock_minutes: int = 15
     # what is left of dates and times in pseudonymised outputs: day, month or year
     pseudonym_date_precision: str = "day"
+    # the examination's and the devices' own words (study, requested procedure and protocol
+    # descriptions) in pseudonymised outputs: remove (DICOM PS3.15's Basic Profile: free text
+    # may name a person) or keep (its Clean Descriptors Option: the site's data-protection
+    # officer has checked what its devices and RIS write)
+    pseudonym_descriptions: str = "remove"
     max_body_bytes: int = 20 * 1024 * 1024
     page_size_default: int = 50
     page_size_max: int = 1000

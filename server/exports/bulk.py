@@ -34,12 +34,12 @@ def export(
     types: list[str],
     since: str,
     patients: list[str] | None,
-    pseudonyms: tuple[bytes, Precision] | None,
+    pseudonyms: tuple[bytes, Precision, bool] | None,
     progress: Callable[[int], None],
 ) -> dict[str, int]:
     """Write <type>.ndjson for each type with resources; the count per type. `patients`:
-    Patient ids (Patient and Group level), None for everything; `pseudonyms`: the key and
-    the date precision of a pseudonymised export."""
+    Patient ids (Patient and Group level), None for everything; `pseudonyms`: the key, the
+    date precision and whether descriptions are kept, of a pseudonymised export."""
     out_dir.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     done = 0

@@ -27,7 +27,7 @@ from server.fhir.pseudonymise import Precision, precision, pseudonym
 from server.fhir.service import FhirService, body_of
 from server.mappings import read_csv_rows
 from server.site import site_context
-from server.stats.service import Query, site_statistics
+from server.stats.service import NOT_CLASSIFIED, Query, site_statistics
 from server.store.port import Store
 
 _READ = [f for f in FACT_FIELDS if f != "key"]
@@ -53,6 +53,7 @@ class Export:
     device_name: Callable[[str], str]
     patient_id: Callable[[str], str] | None = None  # identified exports only
     precision: Precision = "day"  # of dates in pseudonymised exports
+    descriptions: bool = False  # pseudonymised exports keep the protocol and own words
 
     @property
     def header(self) -> list[str]:
@@ -80,6 +81,10 @@ class Export:
             row["date"] = when if self.patient_id else _truncated(when, self.precision)
             if not self.patient_id and row["age_years"] is not None:
                 row["age_years"] = calendar_age(row["age_years"], when.date())
+            if not (self.patient_id or self.descriptions):  # PS3.15: no free text
+                row["protocol"] = None
+                if row["category"] != "procedure":  # QA or unclassified: the own words
+                    row["procedure"] = NOT_CLASSIFIED if row["category"] == "unclassified" else None
             yield [
                 hashed(patient) if patient else "",
                 hashed(row["study_uid"]),
@@ -229,6 +234,7 @@ def exporter(service: FhirService, settings: Settings, identified: bool) -> Expo
         names,
         patient_ids(service) if identified else None,
         precision(settings.pseudonym_date_precision),
+        settings.pseudonym_descriptions == "keep",
     )
 
 

@@ -50,9 +50,14 @@ def pseudonym(key: bytes, identifier: str) -> str:
     return hmac.new(key, identifier.encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def pseudonymised(resource: dict[str, Any], key: bytes, precision: Precision) -> dict[str, Any]:
+def pseudonymised(
+    resource: dict[str, Any], key: bytes, precision: Precision, descriptions: bool = False
+) -> dict[str, Any]:
+    """`descriptions`: keep the examination's and the devices' own words (else removed)."""
     rules = _rules().get(resource["resourceType"], {})
     out = {k: v for k, v in resource.items() if k not in rules.get("drop", [])}
+    if not descriptions:
+        out = _without_descriptors(out)
     dropped = set(rules.get("drop_extensions", []))
     if dropped and "extension" in out:
         out["extension"] = [e for e in out["extension"] if e.get("url") not in dropped]
@@ -94,6 +99,38 @@ def _effective(resource: dict[str, Any]) -> date | None:
         return date.fromisoformat(str(text)[:10]) if text else None
     except ValueError:
         return None
+
+
+def _without_descriptors(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without the free-text descriptions pseudonymise.yaml names."""
+    out = dict(resource)
+    for path in _rules()["descriptors"].get(resource["resourceType"], []):
+        _drop(out, path.split("."))
+    codes = set(_rules()["descriptor_components"])
+    if "component" in out:
+        out["component"] = [c for c in out["component"]
+                            if not {x.get("code") for x in c["code"].get("coding", [])} & codes]  # fmt: skip
+    return out
+
+
+def _drop(node: dict[str, Any], path: list[str]) -> None:
+    """Remove the element at a dotted path (through lists), copying what it changes; an
+    element left empty goes too."""
+    first, rest = path[0], path[1:]
+    if first not in node:
+        return
+    if not rest:
+        del node[first]
+        return
+    value = node[first]
+    items = [dict(v) for v in value] if isinstance(value, list) else [dict(value)]
+    for item in items:
+        _drop(item, rest)
+    kept = [item for item in items if item]
+    if not kept:
+        del node[first]
+    else:
+        node[first] = kept if isinstance(value, list) else kept[0]
 
 
 def _removed(name: str, value: Any, parent: dict[str, Any]) -> bool:

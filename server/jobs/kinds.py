@@ -67,7 +67,11 @@ def kinds(service: FhirService, settings: Settings) -> dict[str, Work]:
             patients = [str(m["entity"]["reference"]).removeprefix("Patient/") for m in members
                         if str(m["entity"].get("reference", "")).startswith("Patient/")]  # fmt: skip
         pseudonyms = (
-            (site_key(settings), precision(settings.pseudonym_date_precision))
+            (
+                site_key(settings),
+                precision(settings.pseudonym_date_precision),
+                settings.pseudonym_descriptions == "keep",
+            )
             if inputs["pseudonymise"] == "true"
             else None
         )

@@ -30,6 +30,7 @@ _CHOICES = {
     "smtp_starttls": ("yes", "no"),
     "pacs_retrieve": ("get", "move"),
     "pseudonym_date_precision": ("day", "month", "year"),
+    "pseudonym_descriptions": ("remove", "keep"),
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "log_format": ("text", "json"),
     "ris_hl7_version": VERSIONS,

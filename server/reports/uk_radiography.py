@@ -106,7 +106,8 @@ def _line(
     daps = [_cgy_cm2(fact.dap_gy_m2) for fact, _ in events] + [""] * (width - len(events))
     projections: list[Any] = []
     for fact, parts in events:
-        projections += [fact.protocol or "", *_projection(fact, parts)]
+        name = fact.protocol if export.descriptions else ""  # PS3.15: the device's own words
+        projections += [name or "", *_projection(fact, parts)]
     projections += [""] * ((width - len(events)) * (1 + len(layout.per_projection)))
     return [*head, *daps, *projections, *[""] * len(layout.tail)]
 

@@ -1,4 +1,4 @@
-"""The audit trail's writer: events queued by requests are written within 0.2 s, and stopping
+"""The audit trail's writer: events queued by requests are written by its thread, and stopping
 writes the rest and ends the thread before the store closes (a write racing the close
 crashed the test process: SQLite used after close from another thread)."""
 
@@ -29,11 +29,16 @@ def _count(service: FhirService) -> int:
     return len(service.all_in(service.store, "AuditEvent", []))
 
 
-def test_queued_events_are_written_within_a_period(service: FhirService) -> None:
+def test_queued_events_are_written_by_the_writer(service: FhirService) -> None:
+    """The writer thread writes what a request queued, without a stop or another request
+    (every WRITE_EVERY_S; waited for generously: a loaded CI machine is slow, and speed is
+    no test's business)."""
     trail = AuditTrail(service)
     trail.add(_event(1))
     assert _count(service) == 0  # queued, not written by the request
-    time.sleep(WRITE_EVERY_S * 3)
+    deadline = time.monotonic() + 100 * WRITE_EVERY_S
+    while _count(service) == 0 and time.monotonic() < deadline:
+        time.sleep(WRITE_EVERY_S)
     assert _count(service) == 1
     trail.stop()
 

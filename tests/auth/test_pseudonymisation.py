@@ -269,3 +269,26 @@ def test_each_national_survey_of_the_corpus_is_valid(outputs: dict[str, str]) ->
     for name in yaml_names("surveys"):
         bundle = orjson.loads(outputs[f"survey {name}.json"])
         assert bundle["type"] == "collection" and validate(bundle) == [], name
+
+
+_DESCRIPTIONS = ("StudyDescription", "SeriesDescription", "ProtocolName",
+                 "RequestedProcedureDescription", "PerformedProcedureStepDescription")  # fmt: skip
+
+
+def test_the_examinations_own_words_are_removed(outputs: dict[str, str]) -> None:
+    """PS3.15 removes study, series, requested procedure and protocol descriptions (free text
+    that may name a person): no pseudonymised output carries one of the corpus's, unless the
+    site keeps them (KERMA_PSEUDONYM_DESCRIPTIONS=keep, below)."""
+    sources = [pydicom.dcmread(path, stop_before_pixels=True, force=True) for path in FILES]
+    # (a description that is also a coded meaning or a body part, "Abdomen", is vocabulary)
+    meanings = {
+        text.lower() for ds in sources for keyword, text in _values(ds) if keyword == "CodeMeaning"
+    }
+    meanings |= {str(ds.get("BodyPartExamined", "")).lower() for ds in sources}
+    words = {str(ds.get(k)).strip() for ds in sources for k in _DESCRIPTIONS
+             if len(str(ds.get(k) or "").strip()) >= 6} - {None}  # fmt: skip
+    words = {w for w in words if w.lower() not in meanings}
+    assert len(words) > 30
+    found = [(name, w) for name, text in outputs.items() for w in sorted(words)
+             if f'"{w}"' in text or f",{w}," in text or f",{w}\n" in text]  # fmt: skip
+    assert found == [], found

@@ -35,6 +35,7 @@ BAD_VALUES = [
     ("KERMA_BASE_URL", "kerma.hospital", "http:// or https://"),
     ("KERMA_AE_TITLE", "A_TITLE_LONGER_THAN_16", "AE title"),
     ("KERMA_PSEUDONYM_DATE_PRECISION", "hour", "one of day, month, year"),
+    ("KERMA_PSEUDONYM_DESCRIPTIONS", "strip", "one of remove, keep"),
     ("KERMA_HTTP_PROT", "8080", "unknown setting"),
 ]
 

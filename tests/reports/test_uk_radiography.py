@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -47,7 +48,7 @@ def test_one_line_per_examination_with_its_projections(
     assert ge[at["Projection 4 DAP"]] == ""  # three of six
     first = header.index("Projection 1 Name")
     projection = dict(zip(header[first : first + 11], ge[first : first + 11], strict=True))
-    assert projection["Projection 1 Name"] == images[0].ProtocolName == "ABD_1_VIEW"
+    assert projection["Projection 1 Name"] == ""  # the device's own words: PS3.15 removes them
     assert float(projection["kVp"]) == float(images[0].KVP)
     assert float(projection["mAs"]) == float(images[0].ExposureInuAs) / 1000
     assert projection["AEC used"] == images[0].ExposureControlMode == "MANUAL"
@@ -77,3 +78,11 @@ def test_more_than_six_projections_take_the_skeletal_survey_sheet(
     assert header == uk_radiography_layout().columns(20)
     assert line[header.index("number of projections")] == "7"
     assert line[header.index("Projection 7 DAP")] == "4.1"
+
+
+def test_the_protocol_names_where_the_site_keeps_descriptions(
+    settings: Settings, store: Store, tokens: dict[str, str]
+) -> None:
+    keep = replace(settings, pseudonym_descriptions="keep")
+    header, line = _lines(keep, store, tokens["mpe"], GE[0])
+    assert line[header.index("Projection 1 Name")] == "ABD_1_VIEW"  # (0018,1030) of the file

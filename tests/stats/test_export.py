@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import openpyxl
 
+from server.app import create_app
 from server.auth.keys import site_key
 from server.config import Settings
 from server.fhir.pseudonymise import pseudonym
+from server.store.port import Store
 from tests.conftest import Api
 from tests.stats.test_statistics import PERIOD
 
@@ -123,3 +126,17 @@ def test_an_export_as_a_job(scanner: None, api: Api, as_role: Any) -> None:
         as_role("viewer").post(f"/stats/export/study.xlsx?identified=true&{PERIOD}", {}).status_code
         == 403
     )
+
+
+def test_the_protocol_names_are_kept_only_where_the_site_says(
+    scanner: None, settings: Settings, store: Store, tokens: dict[str, str], api: Api
+) -> None:
+    """PS3.15 removes protocol names (free text): a pseudonymised export leaves them out,
+    unless KERMA_PSEUDONYM_DESCRIPTIONS=keep; the identified export has them."""
+    url = f"/stats/export/event.csv?{PERIOD}"
+    protocols = {r["protocol"] for r in _rows(api.get(f"{url}&identified=true"))}
+    assert len(protocols - {""}) >= 2  # the Siemens acquisitions' protocols
+    assert {r["protocol"] for r in _rows(api.get(url))} == {""}
+    keep = replace(settings, pseudonym_descriptions="keep")
+    kept = Api(create_app(keep, store).test_client(), tokens["mpe"])
+    assert {r["protocol"] for r in _rows(kept.get(url))} == protocols
