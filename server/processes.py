@@ -9,21 +9,58 @@ other process idled."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 from server.logs import log_event
 
 log = logging.getLogger("kerma")
-_START_S = 120.0  # spawned processes import everything: seconds each on a busy machine
+_START_S = 120.0  # a process spawned where there is no fork imports everything: seconds
 REUSE_PORT = hasattr(socket, "SO_REUSEPORT")  # Linux, BSD; elsewhere all share the first socket
+
+
+Context = multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
+
+
+@functools.cache
+def process_context() -> Context:
+    """How the server's processes start: forked from a fork server that imported Kerma and
+    built its GraphQL schema once (server/preload.py): milliseconds each, and their pages
+    shared, where a spawned process spent seconds of a core importing and building. Forking
+    the server itself is no choice (its threads' locks would be copied held); spawned where
+    there is no fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["server.preload"])
+    return context
+
+
+@functools.cache
+def _lifeline_pipe() -> tuple[Connection, Connection]:
+    return process_context().Pipe(duplex=False)
+
+
+def lifeline() -> Connection:
+    """What a process this server starts is given to know when the server is gone, however it
+    ends (kill -9 too): the reading end of a pipe whose writing end only the server holds. It
+    reads as ended then. (Not the parent process: a fork server's children keep it alive.)"""
+    return _lifeline_pipe()[0]
+
+
+def server_gone(line: Connection, wait_s: float | None = 0.0) -> bool:
+    """Whether the server is gone; waits up to `wait_s` (None: until it is)."""
+    return line.poll(wait_s)
 
 
 def listen_on(family: int, address: tuple[str, int], reuse_port: bool) -> socket.socket:
@@ -60,7 +97,7 @@ class ServingProcesses:
         self._args = args
         self._count = count
         self._stopping = stopping
-        self._context = multiprocessing.get_context("spawn")
+        self._context = process_context()
         self._running: list[multiprocessing.process.BaseProcess] = []
         self._watch = threading.Thread(target=self._replace_dead, name=f"kerma-{door}-watch",
                                        daemon=True)  # fmt: skip
@@ -119,7 +156,7 @@ class ServingProcesses:
         ready = self._context.Event()
         process = self._context.Process(
             target=_child, name=f"kerma-{self._door}",
-            args=(self._target, os.getpid(), *self._args(n), ready),
+            args=(self._target, lifeline(), *self._args(n), ready),
         )  # fmt: skip
         process.start()
         return process, ready
@@ -130,16 +167,15 @@ def family_of(host: str) -> int:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _child(target: Callable[..., None], parent: int, *args: Any) -> None:
+def _child(target: Callable[..., None], line: Connection, *args: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
-    threading.Thread(target=_end_with, args=(parent,), name="kerma-parent-watch",
+    threading.Thread(target=_end_with, args=(line,), name="kerma-server-watch",
                      daemon=True).start()  # fmt: skip
     target(*args)
 
 
-def _end_with(parent: int) -> None:
+def _end_with(line: Connection) -> None:
     """SIGTERM to this process once the server that started it is gone (killed: nobody else
     would stop it, and it would go on answering on the port beside the next server)."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
+    server_gone(line, None)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
@@ -29,6 +29,7 @@ from server.dicom.spool import Spool
 from server.files import try_lock
 from server.ingest.pipeline import Ingestor
 from server.logs import configure, log_event
+from server.processes import lifeline, process_context, server_gone
 
 log = logging.getLogger("kerma.spool")
 _ATTEMPTS = 3
@@ -176,7 +177,7 @@ class SpoolProcess:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._context = multiprocessing.get_context("spawn")
+        self._context = process_context()
         self.wake = ProcessFlag(self._context)  # set by this process and the DICOM listener's
         self._stopping = ProcessFlag(self._context)
         self._stopped = threading.Event()  # this side's: no more replacements
@@ -208,7 +209,7 @@ class SpoolProcess:
     def _spawn(self) -> multiprocessing.process.BaseProcess:
         process = self._context.Process(
             target=_run_child,
-            args=(self._settings, os.getpid(), self.wake, self._stopping),
+            args=(self._settings, lifeline(), self.wake, self._stopping),
             name="kerma-spool",
             daemon=True,
         )
@@ -230,7 +231,9 @@ class SpoolProcess:
                 self._process = self._spawn()
 
 
-def _run_child(settings: Settings, parent: int, wake: ProcessFlag, stopping: ProcessFlag) -> None:
+def _run_child(
+    settings: Settings, line: Connection, wake: ProcessFlag, stopping: ProcessFlag
+) -> None:
     from server.ingest import build_ingestor
     from server.store import open_store
 
@@ -250,6 +253,6 @@ def _run_child(settings: Settings, parent: int, wake: ProcessFlag, stopping: Pro
     spool = Spool(settings.spool_dir)
     worker = SpoolWorker(spool, build_ingestor(store, settings), wake, stopping)
     try:
-        worker.run(stop_when=lambda: os.getppid() != parent)  # the server was killed
+        worker.run(stop_when=lambda: server_gone(line))  # the server was killed
     finally:
         store.close()

@@ -218,8 +218,7 @@ def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None
     try:
         _wait_for(server, f"{base}/health/live", 90)
         assert all(_answers(f"{base}/health/ready") for _ in range(20))
-        children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
-                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        children = _workers(server.pid)
         assert len(children) == 2
         _clients_spread_over(children, int(env["KERMA_HTTP_PORT"]))
         second = {**env, "KERMA_DATA_DIR": str(tmp_path / "second")}  # same HTTP port
@@ -238,15 +237,30 @@ def test_http_in_two_processes_answers_and_stops_cleanly(tmp_path: Path) -> None
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
 
 
+def _pgrep(*args: str) -> list[int]:
+    return [int(pid) for pid in subprocess.run(["pgrep", *args], capture_output=True,
+                                               text=True).stdout.split()]  # fmt: skip
+
+
+def _workers(server_pid: int) -> list[int]:
+    """The server's HTTP, DICOM and spool processes: the children of its fork server (the
+    child of `kerma serve` running multiprocessing's forkserver)."""
+    return [pid for forkserver in _pgrep("-P", str(server_pid), "-f", "forkserver")
+            for pid in _pgrep("-P", str(forkserver))]  # fmt: skip
+
+
+def _descendants(pid: int) -> list[int]:
+    children = _pgrep("-P", str(pid))
+    return children + [d for child in children for d in _descendants(child)]
+
+
 def _spool_worker(server_pid: int) -> int:
     """The spool worker: the child of `kerma serve` at nice 10 (/proc/<pid>/stat field 19),
     once it has started."""
     deadline = time.monotonic() + 60
     while True:
-        children = subprocess.run(["pgrep", "-P", str(server_pid), "-f", "spawn_main"],
-                                  capture_output=True, text=True).stdout.split()  # fmt: skip
-        nice = {int(pid): Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]
-                for pid in children}  # fmt: skip
+        nice = {pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]
+                for pid in _workers(server_pid)}  # fmt: skip
         workers = [pid for pid, value in nice.items() if value == "10"]
         if len(workers) == 1:
             return workers[0]
@@ -301,8 +315,7 @@ def test_sigterm_to_every_process_of_the_service_stops_it(tmp_path: Path, when: 
             assert server.stderr is not None
             while "http-processes-starting" not in log:
                 log += server.stderr.readline()
-        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True,
-                                  text=True).stdout.split()  # fmt: skip
+        children = _descendants(server.pid)  # the fork server, the resource tracker, the doors
         os.killpg(server.pid, signal.SIGTERM)
         assert server.wait(30) == 0
     finally:
@@ -326,8 +339,7 @@ def test_its_processes_end_when_kerma_serve_is_killed(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{env['KERMA_HTTP_PORT']}"
     try:
         _wait_for(server, f"{base}/health/ready", 90)
-        children = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "spawn_main"],
-                                  capture_output=True, text=True).stdout.split()  # fmt: skip
+        children = _workers(server.pid)
         assert len(children) == 5  # 2 HTTP, 2 DICOM, the spool worker
         server.kill()
         server.wait(10)
@@ -353,9 +365,7 @@ def test_an_http_or_dicom_process_killed_is_replaced(tmp_path: Path) -> None:
             assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
         worker = _spool_worker(server.pid)
-        doors = [int(pid) for pid in subprocess.run(
-            ["pgrep", "-P", str(server.pid), "-f", "spawn_main"], capture_output=True, text=True
-        ).stdout.split() if int(pid) != worker]  # fmt: skip
+        doors = [pid for pid in _workers(server.pid) if pid != worker]
         assert len(doors) == 4  # 2 HTTP, 2 DICOM listeners
         for pid in doors:
             os.kill(pid, signal.SIGKILL)
