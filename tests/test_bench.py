@@ -61,6 +61,11 @@ def test_notify_bench_runs(tmp_path: Path) -> None:
     assert "2 C-STOREs of a report above a DRL" in out and "after C-STORE Success" in out
 
 
+def test_serve_start_bench_runs(tmp_path: Path) -> None:
+    out = _run("serve_start.py", "--runs", "1", "--http-processes", "1", "--dir", str(tmp_path))
+    assert "run 1: ready" in out and "fork server" in out and "spool worker" in out
+
+
 def test_ocr_bench_runs(tmp_path: Path) -> None:
     out = _run(
         "ocr.py",
