@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -42,6 +43,15 @@ def _cpu_ticks(root: int) -> int:
             continue
         total += int(fields[11]) + int(fields[12])
     return total
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP GET of `url` answers 200 (a server up, or ready)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
 
 
 def descendants(pid: int) -> list[int]:

@@ -29,7 +29,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from cstore import DCMTK_ENV, free_port, wait_for
 from ingest import CORPUS, RESULTS
-from machine import machine
+from machine import answers, machine
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -81,7 +81,7 @@ def main() -> None:
         [str(Path(sys.executable).parent / "kerma"), "serve"], env=env, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: _up(http_port))
+        wait_for(lambda: answers(f"http://127.0.0.1:{http_port}/health"))
         _subscribe(http_port, token)
         after_success, after_start = [], []
         for n in range(args.rounds):
@@ -143,14 +143,6 @@ def _storescu(path: Path, port: int) -> None:
     )
     if done.returncode != 0 or b"Store Failed" in done.stderr:
         raise RuntimeError(f"storescu failed: {done.stderr.decode()[-500:]}")
-
-
-def _up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 def _subscribe(port: int, token: str) -> None:

@@ -16,12 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from cstore import free_port
 from ingest import RESULTS
-from machine import descendants, machine, wait_until_quiet
+from machine import answers, descendants, machine, wait_until_quiet
 
 KERMA = Path(sys.executable).parent / "kerma"
 
@@ -53,7 +52,7 @@ def _start(http_processes: int) -> dict[str, object]:
     started = time.monotonic()
     server = subprocess.Popen([str(KERMA), "serve"], env=env, stderr=subprocess.DEVNULL)
     try:
-        while not _ready(port):
+        while not answers(f"http://127.0.0.1:{port}/health/ready"):
             time.sleep(0.05)
         ready = time.monotonic() - started
         wait_until_quiet(server.pid)
@@ -65,14 +64,6 @@ def _start(http_processes: int) -> dict[str, object]:
     finally:
         server.terminate()
         server.wait(60)
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 def _cpu_s(pid: int) -> float:
