@@ -37,9 +37,11 @@ from ingest import corpus_copies
 from machine import machine, wait_until_quiet
 
 from server.auth.users import add_user
+from server.config import Settings
 from server.store.sqlite import SqliteStore
 
 KERMA = str(Path(sys.executable).parent / "kerma")
+DICOM_PROCESSES = Settings().dicom_processes  # what kerma serve runs unless told
 _SCRIPT = """
 math.randomseed(7)
 request = function()
@@ -66,8 +68,9 @@ def main() -> None:
     parser.add_argument("--associations", type=int, default=20, help="busy hour: 0 = none")
     parser.add_argument("--busy-clients", type=int, default=50)
     parser.add_argument("--objects", type=int, default=2000, help="busy hour: RDSRs to send")
-    parser.add_argument("--dicom-processes", type=int, default=0,
-                        help="busy hour: KERMA_DICOM_PROCESSES (0: one per core)")  # fmt: skip
+    parser.add_argument("--dicom-processes", type=int, default=DICOM_PROCESSES,
+                        help="busy hour: KERMA_DICOM_PROCESSES (kerma serve's default: 1, the "
+                             "listener in its own process; 0: one per core)")  # fmt: skip
     args = parser.parse_args()
     where = machine()  # the load before this bench's own
     if shutil.which("wrk") is None:
@@ -146,7 +149,7 @@ class KermaServer:
 
     def __init__(
         self, data_dir: Path, processes: int, dicom: bool = False, quiet: bool = True,
-        dicom_processes: int = 0,
+        dicom_processes: int = DICOM_PROCESSES,
     ) -> None:  # fmt: skip
         self.quiet = quiet
         self.port = fhir_search_free_port()
