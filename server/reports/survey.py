@@ -19,7 +19,7 @@ from server.mappings import survey_rules
 from server.reports import national, render
 from server.site.identity import About
 from server.stats import measures
-from server.stats.service import NOT_CLASSIFIED, UNITS, Query, Row, Statistics
+from server.stats.service import NOT_CLASSIFIED, UNITS, LeftOut, Query, Row, Statistics
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def make(stats: Statistics, about: About, start: datetime, end: datetime, now: d
     """The site's survey of [start, end): the national one chosen, or Kerma's own."""
     if about.survey:
         return _national(stats, about, start, end, now)
-    found = own(stats, start, end)
+    found = _own(stats, start, end)
     bundle = measures.collection(found, stats, now, about)
     sections = [(q.quantity, q.level, UNITS[q.quantity], rows) for q, rows in found]
     return Made(bundle, lambda: render.pdf(
@@ -43,7 +43,7 @@ def make(stats: Statistics, about: About, start: datetime, end: datetime, now: d
         drl_sets=about.drl_sets), len(found), sum(len(rows) for _, rows in found))  # fmt: skip
 
 
-def own(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Query, list[Row]]]:
+def _own(stats: Statistics, start: datetime, end: datetime) -> list[tuple[Query, list[Row]]]:
     """Kerma's own survey: each quantity with its rows (procedure, device), where there are any."""
     found = []
     for quantity, level in stats.tables.survey:
@@ -68,7 +68,7 @@ def _national(
         len(found), sum(len(t.rows) for t in found))  # fmt: skip
 
 
-def _left_out(stats: Statistics, start: datetime, end: datetime) -> Any:
+def _left_out(stats: Statistics, start: datetime, end: datetime) -> LeftOut:
     return stats.left_out(Query("dlp_mgy_cm", "study", (), start.timestamp(), end.timestamp()))
 
 
