@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.fhir.service import body_of
+from server.store.port import Store
+
 
 class Components:
     """The components of one Observation by code: a per-pulse item repeats its code (its
@@ -16,12 +19,17 @@ class Components:
         for part in observation.get("component", []):
             self._parts.setdefault(part["code"]["coding"][0]["code"], []).append(part)
 
+    @classmethod
+    def read(cls, store: Store, reference: str) -> Components:
+        """The components of a stored Observation ("Observation/<id>"); none when it is gone."""
+        stored = store.read(*reference.split("/", 1))
+        return cls(body_of(stored) if stored is not None and not stored.deleted else {})
+
     def text(self, code: str) -> str:
         """A coded value's meaning, or a text value; "" when there is none."""
         for part in self._parts.get(code, []):
             coded = part.get("valueCodeableConcept", {})
-            meanings = [c["display"] for c in coded.get("coding", []) if c.get("display")]
-            found = part.get("valueString") or (meanings or [coded.get("text")])[0]
+            found = part.get("valueString") or (_meanings(part) or [coded.get("text")])[0]
             if found:
                 return str(found)
         return ""
@@ -30,9 +38,7 @@ class Components:
         """Every coded meaning or text of a code (two filters: two materials)."""
         found = []
         for part in self._parts.get(code, []):
-            coded = part.get("valueCodeableConcept", {})
-            found += [c["display"] for c in coded.get("coding", []) if c.get("display")]
-            found += [part["valueString"]] if part.get("valueString") else []
+            found += _meanings(part) + ([part["valueString"]] if part.get("valueString") else [])
         return found
 
     def number(self, code: str, factors: dict[str, float] | None = None) -> float | None:
@@ -43,3 +49,9 @@ class Components:
                 factor = (factors or {}).get(value.get("code"), 1.0)
                 return round(float(value["value"]) * factor, 6)
         return None
+
+
+def _meanings(part: dict[str, Any]) -> list[str]:
+    """The displays of a component's coded value."""
+    codings = part.get("valueCodeableConcept", {}).get("coding", [])
+    return [c["display"] for c in codings if c.get("display")]

@@ -70,8 +70,8 @@ def _table(
             continue
         query = replace(base, procedures=names)
         counted = stats.dose(query)
-        everyone = stats.dose(replace(query, population=None))
-        outside += sum(r.summary.n for r in everyone) - sum(r.summary.n for r in counted)
+        everyone = stats.load(replace(query, population=None))
+        outside += sum(n for _, n in everyone) - sum(r.summary.n for r in counted)
         per_device = stats.examinations_per_device(query)
         for row in counted:
             made = _row(row, level)
@@ -120,8 +120,8 @@ def _others(
     found: dict[str, int] = {}
     for modality in section.modalities:
         query = replace(base, modality=modality, population=None, group_by=("procedure",))
-        for row in stats.dose(query):
-            name = row.group["procedure"] or "(no standard procedure)"
+        for group, n in stats.load(query):
+            name = group["procedure"] or "(no standard procedure)"
             if name not in named:
-                found[name] = found.get(name, 0) + row.summary.n
+                found[name] = found.get(name, 0) + n
     return sorted(found.items(), key=lambda pair: (-pair[1], pair[0]))

@@ -16,7 +16,6 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from server.dose.ages import calendar_age
-from server.fhir.service import body_of
 from server.mappings import read_yaml
 from server.reports.components import Components
 from server.store.port import Store
@@ -113,16 +112,13 @@ def _exposures(
         fact = dict(zip(_FACTS, values, strict=True))
         if fact["modality"] != "MG" or fact["category"] == "qa" or not fact["resource"]:
             continue
-        stored = store.read(*str(fact["resource"]).split("/", 1))
-        if stored is None or stored.deleted:
-            continue
         day = datetime.fromtimestamp(fact["date"], timezone).date()
         age = None if fact["age_years"] is None else calendar_age(fact["age_years"], day)
-        yield _exposure(body_of(stored), fact["protocol"] or "", age), str(fact["study_uid"])
+        parts = Components.read(store, str(fact["resource"]))  # (gone: no laterality, left out)
+        yield _exposure(parts, fact["protocol"] or "", age), str(fact["study_uid"])
 
 
-def _exposure(observation: dict[str, Any], protocol: str, age: int | None) -> Exposure:
-    parts = Components(observation)
+def _exposure(parts: Components, protocol: str, age: int | None) -> Exposure:
     exposure = parts.number(_EXPOSURE, _EXPOSURE_UNITS)
     current, seconds = parts.number(_CURRENT), parts.number(_TIME, {"ms": 0.001})
     if exposure is None and current is not None and seconds is not None:

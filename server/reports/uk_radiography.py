@@ -81,12 +81,7 @@ def _examinations(
             continue
         events = sorted((f for f in export.store.facts(study["study_uid"]) if f.level == "event"),
                         key=lambda f: f.date or 0.0)  # fmt: skip
-        yield study, [(f, _components(export, f.resource)) for f in events]
-
-
-def _components(export: Export, resource: str) -> Components:
-    stored = export.store.read(*resource.split("/", 1))
-    return Components(body_of(stored) if stored is not None and not stored.deleted else {})
+        yield study, [(f, Components.read(export.store, f.resource)) for f in events]
 
 
 def _line(
