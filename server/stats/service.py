@@ -44,6 +44,8 @@ UNITS = {
 NOT_CLASSIFIED = "not classified"  # the procedure group of examinations no rule classified
 _PERIODS = {"year": "%Y", "month": "%Y-%m", "week": "%G-W%V", "weekday": "%u %a", "hour": "%H"}
 _MAX_DAYS = 366 * 50
+# no X-ray dose is older, and a period's default start (a year before `to`) stays a date
+_EARLIEST = date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ def query_of(
     if unknown or not group_by or len(set(group_by)) != len(group_by):
         raise _invalid(f"group is a comma-separated list of {', '.join(GROUPS)}, each once")
     until = _day(args.get("to"), "to", timezone) if args.get("to") else now.timestamp()
-    start = _day(args.get("from"), "from", timezone) if args.get("from") else until - 365 * 86400
+    start = (_day(args.get("from"), "from", timezone) if args.get("from")
+             else max(until - 365 * 86400, day_start(_EARLIEST, timezone).timestamp()))  # fmt: skip
     if not 0 < until - start <= _MAX_DAYS * 86400:
         raise _invalid(f"from must be before to, at most {_MAX_DAYS} days")
     return Query(quantity, level, group_by, start, until, args.get("modality", ""),
@@ -147,6 +150,8 @@ def _day(text: str | None, name: str, timezone: tzinfo) -> float:
         day = date.fromisoformat(text or "")
     except ValueError:
         raise _invalid(f"{name} must be a date YYYY-MM-DD") from None
+    if day < _EARLIEST:
+        raise _invalid(f"{name} must be a date from {_EARLIEST.isoformat()} on")
     return day_start(day, timezone).timestamp()
 
 

@@ -99,6 +99,11 @@ def test_who_may_read_statistics_and_bad_queries(scanner: None, as_role: Any, ap
                 "quantity=dlp_mgy_cm&group=device,device"):  # fmt: skip
         answer = api.get(f"/stats/dose?{bad}")
         assert answer.status_code == 400 and answer.get_json()["error"], bad
+    # a default period reaching before year 1 was a 500 (found by schemathesis)
+    early = api.get("/stats/dose?quantity=dlp_mgy_cm&to=0001-12-07")
+    assert early.status_code == 400 and "from 1900-01-01 on" in early.get_json()["error"]
+    answer = api.get("/stats/dose?quantity=dlp_mgy_cm&to=1900-03-01")
+    assert answer.status_code == 200 and answer.get_json()["from"].startswith("1900-01-01")
 
 
 def _api(settings: Settings, store: Store, tokens: dict[str, str], **changes: str) -> Api:
