@@ -19,7 +19,7 @@ from pynetdicom.association import Association
 from server.dicom.header import code_string, number, text
 from server.dicom.scp import VERIFICATION, handle_store, storage_classes
 from server.dicom.spool import Spool
-from server.dicom.transport import NO_DELAY
+from server.dicom.transport import NO_DELAY, narrate_only_when_debugging
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
@@ -77,6 +77,7 @@ class Pacs:
         self._assoc: Association | None = None
 
     def __enter__(self) -> Pacs:
+        narrate_only_when_debugging()
         ae = AE(ae_title=self.config.calling_ae_title)
         ae.add_requested_context(VERIFICATION)
         for model in (STUDY_ROOT_FIND, STUDY_ROOT_MOVE, STUDY_ROOT_GET):

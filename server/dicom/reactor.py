@@ -19,6 +19,7 @@ thread that accepts it), HTTP at 0 and the spool worker at 10.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import queue
 import select
@@ -31,6 +32,8 @@ from pynetdicom import evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import Event
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import ThreadedAssociationServer
 
 # How late a timer (ARTIM, the idle timeout) or a stopped peer thread may be noticed.
 IDLE_WAIT_S = 0.05
@@ -145,6 +148,23 @@ def _wait_for_work(event: Event) -> None:
         (dimse.msg_queue, work.set),
     ):
         _become(waiting, _RingingQueue).ring = ring
+
+
+class _CopiedCheaply(PresentationContext):
+    """A context the server supports, of which pynetdicom deep-copies every one for each
+    association it accepts: the copies share the transfer syntaxes' UIDs (immutable strings)
+    instead of rebuilding them, 35 storage classes x 45 syntaxes, 8.5 ms of every association
+    (of every object, where a modality sends one per association)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _CopiedCheaply:
+        twin = copy.copy(self)
+        twin._transfer_syntax = list(self._transfer_syntax)  # negotiation may change it
+        return twin
+
+
+def copy_contexts_cheaply(server: ThreadedAssociationServer) -> None:
+    for context in server.contexts:
+        _become(context, _CopiedCheaply)
 
 
 def _become(instance: object, subclass: type) -> Any:

@@ -14,16 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from pydicom.uid import UID
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
-from pynetdicom.dsutils import encode_file_meta
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from server.dicom.access import CallingAeTitles
-from server.dicom.reactor import WAIT_FOR_WORK, after_http
+from server.dicom.part10 import part10
+from server.dicom.reactor import WAIT_FOR_WORK, after_http, copy_contexts_cheaply
 from server.dicom.spool import Spool
 from server.dicom.status import Status
-from server.dicom.transport import NO_DELAY
+from server.dicom.transport import NO_DELAY, narrate_only_when_debugging
 from server.logs import log_event
 from server.mappings import read_csv_rows
 from server.metrics import RECEIVED
@@ -62,6 +64,7 @@ def start_scp(
 
     `extra_handlers` binds more services (MPPS) to the same listener, with their contexts.
     """
+    narrate_only_when_debugging()
     ae = AE(ae_title=config.ae_title)
     ae.maximum_associations = _MAX_ASSOCIATIONS
     ae.add_supported_context(VERIFICATION)
@@ -79,6 +82,7 @@ def start_scp(
         evt_handlers=[NO_DELAY, WAIT_FOR_WORK, *handlers],
         server_class=_SharedPortServer if config.shared_port else ThreadedAssociationServer,
     )
+    copy_contexts_cheaply(server)
     # what start_server does after making its server (it offers no server_class): shutdown()
     # removes the server from this list
     ae._servers.append(server)
@@ -96,23 +100,17 @@ class _SharedPortServer(ThreadedAssociationServer):
 
 
 def handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> int:
-    meta = event.file_meta
-    meta.SourceApplicationEntityTitle = event.assoc.requestor.ae_title
-    data = b"".join((b"\x00" * 128, b"DICM", encode_file_meta(meta), event.encoded_dataset(False)))
+    request, calling_ae = cast(C_STORE, event.request), event.assoc.requestor.ae_title
+    sop_class = UID(str(request.AffectedSOPClassUID))
+    data = part10(sop_class, str(request.AffectedSOPInstanceUID), event.context.transfer_syntax,
+                  calling_ae, event.encoded_dataset(False))  # fmt: skip
     try:
         path = spool.put(data)
     except OSError as e:  # full or read-only disk: the sender keeps the object and retries
-        log_event(log, "spool-failed", calling_ae=event.assoc.requestor.ae_title, error=e)
+        log_event(log, "spool-failed", calling_ae=calling_ae, error=e)
         return Status.OUT_OF_RESOURCES
-    log_event(
-        log,
-        "received",
-        calling_ae=event.assoc.requestor.ae_title,
-        sop_class=meta.MediaStorageSOPClassUID,
-        bytes=len(data),
-        spooled=path.name,
-    )
-    sop_class = meta.MediaStorageSOPClassUID
+    log_event(log, "received", calling_ae=calling_ae, sop_class=sop_class, bytes=len(data),
+              spooled=path.name)  # fmt: skip
     RECEIVED.labels(sop_class.keyword or str(sop_class)).inc()
     received()
     return Status.SUCCESS

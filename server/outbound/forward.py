@@ -18,6 +18,7 @@ from pynetdicom.status import code_to_category
 
 from server.auth.keys import site_key
 from server.config import Settings
+from server.dicom.transport import narrate_only_when_debugging
 from server.fhir.mapping import extension
 from server.fhir.service import FhirService, body_of
 from server.notify.channels import SendFailed
@@ -66,6 +67,7 @@ class Forwarder:
 
     def _store(self, peer: Peer, data: bytes) -> int:
         dataset = dcmread(BytesIO(data))
+        narrate_only_when_debugging()
         ae = AE(ae_title=self._settings.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = _TIMEOUT_S
         syntaxes = list(dict.fromkeys([dataset.file_meta.TransferSyntaxUID,
