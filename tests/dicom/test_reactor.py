@@ -88,6 +88,23 @@ def test_stores_releases_and_aborts_end_as_before(
     wait_until(lambda: not _accepted(listener), seconds=5)
 
 
+def test_each_association_negotiates_on_copies_of_the_contexts(
+    connect: Connect, listener: DicomListener
+) -> None:
+    assoc = connect()
+    assert assoc.is_established
+    wait_until(lambda: len(_accepted(listener)) == 1)
+    (association,) = _accepted(listener)
+    accepted = association.acceptor.supported_contexts
+    served = {c.abstract_syntax: c for c in association._server.contexts}
+    assert len(accepted) == len(served) > 30
+    for context in accepted:  # the same syntaxes, in lists of their own
+        original = served[context.abstract_syntax]
+        assert context is not original and context.transfer_syntax == original.transfer_syntax
+        assert context._transfer_syntax is not original._transfer_syntax
+    assoc.release()
+
+
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="per-thread priorities: Linux")
 def test_association_threads_run_after_http(
     connect: Connect, listener: DicomListener, dicom_settings: Settings
