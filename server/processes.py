@@ -34,9 +34,10 @@ Context = multiprocessing.context.ForkServerContext | multiprocessing.context.Sp
 
 @functools.cache
 def process_context() -> Context:
-    """How the server's processes start: forked from a fork server that imported Kerma and
-    built its GraphQL schema once (server/preload.py): milliseconds each, and their pages
-    shared, where a spawned process spent seconds of a core importing and building. Forking
+    """How the server's processes start: forked from a fork server that imported Kerma once
+    (server/preload.py; and the web app with its GraphQL schema, `preload_http`): milliseconds
+    each, and their pages shared, where a spawned process spent seconds of a core importing
+    and building. Forking
     the server itself is no choice (its threads' locks would be copied held); spawned where
     there is no fork."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
@@ -44,6 +45,14 @@ def process_context() -> Context:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["server.preload"])
     return context
+
+
+def preload_http() -> None:
+    """Have the fork server import and build what the HTTP processes it will fork run (the web
+    app, the GraphQL schema); before the first process starts (the fork server starts with it)."""
+    context = process_context()
+    if isinstance(context, multiprocessing.context.ForkServerContext):
+        context.set_forkserver_preload(["server.preload", "server.preload_http"])
 
 
 @functools.cache

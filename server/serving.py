@@ -33,7 +33,7 @@ from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.outbound.senders import senders
-from server.processes import REUSE_PORT, family_of, listen_on
+from server.processes import REUSE_PORT, family_of, listen_on, preload_http
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
@@ -61,6 +61,8 @@ def _serve(settings: Settings) -> int:
     received: Callable[[], None] | None = None  # wakes the spool worker
     try:
         processes = settings.http_processes or os.cpu_count() or 1
+        if processes > 1:
+            preload_http()
         listening = _listen(settings, shared_port=processes > 1)
         stops.append(listening.close)
         if settings.dicom_port:

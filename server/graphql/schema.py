@@ -2,8 +2,8 @@
 the FHIR resources) and one per resource type for the instance level
 (`/fhir/<Type>/<id>/$graphql`, whose root is that resource, as FHIR GraphQL wants).
 
-The FHIR types are generated once (about 3 s of a core), in the fork server every process of
-`kerma serve` is forked from (server/preload.py), else on first use; the schemas are kept.
+The FHIR types are generated once (about 2 s of a core), in the fork server that forks the HTTP
+processes of `kerma serve` (server/preload_http.py), else on first use; the schemas are kept.
 """
 
 from __future__ import annotations
