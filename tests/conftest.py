@@ -31,13 +31,17 @@ SLOW = frozenset({
     "api/test_graphiql.py", "auth/test_pseudonymisation.py", "console/test_browser.py", "console/test_firefox.py", "dicom/test_crash.py", "dicom/test_dcmtk_interop.py",
     "dicom/test_fast_sr.py", "dicom/test_ocr.py", "fuzz/test_atheris.py", "dicom/test_pacs.py", "fhir/test_conformance.py", "hl7/test_crash.py", "ingest/test_corpus_facts.py",
     "ingest/test_corpus_ingest.py", "ingest/test_classification.py", "ingest/test_drl_checks.py",
-    "test_bench.py", "test_cli.py", "test_schemathesis.py",
+    "bench", "test_cli.py", "test_schemathesis.py",
 })  # fmt: skip
 
 
 def _slow_file(path: Path) -> bool:
+    """A file of SLOW, or in a folder of SLOW."""
     here = Path(__file__).parent
-    return path.is_relative_to(here) and path.relative_to(here).as_posix() in SLOW
+    if not path.is_relative_to(here):
+        return False
+    relative = path.relative_to(here)
+    return any(p.as_posix() in SLOW for p in (relative, *relative.parents))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
