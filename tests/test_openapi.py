@@ -49,3 +49,12 @@ def test_openapi_json_and_docs_are_served_without_a_token(client: Any) -> None:
     assert r.status_code == 200 and r.get_json()["openapi"] == "3.1.0"
     page = client.get("/docs/")
     assert page.status_code == 200 and b"swagger-ui" in page.data
+
+
+def test_the_formats_kerma_cannot_produce_are_406_and_documented(api: Any) -> None:
+    """Found by schemathesis: GET /fhir/Device/_history?_format=... answered an undocumented 406."""
+    paths = openapi_spec()["paths"]
+    for path in ("/fhir/Device/_history", "/fhir/Observation", "/fhir/metadata", "/fhir/$export"):
+        assert "406" in paths[path]["get"]["responses"], path
+        assert api.get(f"{path}?_format=stop-failed").status_code == 406, path
+    assert "406" not in paths["/fhir/$graphql"]["get"]["responses"]  # JSON only, not negotiated

@@ -329,6 +329,7 @@ def build() -> dict[str, Any]:
             extra={"404": _outcome(), "409": _outcome()},
         )
     }
+    _negotiated(paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -766,6 +767,19 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # a request GraphQL cannot read: {"errors": [{"message": ...}]} (GraphQL over HTTP)
 _GRAPHQL_ERRORS = {"400": {"description": "GraphQL errors", "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/Object"}}}}}  # fmt: skip
+
+
+# FHIR routes that answer no FHIR resource, so negotiate no format (api/fhir_rest.py _NOT_FHIR)
+_NOT_NEGOTIATED = ("$graphql", "$export-status", "$export-file")
+
+
+def _negotiated(paths: dict[str, Any]) -> None:
+    """Every FHIR operation answers 406 to a `_format` or an Accept header asking for what
+    Kerma cannot produce (neither JSON nor XML: api/fhir_rest.py `_negotiate`)."""
+    for path, operations in paths.items():
+        if path.startswith("/fhir") and not any(n in path for n in _NOT_NEGOTIATED):
+            for op in operations.values():
+                op["responses"].setdefault("406", _outcome())
 
 
 def _plain_errors(paths: dict[str, Any]) -> dict[str, Any]:
