@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import logging
+import threading
 import time
 import uuid
+import weakref
+from collections.abc import Callable, Coroutine
 from importlib import resources
 from typing import Any
 
@@ -35,9 +40,36 @@ log = logging.getLogger("kerma.http")
 _HTTP_ISSUE = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
 
 
+class _Kerma(Flask):
+    def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+        """How an async view (GraphQL's: its loaders batch lookups) runs: on an event loop of
+        its thread's own, kept from request to request. Flask's default (asgiref) made a thread
+        and an event loop for each request: 2.5-3.1 ms for a small query where this takes 1.7."""
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            # in a copy of this request's context: the runner's own would carry context
+            # variables from one request into the next
+            return _thread_loop().run(func(*args, **kwargs), context=contextvars.copy_context())
+
+        return run
+
+
+_loops = threading.local()
+
+
+def _thread_loop() -> asyncio.Runner:
+    runner: asyncio.Runner | None = getattr(_loops, "runner", None)
+    if runner is None:
+        runner = _loops.runner = asyncio.Runner()
+        # closed once the thread is gone (from whichever thread collects it: only the loop,
+        # whose close runs nothing)
+        weakref.finalize(threading.current_thread(), runner.get_loop().close)
+    return runner
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask("kerma")
+    app = _Kerma("kerma")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["KERMA_BASE_URL"] = settings.base_url
     app.config["KERMA_SETTINGS"] = settings
