@@ -18,6 +18,7 @@ per CT RDSR): it would measure the client, not the SCP.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from typing import Any
 
 import pynetdicom
 from ingest import RESULTS, corpus_copies
-from machine import machine, wait_until_quiet
+from machine import cpu_seconds, machine, wait_until_quiet
 from pynetdicom import AE
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -70,7 +71,7 @@ def main() -> None:
     (args.dir / "cstore.json").write_text(json.dumps(results, indent=2))
 
 
-def _run_kerma(files: list[Path], parallel: int, work: Path, listeners: int) -> dict[str, float]:
+def _run_kerma(files: list[Path], parallel: int, work: Path, listeners: int) -> dict[str, Any]:
     """`listeners`: KERMA_DICOM_PROCESSES (1: the listener in kerma serve; 0: one per core)."""
     data_dir = work / f"kerma-{listeners}"
     port = free_port()
@@ -88,9 +89,11 @@ def _run_kerma(files: list[Path], parallel: int, work: Path, listeners: int) -> 
     try:
         wait_for(lambda: _echo(port))
         warming_s = wait_until_quiet(server.pid)  # its HTTP processes warm up after ready
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), [cpu_seconds(server.pid)]
         one = _storescu(files, port, "KERMA", 1)
+        cpu.append(cpu_seconds(server.pid))
         many = _storescu(files, port, "KERMA", parallel)
+        cpu.append(cpu_seconds(server.pid))
         left, sent = len(list((data_dir / "spool").glob("*.dcm"))), time.perf_counter()
         wait_for(lambda: not list((data_dir / "spool").glob("*.dcm")), seconds=3600)
         done = time.perf_counter()
@@ -98,8 +101,12 @@ def _run_kerma(files: list[Path], parallel: int, work: Path, listeners: int) -> 
     finally:
         server.terminate()
         server.wait(60)
+    # kerma serve's own CPU per object: the listener's, where it listens in kerma serve (HTTP
+    # and the spool worker run in processes of their own)
+    per_object_ms = [round(1e3 * (b - a) / len(files), 2) for a, b in itertools.pairwise(cpu)]
     return {"one": one, "parallel": many, "processed": round(processed, 1), "warming_s": warming_s,
-            "left_after_sending": left, "drain": round(left / max(done - sent, 1e-9), 1)}  # fmt: skip
+            "left_after_sending": left, "drain": round(left / max(done - sent, 1e-9), 1),
+            "serve_cpu_ms_per_object": per_object_ms}  # fmt: skip
 
 
 def _run_ingest(files: list[Path], work: Path) -> float:
@@ -189,6 +196,9 @@ def _print(r: dict[str, Any]) -> None:
               f"{run['parallel']} ({r['ratio_parallel' + key]}x storescp)")  # fmt: skip
     print(f"  storescu -> storescp: 1 association {ref['one']}, {r['parallel']} associations "
           f"{ref['parallel']}")  # fmt: skip
+    one_ms, many_ms = kerma["serve_cpu_ms_per_object"]
+    print(f"  kerma serve's own CPU (the listener in it) per object: 1 association {one_ms} ms, "
+          f"{r['parallel']} associations {many_ms} ms")  # fmt: skip
     print(f"  kerma (the listener in kerma serve): stored into FHIR while receiving, objects/s: "
           f"{kerma['processed']}")  # fmt: skip
     drain = kerma["drain"]

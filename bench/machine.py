@@ -35,14 +35,20 @@ def wait_until_quiet(pid: int, share: float = 0.05, seconds: float = 120) -> flo
 
 def _cpu_ticks(root: int) -> int:
     """User and system CPU ticks of `root` and every process below it."""
-    total = 0
-    for pid in descendants(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended meanwhile
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total
+    return sum(_ticks(pid) for pid in descendants(root))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process `pid` (all its threads, none of its children)."""
+    return _ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # ended meanwhile
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def answers(url: str) -> bool:
