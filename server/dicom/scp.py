@@ -42,6 +42,10 @@ def storage_classes() -> list[str]:
 
 
 _MAX_ASSOCIATIONS = 32  # modalities, a PACS forwarding, and a backlog being sent in parallel
+# the largest PDU a sender may send us: pynetdicom's 16 KB cut a 60 KB dose report into four,
+# each decoded and handed between the association's threads (the C-STORE bench's CT RDSRs: 2.6
+# P-DATA PDUs per object, 2.0 with this); 1 MiB bounds what one PDU holds in memory
+_MAX_PDU_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ def start_scp(
     narrate_only_when_debugging()
     ae = AE(ae_title=config.ae_title)
     ae.maximum_associations = _MAX_ASSOCIATIONS
+    ae.maximum_pdu_size = _MAX_PDU_BYTES
     ae.add_supported_context(VERIFICATION)
     for uid in storage_classes():
         ae.add_supported_context(uid, ALL_TRANSFER_SYNTAXES)

@@ -11,7 +11,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
-from pynetdicom import AE
+from pynetdicom import AE, evt
 
 from server.config import Settings
 from server.dicom.status import Status
@@ -164,3 +164,16 @@ def test_objects_left_in_the_spool_are_processed_at_start(
         wait_until(lambda: second.spool.pending() == [])
     finally:
         second.stop()
+
+
+def test_a_dose_report_comes_in_one_pdu(connect: Connect) -> None:
+    """Kerma lets a sender send PDUs of up to 1 MiB: a dose report in one P-DATA-TF, not cut
+    in 16 KB pieces that are each decoded and passed between threads."""
+    sent: list[int] = []
+    assoc = connect()
+    assoc.bind(evt.EVT_PDU_SENT, lambda event: sent.append(len(event.pdu.encode())))
+    ds = pydicom.dcmread(SIEMENS_CT)
+    assert assoc.acceptor.maximum_length == 1 << 20
+    assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    command, dataset = sent  # the C-STORE-RQ's command set, then the whole dataset
+    assert dataset > 16384 and command < 1024
