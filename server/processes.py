@@ -37,9 +37,8 @@ def process_context() -> Context:
     """How the server's processes start: forked from a fork server that imported Kerma once
     (server/preload.py; and the web app with its GraphQL schema, `preload_http`): milliseconds
     each, and their pages shared, where a spawned process spent seconds of a core importing
-    and building. Forking
-    the server itself is no choice (its threads' locks would be copied held); spawned where
-    there is no fork."""
+    and building. Forking the server itself is no choice (its threads' locks would be copied
+    held); spawned where there is no fork."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
