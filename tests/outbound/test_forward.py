@@ -5,6 +5,7 @@ dose values stay; a destination that is down gets the object once it is back."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -114,6 +115,15 @@ def identifiers(dataset: Dataset) -> set[str]:
     return {v.strip() for v in found if len(v.strip()) >= 3}
 
 
+def _carries(copy: bytes, secret: str) -> bool:
+    """Whether the bytes hold the secret; a number only where digits do not go on either side:
+    the pseudonyms are long random numbers (2.25.<39 digits>), and one began 123456, the
+    Siemens file's patient ID."""
+    if not secret.isdigit():
+        return secret.encode() in copy
+    return re.search(rb"(?<![0-9])" + secret.encode() + rb"(?![0-9])", copy) is not None
+
+
 _IDENTIFYING = {"PatientID", "OtherPatientIDs", "PatientBirthDate", "AccessionNumber", "StudyID",
                 "DeviceSerialNumber", "StationName", "InstitutionName", "InstitutionAddress",
                 "InstitutionalDepartmentName", "PatientAddress", "IssuerOfPatientID"}  # fmt: skip
@@ -152,7 +162,7 @@ def test_forwarded_to_orthanc_as_received_and_to_a_registry_de_identified(
         secrets = identifiers(source)
         assert "SMITH" in secrets or len(secrets) > 5  # the scan looks for something real
         for copy in copies:
-            assert not [s for s in secrets if s.encode() in copy], "an identifier went out"
+            assert not [s for s in secrets if _carries(copy, s)], "an identifier went out"
     siemens_copy = next(dcmread(__import__("io").BytesIO(c)) for c in copies
                         if b"SIEMENS" in c.upper())  # fmt: skip
     assert siemens_copy.PatientIdentityRemoved == "YES"
