@@ -90,9 +90,9 @@ def _run_kerma(files: list[Path], parallel: int, work: Path, listeners: int) -> 
         wait_for(lambda: _echo(port))
         warming_s = wait_until_quiet(server.pid)  # its HTTP processes warm up after ready
         started, cpu = time.perf_counter(), [cpu_seconds(server.pid)]
-        one = _storescu(files, port, "KERMA", 1)
+        one = storescu(files, port, "KERMA", 1)
         cpu.append(cpu_seconds(server.pid))
-        many = _storescu(files, port, "KERMA", parallel)
+        many = storescu(files, port, "KERMA", parallel)
         cpu.append(cpu_seconds(server.pid))
         left, sent = len(list((data_dir / "spool").glob("*.dcm"))), time.perf_counter()
         wait_for(lambda: not list((data_dir / "spool").glob("*.dcm")), seconds=3600)
@@ -132,15 +132,15 @@ def _run_storescp(files: list[Path], parallel: int, work: Path) -> dict[str, flo
     try:
         wait_for(lambda: _echo(port, "STORESCP"))
         return {
-            "one": _storescu(files, port, "STORESCP", 1),
-            "parallel": _storescu(files, port, "STORESCP", parallel),
+            "one": storescu(files, port, "STORESCP", 1),
+            "parallel": storescu(files, port, "STORESCP", parallel),
         }
     finally:
         server.terminate()
         server.wait(60)
 
 
-def _storescu(files: list[Path], port: int, called: str, associations: int) -> float:
+def storescu(files: list[Path], port: int, called: str, associations: int) -> float:
     """Objects/s: `associations` storescu processes, each sending its share on one association."""
     shares = [files[i::associations] for i in range(associations)]
     started = time.perf_counter()

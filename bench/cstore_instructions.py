@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cstore import _storescu, free_port
+from cstore import free_port, storescu
 from ingest import RESULTS, corpus_copies
 from machine import machine
 
@@ -72,10 +72,10 @@ def _listen_and_count(objects: int, parallel: int) -> None:
     with tempfile.TemporaryDirectory() as work:
         server = start_scp(ScpConfig("KERMA", "127.0.0.1", port), Spool(Path(work)),
                            lambda: None, CallingAeTitles("*", set))  # fmt: skip
-        _storescu(files[:5], port, "KERMA", 1)  # the first association's lazy imports
+        storescu(files[:5], port, "KERMA", 1)  # the first association's lazy imports
         _control("-z")  # counts from zero
         _control("-i", "on")
-        _storescu(files, port, "KERMA", parallel)
+        storescu(files, port, "KERMA", parallel)
         _control("-i", "off")
         _control("-d")
         server.shutdown()

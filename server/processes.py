@@ -32,6 +32,9 @@ REUSE_PORT = hasattr(socket, "SO_REUSEPORT")  # Linux, BSD; elsewhere all share 
 Context = multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
 
 
+_PRELOAD = ["server.preload"]  # what the fork server imports for every process it forks
+
+
 @functools.cache
 def process_context() -> Context:
     """How the server's processes start: forked from a fork server that imported Kerma once
@@ -42,7 +45,7 @@ def process_context() -> Context:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["server.preload"])
+    context.set_forkserver_preload(_PRELOAD)
     return context
 
 
@@ -51,7 +54,7 @@ def preload_http() -> None:
     app, the GraphQL schema); before the first process starts (the fork server starts with it)."""
     context = process_context()
     if isinstance(context, multiprocessing.context.ForkServerContext):
-        context.set_forkserver_preload(["server.preload", "server.preload_http"])
+        context.set_forkserver_preload([*_PRELOAD, "server.preload_http"])
 
 
 @functools.cache
