@@ -30,7 +30,17 @@ def read_text(name: str) -> str:
 
 
 def read_yaml(name: str) -> Any:
-    return yaml.safe_load(read_text(name))
+    return parse_yaml(read_text(name))
+
+
+# libyaml's parser where PyYAML was built with it (Debian's and the wheels are): the tables,
+# the OpenAPI document and the rules libraries load 5-10x faster than with the pure-Python one
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML as `yaml.safe_load` reads it (plain data only, no Python objects)."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
 
 
 def read_csv_rows(name: str) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ import yaml
 from server.dose.classify import Rules
 from server.fhir.errors import FhirError, Issue
 from server.fhir.libraries import asset_library, attachment_texts
+from server.mappings import parse_yaml
 
 RULES_SYSTEM = "urn:kerma:classification"
 RULES_IDENTIFIER = f"{RULES_SYSTEM}|rules"
@@ -34,7 +35,7 @@ def is_rules_library(resource: dict[str, Any]) -> bool:
 
 def library(rules_yaml: str, procedures_csv: str) -> dict[str, Any]:
     """The Library of two tables (what `kerma classification export` writes)."""
-    version = (yaml.safe_load(rules_yaml) or {}).get("version")
+    version = (parse_yaml(rules_yaml) or {}).get("version")
     texts = {"application/yaml": rules_yaml, "text/csv": procedures_csv}
     return asset_library((RULES_SYSTEM, "rules"), "KermaClassificationRules",
                          "Classification of examinations to standard procedures",
@@ -58,7 +59,7 @@ def rules_of(resource: dict[str, Any]) -> Rules:
     where = "Library.content"
     rules_yaml, procedures_csv = tables_of(resource)
     try:
-        table = yaml.safe_load(rules_yaml)
+        table = parse_yaml(rules_yaml)
         procedures = list(csv.DictReader(io.StringIO(procedures_csv)))
         rules = Rules(table, procedures)
     except (yaml.YAMLError, re.error, KeyError, TypeError, ValueError) as e:

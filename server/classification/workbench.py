@@ -24,7 +24,7 @@ from server.fhir.gate import Gate
 from server.fhir.mapping import CLASSIFICATION_URL, DCM, extension
 from server.fhir.mapping.study import classifying_rule
 from server.fhir.service import FhirService, body_of
-from server.mappings import read_text
+from server.mappings import parse_yaml, read_text
 
 _PAGE = 500
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -89,8 +89,8 @@ def current(service: FhirService) -> Tables:
     found = service.all_in(service.store, "Library", pairs)
     if found:
         rules_yaml, procedures_csv = tables_of(body_of(found[0]))
-        return Tables(yaml.safe_load(rules_yaml), procedures_csv, found[0].rid)
-    return Tables(yaml.safe_load(read_text("classification/rules.yaml")),
+        return Tables(parse_yaml(rules_yaml), procedures_csv, found[0].rid)
+    return Tables(parse_yaml(read_text("classification/rules.yaml")),
                   read_text("classification/procedures.csv"), None)  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from server.config import Settings
 from server.fhir.errors import FhirError, Issue
 from server.fhir.libraries import asset_library, attachment_texts
 from server.fhir.service import FhirService, body_of
-from server.mappings import alert_rule_sets, national_levels
+from server.mappings import alert_rule_sets, national_levels, parse_yaml
 
 CHOICES_SYSTEM = "urn:kerma:site"
 CHOICES_IDENTIFIER = f"{CHOICES_SYSTEM}|choices"
@@ -69,7 +69,7 @@ def _of(resource: dict[str, Any], rid: str | None) -> Choices:
     try:
         if len(attached) != 1:
             raise ValueError("not one YAML attachment")
-        table = yaml.safe_load(texts[_YAML]) or {}
+        table = parse_yaml(texts[_YAML]) or {}
         drl_sets, alert_sets = list(table.get("drl_sets", [])), list(table.get("alert_rules", []))
     except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError):
         raise _invalid(
