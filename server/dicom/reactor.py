@@ -6,9 +6,11 @@ its DIMSE queue. Every wake takes the interpreter lock, so 20 open associations 
 quarters of a core while nothing is sent (7 % with this module), taken from HTTP and storing.
 When an association is accepted, before its threads start (EVT_CONN_OPEN), its DUL, DIMSE
 provider and their queues become the subclasses below: the idle sleeps wait on the socket and
-on every queue they read (a put rings them) for at most IDLE_WAIT_S. What the reactors then do
-is pynetdicom's own code, unchanged; pyproject pins pynetdicom, and tests/dicom/test_reactor.py
-fails if these internals move.
+on every queue they read (a put rings them) for at most IDLE_WAIT_S, and the sleeps the
+reactors still take after such a wait are skipped (_Clock): under load each of them cost a
+sender 2-4 ms waiting for the interpreter lock. What the reactors then do is pynetdicom's own
+code, unchanged; pyproject pins pynetdicom, and tests/dicom/test_reactor.py fails if these
+internals move.
 
 Under load, a search that a person waits for can go before the next object of a sender that
 waits for nobody (a modality queues and retries; a dose report is read minutes later): the
@@ -25,9 +27,13 @@ import queue
 import select
 import socket
 import threading
+import time
+import types
 from collections.abc import Callable
 from typing import Any
 
+import pynetdicom.association
+import pynetdicom.dul
 from pynetdicom import evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
@@ -40,28 +46,41 @@ IDLE_WAIT_S = 0.05
 
 
 class _Bell:
-    """A socketpair that other threads ring and one thread waits on, with its socket."""
+    """A socketpair that other threads ring and one thread waits on, with its socket.
+
+    Rung only while its thread listens (from before it last looks at its queues until it has
+    waited): a ring is a system call, which gives up the interpreter lock and, while other
+    associations run, waits for it again. The thread sets `listening` before it looks and
+    a ringer puts before it reads `listening` (the interpreter lock orders both), so either
+    the thread sees the put or the put rings."""
 
     def __init__(self) -> None:
         self._ear, self._hammer = socket.socketpair()
         self._ear.setblocking(False)
         self._hammer.setblocking(False)
+        self.listening = False
 
     def ring(self) -> None:
+        if not self.listening:
+            return
         with contextlib.suppress(OSError):  # already ringing (buffer full), or closed
             self._hammer.send(b"\0")
 
-    def silence(self) -> None:
+    def _silence(self) -> None:
         with contextlib.suppress(OSError):  # nothing left to read
             while self._ear.recv(4096):
                 pass
 
     def wait(self, also: socket.socket | None, timeout_s: float) -> None:
+        """Until rung, `also` is readable or `timeout_s`; a ring that came late (after the
+        thread stopped listening) only wakes the next wait early."""
         watched = [self._ear] if also is None or also.fileno() < 0 else [self._ear, also]
         try:
-            select.select(watched, [], [], timeout_s)
+            readable = select.select(watched, [], [], timeout_s)[0]
         except (OSError, ValueError):  # the peer's socket closed meanwhile
-            select.select([self._ear], [], [], timeout_s)
+            readable = select.select([self._ear], [], [], timeout_s)[0]
+        if self._ear in readable:
+            self._silence()
 
     def close(self) -> None:
         self._ear.close()
@@ -89,11 +108,14 @@ class _WaitingDul(DULServiceProvider):
         wait happens here, and ends as soon as the socket or a queue has something."""
         if threading.current_thread() is not self:
             return 0.001  # stop_dul's wait for this thread to end, from another thread
-        self._bell.silence()  # then look: a put from now on rings again
-        if self.to_provider_queue.empty() and self.event_queue.empty() and not self._stopping:
-            raw = self.socket.socket if self.socket is not None else None
-            self._bell.wait(raw, IDLE_WAIT_S)
-        return 0.0
+        self._bell.listening = True  # then look: a put from now on rings
+        try:
+            if self.to_provider_queue.empty() and self.event_queue.empty() and not self._stopping:
+                raw = self.socket.socket if self.socket is not None else None
+                self._bell.wait(raw, IDLE_WAIT_S)
+        finally:
+            self._bell.listening = False
+        return 0.0  # which the reactor then sleeps: _Clock makes that no sleep
 
     @_run_loop_delay.setter
     def _run_loop_delay(self, value: float) -> None:
@@ -129,6 +151,32 @@ class _WaitingDimse(DIMSEServiceProvider):
             if self.msg_queue.empty() and dul.to_user_queue.empty() and dul.is_alive():
                 self._work.wait(IDLE_WAIT_S)
         return super().get_msg(block)
+
+
+class _Clock(types.ModuleType):
+    """`time` as pynetdicom's DUL and association modules call it, but a waiting association's
+    threads skip the sleeps their reactors take after this module has waited for work: the
+    DUL's sleep of the 0 s `_run_loop_delay` returned, the acceptor's 1 ms poll before
+    get_msg waits. Each sleep gives up the interpreter lock and, while other associations
+    run, waits for it again: 2-4 ms a sleep with 8 associations sending, two or three sleeps
+    an object, each one on a sender's critical path."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        me = threading.current_thread()
+        if seconds == 0 and isinstance(me, _WaitingDul):
+            return
+        if seconds == _ACCEPTOR_POLL_S and isinstance(getattr(me, "dimse", None), _WaitingDimse):
+            return
+        time.sleep(seconds)
+
+
+_ACCEPTOR_POLL_S = 0.001  # Association._run_reactor's sleep, its only one of 1 ms
+for _module in (pynetdicom.dul, pynetdicom.association):
+    _module.time = _Clock("time")  # type: ignore[attr-defined]
 
 
 def _wait_for_work(event: Event) -> None:

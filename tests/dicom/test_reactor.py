@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pydicom
+import pynetdicom.association
+import pynetdicom.dul
 import pytest
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
@@ -52,6 +54,35 @@ def test_the_internals_it_relies_on_are_still_there() -> None:
     acceptor_loop = inspect.getsource(Association._run_reactor)
     assert "time.sleep(0.001)" in acceptor_loop
     assert "self.dimse.get_msg(block=False)" in acceptor_loop
+    # the only 1 ms sleep of pynetdicom.association, which _Clock skips for waiting acceptors
+    assert inspect.getsource(pynetdicom.association).count("time.sleep(0.001)") == 1
+    for module in (pynetdicom.dul, pynetdicom.association):
+        assert "\nimport time\n" in inspect.getsource(module)
+        assert isinstance(module.time, reactor._Clock)  # type: ignore[attr-defined]
+
+
+def test_accepted_associations_store_without_sleeping(
+    connect: Connect, listener: DicomListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their threads wait for the socket or a queue, then work: no sleep between (each gave
+    up the interpreter lock and waited for it again, on the sender's time)."""
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def counted(seconds: float) -> None:
+        if any(t is threading.current_thread() for a in _accepted(listener) for t in (a, a.dul)):
+            slept.append(seconds)
+        real_sleep(seconds)
+
+    ds = pydicom.dcmread(SIEMENS_CT)
+    assoc = connect()
+    assert assoc.send_c_store(ds).Status == Status.SUCCESS  # the threads run
+    monkeypatch.setattr(time, "sleep", counted)
+    for _ in range(20):
+        assert assoc.send_c_store(ds).Status == Status.SUCCESS
+    monkeypatch.undo()
+    assert slept == []  # before: a 0 s and a 1 ms sleep per object at least
+    assoc.release()
 
 
 def test_idle_associations_wake_a_few_times_a_second_not_a_thousand(
