@@ -22,10 +22,10 @@ def part10(
     """The file: the File Meta Information (Explicit VR Little Endian) and `dataset`."""
     group = b"".join((
         _element(0x0001, b"OB", b"\x00\x01"),  # File Meta Information Version
-        _element(0x0002, b"UI", _uid(sop_class_uid)),  # Media Storage SOP Class UID
-        _element(0x0003, b"UI", _uid(sop_instance_uid)),  # Media Storage SOP Instance UID
-        _element(0x0010, b"UI", _uid(transfer_syntax_uid)),
-        _element(0x0012, b"UI", _uid(PYNETDICOM_IMPLEMENTATION_UID)),
+        _element(0x0002, b"UI", uid_value(sop_class_uid)),  # Media Storage SOP Class UID
+        _element(0x0003, b"UI", uid_value(sop_instance_uid)),  # Media Storage SOP Instance UID
+        _element(0x0010, b"UI", uid_value(transfer_syntax_uid)),
+        _element(0x0012, b"UI", uid_value(PYNETDICOM_IMPLEMENTATION_UID)),
         _element(0x0013, b"SH", _text(PYNETDICOM_IMPLEMENTATION_VERSION)),
         _element(0x0016, b"AE", _text(source_ae_title.strip())),
     ))  # fmt: skip
@@ -39,7 +39,7 @@ def _element(element: int, vr: bytes, value: bytes) -> bytes:
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
-def _uid(value: str) -> bytes:
+def uid_value(value: str) -> bytes:
     """A UI value, padded to even length with NUL (PS3.5 6.2)."""
     raw = value.encode("latin-1")  # as pydicom writes them
     return raw + b"\x00" if len(raw) % 2 else raw

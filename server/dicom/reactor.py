@@ -36,10 +36,14 @@ import pynetdicom.association
 import pynetdicom.dul
 from pynetdicom import evt
 from pynetdicom.dimse import DIMSEServiceProvider
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.events import Event
+from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
+
+from server.dicom.store_response import store_response_command
 
 # How late a timer (ARTIM, the idle timeout) or a stopped peer thread may be noticed.
 IDLE_WAIT_S = 0.05
@@ -151,6 +155,31 @@ class _WaitingDimse(DIMSEServiceProvider):
             if self.msg_queue.empty() and dul.to_user_queue.empty() and dul.is_alive():
                 self._work.wait(IDLE_WAIT_S)
         return super().get_msg(block)
+
+    def send_msg(self, primitive: Any, context_id: int) -> None:
+        """A plain C-STORE response goes out as one P-DATA with its command set written by
+        store_response.py; any other message, or one that must be narrated (a handler bound
+        to EVT_DIMSE_SENT: logging at DEBUG), pynetdicom's way."""
+        command = (
+            store_response_command(primitive)
+            if isinstance(primitive, C_STORE) and primitive.MessageIDBeingRespondedTo is not None
+            else None
+        )
+        limit = self.maximum_pdu_size
+        if (
+            command is None
+            or (limit and len(command) > limit - _PDV_HEADER_BYTES)
+            or self.assoc.get_handlers(evt.EVT_DIMSE_SENT)
+        ):
+            super().send_msg(primitive, context_id)
+            return
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((context_id, _LAST_COMMAND_FRAGMENT + command))
+        self.dul.send_pdu(pdata)
+
+
+_PDV_HEADER_BYTES = 6  # item length and context ID; what pynetdicom keeps free of a PDU
+_LAST_COMMAND_FRAGMENT = b"\x03"  # message control header: command, last fragment (PS3.8 E.2)
 
 
 class _Clock(types.ModuleType):
