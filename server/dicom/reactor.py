@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 import queue
 import select
@@ -43,6 +44,7 @@ from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import ThreadedAssociationServer
 
+from server.dicom.store_request import store_request
 from server.dicom.store_response import store_response_command
 
 # How late a timer (ARTIM, the idle timeout) or a stopped peer thread may be noticed.
@@ -145,6 +147,44 @@ class _WaitingDul(DULServiceProvider):
 
 class _WaitingDimse(DIMSEServiceProvider):
     _work: threading.Event
+    _storing: tuple[int, C_STORE, io.BytesIO] | None  # a C-STORE request whose dataset comes
+
+    def receive_primitive(self, primitive: P_DATA) -> None:
+        """A C-STORE request whose command set comes whole in a P-DATA of its own (as dcmtk
+        and pynetdicom send it) is read by store_request.py and its dataset gathered here;
+        anything else, or while a handler narrates EVT_DIMSE_RECV, pynetdicom's way."""
+        if self._storing is not None:
+            self._gather(primitive.presentation_data_value_list)
+            return
+        pdvs = primitive.presentation_data_value_list
+        if (
+            self.message is None
+            and len(pdvs) == 1
+            and pdvs[0][1][:1] == _LAST_COMMAND_FRAGMENT
+            and not self.assoc.get_handlers(evt.EVT_DIMSE_RECV)
+        ):
+            context_id, data = pdvs[0]
+            request = store_request(data[1:])
+            if request is not None:
+                self._storing = (context_id, request, io.BytesIO())
+                return
+        super().receive_primitive(primitive)
+
+    def _gather(self, pdvs: list[tuple[int, bytes]]) -> None:
+        assert self._storing is not None
+        context_id, request, dataset = self._storing
+        for _, data in pdvs:
+            if data[0] & _COMMAND:  # a command before the dataset ended: a broken peer
+                self._storing = None
+                self.dul.event_queue.put("Evt19")  # A-P-ABORT, as pynetdicom answers it
+                return
+            dataset.write(data[1:])
+            if data[0] & _LAST:
+                request.DataSet = dataset
+                request._context_id = context_id
+                self._storing = None
+                self.msg_queue.put((context_id, request))
+                return
 
     def get_msg(self, block: bool = False) -> Any:
         """The acceptor reactor's look at its queue, every loop: when neither a DIMSE message
@@ -178,6 +218,7 @@ class _WaitingDimse(DIMSEServiceProvider):
         self.dul.send_pdu(pdata)
 
 
+_COMMAND, _LAST = 0x01, 0x02  # bits of a PDV's message control header (PS3.8 E.2)
 _PDV_HEADER_BYTES = 6  # item length and context ID; what pynetdicom keeps free of a PDU
 _LAST_COMMAND_FRAGMENT = b"\x03"  # message control header: command, last fragment (PS3.8 E.2)
 
@@ -217,7 +258,7 @@ def _wait_for_work(event: Event) -> None:
     dul: _WaitingDul = _become(assoc.dul, _WaitingDul)
     dul._bell, dul._stopping, dul._work = bell, stopping, work
     dimse: _WaitingDimse = _become(assoc.dimse, _WaitingDimse)
-    dimse._work = work
+    dimse._work, dimse._storing = work, None
     for waiting, ring in (
         (dul.to_provider_queue, bell.ring),
         (dul.event_queue, bell.ring),
