@@ -22,3 +22,4 @@ def test_hl7_bench_runs(tmp_path: Path) -> None:
 def test_notify_bench_runs(tmp_path: Path) -> None:
     out = run("notify.py", "--rounds", "2", "--dir", str(tmp_path))
     assert "2 C-STOREs of a report above a DRL" in out and "after C-STORE Success" in out
+    assert "(mails per report: [" in out
