@@ -220,7 +220,7 @@ class _WaitingDimse(DIMSEServiceProvider):
 
 _COMMAND, _LAST = 0x01, 0x02  # bits of a PDV's message control header (PS3.8 E.2)
 _PDV_HEADER_BYTES = 6  # item length and context ID; what pynetdicom keeps free of a PDU
-_LAST_COMMAND_FRAGMENT = b"\x03"  # message control header: command, last fragment (PS3.8 E.2)
+_LAST_COMMAND_FRAGMENT = bytes([_COMMAND | _LAST])  # a whole command set's header byte
 
 
 class _Clock(types.ModuleType):

@@ -106,9 +106,10 @@ class _SharedPortServer(ThreadedAssociationServer):
 
 def handle_store(event: Event, spool: Spool, received: Callable[[], None]) -> int:
     request, calling_ae = cast(C_STORE, event.request), event.assoc.requestor.ae_title
-    sop_class = UID(str(request.AffectedSOPClassUID))
-    data = part10(sop_class, str(request.AffectedSOPInstanceUID), event.context.transfer_syntax,
-                  calling_ae, event.encoded_dataset(False))  # fmt: skip
+    sop_class = cast(UID, request.AffectedSOPClassUID)  # UIDs already: the primitive's setters
+    instance = cast(UID, request.AffectedSOPInstanceUID)
+    data = part10(sop_class, instance, event.context.transfer_syntax, calling_ae,
+                  event.encoded_dataset(False))  # fmt: skip
     try:
         path = spool.put(data)
     except OSError as e:  # full or read-only disk: the sender keeps the object and retries
