@@ -1,7 +1,7 @@
-"""HTTP on every core: waitress in processes of its own (server/processes.py), the first on
-the socket `kerma serve` bound, the others on sockets of their own on the same port. Each has
-its own app, store connection (SQLite WAL: readers in parallel, writers take turns) and
-statistics copy."""
+"""HTTP on every core: waitress in processes of its own (server/processes.py), all on the
+socket `kerma serve` bound, each taking its share of the connections (server/fair_accept.py).
+Each has its own app, store connection (SQLite WAL: readers in parallel, writers take turns)
+and statistics copy."""
 
 from __future__ import annotations
 
@@ -13,37 +13,33 @@ import threading
 from types import FrameType
 from typing import Any
 
-import waitress
-
 from server.app import create_app
 from server.config import Settings
+from server.fair_accept import Shares, fair_server
 from server.logs import configure, log_event
-from server.processes import REUSE_PORT, ServingProcesses, listen_on
+from server.processes import ServingProcesses, process_context
 
 log = logging.getLogger("kerma.http")
 
 
 def http_processes(settings: Settings, listening: socket.socket, count: int,
                    stopping: threading.Event) -> ServingProcesses:  # fmt: skip
-    """The first on the bound socket, the others on sockets of their own."""
-    where = (listening.family, listening.getsockname()[:2])
+    """Each on the bound socket, accepting its share."""
+    shares = Shares(process_context(), count)
 
     def args(n: int) -> tuple[Any, ...]:
-        shared = listening if n == 0 or not REUSE_PORT else None
-        return settings, shared, where
+        return settings, listening, shares.starting(n), n
 
     return ServingProcesses("http", _serve_http, args, count, stopping)
 
 
-def _serve_http(settings: Settings, shared: socket.socket | None,
-                where: tuple[int, tuple[str, int]], ready: Any) -> None:  # fmt: skip
+def _serve_http(settings: Settings, listening: socket.socket, shares: Shares, number: int,
+                ready: Any) -> None:  # fmt: skip
     configure(settings.log_level, settings.log_format)
-    listening = shared if shared is not None else listen_on(*where, reuse_port=True)
     signal.signal(signal.SIGTERM, _exit)
     app = create_app(settings)
     threading.Thread(target=warm_up, args=(app, settings), daemon=True).start()
-    server = waitress.create_server(app, sockets=[listening], threads=settings.http_threads,
-                                    ident="kerma")  # fmt: skip
+    server = fair_server(app, listening, settings.http_threads, shares, number)
     log_event(log, "http-process-ready", pid=os.getpid(), threads=settings.http_threads)
     ready.set()
     server.run()

@@ -2,10 +2,9 @@
 process runs its code on one core at a time (the interpreter lock), so threads alone left the
 second core idle however many clients came.
 
-Each process listens on a socket of its own (SO_REUSEPORT): the kernel spreads new connections
-evenly over them. Taking turns at accept() on one shared socket, the process awake first took
-nearly all (47, 45 and 31 of 50 HTTP clients in three tries), and its clients waited while the
-other process idled."""
+How connections are shared is the door's: HTTP processes accept on one socket, each while it
+holds the fewest connections (server/fair_accept.py); DICOM listeners each listen on a socket
+of their own (SO_REUSEPORT, server/network.py), the kernel spreading associations by address."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ from server.logs import log_event
 
 log = logging.getLogger("kerma")
 _START_S = 120.0  # a process spawned where there is no fork imports everything: seconds
-REUSE_PORT = hasattr(socket, "SO_REUSEPORT")  # Linux, BSD; elsewhere all share the first socket
 
 
 Context = multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
@@ -74,13 +72,12 @@ def server_gone(line: Connection, wait_s: float | None = 0.0) -> bool:
     return line.poll(wait_s)
 
 
-def listen_on(family: int, address: tuple[str, int], reuse_port: bool) -> socket.socket:
-    """A listening socket; with `reuse_port`, others with the option may listen on the port."""
+def listen_on(family: int, address: tuple[str, int]) -> socket.socket:
+    """A listening socket (SO_REUSEADDR: a restart binds while the last run's connections
+    linger in TIME_WAIT)."""
     listening = socket.socket(family)
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listening.bind(address)
         listening.listen(1024)
     except OSError:

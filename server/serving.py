@@ -33,7 +33,7 @@ from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.outbound.senders import senders
-from server.processes import REUSE_PORT, family_of, listen_on, preload_http
+from server.processes import family_of, listen_on, preload_http
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
@@ -63,7 +63,7 @@ def _serve(settings: Settings) -> int:
         processes = settings.http_processes or os.cpu_count() or 1
         if processes > 1:
             preload_http()
-        listening = _listen(settings, shared_port=processes > 1)
+        listening = _listen(settings)
         stops.append(listening.close)
         if settings.dicom_port:
             listeners = settings.dicom_processes or os.cpu_count() or 1
@@ -120,17 +120,11 @@ def _serve_in_processes(settings: Settings, listening: socket.socket, count: int
     stopping.wait()  # they replace one that dies meanwhile
 
 
-def _listen(settings: Settings, shared_port: bool) -> socket.socket:
-    """The HTTP port, bound and listening, before anything says it serves; `shared_port`: open
-    to the other HTTP processes' own sockets (http_processes.py), once it is known to be free."""
-    family = family_of(settings.http_host)
-    address = (settings.http_host, settings.http_port)
+def _listen(settings: Settings) -> socket.socket:
+    """The HTTP port, bound and listening, before anything says it serves (the HTTP processes
+    all accept on it)."""
     try:
-        with socket.socket(family) as probe:  # without SO_REUSEPORT: a port in use fails here
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
-            address = probe.getsockname()[:2]  # port 0: the one the kernel chose
-        return listen_on(family, address, shared_port and REUSE_PORT)
+        return listen_on(family_of(settings.http_host), (settings.http_host, settings.http_port))
     except OSError as e:
         raise bind_problem(e, "KERMA_HTTP_PORT", settings.http_host, settings.http_port) from e
 
