@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import lz4.block
+
 from server.dose.facts import FACT_FIELDS, DoseFact, checked_fields
 from server.store.port import Duplicate, Index, Stored, User, VersionConflict, Write
 from server.store.query import Query
@@ -613,7 +615,7 @@ def _read_many(conn: sqlite3.Connection, keys: list[str]) -> list[Stored]:
 def _stored(row: tuple[Any, ...]) -> Stored:
     """(rtype, rid, version, last_updated, compressed body, method) -> Stored."""
     rtype, rid, version, last_updated, body, method = row
-    data = zlib.decompress(body) if body is not None else None
+    data = _decompress(body) if body is not None else None
     return Stored(rtype, rid, version, last_updated, data, method)
 
 
@@ -635,9 +637,20 @@ def _user(row: tuple[Any, ...]) -> User:
     )
 
 
+_LZ4 = b"\x04"  # before an LZ4 block; a zlib stream (stores before 2026-12-06) begins 0x08-0x78
+
+
 def _compress(body: bytes | None) -> bytes | None:
-    """Level 1: dose JSON shrinks about fourfold for ~20 µs; levels above buy little more."""
-    return zlib.compress(body, 1) if body is not None else None
+    """LZ4: a dose Observation (1.9 KB of JSON) in 2 µs to 0.4 of its size, read back in 0.7
+    µs; zlib (level 1) took 22 µs to 0.3, and 6-18 µs to read, 14 % of a search's CPU for
+    the 20 resources of a page."""
+    return _LZ4 + lz4.block.compress(body) if body is not None else None
+
+
+def _decompress(body: bytes) -> bytes:
+    if body[:1] == _LZ4:
+        return lz4.block.decompress(memoryview(body)[1:])  # type: ignore[no-any-return]
+    return zlib.decompress(body)
 
 
 def _statements(script: str) -> list[str]:

@@ -5,7 +5,7 @@ is a range scan of one b-tree that already holds the resource key (`pk`); the `*
 indexes serve the other direction (probing one resource, deleting its rows on update).
 Code system URIs are stored once (`code_system`) and referenced by number; token rows carry
 the resource's primary date (`dlo`, `dhi`), so a code in a period is a single range scan.
-Bodies are zlib-compressed JSON.
+Bodies are JSON compressed with LZ4 (a 0x04 byte first), or zlib in rows written before.
 """
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
