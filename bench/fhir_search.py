@@ -20,7 +20,6 @@ import sqlite3
 import statistics
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +37,7 @@ from server.auth.users import add_user
 from server.config import Settings
 from server.fhir.values import date_range
 from server.site import build_service
-from server.store.sqlite import SqliteStore
+from server.store.sqlite import SqliteStore, decompress
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EVENT = f"{dose_data.DCM}|113852"
@@ -151,7 +150,7 @@ def _floor_patient(conn: sqlite3.Connection, rng: random.Random, patients: int) 
         "AND x.target = ?",
         (f"Patient/pat-{rng.randrange(patients)}",),
     ).fetchall()
-    [zlib.decompress(body) for (body,) in rows]
+    [decompress(body) for (body,) in rows]
 
 
 def _floor_code_month(conn: sqlite3.Connection, rng: random.Random) -> None:
@@ -169,7 +168,7 @@ def _floor_code_month(conn: sqlite3.Connection, rng: random.Random) -> None:
         f"WHERE r.pk IN ({marks})",
         page,
     ).fetchall()
-    [zlib.decompress(body) for (body,) in rows]
+    [decompress(body) for (body,) in rows]
 
 
 def _transactions(

@@ -615,7 +615,7 @@ def _read_many(conn: sqlite3.Connection, keys: list[str]) -> list[Stored]:
 def _stored(row: tuple[Any, ...]) -> Stored:
     """(rtype, rid, version, last_updated, compressed body, method) -> Stored."""
     rtype, rid, version, last_updated, body, method = row
-    data = _decompress(body) if body is not None else None
+    data = decompress(body) if body is not None else None
     return Stored(rtype, rid, version, last_updated, data, method)
 
 
@@ -647,7 +647,8 @@ def _compress(body: bytes | None) -> bytes | None:
     return _LZ4 + lz4.block.compress(body) if body is not None else None
 
 
-def _decompress(body: bytes) -> bytes:
+def decompress(body: bytes) -> bytes:
+    """A stored body's JSON, LZ4 or zlib as it was written."""
     if body[:1] == _LZ4:
         return lz4.block.decompress(memoryview(body)[1:])  # type: ignore[no-any-return]
     return zlib.decompress(body)
