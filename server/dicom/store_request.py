@@ -15,8 +15,10 @@ import struct
 
 from pynetdicom.dimse_primitives import C_STORE
 
+from server.dicom.store_response import NO_DATASET
+
 _C_STORE_RQ = b"\x01\x00"  # Command Field 0x0001
-_NO_DATASET = b"\x01\x01"  # Command Data Set Type 0x0101
+_NO_DATASET = struct.pack("<H", NO_DATASET)
 # the elements of a C-STORE request, with the length of those of fixed length (UL, US)
 _ELEMENTS = {0x0000: 4, 0x0002: None, 0x0100: 2, 0x0110: 2, 0x0700: 2, 0x0800: 2,
              0x1000: None, 0x1030: None, 0x1031: 2}  # fmt: skip

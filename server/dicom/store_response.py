@@ -17,7 +17,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from server.dicom.part10 import uid_value
 
 _C_STORE_RSP = 0x8001  # Command Field
-_NO_DATASET = 0x0101  # Command Data Set Type
+NO_DATASET = 0x0101  # Command Data Set Type: no data set follows (requests read it too)
 
 
 def store_response_command(response: C_STORE) -> bytes | None:
@@ -32,7 +32,7 @@ def store_response_command(response: C_STORE) -> bytes | None:
         _element(0x0002, uid_value(sop_class)),
         _element(0x0100, struct.pack("<H", _C_STORE_RSP)),
         _element(0x0120, struct.pack("<H", responded_to)),
-        _element(0x0800, struct.pack("<H", _NO_DATASET)),
+        _element(0x0800, struct.pack("<H", NO_DATASET)),
         _element(0x0900, struct.pack("<H", status)),
         _element(0x1000, uid_value(sop_instance)),
     ))  # fmt: skip
