@@ -8,8 +8,10 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from server.api.openapi import render, spec_path
-from server.app import openapi_spec
+from server.app import create_app, openapi_json, openapi_spec
+from server.config import Settings
 from server.fhir import registry
+from server.store.port import Store
 
 
 def test_spec_is_valid_openapi_3_1() -> None:
@@ -49,6 +51,18 @@ def test_openapi_json_and_docs_are_served_without_a_token(client: Any) -> None:
     assert r.status_code == 200 and r.get_json()["openapi"] == "3.1.0"
     page = client.get("/docs/")
     assert page.status_code == 200 and b"swagger-ui" in page.data
+    [url] = re.findall(r'url: "([^"]+)"', page.get_data(as_text=True))  # what the page fetches
+    assert client.get(url).data == r.data
+
+
+def test_the_document_is_read_when_first_asked_for(settings: Settings, store: Store) -> None:
+    """Not while an app is made: most kerma serve processes never serve it."""
+    openapi_json.cache_clear()
+    app = create_app(settings, store)
+    assert openapi_json.cache_info().currsize == 0
+    assert app.test_client().get("/openapi.json").get_json()["openapi"] == "3.1.0"
+    assert openapi_json.cache_info().currsize == 1
+    app.extensions["kerma.audit"].stop()
 
 
 def test_the_formats_kerma_cannot_produce_are_406_and_documented(api: Any) -> None:

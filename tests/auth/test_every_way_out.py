@@ -522,7 +522,7 @@ CONSOLE: list[tuple[str, str, str, Rule]] = [
 PUBLIC = {"/health", "/health/live", "/health/ready", "/openapi.json", "/fhir/metadata", "/assets/{name}",
           "/fhir/OperationDefinition/{id}", "/.well-known/smart-configuration", "/auth/token",
           "/fhir/.well-known/smart-configuration", "/sign-in", "/sign-out", "/static/<path:filename>",
-          "/console-static/<path:filename>", "/docs", "/docs/", "/docs/swagger.json",
+          "/console-static/<path:filename>", "/docs", "/docs/", "/docs/openapi.json",
           "/docs/static/<path:filename>"}  # fmt: skip
 
 # batches, transactions and the system history: test_batch_reads, test_writes, test_histories
