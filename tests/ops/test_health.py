@@ -70,8 +70,15 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
 
 
 def _start_redis(port: int) -> None:
+    """Started, and answering: a daemonised redis-server returns before it listens, and a
+    readiness check in between saw 'does not answer' where the test waited for 'no worker'."""
     subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--daemonize", "yes", "--logfile", ""], check=True)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                         text=True).stdout.strip() != "PONG":  # fmt: skip
+        assert time.monotonic() < deadline, f"redis-server on port {port} does not answer"
+        time.sleep(0.05)
 
 
 def _ready(client: FlaskClient) -> tuple[int, list[str]]:
