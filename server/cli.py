@@ -66,6 +66,9 @@ def serve() -> None:
     a setting is wrong or a port cannot be bound; SIGTERM stops it cleanly (exit 0)."""
     settings = _checked_settings()
     _metrics_across_processes(settings)
+    from server.processes import start_fork_server
+
+    start_fork_server(settings)  # before the imports below, which it then runs beside
     from server.logs import configure
     from server.serving import serve as run
 

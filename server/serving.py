@@ -33,7 +33,7 @@ from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.outbound.senders import senders
-from server.processes import family_of, listen_on, preload_http
+from server.processes import family_of, http_process_count, listen_on, start_fork_server
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
@@ -60,9 +60,8 @@ def _serve(settings: Settings) -> int:
     stops: list[Callable[[], None]] = []
     received: Callable[[], None] | None = None  # wakes the spool worker
     try:
-        processes = settings.http_processes or os.cpu_count() or 1
-        if processes > 1:
-            preload_http()
+        processes = http_process_count(settings)
+        start_fork_server(settings)  # where kerma serve's command has not started it yet
         listening = _listen(settings)
         stops.append(listening.close)
         if settings.dicom_port:
