@@ -1,6 +1,7 @@
 """What the fork server adds when kerma serve forks its HTTP processes (server/preload.py): the
 web app's modules, the GraphQL schema and the OpenAPI document, imported and built once (about
-3 CPU-seconds) instead of in each. Not when HTTP runs in kerma serve's own process, which has its own.
+3 CPU-seconds) instead of in each. Not when HTTP runs in kerma serve's own process, which has
+its own.
 """
 
 from __future__ import annotations

@@ -71,6 +71,8 @@ def test_a_physicists_morning(served: str, world: World) -> None:
         page.get_by_role("link", name="Analysis").click()
         page.get_by_label("From").fill("1990-01-01")
         page.get_by_role("button", name="Show").click()
+        # the new page first: the images of the one before passed the check below (CI, 15:50)
+        page.wait_for_url("**/analysis?**from=1990-01-01**")
         page.wait_for_function(
             "[...document.querySelectorAll('figure img')].every(i => i.complete && i.naturalWidth > 0)"
         )
