@@ -120,7 +120,7 @@ def openapi_spec() -> dict[str, Any]:
 
 @functools.cache
 def openapi_json() -> bytes:
-    """/openapi.json, read when first asked for: parsing the YAML took 0.35-0.4 s of every
+    """/openapi.json, read when first asked for: parsing the YAML took 0.35-0.6 s of every
     kerma serve process's start, most of which never serve it (the fork server reads it once
     for its HTTP processes, server/preload_http.py)."""
     return orjson.dumps(openapi_spec())

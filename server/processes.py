@@ -38,23 +38,15 @@ _PRELOAD = ["server.preload"]  # what the fork server imports for every process 
 @functools.cache
 def process_context() -> Context:
     """How the server's processes start: forked from a fork server that imported Kerma once
-    (server/preload.py; and the web app with its GraphQL schema, `_preload_http`): milliseconds
-    each, and their pages shared, where a spawned process spent seconds of a core importing
-    and building. Forking the server itself is no choice (its threads' locks would be copied
+    (server/preload.py; and the web app with its GraphQL schema, `start_fork_server`):
+    milliseconds each, and their pages shared, where a spawned process spent seconds of a core
+    importing and building. Forking the server itself is no choice (its threads' locks would be copied
     held); spawned where there is no fork."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     return context
-
-
-def _preload_http() -> None:
-    """Have the fork server import and build what the HTTP processes it will fork run (the web
-    app, the GraphQL schema); before the first process starts (the fork server starts with it)."""
-    context = process_context()
-    if isinstance(context, multiprocessing.context.ForkServerContext):
-        context.set_forkserver_preload([*_PRELOAD, "server.preload_http"])
 
 
 def http_process_count(settings: Settings) -> int:
@@ -65,14 +57,17 @@ def http_process_count(settings: Settings) -> int:
 def start_fork_server(settings: Settings) -> None:
     """Start the fork server where kerma serve will fork processes (HTTP in several, the DICOM
     listeners and the spool worker), early: it imports Kerma on the other core while kerma
-    serve imports its own, instead of after (ready 0.6 s sooner on 2 cores)."""
+    serve imports its own, instead of after (ready 0.6 s sooner on 2 cores). Where HTTP runs
+    in processes of its own, it also imports and builds what they run (server/preload_http.py:
+    the web app, its GraphQL schema, the OpenAPI document)."""
     http = http_process_count(settings)
-    if http < 2 and not settings.dicom_port:
-        return
+    context = process_context()
+    forks = http > 1 or bool(settings.dicom_port)
+    if not forks or not isinstance(context, multiprocessing.context.ForkServerContext):
+        return  # nothing to fork, or spawned processes (no fork server)
     if http > 1:
-        _preload_http()
-    if isinstance(process_context(), multiprocessing.context.ForkServerContext):
-        multiprocessing.forkserver.ensure_running()
+        context.set_forkserver_preload([*_PRELOAD, "server.preload_http"])
+    multiprocessing.forkserver.ensure_running()
 
 
 @functools.cache
