@@ -28,7 +28,7 @@ DATA = Path(__file__).parent / "data"
 # test files that take seconds each (real peers and processes, the whole corpus, fuzzing):
 # left out of the quick subset for the edit-test loop, scripts/test -m "not slow"
 SLOW = frozenset({
-    "api/test_graphiql.py", "auth/test_pseudonymisation.py", "console/test_browser.py", "console/test_firefox.py", "dicom/test_crash.py", "dicom/test_dcmtk_interop.py",
+    "api/test_docs_page.py", "api/test_graphiql.py", "auth/test_pseudonymisation.py", "console/test_browser.py", "console/test_firefox.py", "dicom/test_crash.py", "dicom/test_dcmtk_interop.py",
     "dicom/test_fast_sr.py", "dicom/test_ocr.py", "fuzz/test_atheris.py", "dicom/test_pacs.py", "fhir/test_conformance.py", "hl7/test_crash.py", "ingest/test_corpus_facts.py",
     "ingest/test_corpus_ingest.py", "ingest/test_classification.py", "ingest/test_drl_checks.py",
     "bench", "test_cli.py", "test_schemathesis.py",
