@@ -1,5 +1,5 @@
 """The fast SR reader against pydicom's full parse, on every SR of the corpus: the same content
-tree, item by item (concept, value type, relationship, values, children, paths)."""
+tree, item by item (concept, value type, relationship, values, children, paths), or none."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.filereader import read_file_meta_info
 
 from server.dicom import fast_sr
 from server.dicom.sr import Item
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88."  # the structured reports' SOP classes
+# by the class in the file meta, as a PACS knows an SR: parsing every file to find its content
+# took 2 s of each test process while collecting
 SR_FILES = [
     p for p in sorted(CORPUS.rglob("*.dcm"))
-    if pydicom.dcmread(p, stop_before_pixels=True, force=True).get("ContentSequence")
+    if str(read_file_meta_info(p).get("MediaStorageSOPClassUID", "")).startswith(SR_CLASS)
 ]  # fmt: skip
 
 
@@ -35,7 +39,9 @@ def test_the_fast_reader_builds_the_tree_pydicom_builds(path: Path) -> None:
         header, parsed, charsets = fast_sr.split(raw)
     except fast_sr.Unsupported:
         pytest.skip("a transfer syntax the fast reader leaves to pydicom")
-    assert parsed is not None
+    if parsed is None:  # an SR without content (ESR_non-dose.dcm)
+        assert (header, full.children) == (raw, ())
+        return
     root = Item.of(pydicom.dcmread(io.BytesIO(header), force=True))
     fast = fast_sr.build(parsed, charsets, root.path)
     expected, got = _items(full)[1:], [i for child in fast for i in _items(child)]
