@@ -2,7 +2,7 @@
 the FHIR resources) and one per resource type for the instance level
 (`/fhir/<Type>/<id>/$graphql`, whose root is that resource, as FHIR GraphQL wants).
 
-The FHIR types are generated once (about 2 s of a core), in the fork server that forks the HTTP
+The FHIR types are generated once (about 1 s of a core), in the fork server that forks the HTTP
 processes of `kerma serve` (server/preload_http.py), else on first use; the schemas are kept.
 """
 
