@@ -21,9 +21,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from waitress import wasyncore
-from waitress.adjustments import Adjustments
-from waitress.server import TcpWSGIServer
-from waitress.task import ThreadedTaskDispatcher
+
+from server.waitress_server import Server, server_on
 
 NOT_SERVING = 1 << 30  # a process not (yet, or no longer) accepting: never the fewest
 
@@ -43,7 +42,7 @@ class Shares:
         return self
 
 
-class FairServer(TcpWSGIServer):  # type: ignore[misc]
+class FairServer(Server):
     """waitress's server, accepting only while this process's connections are the fewest."""
 
     def __init__(self, *args: Any, shares: Shares, number: int, **kw: Any) -> None:
@@ -79,12 +78,9 @@ class FairServer(TcpWSGIServer):  # type: ignore[misc]
 def fair_server(app: Any, listening: socket.socket, threads: int, shares: Shares,
                 number: int) -> FairServer:  # fmt: skip
     """What waitress.create_server makes of one socket, accepting fairly as process `number`."""
-    adjustments = Adjustments(sockets=[listening], threads=threads, ident="kerma")
-    tasks = ThreadedTaskDispatcher()
-    tasks.set_thread_count(threads)
-    where = (listening.family, listening.type, listening.proto, listening.getsockname())
-    return FairServer(app, {}, True, listening, dispatcher=tasks, adj=adjustments,
-                      bind_socket=False, sockinfo=where, shares=shares, number=number)  # fmt: skip
+    server: FairServer = server_on(app, listening, threads, FairServer, shares=shares,
+                                   number=number)  # fmt: skip
+    return server
 
 
 def _ring(bell: Connection) -> None:

@@ -13,9 +13,6 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import waitress
-from waitress.server import BaseWSGIServer, MultiSocketServer
-
 from server.app import create_app
 from server.config import Settings
 from server.files import try_lock
@@ -37,6 +34,7 @@ from server.processes import family_of, http_process_count, listen_on, start_for
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
+from server.waitress_server import Server, server_on
 
 log = logging.getLogger("kerma")
 STOP_BOUND_S = 25.0  # SIGTERM to exit; systemd's TimeoutStopSec (deploy/) leaves room above it
@@ -96,8 +94,7 @@ def _serve(settings: Settings) -> int:
 def _serve_here(app: Any, settings: Settings, listening: socket.socket, address: str,
                 stops: list[Callable[[], None]]) -> None:  # fmt: skip
     """HTTP in this process (KERMA_HTTP_PROCESSES=1), until SIGTERM or Ctrl-C."""
-    http = waitress.create_server(app, sockets=[listening], threads=settings.http_threads,
-                                  ident="kerma")  # fmt: skip
+    http = server_on(app, listening, settings.http_threads)
     stops.append(lambda: _close_http(http))
     stops.append(app.extensions["kerma.audit"].stop)  # after HTTP: what the last requests queued
     threading.Thread(target=warm_up, args=(app, settings), daemon=True).start()
@@ -128,7 +125,7 @@ def _listen(settings: Settings) -> socket.socket:
         raise bind_problem(e, "KERMA_HTTP_PORT", settings.http_host, settings.http_port) from e
 
 
-def _close_http(http: BaseWSGIServer | MultiSocketServer) -> None:
+def _close_http(http: Server) -> None:
     http.task_dispatcher.shutdown(timeout=STOP_BOUND_S / 5)
     http.close()
 

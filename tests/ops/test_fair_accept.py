@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 
 from server.fair_accept import NOT_SERVING, FairServer, Shares, fair_server
 from server.processes import listen_on
@@ -41,7 +42,7 @@ def _connect(listening: socket.socket) -> socket.socket:
 
 
 def _held(server: FairServer) -> int:
-    return sum(1 for d in server._map.values() if d.__class__.__name__ == "HTTPChannel")
+    return sum(1 for d in server._map.values() if isinstance(d, HTTPChannel))
 
 
 def test_connections_are_shared_evenly(listening: socket.socket) -> None:
