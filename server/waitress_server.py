@@ -7,13 +7,12 @@ it at once, holding the buffer's lock, with the GIL released during send(); mean
 connection says it has output, so select() returns at once, the I/O thread cannot take the lock
 and goes round again. With one client that window is never looked at (the I/O thread sleeps in
 select() until a request or the end of one wakes it); with several, the I/O thread is awake for
-the others and spins in it: 4.1-4.9 select() calls a search with 8 clients instead of 2 with
-one, its CPU 0.11 -> 0.29-0.34 ms a search, and 8 clients on 2 processes ran 1.65-1.69x one
-client's rate (bench/README.md). A connection whose answer is being sent by its worker now says
-it has nothing to write: 1.37-1.41 select() calls a search, 8 clients 2.21-2.35x one client.
-Nothing waits on it: a worker that leaves output unsent (a slow client, a full socket buffer),
-or waits for the I/O thread to send (more than the high watermark), releases the lock and pulls
-the trigger, which wakes the I/O thread to look again.
+the others and spins in it: one process, 8 clients, 4.3-4.9 select() calls a search instead of
+2 with one client. A connection whose answer is being sent by its worker now says it has
+nothing to write: 1.35-1.41 calls a search (bench/README.md; on 2 processes the throughput
+moved within the machine's noise). Nothing waits on it: a worker that leaves output unsent (a
+slow client, a full socket buffer), or waits for the I/O thread to send (past the high
+watermark), releases the lock and pulls the trigger, which wakes the I/O thread to look again.
 """
 
 from __future__ import annotations
