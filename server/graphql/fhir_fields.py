@@ -99,9 +99,7 @@ def _field(
 
 
 def _arguments(params: list[inspect.Parameter]) -> list[StrawberryArgument]:
-    """strawberry's arguments of a resolver taking these parameters: made once per resource
-    type and shared by its fields (the reverse lists repeat its search arguments on every type
-    it points at; made field by field they were half of the FHIR types' 1.2 s)."""
+    """strawberry's arguments of a resolver taking these parameters."""
 
     def signature() -> None: ...
 
@@ -111,6 +109,9 @@ def _arguments(params: list[inspect.Parameter]) -> list[StrawberryArgument]:
 
 @functools.cache
 def _list_arguments(rtype: str, reverse: bool) -> list[StrawberryArgument]:
+    """A type's list arguments, made once and shared by its list fields: the reverse lists
+    repeat its search arguments on every type it points at (made field by field, they were
+    half of the FHIR types' 1.2 s)."""
     params = _search_parameters(rtype)
     if reverse:
         ref = _Arg("reference", "_reference", "_reference")
