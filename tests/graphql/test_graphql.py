@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from server.graphql.schema import sdl
+from server.config import Settings
+from server.graphql.errors import Schema
+from server.graphql.fhir_types import read_json
+from server.graphql.schema import fhir_fields, instance_schema, sdl, system_schema
 from tests.conftest import Api
 from tests.stats.test_statistics import CAP, PERIOD
 
@@ -79,6 +83,19 @@ def test_graphiql_page(api: Api) -> None:
 
 def test_the_schema_file_is_current() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == sdl(), "run `kerma graphql-schema`"
+
+
+@pytest.mark.parametrize("rtype", ["ImagingStudy", "Observation", "Patient", "DetectedIssue"])
+def test_an_instance_schema_is_what_strawberry_makes_of_its_root(rtype: str) -> None:
+    """The instance level's schema is cut from the system schema's types; strawberry building
+    it from the resource type as the root gives the same schema."""
+    limits = Settings().graphql_max_depth, Settings().graphql_max_cost
+    root = fhir_fields().types.resources[rtype]
+    built = Schema(query=root, extensions=[])
+    read_json(built._schema, fhir_fields().types)
+    cut = instance_schema(rtype, *limits)
+    assert cut.as_str() == built.as_str()
+    assert cut._schema.query_type is system_schema(*limits)._schema.type_map[rtype]
 
 
 def test_drl_compliance_timeline_and_alerts_agree_with_rest(site: Api) -> None:
