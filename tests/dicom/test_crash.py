@@ -22,8 +22,8 @@ from server.store.sqlite import SqliteStore
 from tests.conftest import kerma_serve
 from tests.dicom.conftest import CORPUS, echo, free_port, wait_until
 
-OBJECTS = 500
-KILL_AFTER = 200
+OBJECTS = 250
+KILL_AFTER = 100
 RDSR = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
 RDSR_CLASS = "1.2.840.10008.5.1.4.1.1.88.67"
 
