@@ -75,10 +75,16 @@ def site(corpus: tuple[Settings, SqliteStore]) -> tuple[Api, Api, Api]:
     )  # type: ignore[return-value]
 
 
-def _identifiers() -> dict[str, str]:
+@pytest.fixture(scope="module")
+def sources() -> list[tuple[Dataset, list[tuple[str, str]]]]:
+    """Each file of the corpus as pydicom reads it, with its text values (seconds: read once
+    for the tests below)."""
+    read = [pydicom.dcmread(path, stop_before_pixels=True, force=True) for path in FILES]
+    return [(ds, list(_values(ds))) for ds in read]
+
+
+def _identifiers(values: list[list[tuple[str, str]]]) -> dict[str, str]:
     """Every identifying value of the corpus (lower case) -> the attribute it came from."""
-    values = [list(_values(pydicom.dcmread(path, stop_before_pixels=True, force=True)))
-              for path in FILES]  # fmt: skip
     descriptive = {word for found in values for keyword, text in found
                    if keyword in _DESCRIPTIVE for word in _tokens(text)}  # fmt: skip
     found: dict[str, str] = {}
@@ -178,8 +184,8 @@ _TEMPLATE_WORDS = {word for page in (Path(server.reports.__file__).parent / "tem
 
 
 @pytest.fixture(scope="module")
-def identifiers() -> dict[str, str]:
-    return _identifiers()
+def identifiers(sources: list[tuple[Dataset, list[tuple[str, str]]]]) -> dict[str, str]:
+    return _identifiers([values for _, values in sources])
 
 
 def test_no_pseudonymised_output_carries_an_identifier_of_the_sources(
@@ -235,8 +241,9 @@ def _born(day: str, age: int) -> tuple[date, date]:
 
 
 def test_ages_are_the_calendar_year_of_the_examination_minus_the_birth_year(
-    site: tuple[Api, Api, Api], outputs: dict[str, str]
-) -> None:
+    site: tuple[Api, Api, Api], outputs: dict[str, str],
+    sources: list[tuple[Dataset, list[tuple[str, str]]]],
+) -> None:  # fmt: skip
     """What the windows above assume, checked against the birth and study dates of the files."""
     _, mpe, _ = site
     text = mpe.get(f"/stats/export/study.csv?{PERIOD}&identified=true").get_data(as_text=True)
@@ -245,8 +252,7 @@ def test_ages_are_the_calendar_year_of_the_examination_minus_the_birth_year(
     ages = {r["study_pseudonym"]: r["age_years"]
             for r in csv.DictReader(io.StringIO(outputs["study.csv"]))}  # fmt: skip
     expected: dict[str, set[int]] = defaultdict(set)
-    for path in FILES:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    for ds, _ in sources:
         birth, day = str(ds.get("PatientBirthDate", "")), str(ds.get("StudyDate", ""))
         uid = str(ds.get("StudyInstanceUID", ""))
         # placeholder birth dates (before 1900, after the study: 9999-01-01) give no age
@@ -275,17 +281,19 @@ _DESCRIPTIONS = ("StudyDescription", "SeriesDescription", "ProtocolName",
                  "RequestedProcedureDescription", "PerformedProcedureStepDescription")  # fmt: skip
 
 
-def test_the_examinations_own_words_are_removed(outputs: dict[str, str]) -> None:
+def test_the_examinations_own_words_are_removed(
+    outputs: dict[str, str], sources: list[tuple[Dataset, list[tuple[str, str]]]]
+) -> None:
     """PS3.15 removes study, series, requested procedure and protocol descriptions (free text
     that may name a person): no pseudonymised output carries one of the corpus's, unless the
     site keeps them (KERMA_PSEUDONYM_DESCRIPTIONS=keep, below)."""
-    sources = [pydicom.dcmread(path, stop_before_pixels=True, force=True) for path in FILES]
     # (a description that is also a coded meaning or a body part, "Abdomen", is vocabulary)
     meanings = {
-        text.lower() for ds in sources for keyword, text in _values(ds) if keyword == "CodeMeaning"
-    }
-    meanings |= {str(ds.get("BodyPartExamined", "")).lower() for ds in sources}
-    words = {str(ds.get(k)).strip() for ds in sources for k in _DESCRIPTIONS
+        text.lower() for _, values in sources for keyword, text in values
+        if keyword == "CodeMeaning"
+    }  # fmt: skip
+    meanings |= {str(ds.get("BodyPartExamined", "")).lower() for ds, _ in sources}
+    words = {str(ds.get(k)).strip() for ds, _ in sources for k in _DESCRIPTIONS
              if len(str(ds.get(k) or "").strip()) >= 6} - {None}  # fmt: skip
     words = {w for w in words if w.lower() not in meanings}
     assert len(words) > 30
