@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from pydicom import dcmread
 
 from server.app import create_app
 from server.config import Settings
 from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.conftest import Api
-from tests.ingest.test_monitoring import SIEMENS, _series
+from tests.ingest.test_monitoring import four_months
 from tests.notify.conftest import smtp_server  # noqa: F401  # a real SMTP server, for mailed reports
 
 
@@ -20,8 +19,5 @@ from tests.notify.conftest import smtp_server  # noqa: F401  # a real SMTP serve
 def site(settings: Settings, store: Store, tokens: dict[str, str]) -> Api:
     """24 CT chest/abdomen/pelvis examinations compared with the UK DRLs (12 above it)."""
     uk = replace(settings, drl_sets="UKHSA GB 2022")
-    ingestor = build_ingestor(store, uk)
-    template = dcmread(SIEMENS)
-    _series(ingestor, template, range(115, 31, -7), 10.0, 500.0)
-    _series(ingestor, template, range(26, 2, -2), 13.0, 900.0)
+    four_months(build_ingestor(store, uk))
     return Api(create_app(uk, store).test_client(), tokens["mpe"])
