@@ -13,9 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
+from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 
 from server.app import create_app
+from server.auth import passwords
 from server.auth.roles import roles
 from server.auth.users import add_user
 from server.config import Settings
@@ -81,6 +83,23 @@ def _mongo_store() -> Store:
     return MongoStore(
         "mongodb://localhost", database="kerma_test", client_class=mongomock.MongoClient
     )
+
+
+# the hasher the server signs in with (argon2-cffi's defaults: RFC 9106's 64 MiB, 3 passes)
+REAL_HASHER = passwords._HASHER
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> Iterator[None]:
+    """argon2id at its smallest cost in the test processes: the real one costs 0.1-0.3 s of a
+    core for each password set and each sign-in checked, hundreds a run (the console tests
+    60 -> 36 CPU-s). The stored form is the same; tests/console/test_signin.py checks a hash of
+    the real hasher."""
+    passwords._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    passwords._nobody.cache_clear()
+    yield
+    passwords._HASHER = REAL_HASHER
+    passwords._nobody.cache_clear()
 
 
 @pytest.fixture(params=["sqlite", "mongodb"])

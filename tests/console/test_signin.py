@@ -14,6 +14,7 @@ from server.app import create_app
 from server.auth.passwords import set_password
 from server.config import Settings
 from server.store.port import Store
+from tests.conftest import REAL_HASHER
 from tests.console.conftest import PASSWORD, World, csrf, sign_in, text
 from tests.test_cli import KERMA, env  # noqa: F401
 
@@ -108,6 +109,8 @@ def test_passwords_are_argon2id_hashes(world: World, store: Store) -> None:
     user = store.user_by_name("marie")
     assert user is not None and user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash
+    # the tests hash at the smallest cost (tests/conftest.py); the server with RFC 9106's
+    assert REAL_HASHER.hash(PASSWORD).startswith("$argon2id$v=19$m=65536,t=3,p=4$")
 
 
 def test_the_users_commands_set_passwords(env: dict[str, str]) -> None:  # noqa: F811
