@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import re
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -29,6 +30,11 @@ from server.dicom.image_header import derived_uid
 from server.dose.model import Coded, CtEvent, CtSource, CtTotals, DoseReport, Finding
 from server.dose.units import UnitTable
 from server.mappings import read_yaml
+
+# Tesseract's OpenMP threads spin while they wait: a page read by one thread takes a third of
+# the CPU and of the time, idle machine or not (bench/README.md, ocr.py). An operator's own
+# value stands. Pytesseract starts Tesseract with this process's environment.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 _FROM_SCREEN = Coded("DCM", "113868", "Derived From Human-Readable Reports")
 LOW_CONFIDENCE = 0.80
