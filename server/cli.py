@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import sys
@@ -65,14 +66,20 @@ def serve() -> None:
     KERMA_HL7_HOST:KERMA_HL7_PORT (port 0 disables a listener). Exits 2, binding nothing, when
     a setting is wrong or a port cannot be bound; SIGTERM stops it cleanly (exit 0)."""
     settings = _checked_settings()
+    from server.logs import configure
+    from server.ports import taken
+
+    configure(settings.log_level, settings.log_format)
+    if problems := taken(settings):
+        for problem in problems:
+            logging.getLogger("kerma").error("%s", problem)
+        sys.exit(2)
     _metrics_across_processes(settings)
     from server.processes import start_fork_server
 
     start_fork_server(settings)  # before the imports below, which it then runs beside
-    from server.logs import configure
     from server.serving import serve as run
 
-    configure(settings.log_level, settings.log_format)
     sys.exit(run(settings))
 
 

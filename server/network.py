@@ -3,7 +3,6 @@ and the HL7 MLLP listener."""
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
 import socket
@@ -35,26 +34,14 @@ from server.ingest.pull import PullState, matching_studies, pacs_config, pull
 from server.ingest.spool_worker import ProcessFlag, SpoolProcess, SpoolWorker
 from server.logs import configure, log_event
 from server.periodic import Periodic
-from server.processes import ServingProcesses, family_of
+from server.ports import bind_problem, family_of
+from server.processes import ServingProcesses
 from server.site import build_service
 from server.store import open_store
 from server.store.port import Store
 
 log = logging.getLogger("kerma.dicom")
 _FINISH_S = 20.0  # for the associations in progress when a listener is stopped
-
-
-class ListenError(Exception):
-    """A listener could not bind its port: the message names the port and its setting."""
-
-
-def bind_problem(error: OSError, setting: str, host: str, port: int) -> ListenError:
-    why = {
-        errno.EADDRINUSE: "is in use (another program, or another kerma serve, listens there)",
-        errno.EACCES: "needs privileges (ports below 1024); choose a port above 1023",
-        errno.EADDRNOTAVAIL: f"cannot be bound: {host} is not an address of this machine",
-    }.get(error.errno or 0, f"cannot be bound ({error.strerror})")
-    return ListenError(f"{setting}={port} on {host} {why}; stop it or set {setting}")
 
 
 @dataclass

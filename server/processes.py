@@ -185,11 +185,6 @@ class ServingProcesses:
         return process, ready
 
 
-def family_of(host: str) -> int:
-    """The address family of a listening host (IPv6 when it has colons)."""
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
 def _child(target: Callable[..., None], line: Connection, *args: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops us
     threading.Thread(target=_end_with, args=(line,), name="kerma-server-watch",

@@ -19,18 +19,13 @@ from server.files import try_lock
 from server.http_processes import http_processes, warm_up
 from server.jobs.schedule import DailyJobs
 from server.logs import log_event
-from server.network import (
-    ListenError,
-    PacsSchedule,
-    bind_problem,
-    start_dicom,
-    start_hl7,
-)
+from server.network import PacsSchedule, start_dicom, start_hl7
 from server.notify.delivery import Dispatcher
 from server.ops.backup import SERVE_LOCK
 from server.ops.health import queue_state, spool_state
 from server.outbound.senders import senders
-from server.processes import family_of, http_process_count, listen_on, start_fork_server
+from server.ports import ListenError, bind_problem, family_of
+from server.processes import http_process_count, listen_on, start_fork_server
 from server.site import build_service
 from server.site.choices import configured, stored
 from server.store.port import Store
