@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pydicom
 import pytest
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
 
 import server.reports
@@ -98,6 +99,12 @@ def _identifiers(values: list[list[tuple[str, str]]]) -> dict[str, str]:
     return found
 
 
+# what _values may yield from: UIDs, person names, sequences, and values pydicom has not
+# typed yet (implicit VR, UN); else only the attributes named above
+_MAY_IDENTIFY_VRS = {None, "SQ", "UI", "PN", "UN"}
+_WORDS_KEPT = _IDENTIFYING | set(_DESCRIPTIVE)
+
+
 def _tokens(text: str) -> set[str]:
     """The words and numbers of a text, as an identifier would stand in it."""
     return set(re.findall(r"[\w.\-]+", text.lower()))
@@ -106,6 +113,9 @@ def _tokens(text: str) -> set[str]:
 def _values(ds: Dataset) -> Iterator[tuple[str, str]]:
     for tag in list(ds.keys()):
         try:
+            raw_vr = ds.get_item(tag).VR  # as read, before pydicom converts the value
+            if raw_vr not in _MAY_IDENTIFY_VRS and keyword_for_tag(tag) not in _WORDS_KEPT:
+                continue  # nothing below yields it: not converted (most of the elements)
             element = ds[tag]
         except Exception:  # a private element the dictionary cannot read
             continue

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.slow
 
 
 def _env(data_dir: Path) -> dict[str, str]:
+    """Three ports of its own; HTTP in kerma serve's process unless a test asks for more."""
     plain = {k: v for k, v in os.environ.items() if not k.startswith("KERMA_")}
     ports: set[str] = set()
     while len(ports) < len(PORTS):  # three different ones: a repeat is a settings error
@@ -37,6 +38,7 @@ def _env(data_dir: Path) -> dict[str, str]:
     return {
         **plain,
         "KERMA_DATA_DIR": str(data_dir),
+        "KERMA_HTTP_PROCESSES": "1",
         **dict(zip(PORTS, sorted(ports), strict=True)),
     }
 
@@ -278,7 +280,7 @@ def _spool_worker(server_pid: int) -> int:
 
 
 def test_a_spool_worker_killed_is_replaced_and_c_store_still_answers(tmp_path: Path) -> None:
-    env = {**_env(tmp_path), "KERMA_HTTP_PROCESSES": "1"}
+    env = _env(tmp_path)
     token = subprocess.run([KERMA, "users", "add", "ops", "--role", "admin"], env=env, check=True,
                            capture_output=True, text=True).stdout.split()[-1]  # fmt: skip
     server = subprocess.Popen([KERMA, "serve"], env=env, stderr=subprocess.PIPE, text=True)
