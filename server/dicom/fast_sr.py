@@ -14,8 +14,9 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from pydicom.charset import decode_bytes
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
+from pydicom.valuerep import TEXT_VR_DELIMS
 
 from server.dicom.sr import Item, item_values
 from server.dicom.sr import concept as concept_key
@@ -58,7 +59,8 @@ class Unsupported(ValueError):
 
 
 def split(data: bytes) -> tuple[bytes, Parsed | None, list[str]]:
-    """(the file without its Content Sequence, the sequence's items parsed, character sets)."""
+    """(the file without its Content Sequence, the sequence's items parsed, the Python codecs
+    of its Specific Character Set)."""
     if len(data) < 132 or data[128:132] != b"DICM":
         raise Unsupported("no DICOM preamble")
     meta_end, syntax = _file_meta(data)
@@ -76,24 +78,31 @@ def split(data: bytes) -> tuple[bytes, Parsed | None, list[str]]:
             ]
         if tag == CONTENT_SEQUENCE:
             items, end = reader.sequence(pos, length)
-            return data[:start] + data[end:], {CONTENT_SEQUENCE: items}, charsets
+            return data[:start] + data[end:], {CONTENT_SEQUENCE: items}, _codecs(charsets)
         if tag > CONTENT_SEQUENCE:
             break
         pos = reader.skip(pos, vr, length)
-    return data, None, charsets
+    return data, None, _codecs(charsets)
 
 
-def build(parsed: Parsed, charsets: list[str], root_path: str) -> tuple[Item, ...]:
+def _codecs(charsets: list[str]) -> list[str]:
+    """Specific Character Set's terms ("ISO_IR 192") as Python's codecs ("utf_8"), as pydicom
+    reads them; once per file (decoding with the terms themselves failed for some, and each
+    failure cost an exception and a warning per text value)."""
+    return convert_encodings(charsets or ["ISO_IR 6"])
+
+
+def build(parsed: Parsed, encodings: list[str], root_path: str) -> tuple[Item, ...]:
     """The content items of a parsed Content Sequence, as `Item`s (paths as `Item.of` makes them)."""
     return tuple(
-        _item(child, f"{root_path}[{i}]", charsets)
+        _item(child, f"{root_path}[{i}]", encodings)
         for i, child in enumerate(parsed.get(CONTENT_SEQUENCE, []))
     )
 
 
-def _item(raw: Parsed, path: str, charsets: list[str]) -> Item:
-    concept = _code(raw.get(_TAGS["concept"]), charsets)
-    value_type = _text(raw.get(_TAGS["value_type"]), charsets) or ""
+def _item(raw: Parsed, path: str, encodings: list[str]) -> Item:
+    concept = _code(raw.get(_TAGS["concept"]), encodings)
+    value_type = _text(raw.get(_TAGS["value_type"]), encodings) or ""
     key = concept_key(concept.scheme, concept.value) if concept else None
     here = f"{path}/{key[0]}:{key[1]}" if key else path or "/"
     values: dict[str, Any] = {}
@@ -102,24 +111,26 @@ def _item(raw: Parsed, path: str, charsets: list[str]) -> Item:
         if measured:
             units = measured[0].get(_TAGS["units"])
             values = {
-                "number": _text(measured[0].get(_TAGS["numeric"]), charsets),
-                "unit": _text(units[0].get(_TAGS["code_value"]), charsets) if units else None,
+                "number": _text(measured[0].get(_TAGS["numeric"]), encodings),
+                "unit": _text(units[0].get(_TAGS["code_value"]), encodings) if units else None,
             }
     elif value_type == "CODE":
-        values = {"code": _code(raw.get(_TAGS["code"]), charsets)}
+        values = {"code": _code(raw.get(_TAGS["code"]), encodings)}
     elif value_type in ("TEXT", "PNAME"):
         values = {
-            "text": _text(raw.get(_TAGS["text" if value_type == "TEXT" else "person"]), charsets)
+            "text": _text(raw.get(_TAGS["text" if value_type == "TEXT" else "person"]), encodings)
         }
     elif value_type == "UIDREF":
-        values = {"uid": _text(raw.get(_TAGS["uid"]), charsets)}
+        values = {"uid": _text(raw.get(_TAGS["uid"]), encodings)}
     elif value_type in ("DATETIME", "DATE", "TIME"):
-        values = {"datetime": _text(raw.get(_TAGS["datetime"]) or raw.get(_TAGS["date"]), charsets)}
+        values = {
+            "datetime": _text(raw.get(_TAGS["datetime"]) or raw.get(_TAGS["date"]), encodings)
+        }
     children = tuple(
-        _item(child, f"{here}[{i}]", charsets)
+        _item(child, f"{here}[{i}]", encodings)
         for i, child in enumerate(raw.get(CONTENT_SEQUENCE, []))
     )
-    relationship = _text(raw.get(_TAGS["relationship"]), charsets) or ""
+    relationship = _text(raw.get(_TAGS["relationship"]), encodings) or ""
     return item_values(here, key, value_type, relationship, values, children)
 
 
@@ -128,7 +139,7 @@ class _Code:
         self.scheme, self.value, self.meaning = scheme, value, meaning
 
 
-def _code(seq: Any, charsets: list[str]) -> Any:
+def _code(seq: Any, encodings: list[str]) -> Any:
     """The first item of a code sequence, as scheme/value/meaning strings (None when absent)."""
     if not seq:
         return None
@@ -137,19 +148,19 @@ def _code(seq: Any, charsets: list[str]) -> Any:
         first.get(_TAGS["code_value"])
         or first.get(_TAGS["long_code"])
         or first.get(_TAGS["urn_code"]),
-        charsets,
+        encodings,
     )
     return _Code(
-        _text(first.get(_TAGS["scheme"]), charsets) or "",
+        _text(first.get(_TAGS["scheme"]), encodings) or "",
         value or "",
-        _text(first.get(_TAGS["meaning"]), charsets) or "",
+        _text(first.get(_TAGS["meaning"]), encodings) or "",
     )
 
 
-def _text(raw: Any, charsets: list[str]) -> str | None:
+def _text(raw: Any, encodings: list[str]) -> str | None:
     if raw is None or isinstance(raw, list):
         return None
-    text = decode_bytes(bytes(raw), charsets or ["ISO_IR 6"], set()).strip(" \x00")
+    text = decode_bytes(bytes(raw), encodings, TEXT_VR_DELIMS).strip(" \x00")
     return text or None
 
 

@@ -106,26 +106,26 @@ def read_dicom(data: bytes | Path, units: UnitTable) -> Outcome:
     return outcome
 
 
-Content = tuple[object, list[str]] | None  # the fast reader's parsed Content Sequence and charsets
+Content = tuple[object, list[str]] | None  # the fast reader's parsed Content Sequence and codecs
 
 
 def _fast_content(raw: bytes) -> tuple[bytes, Content]:
     """The file without its Content Sequence and the sequence parsed by the fast reader; the
     whole file and None when the fast reader does not handle it (pydicom reads it all then)."""
     try:
-        header_bytes, parsed, charsets = fast_sr.split(raw)
+        header_bytes, parsed, encodings = fast_sr.split(raw)
     except fast_sr.Unsupported:
         return raw, None
-    return (header_bytes, (parsed, charsets)) if parsed is not None else (raw, None)
+    return (header_bytes, (parsed, encodings)) if parsed is not None else (raw, None)
 
 
 def _root_item(ds: Dataset, content: Content) -> Item:
     """The SR root with its tree: from the fast reader's parse, else through pydicom."""
     if content is None:
         return Item.of(ds)
-    parsed, charsets = content
+    parsed, encodings = content
     root = Item.of(ds)  # the root concept only: the Content Sequence was cut out of `ds`
-    children = fast_sr.build(parsed, charsets, root.path)  # type: ignore[arg-type]
+    children = fast_sr.build(parsed, encodings, root.path)  # type: ignore[arg-type]
     return replace(root, children=children, _index={})
 
 

@@ -4,6 +4,7 @@ tree, item by item (concept, value type, relationship, values, children, paths),
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import pydicom
@@ -33,17 +34,41 @@ def test_the_corpus_has_many_trees() -> None:
 
 @pytest.mark.parametrize("path", SR_FILES, ids=lambda p: p.name)
 def test_the_fast_reader_builds_the_tree_pydicom_builds(path: Path) -> None:
-    raw = path.read_bytes()
+    _same_trees(path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [("ISO_IR 192", "Schädel-Übersicht 頭部"), ("ISO_IR 100", "Schädel-Übersicht"),
+     ("ISO_IR 144", "Череп"), (["", "ISO 2022 IR 87"], "頭部単純CT")],
+)  # fmt: skip
+def test_text_in_the_files_character_set_is_read_as_pydicom_reads_it(
+    charset: str | list[str], text: str
+) -> None:
+    ds = pydicom.dcmread(CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm")
+    ds.SpecificCharacterSet = charset
+    procedure = ds.ContentSequence[0].ConceptCodeSequence[0]
+    procedure.CodeMeaning = text
+    out = io.BytesIO()
+    ds.save_as(out)
+    _same_trees(out.getvalue())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "unknown encoding" for a character set pydicom knows
+        _, parsed, encodings = fast_sr.split(out.getvalue())
+        assert parsed is not None and fast_sr.build(parsed, encodings, "")[0].code.meaning == text
+
+
+def _same_trees(raw: bytes) -> None:
     full = Item.of(pydicom.dcmread(io.BytesIO(raw), force=True))
     try:
-        header, parsed, charsets = fast_sr.split(raw)
+        header, parsed, encodings = fast_sr.split(raw)
     except fast_sr.Unsupported:
         pytest.skip("a transfer syntax the fast reader leaves to pydicom")
     if parsed is None:  # an SR without content (ESR_non-dose.dcm)
         assert (header, full.children) == (raw, ())
         return
     root = Item.of(pydicom.dcmread(io.BytesIO(header), force=True))
-    fast = fast_sr.build(parsed, charsets, root.path)
+    fast = fast_sr.build(parsed, encodings, root.path)
     expected, got = _items(full)[1:], [i for child in fast for i in _items(child)]
     assert len(got) == len(expected)
     for want, have in zip(expected, got, strict=True):
