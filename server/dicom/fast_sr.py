@@ -51,7 +51,7 @@ _TAGS = {
     "date": 0x0040A121, "time": 0x0040A122, "code_value": 0x00080100, "scheme": 0x00080102,
     "meaning": 0x00080104, "long_code": 0x00080119, "urn_code": 0x00080120,
 }  # fmt: skip
-_VR_CACHE: dict[int, str] = {}
+_VR_CACHE: dict[int, bytes] = {}  # an implicit-VR file's tag -> its VR, as header() gives it
 
 
 class Unsupported(ValueError):
@@ -181,6 +181,7 @@ def _file_meta(data: bytes) -> tuple[int, str]:
 class _Reader:
     def __init__(self, data: bytes, implicit: bool) -> None:
         self.data = data
+        self.view = memoryview(data)  # values are slices of it, not copies
         self.implicit = implicit
 
     def header(self, pos: int) -> tuple[int, bytes, int, int]:
@@ -192,8 +193,9 @@ class _Reader:
         tag = group << 16 | element
         if group == 0xFFFE or self.implicit:
             (length,) = struct.unpack_from("<I", data, pos + 4)
-            vr = b"SQ" if length == _UNDEFINED and group != 0xFFFE else _implicit_vr(tag)
-            return tag, vr, length, pos + 8
+            if length == _UNDEFINED and group != 0xFFFE:
+                return tag, b"SQ", length, pos + 8
+            return tag, _VR_CACHE.get(tag) or _implicit_vr(tag), length, pos + 8
         vr = data[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             (length,) = struct.unpack_from("<I", data, pos + 8)
@@ -236,7 +238,7 @@ class _Reader:
                 continue
             if value_length == _UNDEFINED or pos + value_length > len(self.data):
                 raise Unsupported(f"bad length for tag {tag:08X}")
-            parsed[tag] = memoryview(self.data)[pos : pos + value_length]
+            parsed[tag] = self.view[pos : pos + value_length]
             pos += value_length
         if length == _UNDEFINED:
             raise Unsupported("item without its delimiter")
@@ -244,14 +246,13 @@ class _Reader:
 
 
 def _implicit_vr(tag: int) -> bytes:
-    vr = _VR_CACHE.get(tag)
-    if vr is None:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            vr = "UN"
-        _VR_CACHE[tag] = vr
-    return b"SQ" if vr == "SQ" else vr.encode()[:2]
+    """The dictionary's VR of a tag (the first of several: "US or SS"), or UN; kept."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        vr = "UN"
+    _VR_CACHE[tag] = vr.encode()[:2]
+    return _VR_CACHE[tag]
 
 
 def cut_short(data: bytes) -> str | None:
