@@ -131,7 +131,7 @@ def _values(ds: Dataset) -> Iterator[tuple[str, str]]:
             if element.VR == "UI" and _distinctive(text) and keyword not in _PUBLIC_UIDS:
                 if not text.startswith("1.2.840.10008"):
                     yield keyword, text
-            elif keyword in (*_IDENTIFYING, *_DESCRIPTIVE) and _distinctive(text):
+            elif keyword in _WORDS_KEPT and _distinctive(text):
                 yield keyword, text
             elif element.VR == "PN":
                 yield from ((keyword, name) for name in _names(text))
