@@ -80,7 +80,7 @@ def main() -> None:
     fhir_search._load(store, data_dir, args.observations, args.patients)
     token = add_user(store, f"bench-{time.time_ns()}", "mpe")
     store.close()
-    script = Path(tempfile.mkdtemp()) / "search.lua"
+    script = data_dir / "search.lua"  # beside the store it searches (its user's token)
     script.write_text(_SCRIPT % {"patients": args.patients, "token": token})
     cases: list[dict[str, Any]] = []
     for processes in (1, os.cpu_count() or 1) if args.rounds else ():

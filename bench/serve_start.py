@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def _start(http_processes: int) -> dict[str, object]:
     finally:
         server.terminate()
         server.wait(60)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _cpu_s(pid: int) -> float:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +65,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item._id = item.parent.id.child(item.originalname).with_params(params)
         if _slow_file(item.path):
             item.add_marker(pytest.mark.slow)
+
+
+# folders a test module makes when it is collected, before fixtures exist: removed when the
+# test process ends (pytest_unconfigure: xdist's workers end without running atexit)
+_COLLECTION_FOLDERS: list[Path] = []
+
+
+def collection_folder(prefix: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    _COLLECTION_FOLDERS.append(folder)
+    return folder
+
+
+def pytest_unconfigure() -> None:
+    for folder in _COLLECTION_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def children_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """TMPDIR of the processes the test starts, a folder removed after it: a kerma serve killed
+    with SIGKILL leaves its fork server's socket folder (pymp-*), a fuzzer its store (libFuzzer
+    ends the process without Python's exit handlers). Short, for the socket's 107 bytes."""
+    with tempfile.TemporaryDirectory(prefix="kerma-") as folder:
+        monkeypatch.setenv("TMPDIR", folder)
+        yield Path(folder)
 
 
 MONGO_URL = os.environ.get("KERMA_TEST_MONGODB_URL", "")

@@ -5,11 +5,7 @@ missing required values, values out of range) the server says 4xx. Never a 5xx."
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -26,6 +22,7 @@ from server.app import create_app
 from server.auth.users import add_user
 from server.config import Settings
 from server.store.sqlite import SqliteStore
+from tests.conftest import collection_folder
 
 EXAMPLES = int(os.environ.get("KERMA_TEST_FUZZ_EXAMPLES", "8"))
 # schemathesis's coverage phase (every boundary, missing and wrong value the document defines,
@@ -36,9 +33,8 @@ PHASES = ["examples", "fuzzing"] + (
 )
 
 # schemathesis needs the app when the module is collected, before fixtures exist (its
-# from_fixture fails under pytest 9); the folder goes when the process ends, run or not
-_DIR = Path(tempfile.mkdtemp(prefix="kerma-fuzz-"))
-atexit.register(shutil.rmtree, _DIR, ignore_errors=True)
+# from_fixture fails under pytest 9); the folder goes when the test process ends, run or not
+_DIR = collection_folder("kerma-fuzz-")
 _STORE = SqliteStore(_DIR / "kerma.sqlite3")
 _TOKEN = add_user(_STORE, "fuzzer", "admin")
 _APP = create_app(Settings(data_dir=_DIR), _STORE)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 
@@ -50,6 +51,7 @@ def _objects() -> Iterator[pydicom.Dataset]:
         yield ds
 
 
+@pytest.mark.usefixtures("children_tmpdir")  # what kill -9 leaves in TMPDIR goes with the test
 def test_every_acknowledged_object_survives_kill_9(tmp_path: Path) -> None:
     port = free_port()
     acknowledged: list[str] = []

@@ -4,7 +4,9 @@
 
 e.g. `python -m tests.fuzz.run hl7 -max_total_time=60 /tmp/hl7-corpus tests/data/hl7`. New
 inputs go to the first corpus folder; an input that breaks a target is written as
-crash-<sha1> (-artifact_prefix) and belongs in tests/data/fuzz/<target>/ once fixed.
+crash-<sha1> (-artifact_prefix) and belongs in tests/data/fuzz/<target>/ once fixed. The
+target's store is a new folder in TMPDIR (kerma-fuzz-<target>-*), left there: libFuzzer ends
+the process without Python's exit handlers.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ ROOT = Path(__file__).parents[2]
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
+@pytest.mark.usefixtures("children_tmpdir")  # the fuzzer's store, which it leaves
 def test_a_fuzzing_run_finds_nothing(name: str, tmp_path: Path) -> None:
     corpus, seeds, found = tmp_path / "corpus", tmp_path / "seeds", tmp_path / "found"
     for folder in (corpus, seeds, found):

@@ -7,6 +7,8 @@ import signal
 import socket
 from pathlib import Path
 
+import pytest
+
 from server.site import build_service
 from server.store.sqlite import SqliteStore
 from tests.conftest import kerma_serve
@@ -40,6 +42,7 @@ def _exchange(sock: socket.socket, raw: bytes) -> bytes | None:
     return answer
 
 
+@pytest.mark.usefixtures("children_tmpdir")  # what kill -9 leaves in TMPDIR goes with the test
 def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
     port = free_port()
     ports = {"http_port": str(free_port()), "dicom_port": "0", "hl7_port": str(port)}

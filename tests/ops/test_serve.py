@@ -26,7 +26,8 @@ from tests.dicom.conftest import CORPUS, free_port
 
 KERMA = str(Path(sys.executable).parent / "kerma")
 PORTS = ("KERMA_HTTP_PORT", "KERMA_DICOM_PORT", "KERMA_HL7_PORT")
-pytestmark = pytest.mark.slow
+# the tests kill kerma serve: what it leaves in TMPDIR goes with the test
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("children_tmpdir")]
 
 
 def _env(data_dir: Path) -> dict[str, str]:
