@@ -29,7 +29,10 @@ from dicomanonymizer.simpledicomanonymizer import (
     replace_UID,
 )
 from pydicom import Dataset, dcmread
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 from server.mappings import read_csv_rows
@@ -56,18 +59,25 @@ def deidentified(data: bytes, key: bytes) -> bytes:
     """A de-identified copy of a DICOM object (its bytes), keyed by the site's pseudonym key."""
     dataset = dcmread(BytesIO(data))
     uid = _KeyedUids(key)
+    actions = initialize_actions(_STANDARD)
     # every instance UID is replaced wherever it is, by one rule: the sweep below
     rules: dict[Any, Rule] = {
         tag: keep if action in (replace_UID, delete_or_empty_or_replace_UID) else action
-        for tag, action in initialize_actions(_STANDARD).items()
+        for tag, action in actions.items()
+        if len(tag) == 2
     }
     rules.update({tag: keep for tag in _KEPT})
-    rules[_CONTENT] = lambda ds, tag: _clean_content(ds.get(tag, Dataset()).value or [],
+    rules[_CONTENT] = lambda ds, tag: _clean_content(ds[tag].value if tag in ds else [],
                                                      _identifying_text())  # fmt: skip
+    groups = [tag for tag in actions if len(tag) == 4]  # repeating groups: all removed
     original_patient = str(dataset.get("PatientID", ""))
-    anonymize_dataset(dataset, base_rules_gen=lambda: rules, delete_private_tags=True)
+    # the library's rules for single attributes, at the top level; it would also walk the
+    # whole object once per repeating group and once for the private tags, making pydicom
+    # convert every value (seconds for an RF report of hundreds of events): the sweep does
+    # both, converting only sequences, UIDs and names
+    anonymize_dataset(dataset, base_rules_gen=lambda: rules, delete_private_tags=False)
     _every_level(dataset, rules)  # the library applies them to the top level only
-    _sweep(dataset, uid)
+    _sweep(dataset, uid, groups)
     dataset.PatientID = (
         "P" + uid.digest(f"patient:{original_patient}")[:16] if original_patient else ""
     )
@@ -80,28 +90,58 @@ def deidentified(data: bytes, key: bytes) -> bytes:
     return out.getvalue()
 
 
+def _vr(dataset: Dataset, tag: BaseTag) -> str | None:
+    """An element's VR without converting its value (values left as read are written back as
+    read, in microseconds): as read, or the dictionary's where the file gives none or UN."""
+    vr = dataset.get_item(tag).VR
+    if vr in (None, "UN") and dictionary_has_tag(tag):
+        return str(dictionary_VR(tag))
+    return vr
+
+
+def _items(dataset: Dataset, tag: BaseTag) -> list[Dataset]:
+    return list(dataset[tag].value or [])
+
+
 def _every_level(dataset: Dataset, rules: dict[Any, Rule]) -> None:
     """The profile's rules for single attributes, in every item of every sequence."""
-    for element in list(dataset):
-        if element.VR != "SQ" or element.tag == _CONTENT:
+    for tag in list(dataset.keys()):
+        if tag == _CONTENT or _vr(dataset, tag) != "SQ":
             continue
-        for item in element.value:
-            for tag, action in rules.items():
-                if len(tag) == 2 and tag in item:
-                    action(item, tag)
+        for item in _items(dataset, tag):
+            for rule_tag, action in rules.items():
+                if rule_tag in item:
+                    action(item, rule_tag)
             _every_level(item, rules)
 
 
-def _sweep(dataset: Dataset, uid: _KeyedUids) -> None:
+def _sweep(dataset: Dataset, uid: _KeyedUids, groups: list[tuple[int, int, int, int]]) -> None:
     """Wherever they are: a UID that is not a registered one (a SOP class, a coding scheme)
-    becomes its keyed UID; a person's name is removed."""
-    for element in dataset.iterall():
-        if element.VR == "UI" and element.value:
-            values = element.value if element.VM > 1 else [element.value]
-            replaced = [uid.of(str(v)) if UID(str(v)).name == str(v) else v for v in values]
-            element.value = replaced if element.VM > 1 else replaced[0]
-        elif element.VR == "PN" and element.value:
-            element.value = REMOVED
+    becomes its keyed UID; a person's name is removed; so are private attributes and those of
+    the repeating groups (curves, overlays)."""
+    for tag in list(dataset.keys()):
+        if tag.is_private or any(
+            tag.group & mask_group == group & mask_group
+            and tag.element & mask_element == element & mask_element
+            for group, element, mask_group, mask_element in groups
+        ):
+            del dataset[tag]
+            continue
+        vr = _vr(dataset, tag)
+        if vr == "SQ":
+            for item in _items(dataset, tag):
+                _sweep(item, uid, groups)
+        elif vr in ("UI", "PN"):
+            _sweep_value(dataset[tag], uid)
+
+
+def _sweep_value(element: DataElement, uid: _KeyedUids) -> None:
+    if element.VR == "UI" and element.value:
+        values = element.value if element.VM > 1 else [element.value]
+        replaced = [uid.of(str(v)) if UID(str(v)).name == str(v) else v for v in values]
+        element.value = replaced if element.VM > 1 else replaced[0]
+    elif element.VR == "PN" and element.value:
+        element.value = REMOVED
 
 
 class _KeyedUids:

@@ -39,6 +39,8 @@ def benches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Benches]:
                          "--dir", folder("studies")),
         "skin": ("skin_dose_agreement.py", "--repeats", "1", "--dir", folder("skin")),
         "classification": ("classification.py",),
+        "deidentify": ("deidentify.py", "--names", "MG-RDSR-Giotto-DBT.dcm", "--repeats", "1",
+                       "--dir", folder("deidentify")),
     })  # fmt: skip
     try:
         yield running
@@ -69,6 +71,7 @@ REPORTS = {
     "studies_page": ["300 studies", "open alerts", "every page",
                      "15 matches"],  # the open alerts: one study in 20
     "skin": ["RF-RDSR-Siemens-Zee.dcm", "corr"],
+    "deidentify": ["MG-RDSR-Giotto-DBT.dcm", "all 1:"],
 }  # fmt: skip
 
 

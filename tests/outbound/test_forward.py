@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from server.config import Settings
 from server.fhir import FhirService
 from server.ingest import build_ingestor
 from server.notify.delivery import Dispatcher, Policy
+from server.outbound.deidentify import deidentified
 from server.outbound.senders import senders
 from server.store.port import Store
 from tests.dicom.conftest import CORPUS, SIEMENS_CT, echo, free_port, wait_until
@@ -171,6 +173,21 @@ def test_forwarded_to_orthanc_as_received_and_to_a_registry_de_identified(
     assert _dlp_total(siemens_copy) == _dlp_total(sources[0]) == 724.52  # the dose stays
     assert siemens_copy.StudyDate == sources[0].StudyDate and siemens_copy.PatientAge == "067Y"
     assert not list((settings.data_dir / "outbound").iterdir())  # delivered: not kept
+
+
+@pytest.mark.parametrize("name", ["DX-Im-Carestream_DR7500-1.dcm", "ESR_non-dose.dcm"])
+def test_an_object_without_a_dose_tree_is_de_identified_too(name: str) -> None:
+    """An image or an SR without content: no identifier and no private attribute goes out
+    (the content tree's rule raised on them)."""
+    source = dcmread(CORPUS / "openrem" / name)
+    copy = deidentified((CORPUS / "openrem" / name).read_bytes(), bytes(32))
+    # the Full Dates option keeps the examination's dates; this image's birth date is that day
+    secrets = identifiers(source) - {str(source.get("StudyDate", ""))}
+    assert secrets and not [s for s in secrets if _carries(copy, s)], "an identifier went out"
+    copied = dcmread(BytesIO(copy))
+    assert copied.PatientIdentityRemoved == "YES"
+    assert any(e.tag.is_private for e in source.iterall()) == (name.startswith("DX"))
+    assert not [e.tag for e in copied.iterall() if e.tag.is_private]
 
 
 def test_a_registry_that_is_down_gets_the_report_when_it_is_back(
