@@ -55,17 +55,20 @@ CONFORMS = [not_a_server_error, status_code_conformance, content_type_conformanc
 
 
 _TYPE_SEGMENT = re.compile(r"^/fhir/[A-Z][A-Za-z]+")
-_SHAPES = Counter(
-    (method, _TYPE_SEGMENT.sub("/fhir/{type}", path))
-    for path, item in schema.raw_schema["paths"].items()
-    for method in item
-)
+
+
+def _route(method: str, path: str) -> tuple[str, str]:
+    """The operation's route, whatever the resource type."""
+    return method.lower(), _TYPE_SEGMENT.sub("/fhir/{type}", path)
+
+
+_ROUTES = Counter(_route(method, path) for path, item in schema.raw_schema["paths"].items()
+                  for method in item)  # fmt: skip
 
 
 def _per_type(context: Any) -> bool:
     """An operation whose route exists for several resource types."""
-    operation = context.operation
-    return _SHAPES[(operation.method, _TYPE_SEGMENT.sub("/fhir/{type}", operation.path))] > 1
+    return _ROUTES[_route(context.operation.method, context.operation.path)] > 1
 
 
 def _fuzzing(fuzzed: Any, examples: int, checks: list[Any]) -> Any:
