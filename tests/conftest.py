@@ -65,6 +65,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item._id = item.parent.id.child(item.originalname).with_params(params)
         if _slow_file(item.path):
             item.add_marker(pytest.mark.slow)
+    # the slow files first (scripts/test hands them out in this order): a file of two tests
+    # that takes 30 s, started last, kept one core waiting for it at the end of the run
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 # folders a test module makes when it is collected, before fixtures exist: removed when the

@@ -4,9 +4,14 @@ server/)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from mypy import api
+
+# what scripts/test's mypy run over server/ left: a copy of it spares this test analysing the
+# standard library and server.fhir again (7 -> 0.6 s); without one, mypy starts from nothing
+WARM_CACHE = Path(__file__).parents[2] / ".mypy_cache"
 
 SNIPPET = """
 from server.fhir.datatypes import (CodeableConcept, Identifier, ImagingStudySeries,
@@ -36,7 +41,10 @@ def series_without_its_uid() -> ImagingStudySeries:
 def test_mypy_catches_a_misspelt_element_and_a_wrong_value(tmp_path: Path) -> None:
     snippet = tmp_path / "snippet.py"
     snippet.write_text(SNIPPET)
-    out, _, status = api.run([str(snippet), "--cache-dir", str(tmp_path / "cache"),
+    cache = tmp_path / "cache"
+    if WARM_CACHE.is_dir():
+        shutil.copytree(WARM_CACHE, cache)
+    out, _, status = api.run([str(snippet), "--cache-dir", str(cache),
                               "--no-error-summary"])  # fmt: skip
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert status == 1 and len(errors) == 3, out
