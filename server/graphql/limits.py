@@ -29,6 +29,7 @@ from strawberry.extensions import (
     AddValidationRules,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 
 from server.fhir.errors import FhirError, outcome
@@ -36,14 +37,19 @@ from server.graphql.errors import WithOutcomes, lacks_outcome
 
 _AT_ROOT = 1000  # the REST page maximum
 _NESTED = 50  # the REST default page
+# validated documents kept: a site's dashboards and scripts send the same queries again and
+# again; a thousand parsed documents with their answers take a few MB
+_VALIDATED = 1000
 
 
 def limits(max_depth: int, max_cost: int) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories: strawberry makes new ones for each request."""
-    rule = cost_rule(max_cost)
+    """Extension factories: strawberry makes new ones for each request. The rules are made
+    once (QueryDepthLimiter makes a new rule class each time), so a query validated before is
+    not validated again: the cache knows a document by its rules too."""
+    rules = [*QueryDepthLimiter(max_depth=max_depth).validation_rules, cost_rule(max_cost)]
     return [
-        functools.partial(QueryDepthLimiter, max_depth=max_depth),
-        functools.partial(AddValidationRules, [rule]),
+        functools.partial(AddValidationRules, rules),
+        functools.partial(ValidationCache, maxsize=_VALIDATED),
         functools.partial(WithOutcomes, should_mask_error=lacks_outcome),
     ]
 

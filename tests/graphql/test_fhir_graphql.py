@@ -5,6 +5,7 @@ restrictions and the audit trail as in REST; depth and cost limits."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,29 @@ def test_depth_and_cost_limits(api: Api) -> None:
     assert "would cost" in message and "more than the 1000000 allowed" in message
     cheap = "{ ObservationList(_count: 10) { id ObservationList(_reference: has_member, _count: 5) { id } } }"
     assert "errors" not in post(api, cheap).get_json()
+
+
+def test_a_query_is_validated_once_and_refused_alike_each_time(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation (depth and cost with graphql-core's rules) is kept per query text: the same
+    query again is not validated again, and a refused one is refused with the same error."""
+    import strawberry.schema.schema
+
+    validated: list[str] = []
+    validate = strawberry.schema.schema.validate
+
+    def counting(schema: Any, document: Any, rules: Any) -> Any:
+        validated.append(document.definitions[0].selection_set.selections[0].alias.value)
+        return validate(schema, document, rules)
+
+    monkeypatch.setattr(strawberry.schema.schema, "validate", counting)
+    alias = f"q{uuid.uuid4().hex}"  # a query no other test sent to this process's cache
+    good, bad = f"{{ {alias}: PatientList {{ id }} }}", f"{{ {alias}: PatientList {{ idd }} }}"
+    answers = [post(api, query).get_json() for query in (good, good, bad, bad)]
+    assert validated == [alias, alias]  # once for each text
+    assert answers[0] == answers[1] == {"data": {alias: []}}
+    assert answers[2] == answers[3] and "Cannot query field 'idd'" in str(answers[2]["errors"])
 
 
 def test_a_defect_is_masked_and_logged(
