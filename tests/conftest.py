@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,18 @@ def collection_folder(prefix: str) -> Path:
 def pytest_unconfigure() -> None:
     for folder in _COLLECTION_FOLDERS:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def restore(store: Store, template: Path) -> None:
+    """`store`, which nothing was written to yet, becomes a copy of the SQLite file `template`
+    (SQLite's backup): a test's data ingested once in a test process instead of in each test.
+    Asserts nothing was written: a store's cached numbers would not fit the copy's."""
+    assert isinstance(store, SqliteStore)
+    with closing(sqlite3.connect(store.path)) as into, closing(sqlite3.connect(template)) as data:
+        written = into.execute("SELECT (SELECT COUNT(*) FROM resource) + (SELECT COUNT(*) "
+                               "FROM app_user) + (SELECT COUNT(*) FROM search_param)").fetchone()  # fmt: skip
+        assert written == (0,), "restore() into a store that holds data"
+        data.backup(into)
 
 
 @pytest.fixture

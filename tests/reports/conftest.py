@@ -8,7 +8,6 @@ import pytest
 
 from server.app import create_app
 from server.config import Settings
-from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.conftest import Api
 from tests.ingest.test_monitoring import four_months
@@ -16,8 +15,9 @@ from tests.notify.conftest import smtp_server  # noqa: F401  # a real SMTP serve
 
 
 @pytest.fixture
-def site(settings: Settings, store: Store, tokens: dict[str, str]) -> Api:
+def site(settings: Settings, store: Store, request: pytest.FixtureRequest) -> Api:
     """24 CT chest/abdomen/pelvis examinations compared with the UK DRLs (12 above it)."""
     uk = replace(settings, drl_sets="UKHSA GB 2022")
-    four_months(build_ingestor(store, uk))
+    four_months(store, uk)  # into the empty store: the users come after
+    tokens: dict[str, str] = request.getfixturevalue("tokens")
     return Api(create_app(uk, store).test_client(), tokens["mpe"])

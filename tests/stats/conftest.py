@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from server.config import Settings
-from server.ingest import build_ingestor
 from server.store.port import Store
 from tests.ingest.test_monitoring import four_months
 
@@ -14,4 +13,4 @@ from tests.ingest.test_monitoring import four_months
 def scanner(store: Store, settings: Settings) -> None:
     """24 chest/abdomen/pelvis CTs on one Siemens scanner: 12 with DLP 500 mGy·cm (every 7 days
     from 3 August to 19 October 2026), 12 with 900 (every 2 days from 31 October)."""
-    four_months(build_ingestor(store, settings))
+    four_months(store, settings)
