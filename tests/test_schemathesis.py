@@ -28,9 +28,10 @@ from tests.conftest import collection_folder
 
 EXAMPLES = int(os.environ.get("KERMA_TEST_FUZZ_EXAMPLES", "8"))
 # an interaction that runs one handler for every resource type (read, search, update, patch,
-# history, $validate...) gets half as many for each type: 23 types x 4 cases of each kind reach
-# its handler in a run; the operations of a route of their own keep them all
-PER_TYPE_EXAMPLES = max(1, EXAMPLES // 2)
+# history, $validate...) gets a quarter as many for each type: 23 types x 2 cases of each kind
+# reach its handler in a run, more than an operation of a route of its own gets (8). Hypothesis
+# draws new cases each run, so the runs do not repeat one another
+PER_TYPE_EXAMPLES = max(1, EXAMPLES // 4)
 # schemathesis's coverage phase (every boundary, missing and wrong value the document defines,
 # and each undocumented method) is 60 % of this file's run and 75 % of its collection, which
 # every test process repeats: run after changing the API (docs/development.md), not each time
