@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sqlite3
@@ -146,17 +147,33 @@ def _cheap_password_hashes() -> Iterator[None]:
     passwords._nobody.cache_clear()
 
 
+@functools.cache
+def _migrated() -> Path:
+    """An empty store's file, made once in a test process: a test's store starts as a copy of
+    it (2 ms) instead of creating its tables (7 ms, a thousand stores a run)."""
+    store = SqliteStore(collection_folder("kerma-empty-") / "kerma.sqlite3")
+    store.close()
+    return store.path
+
+
+def _sqlite_store(path: Path) -> SqliteStore:
+    shutil.copyfile(_migrated(), path)
+    return SqliteStore(path)
+
+
 @pytest.fixture(params=["sqlite", "mongodb"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Every store adapter: SQLite, and MongoDB (mongomock, or the real server when configured)."""
-    store = SqliteStore(tmp_path / "kerma.sqlite3") if request.param == "sqlite" else _mongo_store()
+    store = (
+        _sqlite_store(tmp_path / "kerma.sqlite3") if request.param == "sqlite" else _mongo_store()
+    )
     yield store
     store.close()
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = SqliteStore(tmp_path / "kerma.sqlite3")
+    s = _sqlite_store(tmp_path / "kerma.sqlite3")
     yield s
     s.close()
 
