@@ -41,7 +41,7 @@ def benches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Benches]:
         "classification": ("classification.py",),
         "deidentify": ("deidentify.py", "--names", "MG-RDSR-Giotto-DBT.dcm", "--repeats", "1",
                        "--dir", folder("deidentify")),
-    })  # fmt: skip
+    }, tmp_path_factory.mktemp("reports"))  # fmt: skip
     try:
         yield running
     finally:

@@ -1,0 +1,82 @@
+"""Runs bench scripts in processes forked from this one, which imported Kerma once: a bench
+started with `python` spent 1-1.5 s of a core importing it, a dozen times a run (the forks
+share the same start; what a bench measures runs after it, as before).
+
+One request a line on stdin, JSON: `[script, [args], stdout file, stderr file]`. Each is run
+in a fork as `python <script> <args>` would run it; `<request number> <exit status>` is
+written on stdout when the fork ends. Ends when stdin closes and its forks have ended. One
+thread only, so that forking it is safe: it polls stdin and reaps its forks in turn."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import select
+import sys
+import traceback
+
+import server.app  # noqa: F401  # what the benches import, imported once for all of them
+
+
+def main() -> None:
+    running: dict[int, int] = {}  # pid -> request number
+    requests = 0
+    reading = True
+    while reading or running:
+        ready, _, _ = select.select([sys.stdin] if reading else [], [], [], 0.05)
+        if ready:
+            line = sys.stdin.readline()
+            if line:
+                sys.stdout.flush()  # a fork must not write what this process buffered
+                running[_fork(json.loads(line))] = requests
+                requests += 1
+            else:
+                reading = False
+        for pid, status in _ended(running):
+            print(running.pop(pid), os.waitstatus_to_exitcode(status), flush=True)
+
+
+def _ended(running: dict[int, int]) -> list[tuple[int, int]]:
+    ended = []
+    for pid in list(running):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            ended.append((pid, status))
+    return ended
+
+
+def _fork(request: list[object]) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    script, args, out, err = request
+    assert isinstance(script, str) and isinstance(args, list)
+    for fd, path in ((1, out), (2, err)):
+        os.dup2(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    os._exit(_run(script, [str(a) for a in args]))
+
+
+def _run(script: str, args: list[str]) -> int:
+    """The script as `python script args` runs it; its exit status."""
+    sys.argv = [script, *args]
+    sys.path.insert(0, os.path.dirname(script))  # as python puts the script's folder first
+    try:
+        runpy.run_path(script, run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    main()
