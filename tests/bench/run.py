@@ -80,8 +80,8 @@ class Benches:
         for line in self._zygote.stdout:
             number, status = line.split()
             name = self._by_number[int(number)]
-            out, err = self._files(name)
-            self._runs[name].set_result(Ran(int(status), out.read_text(), err.read_text()))
+            out, err = (path.read_text() if path.exists() else "" for path in self._files(name))
+            self._runs[name].set_result(Ran(int(status), out, err))
             self._next()
 
     def _files(self, name: str) -> tuple[Path, Path]:

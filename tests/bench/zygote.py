@@ -15,6 +15,7 @@ import runpy
 import select
 import sys
 import traceback
+from typing import Any
 
 import server.app  # noqa: F401  # what the benches import, imported once for all of them
 
@@ -46,19 +47,24 @@ def _ended(running: dict[int, int]) -> list[tuple[int, int]]:
     return ended
 
 
-def _fork(request: list[object]) -> int:
+def _fork(request: list[Any]) -> int:
     pid = os.fork()
     if pid:
         return pid
-    script, args, out, err = request
-    assert isinstance(script, str) and isinstance(args, list)
+    code = 1
+    try:  # the fork ends here, whatever happens: it must never go on as a second zygote
+        code = _run(*request)
+    except BaseException:
+        traceback.print_exc()  # where its output files could not be made: the zygote's stderr
+    finally:
+        os._exit(code)
+
+
+def _run(script: str, args: list[str], out: str, err: str) -> int:
+    """The script as `python script args` runs it, printing into `out` and `err`; its exit
+    status."""
     for fd, path in ((1, out), (2, err)):
-        os.dup2(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    os._exit(_run(script, [str(a) for a in args]))
-
-
-def _run(script: str, args: list[str]) -> int:
-    """The script as `python script args` runs it; its exit status."""
+        os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
     sys.argv = [script, *args]
     sys.path.insert(0, os.path.dirname(script))  # as python puts the script's folder first
     try:
