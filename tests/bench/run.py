@@ -34,7 +34,6 @@ class Benches:
         self._scripts = list(scripts.items())
         self._folder = folder
         self._runs: dict[str, Future[Ran]] = {name: Future() for name in scripts}
-        self._by_number: list[str] = []
         self._lock = threading.Lock()  # the requests, from this thread and the collecting one
         # a session of its own: a bench that hangs is killed with the zygote (os.killpg)
         self._zygote = subprocess.Popen(
@@ -69,17 +68,15 @@ class Benches:
                 return
             name, (script, *args) = self._scripts.pop(0)
             assert self._zygote.stdin is not None
-            request = [str(BENCH / script), args, *map(str, self._files(name))]
+            request = [name, str(BENCH / script), args, *map(str, self._files(name))]
             self._zygote.stdin.write(json.dumps(request) + "\n")
             self._zygote.stdin.flush()
-            self._by_number.append(name)
 
     def _collect(self) -> None:
         """Each bench's result as the zygote says it ended; the next one started."""
         assert self._zygote.stdout is not None
         for line in self._zygote.stdout:
-            number, status = line.split()
-            name = self._by_number[int(number)]
+            name, status = line.split()
             out, err = (path.read_text() if path.exists() else "" for path in self._files(name))
             self._runs[name].set_result(Ran(int(status), out, err))
             self._next()

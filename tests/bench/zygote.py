@@ -2,9 +2,9 @@
 started with `python` spent 1-1.5 s of a core importing it, a dozen times a run (the forks
 share the same start; what a bench measures runs after it, as before).
 
-One request a line on stdin, JSON: `[script, [args], stdout file, stderr file]`. Each is run
-in a fork as `python <script> <args>` would run it; `<request number> <exit status>` is
-written on stdout when the fork ends. Ends when stdin closes and its forks have ended. One
+One request a line on stdin, JSON: `[name, script, [args], stdout file, stderr file]`. Each
+is run in a fork as `python <script> <args>` would run it; `<name> <exit status>` is written
+on stdout when the fork ends. Ends when stdin closes and its forks have ended. One
 thread only, so that forking it is safe: it polls stdin and reaps its forks in turn."""
 
 from __future__ import annotations
@@ -21,24 +21,23 @@ import server.app  # noqa: F401  # what the benches import, imported once for al
 
 
 def main() -> None:
-    running: dict[int, int] = {}  # pid -> request number
-    requests = 0
+    running: dict[int, str] = {}  # pid -> the request's name
     reading = True
     while reading or running:
         ready, _, _ = select.select([sys.stdin] if reading else [], [], [], 0.05)
         if ready:
             line = sys.stdin.readline()
             if line:
-                sys.stdout.flush()  # a fork must not write what this process buffered
-                running[_fork(json.loads(line))] = requests
-                requests += 1
+                name, *request = json.loads(line)
+                running[_fork(request)] = name
             else:
                 reading = False
         for pid, status in _ended(running):
+            # flushed at once: a fork must not inherit anything this process buffered
             print(running.pop(pid), os.waitstatus_to_exitcode(status), flush=True)
 
 
-def _ended(running: dict[int, int]) -> list[tuple[int, int]]:
+def _ended(running: dict[int, str]) -> list[tuple[int, int]]:
     ended = []
     for pid in list(running):
         done, status = os.waitpid(pid, os.WNOHANG)
