@@ -19,19 +19,24 @@ from typing import Any
 
 import server.app  # noqa: F401  # what the benches import, imported once for all of them
 
+_STDIN = 0
+
 
 def main() -> None:
     running: dict[int, str] = {}  # pid -> the request's name
     reading = True
+    pending = b""  # a request's first part, until its line ends
     while reading or running:
-        ready, _, _ = select.select([sys.stdin] if reading else [], [], [], 0.05)
+        ready, _, _ = select.select([_STDIN] if reading else [], [], [], 0.05)
         if ready:
-            line = sys.stdin.readline()
-            if line:
+            # read from the descriptor, not sys.stdin: its buffer would hold a second request
+            # that select no longer sees, and the request would wait for the next one
+            received = os.read(_STDIN, 65536)
+            reading = bool(received)
+            *lines, pending = (pending + received).split(b"\n")
+            for line in lines:
                 name, *request = json.loads(line)
                 running[_fork(request)] = name
-            else:
-                reading = False
         for pid, status in _ended(running):
             # flushed at once: a fork must not inherit anything this process buffered
             print(running.pop(pid), os.waitstatus_to_exitcode(status), flush=True)
