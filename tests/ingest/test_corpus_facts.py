@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -594,8 +594,9 @@ def _matches(expected: Any, ours: Any, fact: dict[str, Any]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def corpus_api(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Answers]:
+def corpus_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Answers]]:
     cache: dict[str, Answers] = {}
+    opened: list[tuple[Any, SqliteStore]] = []
 
     def answers_for(group: str) -> Answers:
         if group not in cache:
@@ -606,10 +607,16 @@ def corpus_api(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Answ
             for name in files:
                 assert ingestor.ingest_file(CORPUS / name).status == "ingested", name
             token = add_user(store, "reader", "mpe")
-            cache[group] = Answers(create_app(settings, store).test_client(), token, files)
+            app = create_app(settings, store)
+            opened.append((app, store))
+            cache[group] = Answers(app.test_client(), token, files)
         return cache[group]
 
-    return answers_for
+    yield answers_for
+    # each app's audit thread held its app and store (open) until the test process ended
+    for app, store in opened:
+        app.extensions["kerma.audit"].stop()
+        store.close()
 
 
 def _expected_values(facts: list[dict[str, Any]]) -> list[Any]:
