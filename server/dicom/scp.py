@@ -22,7 +22,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from server.dicom.access import CallingAeTitles
 from server.dicom.part10 import part10
-from server.dicom.reactor import WAIT_FOR_WORK, after_http, copy_contexts_cheaply
+from server.dicom.reactor import IDLE_WAIT_S, WAIT_FOR_WORK, after_http, copy_contexts_cheaply
 from server.dicom.spool import Spool
 from server.dicom.status import Status
 from server.dicom.transport import NO_DELAY, narrate_only_when_debugging
@@ -91,7 +91,10 @@ def start_scp(
     # what start_server does after making its server (it offers no server_class): shutdown()
     # removes the server from this list
     ae._servers.append(server)
-    threading.Thread(target=server.serve_forever, name="kerma-dicom-accept", daemon=True).start()
+    # the accept loop notices a stop at its next look (socketserver's default: every 0.5 s, each
+    # stop of the listener waited that long); as often as an idle association looks
+    threading.Thread(target=server.serve_forever, args=(IDLE_WAIT_S,), name="kerma-dicom-accept",
+                     daemon=True).start()  # fmt: skip
     return server
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -177,3 +178,15 @@ def test_a_dose_report_comes_in_one_pdu(connect: Connect) -> None:
     assert assoc.send_c_store(ds).Status == Status.SUCCESS
     command, dataset = sent  # the C-STORE-RQ's command set, then the whole dataset
     assert dataset > 16384 and command < 1024
+
+
+def test_a_listener_stops_at_once(dicom_settings: Settings, store: Store) -> None:
+    """The accept loop looks for a stop as often as an idle association does (IDLE_WAIT_S):
+    socketserver's own 0.5 s made every stop of kerma serve's listener wait that long."""
+    took = []
+    for _ in range(5):
+        listener = start_dicom(dicom_settings, store)
+        started = time.monotonic()
+        listener.stop()
+        took.append(time.monotonic() - started)
+    assert sorted(took)[2] < 0.25, took  # the median; it was 0.45-0.5 s
