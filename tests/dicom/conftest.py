@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from server.store.sqlite import SqliteStore
 
 CORPUS = Path(__file__).parent.parent / "data" / "dicom"
 SIEMENS_CT = CORPUS / "openrem" / "CT-RDSR-Siemens_Flash-TAP-SS.dcm"
+ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 
 
 @pytest.fixture
@@ -117,6 +122,28 @@ def echo(port: int, called: str = "KERMA") -> bool:
         return False
     assoc.release()
     return True
+
+
+@contextmanager
+def orthanc_running(folder: Path, **config: Any) -> Iterator[tuple[int, int]]:
+    """Orthanc (Debian's) as AE ORTHANC with its data in `folder`, up: (DICOM port, HTTP port).
+    `config` adds to or replaces its settings."""
+    port, http = free_port(), free_port()
+    settings = {"Name": "KermaTestPACS", "StorageDirectory": str(folder / "storage"),
+                "IndexDirectory": str(folder / "index"), "HttpPort": http,
+                "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+                "DicomAet": "ORTHANC", "DicomPort": port, "DicomAlwaysAllowStore": True,
+                "Plugins": [], **config}  # fmt: skip
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(settings))
+    process = subprocess.Popen([ORTHANC, str(folder / "config.json")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_until(lambda: echo(port, "ORTHANC"), seconds=30)
+        yield port, http
+    finally:
+        process.kill()  # its data goes with the test; its clean stop waits on its timers (2.5 s)
+        process.wait(30)
 
 
 def ingest_directly(paths: list[Path], data_dir: Path) -> tuple[DoseReports, list[str]]:

@@ -6,9 +6,6 @@ by C-MOVE to its own SCP) and must end with what reading the same files from dis
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
@@ -33,15 +30,15 @@ from server.site import build_service
 from server.store.port import Store
 from tests.dicom.conftest import (
     CORPUS,
+    ORTHANC,
     DoseReports,
     dose_reports,
-    echo,
     free_port,
     ingest_directly,
+    orthanc_running,
     wait_until,
 )
 
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 pytestmark = pytest.mark.skipif(
     not Path(ORTHANC).exists(), reason="Orthanc is installed by scripts/setup"
 )
@@ -67,32 +64,10 @@ def kerma_port() -> int:
 def orthanc(tmp_path_factory: pytest.TempPathFactory, kerma_port: int) -> Iterator[int]:
     """A running Orthanc with the corpus selection; yields its DICOM port."""
     folder = tmp_path_factory.mktemp("orthanc")
-    port = free_port()
-    config = {
-        "Name": "KermaTestPACS",
-        "StorageDirectory": str(folder / "storage"),
-        "IndexDirectory": str(folder / "index"),
-        "HttpPort": free_port(),
-        "RemoteAccessAllowed": False,
-        "DicomAet": "ORTHANC",
-        "DicomPort": port,
-        "DicomModalities": {"kerma": ["KERMA", "127.0.0.1", kerma_port]},
-        "DicomAlwaysAllowStore": True,
-        "Plugins": [],
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [ORTHANC, str(folder / "config.json")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: echo(port, "ORTHANC"), seconds=30)
+    kerma = {"kerma": ["KERMA", "127.0.0.1", kerma_port]}
+    with orthanc_running(folder, DicomModalities=kerma) as (port, _):
         _upload(port)
         yield port
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def _upload(port: int) -> None:

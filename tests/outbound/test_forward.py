@@ -28,10 +28,16 @@ from server.notify.delivery import Dispatcher, Policy
 from server.outbound.deidentify import deidentified
 from server.outbound.senders import senders
 from server.store.port import Store
-from tests.dicom.conftest import CORPUS, SIEMENS_CT, echo, free_port, wait_until
+from tests.dicom.conftest import (
+    CORPUS,
+    SIEMENS_CT,
+    echo,
+    free_port,
+    orthanc_running,
+    wait_until,
+)
 
 PHILIPS_RF = CORPUS / "openrem" / "RF-RDSR-Philips_Azurion.dcm"
-ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 pytestmark = pytest.mark.slow
 
 
@@ -72,22 +78,8 @@ def storescp(tmp_path: Path) -> Iterator[StoreScp]:
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """A running Orthanc: (DICOM port, HTTP port)."""
-    folder, port, http = tmp_path / "orthanc", free_port(), free_port()
-    folder.mkdir()
-    config = {"Name": "KermaForwardTest", "StorageDirectory": str(folder / "storage"),
-              "IndexDirectory": str(folder / "index"), "HttpPort": http,
-              "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-              "DicomAet": "ORTHANC", "DicomPort": port, "DicomAlwaysAllowStore": True,
-              "Plugins": []}  # fmt: skip
-    (folder / "config.json").write_text(json.dumps(config))
-    process = subprocess.Popen([ORTHANC, str(folder / "config.json")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_until(lambda: echo(port, "ORTHANC"), seconds=30)
-        yield port, http
-    finally:
-        process.terminate()
-        process.wait(30)
+    with orthanc_running(tmp_path / "orthanc", Name="KermaForwardTest") as ports:
+        yield ports
 
 
 def _orthanc_sop_uids(http: int) -> set[str]:
