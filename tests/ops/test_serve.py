@@ -261,11 +261,16 @@ def _workers(server_pid: int) -> list[int]:
             for pid in _pgrep("-P", str(forkserver))]  # fmt: skip
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command's name (field 3, the state, first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _running(pid: int) -> bool:
     """Not ended: a process that ended and waits to be reaped (a zombie, state Z: orphans are
     reaped by init, which took 1.5 s here) holds no port and runs nothing."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return _stat(pid)[0] != "Z"
     except FileNotFoundError:
         return False
 
@@ -280,8 +285,7 @@ def _spool_worker(server_pid: int) -> int:
     once it has started."""
     deadline = time.monotonic() + 60
     while True:
-        nice = {pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]
-                for pid in _workers(server_pid)}  # fmt: skip
+        nice = {pid: _stat(pid)[16] for pid in _workers(server_pid)}
         workers = [pid for pid, value in nice.items() if value == "10"]
         if len(workers) == 1:
             return workers[0]
